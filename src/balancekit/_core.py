@@ -1,0 +1,350 @@
+"""The ``Balancer`` protocol and the base class every strategy builds on.
+
+The base owns what all strategies share: membership (add, remove, set_weight, update, mark_down,
+mark_up), per-endpoint live state (:class:`~balancekit._state.EndpointState`, one per address,
+kept across membership changes), lease bookkeeping (every lease is released at most once), stats
+and ``acquire``. A strategy supplies an index built from the eligible endpoints (``_rebuild``),
+a pick over that index (``_pick``), and optionally an outcome hook (``_on_release``).
+
+Thread safety: every public method of every balancer may be called from many threads at once.
+Membership changes take the balancer's lock and swap the strategy's index in with one
+assignment. Strategies whose index is immutable between changes (round robin, hashing) select
+and release without a lock, using only operations that are atomic in CPython (``next()`` on an
+``itertools.count``, one ``dict`` store or pop); load-aware strategies take the lock in their
+pick and release hooks. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ._endpoint import Endpoint, EndpointLike, as_endpoint, as_endpoints
+from ._errors import (
+    DuplicateEndpoint,
+    InvalidLease,
+    InvalidOption,
+    NoEndpointAvailable,
+    UnknownEndpoint,
+)
+from ._lease import EndpointStats, Lease
+from ._state import EndpointState, count_value
+
+__all__ = ["Balancer", "BalancerBase", "Clock"]
+
+#: A clock: a function returning seconds as a float, monotonic (default :func:`time.monotonic`).
+Clock = Callable[[], float]
+
+# One token sequence for the whole process, so a lease from another balancer is never mistaken
+# for one of ours.
+_TOKENS = itertools.count(1)
+_new_lease = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+
+
+@runtime_checkable
+class Balancer(Protocol):
+    """What every balancer offers; callers never need to know which strategy is behind it."""
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint; ``avoid`` names addresses to skip (e.g. ones a retry tried)."""
+        ...
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended; ``elapsed`` defaults to the clock's."""
+        ...
+
+    def acquire(
+        self, context: Any = None, *, avoid: Collection[str] = ()
+    ) -> AbstractContextManager[Endpoint]:
+        """Select, run the ``with`` block, release (``ok=False`` if it raised)."""
+        ...
+
+    def add(self, endpoint: EndpointLike) -> None: ...
+    def remove(self, address: EndpointLike) -> None: ...
+    def set_weight(self, address: EndpointLike, weight: int) -> None: ...
+    def update(self, endpoints: Iterable[EndpointLike]) -> None: ...
+    def mark_down(self, address: EndpointLike) -> None: ...
+    def mark_up(self, address: EndpointLike) -> None: ...
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]: ...
+
+    def stats(self) -> dict[str, EndpointStats]: ...
+
+
+def _address_of(item: EndpointLike) -> str:
+    if isinstance(item, Endpoint):
+        return item.address
+    if isinstance(item, str):
+        return item
+    raise InvalidOption(f"expected an address string or an Endpoint, not {item!r}")
+
+
+def check_clock(clock: object) -> Clock:
+    """Validate a ``clock=`` option."""
+    if not callable(clock):
+        raise InvalidOption(f"clock must be a function returning seconds, not {clock!r}")
+    return clock
+
+
+class BalancerBase:
+    """Membership, live state, lease bookkeeping and stats shared by every strategy.
+
+    Subclasses implement :meth:`_rebuild` and :meth:`_pick`; they may set ``_observes_release``
+    and implement :meth:`_on_release` to learn outcomes, and extend :meth:`_check_invariants`.
+    """
+
+    #: Set by strategies that learn from outcomes; stateless ones keep release to a dict pop.
+    _observes_release: ClassVar[bool] = False
+
+    def __init__(self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic):
+        self._clock = check_clock(clock)
+        self._lock = threading.RLock()
+        self._members: dict[str, EndpointState] = {}
+        self._retired: dict[str, EndpointState] = {}
+        self._outstanding: dict[int, EndpointState] = {}
+        self._order = itertools.count()
+        for endpoint in as_endpoints(endpoints):
+            self._members[endpoint.address] = EndpointState(endpoint, next(self._order))
+
+    def _start(self) -> None:
+        """Build the first index; subclasses call this at the end of ``__init__``."""
+        with self._lock:
+            self._refresh()
+
+    # -- the strategy's part -------------------------------------------------------------------
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        """Rebuild the strategy's index from the eligible endpoints (called under the lock)."""
+        raise NotImplementedError
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        """Choose among the eligible endpoints, skipping ``avoid``; raise if none is left."""
+        raise NotImplementedError
+
+    def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        """Learn from an outcome (only called when ``_observes_release`` is set)."""
+
+    def _check_invariants(self) -> None:
+        """Assert the structures agree with each other; the stateful tests call it every step."""
+        with self._lock:
+            for address, state in self._members.items():
+                assert state.endpoint.address == address
+                assert not state.retired
+                assert state.in_flight() >= 0
+            for address, state in self._retired.items():
+                assert state.retired and address not in self._members
+            assert set(self._members).isdisjoint(self._retired)
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it.
+
+        ``context`` is what the strategy keys on (a hash strategy's key; ignored by others);
+        ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
+        the pool is empty, every endpoint is down, or every eligible one is avoided.
+        """
+        state = self._pick(context, avoid)
+        token = next(_TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        return _new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended.
+
+        ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started``. A lease is
+        released exactly once: a second release, or a lease this balancer never issued, raises
+        :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
+        """
+        if elapsed is not None and not (
+            isinstance(elapsed, int | float) and 0 <= elapsed < math.inf
+        ):
+            raise InvalidOption(f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}")
+        state = self._outstanding.pop(lease[1], None)
+        if state is None:
+            raise InvalidLease(
+                f"lease {lease[1]} on {lease[0].address} was already released or was not issued by"
+                " this balancer"
+            )
+        next(state.released)
+        if not ok:
+            next(state.failed)
+        if self._observes_release:
+            self._on_release(state, ok, self._clock() - lease[2] if elapsed is None else elapsed)
+        if state.retired:
+            self._forget_if_idle(state)
+
+    @contextmanager
+    def acquire(self, context: Any = None, *, avoid: Collection[str] = ()) -> Iterator[Endpoint]:
+        """Select an endpoint for the ``with`` block and release it when the block ends.
+
+        An exception (a subclass of :class:`Exception`) releases with ``ok=False`` and propagates;
+        a cancellation (``asyncio.CancelledError``, ``KeyboardInterrupt``) releases without
+        counting a failure.
+        """
+        lease = self.select(context, avoid=avoid)
+        try:
+            yield lease[0]
+        except Exception:
+            self.release(lease, ok=False)
+            raise
+        except BaseException:
+            self.release(lease, ok=True)
+            raise
+        self.release(lease, ok=True)
+
+    # -- membership -----------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every member endpoint, up or down, in the order it joined."""
+        return tuple(state.endpoint for state in list(self._members.values()))
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, address: object) -> bool:
+        if isinstance(address, Endpoint):
+            address = address.address
+        return address in self._members
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.endpoints)!r})"
+
+    def add(self, endpoint: EndpointLike) -> None:
+        """Add an endpoint (a string means weight 1). Raises :class:`DuplicateEndpoint`."""
+        endpoint = as_endpoint(endpoint)
+        with self._lock:
+            if endpoint.address in self._members:
+                raise DuplicateEndpoint(f"{endpoint.address!r} is already a member")
+            self._admit(endpoint)
+            self._refresh()
+
+    def remove(self, address: EndpointLike) -> None:
+        """Remove an endpoint; its outstanding leases may still be released."""
+        with self._lock:
+            self._retire(self._member(address))
+            self._refresh()
+
+    def set_weight(self, address: EndpointLike, weight: int) -> None:
+        """Change an endpoint's weight, keeping its live state."""
+        with self._lock:
+            state = self._member(address)
+            state.endpoint = state.endpoint.with_weight(weight)
+            self._refresh()
+
+    def update(self, endpoints: Iterable[EndpointLike]) -> None:
+        """Replace the whole membership (service discovery).
+
+        Survivors keep their live state and up/down status and take the new weight and metadata;
+        missing ones are removed; new ones are added. Validated before anything changes.
+        """
+        wanted = as_endpoints(endpoints)
+        with self._lock:
+            keep = {endpoint.address for endpoint in wanted}
+            for address in [a for a in self._members if a not in keep]:
+                self._retire(self._members[address])
+            for endpoint in wanted:
+                state = self._members.get(endpoint.address)
+                if state is None:
+                    self._admit(endpoint)
+                else:
+                    state.endpoint = endpoint
+            self._refresh()
+
+    def mark_down(self, address: EndpointLike) -> None:
+        """Take an endpoint out of rotation (it stays a member; its leases may be released)."""
+        with self._lock:
+            self._member(address).up = False
+            self._refresh()
+
+    def mark_up(self, address: EndpointLike) -> None:
+        """Put an endpoint marked down back into rotation."""
+        with self._lock:
+            self._member(address).up = True
+            self._refresh()
+
+    def stats(self) -> dict[str, EndpointStats]:
+        """A snapshot of every member's live state, keyed by address."""
+        with self._lock:
+            return {address: self._stats_of(state) for address, state in self._members.items()}
+
+    def _stats_of(self, state: EndpointState) -> EndpointStats:
+        released = count_value(state.released)
+        failed = count_value(state.failed)
+        selected = count_value(state.selected)
+        return EndpointStats(
+            address=state.endpoint.address,
+            weight=state.endpoint.weight,
+            up=state.up,
+            in_flight=selected - released,
+            selected=selected,
+            succeeded=released - failed,
+            failed=failed,
+            latency=state.latency,
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _member(self, address: EndpointLike) -> EndpointState:
+        key = _address_of(address)
+        try:
+            return self._members[key]
+        except KeyError:
+            raise UnknownEndpoint(
+                f"{key!r} is not a member of this {type(self).__name__}"
+            ) from None
+
+    def _admit(self, endpoint: EndpointLike) -> EndpointState:
+        endpoint = as_endpoint(endpoint)
+        state = self._retired.pop(endpoint.address, None)
+        if state is None:
+            state = EndpointState(endpoint, next(self._order))
+        else:  # re-added while its old leases are still out: one state, one in-flight count
+            state.retired = False
+            state.up = True
+            state.endpoint = endpoint
+        self._members[endpoint.address] = state
+        return state
+
+    def _retire(self, state: EndpointState) -> None:
+        del self._members[state.endpoint.address]
+        if state.in_flight() > 0:
+            state.retired = True
+            self._retired[state.endpoint.address] = state
+
+    def _forget_if_idle(self, state: EndpointState) -> None:
+        with self._lock:
+            if state.retired and state.in_flight() == 0:
+                if self._retired.get(state.endpoint.address) is state:
+                    del self._retired[state.endpoint.address]
+                state.retired = False
+
+    def _eligible(self) -> list[EndpointState]:
+        """The endpoints a pick may return, in the order they joined."""
+        return [state for state in self._members.values() if state.up]
+
+    def _refresh(self) -> None:
+        """Rebuild the strategy's index after any change (called under the lock)."""
+        self._rebuild(self._eligible())
+
+    def _nothing_available(self, avoid: Collection[str] = ()) -> NoEndpointAvailable:
+        """The exception to raise when a pick finds nothing, saying why."""
+        members = list(self._members.values())
+        if not members:
+            return NoEndpointAvailable(
+                f"{type(self).__name__} has no endpoints: add some, or update() from discovery"
+            )
+        up = [state for state in members if state.up]
+        if not up:
+            return NoEndpointAvailable(f"all {len(members)} endpoints are marked down")
+        return NoEndpointAvailable(
+            f"every endpoint that is up ({len(up)}) is in avoid={sorted(avoid)!r}"
+        )

@@ -1,0 +1,76 @@
+"""Per-endpoint live state, kept once per address and carried across membership changes.
+
+The counters are :func:`itertools.count` objects: ``next()`` on one is a single C call, atomic
+under CPython's GIL, so strategies whose index is immutable (round robin, hashing) can count
+selections and releases from many threads without taking a lock on the hot path.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ._endpoint import Endpoint
+
+__all__ = ["EndpointState", "count_value"]
+
+
+def count_value(counter: itertools.count[int]) -> int:
+    """The next value an :func:`itertools.count` would return, i.e. how many it has counted.
+
+    ``itertools.count`` exposes its value only through ``repr`` (``count(5)``); reading it is
+    rare (stats, retirement), so parsing is fine there and keeps the hot path a single C call.
+    """
+    return int(repr(counter)[6:-1])
+
+
+class EndpointState:
+    """Everything a balancer knows about one endpoint.
+
+    Shared fields are owned by the base class; the ``load``/``deadline``/``rank``/``latency``
+    fields are scratch space for the load-aware strategies, which only touch them under their lock.
+    """
+
+    __slots__ = (
+        "deadline",
+        "endpoint",
+        "failed",
+        "latency",
+        "latency_at",
+        "load",
+        "order",
+        "rank",
+        "released",
+        "retired",
+        "selected",
+        "up",
+    )
+
+    def __init__(self, endpoint: Endpoint, order: int) -> None:
+        self.endpoint = endpoint
+        self.order = order  # insertion order, the tie-breaker of last resort
+        self.up = True
+        self.retired = False  # removed while leases were still out
+        self.selected = itertools.count()
+        self.released = itertools.count()
+        self.failed = itertools.count()
+        self.load = 0  # in-flight count kept under the strategy's lock (load-aware strategies)
+        self.deadline = 0.0  # virtual finish time of the earliest-deadline-first tie-breaker
+        self.rank: tuple[float, float, int, EndpointState] | None = None  # entry in a sorted index
+        self.latency: float | None = None  # response-time estimate in seconds, if tracked
+        self.latency_at = 0.0  # clock reading of the last latency update
+
+    @property
+    def address(self) -> str:
+        return self.endpoint.address
+
+    @property
+    def weight(self) -> int:
+        return self.endpoint.weight
+
+    def in_flight(self) -> int:
+        """Leases issued and not yet released (reads ``released`` first: never negative)."""
+        released = count_value(self.released)
+        return count_value(self.selected) - released
+
+    def __repr__(self) -> str:
+        return f"<EndpointState {self.endpoint.address} up={self.up} in_flight={self.in_flight()}>"

@@ -1,0 +1,1 @@
+"""The strategies, one module per family; import them from :mod:`balancekit`."""

@@ -1,0 +1,70 @@
+"""What every hashing strategy shares: turning the selection context into key bytes, and the hash.
+
+The hash is MurmurHash3_x64_128 (Appleby) with seed 0, via ``mmh3``; its low 64 bits (``h1``) are
+the 64-bit hash. Never Python's ``hash()``, which is salted per process for strings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import mmh3
+
+from ..._core import BalancerBase, Clock
+from ..._endpoint import EndpointLike
+from ..._errors import InvalidOption
+
+__all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes"]
+
+#: Turns a selection context (e.g. a request) into the key to hash, or None if it has none.
+KeyFunction = Callable[[Any], "str | bytes | None"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def hash64(data: bytes | str) -> int:
+    """The low 64 bits (``h1``) of MurmurHash3_x64_128 of ``data`` (UTF-8 for str), seed 0.
+
+    >>> hash64(b"abc")
+    13012657714217449575
+    """
+    return mmh3.hash128(data) & _MASK64
+
+
+def key_bytes(key: object) -> bytes:
+    """Validate a key: ``bytes`` as they are, ``str`` as UTF-8; anything else is refused."""
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode()
+    if key is None:
+        raise InvalidOption(
+            "this hashing balancer needs a key: call select(key) with a str or bytes, or build it"
+            " with key=<function of the context> (e.g. balancekit.keys.client_ip())"
+        )
+    raise InvalidOption(f"a hash key must be str or bytes, not {type(key).__name__}: {key!r}")
+
+
+class KeyedBalancer(BalancerBase):
+    """A balancer whose ``select(context)`` hashes a key taken from the context.
+
+    With ``key=None`` the context itself is the key (str or bytes); with a key function the
+    context is passed to it (e.g. ``balancekit.keys.cookie("session")`` on a request).
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        key: KeyFunction | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if key is not None and not callable(key):
+            raise InvalidOption(f"key must be a function of the selection context, not {key!r}")
+        super().__init__(endpoints, clock=clock)
+        self._key = key
+
+    def _key_of(self, context: Any) -> bytes:
+        return key_bytes(context if self._key is None else self._key(context))

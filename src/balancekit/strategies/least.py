@@ -1,0 +1,229 @@
+"""Least connections and least response time: a sorted index of endpoints by load, O(log n).
+
+Both keep every eligible endpoint in a ``sortedcontainers.SortedList`` of entries
+``(score, deadline, order, state)``. A pick takes the first entry not avoided and re-files it;
+a release re-files the released endpoint. Ties in score go to the earliest *virtual deadline*
+(earliest-deadline-first, as in weighted fair queueing: each pick moves an endpoint's deadline
+on by ``1 / weight``), so equally loaded endpoints take turns in proportion to their weights
+instead of the first one always winning.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from .._core import BalancerBase, Clock
+from .._endpoint import EndpointLike
+from .._errors import InvalidOption
+from .._state import EndpointState
+
+__all__ = ["LeastConnections", "LeastResponseTime"]
+
+_Entry = tuple[float, float, int, EndpointState]
+
+
+class _LoadOrdered(BalancerBase):
+    """The shared machinery: a sorted index by (score, deadline, order), kept under the lock."""
+
+    _observes_release = True
+
+    def __init__(self, endpoints: Iterable[EndpointLike], *, clock: Clock) -> None:
+        super().__init__(endpoints, clock=clock)
+        self._index: SortedList = SortedList()
+        self._virtual_time = 0.0
+
+    def _score(self, state: EndpointState) -> float:
+        raise NotImplementedError
+
+    def _file(self, state: EndpointState) -> None:
+        """(Re-)insert ``state`` with its current score; O(log n)."""
+        entry: _Entry = (self._score(state), state.deadline, state.order, state)
+        self._index.add(entry)
+        state.rank = entry
+
+    def _unfile(self, state: EndpointState) -> bool:
+        if state.rank is None:
+            return False
+        self._index.remove(state.rank)
+        state.rank = None
+        return True
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        for entry in self._index:
+            entry[3].rank = None
+        self._index = SortedList()
+        for state in eligible:
+            if state.deadline < self._virtual_time:  # new or returning: no credit for absence
+                state.deadline = self._virtual_time + 1.0 / state.endpoint.weight
+            self._file(state)
+
+    def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
+        if not self._index:
+            raise self._nothing_available()
+        if not avoid:
+            state: EndpointState = self._index[0][3]
+            return state
+        for entry in self._index:
+            if entry[3].endpoint.address not in avoid:
+                found: EndpointState = entry[3]
+                return found
+        raise self._nothing_available(avoid)
+
+    def _take(self, state: EndpointState) -> EndpointState:
+        """Charge ``state`` with one more request and advance its deadline (under the lock)."""
+        self._unfile(state)
+        state.load += 1
+        self._virtual_time = max(self._virtual_time, state.deadline)
+        state.deadline = self._virtual_time + 1.0 / state.endpoint.weight
+        self._file(state)
+        return state
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        with self._lock:
+            return self._take(self._first_not_avoided(avoid))
+
+    def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        with self._lock:
+            filed = self._unfile(state)
+            state.load -= 1
+            self._learn(state, ok, elapsed)
+            if filed:
+                self._file(state)
+
+    def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        """Update whatever the score depends on besides the load (under the lock)."""
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        with self._lock:
+            self._index._check()
+            eligible = self._eligible()
+            assert len(self._index) == len(eligible)
+            for state in eligible:
+                assert state.rank is not None and state.rank in self._index
+                assert state.rank[0] == self._score(state)
+                assert state.load == state.in_flight() >= 0
+
+
+class LeastConnections(_LoadOrdered):
+    """The endpoint with the fewest requests in flight for its weight (NGINX ``least_conn``).
+
+    Use it when request costs vary or are long-lived (streams, uploads): load follows what is
+    actually outstanding. Score ``in_flight / weight``; ties go to the earliest virtual deadline,
+    so idle endpoints share requests in proportion to weight. Select and release are O(log n)
+    (a ``SortedList``), under the balancer's lock.
+
+    >>> lb = LeastConnections(["a:1", "b:1"])
+    >>> first = lb.select()
+    >>> lb.select().address != first.address  # a is busy, b is idle
+    True
+    """
+
+    def __init__(
+        self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic
+    ) -> None:
+        super().__init__(endpoints, clock=clock)
+        self._start()
+
+    def _score(self, state: EndpointState) -> float:
+        return state.load / state.endpoint.weight
+
+
+class LeastResponseTime(_LoadOrdered):
+    """In-flight requests combined with a decaying average of response time (NGINX ``least_time``).
+
+    Score ``(in_flight + 1) * latency / weight``: the expected wait for a new request, the cost
+    Finagle's peak-EWMA and tower's ``PeakEwma`` use. ``latency`` is an exponentially weighted
+    moving average of the elapsed times reported to ``release``, decayed by time as in Finagle
+    (``w = exp(-dt / decay)``): a sample after a long quiet spell counts for more. Each sample
+    moves the estimate at least ``min_step`` of the way toward itself, so an estimate is never
+    frozen by a burst of samples in a short time. A failed request counts as a sample of at
+    least the current estimate: failing fast never makes an endpoint look faster.
+
+    New endpoints start at ``default_latency``. An endpoint that gets no traffic because it looked
+    slow is *probed*: one request goes to the endpoint not selected for longest once it has waited
+    ``probe_interval`` seconds, so a recovered endpoint is seen to recover and wins its share
+    back, and no endpoint starves. Equal endpoints tie and take turns (earliest deadline first).
+    Select and release are O(log n), under the balancer's lock.
+
+    Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
+    linkerd2-proxy ``linkerd/ewma``.
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        decay: float = 10.0,
+        default_latency: float = 0.030,
+        min_step: float = 0.1,
+        probe_interval: float = 1.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        for name, value in (
+            ("decay", decay),
+            ("default_latency", default_latency),
+            ("probe_interval", probe_interval),
+        ):
+            if not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise InvalidOption(f"{name} must be a positive number of seconds, not {value!r}")
+        if not isinstance(min_step, int | float) or not 0 < min_step <= 1:
+            raise InvalidOption(f"min_step must be a fraction in (0, 1], not {min_step!r}")
+        super().__init__(endpoints, clock=clock)
+        self._decay = float(decay)
+        self._default_latency = float(default_latency)
+        self._min_step = float(min_step)
+        self._probe_interval = float(probe_interval)
+        self._last_picked: OrderedDict[int, tuple[float, EndpointState]] = OrderedDict()
+        self._start()
+
+    def _score(self, state: EndpointState) -> float:
+        latency = self._default_latency if state.latency is None else state.latency
+        return (state.load + 1) * latency / state.endpoint.weight
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        super()._rebuild(eligible)
+        now = self._clock()
+        previous = self._last_picked
+        self._last_picked = OrderedDict()
+        for state in eligible:  # keep the least-recently-picked order of survivors
+            self._last_picked[id(state)] = previous.get(id(state), (now, state))
+        self._last_picked = OrderedDict(sorted(self._last_picked.items(), key=lambda i: i[1][0]))
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        with self._lock:
+            now = self._clock()
+            state = self._probe_due(now, avoid) or self._first_not_avoided(avoid)
+            self._last_picked[id(state)] = (now, state)
+            self._last_picked.move_to_end(id(state))
+            return self._take(state)
+
+    def _probe_due(self, now: float, avoid: Collection[str]) -> EndpointState | None:
+        if not self._last_picked:
+            return None
+        picked_at, state = next(iter(self._last_picked.values()))
+        if now - picked_at >= self._probe_interval and state.endpoint.address not in avoid:
+            return state
+        return None
+
+    def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        now = self._clock()
+        if state.latency is None:
+            state.latency = elapsed if ok else max(elapsed, self._default_latency)
+        else:
+            sample = elapsed if ok else max(elapsed, state.latency)
+            since = max(0.0, now - state.latency_at)
+            step = max(self._min_step, 1.0 - math.exp(-since / self._decay))
+            state.latency += step * (sample - state.latency)
+        state.latency_at = now
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        with self._lock:
+            assert len(self._last_picked) == len(self._index)
