@@ -65,6 +65,7 @@ class EndpointState:
 
     @property
     def weight(self) -> int:
+        """The weight strategies balance by (the endpoint's; slow start may scale it)."""
         return self.endpoint.weight
 
     def in_flight(self) -> int:

@@ -23,9 +23,13 @@ from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._state import EndpointState
 
-__all__ = ["LeastConnections", "LeastResponseTime"]
+__all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
 
 _Entry = tuple[float, float, int, EndpointState]
+
+#: How far a probe's sample moves the estimate at least: a starved endpoint that has recovered
+#: (or worsened) shows it within a few probes, log2(old / new) of them.
+PROBE_STEP = 0.5
 
 
 class _LoadOrdered(BalancerBase):
@@ -60,7 +64,7 @@ class _LoadOrdered(BalancerBase):
         self._index = SortedList()
         for state in eligible:
             if state.deadline < self._virtual_time:  # new or returning: no credit for absence
-                state.deadline = self._virtual_time + 1.0 / state.endpoint.weight
+                state.deadline = self._virtual_time + 1.0 / state.weight
             self._file(state)
 
     def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
@@ -80,7 +84,7 @@ class _LoadOrdered(BalancerBase):
         self._unfile(state)
         state.load += 1
         self._virtual_time = max(self._virtual_time, state.deadline)
-        state.deadline = self._virtual_time + 1.0 / state.endpoint.weight
+        state.deadline = self._virtual_time + 1.0 / state.weight
         self._file(state)
         return state
 
@@ -132,7 +136,7 @@ class LeastConnections(_LoadOrdered):
         self._start()
 
     def _score(self, state: EndpointState) -> float:
-        return state.load / state.endpoint.weight
+        return state.load / state.weight
 
 
 class LeastResponseTime(_LoadOrdered):
@@ -148,8 +152,9 @@ class LeastResponseTime(_LoadOrdered):
 
     New endpoints start at ``default_latency``. An endpoint that gets no traffic because it looked
     slow is *probed*: one request goes to the endpoint not selected for longest once it has waited
-    ``probe_interval`` seconds, so a recovered endpoint is seen to recover and wins its share
-    back, and no endpoint starves. Equal endpoints tie and take turns (earliest deadline first).
+    ``probe_interval`` seconds, and the probe's sample moves its estimate at least halfway
+    (:data:`PROBE_STEP`), so a recovered endpoint wins its share back within about
+    ``probe_interval * log2(old / new latency)`` seconds, and no endpoint starves. Equal endpoints tie and take turns (earliest deadline first).
     Select and release are O(log n), under the balancer's lock.
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
@@ -181,11 +186,12 @@ class LeastResponseTime(_LoadOrdered):
         self._min_step = float(min_step)
         self._probe_interval = float(probe_interval)
         self._last_picked: OrderedDict[int, tuple[float, EndpointState]] = OrderedDict()
+        self._probing: set[int] = set()  # endpoints whose next sample answers a probe
         self._start()
 
     def _score(self, state: EndpointState) -> float:
         latency = self._default_latency if state.latency is None else state.latency
-        return (state.load + 1) * latency / state.endpoint.weight
+        return (state.load + 1) * latency / state.weight
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         super()._rebuild(eligible)
@@ -199,7 +205,11 @@ class LeastResponseTime(_LoadOrdered):
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         with self._lock:
             now = self._clock()
-            state = self._probe_due(now, avoid) or self._first_not_avoided(avoid)
+            state = self._probe_due(now, avoid)
+            if state is None:
+                state = self._first_not_avoided(avoid)
+            else:
+                self._probing.add(id(state))
             self._last_picked[id(state)] = (now, state)
             self._last_picked.move_to_end(id(state))
             return self._take(state)
@@ -220,6 +230,9 @@ class LeastResponseTime(_LoadOrdered):
             sample = elapsed if ok else max(elapsed, state.latency)
             since = max(0.0, now - state.latency_at)
             step = max(self._min_step, 1.0 - math.exp(-since / self._decay))
+            if id(state) in self._probing:  # fresh news from a starved endpoint
+                self._probing.discard(id(state))
+                step = max(step, PROBE_STEP)
             state.latency += step * (sample - state.latency)
         state.latency_at = now
 

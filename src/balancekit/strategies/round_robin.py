@@ -143,7 +143,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         if not eligible:
             self._online, self._schedule = None, ()
             return
-        weights = [state.endpoint.weight for state in eligible]
+        weights = [state.weight for state in eligible]
         cycle = sum(weights) // math.gcd(*weights)
         sequence = smooth_weighted_sequence(weights)
         if cycle <= SCHEDULE_LIMIT:
@@ -168,10 +168,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         if self._online is None and self._schedule:
-            weights = [state.endpoint.weight for state in self._eligible()]
+            weights = [state.weight for state in self._eligible()]
             divisor = math.gcd(*weights)
             counts: dict[int, int] = {}
             for state in self._schedule:
                 counts[id(state)] = counts.get(id(state), 0) + 1
             for state in self._eligible():
-                assert counts.get(id(state), 0) == state.endpoint.weight // divisor
+                assert counts.get(id(state), 0) == state.weight // divisor

@@ -73,7 +73,7 @@ class IPHash(KeyedBalancer):
         entries: list[tuple[int, str, EndpointState]] = []
         for state in eligible:
             address = state.endpoint.address
-            for point in ring_points(address, self._replicas * state.endpoint.weight):
+            for point in ring_points(address, self._replicas * state.weight):
                 entries.append((point, address, state))
         entries.sort(key=lambda entry: (entry[0], entry[1]))
         self._ring = (array("Q", [entry[0] for entry in entries]), tuple(e[2] for e in entries))
@@ -105,4 +105,4 @@ class IPHash(KeyedBalancer):
         assert len(points) == len(owners)
         assert all(points[i] <= points[i + 1] for i in range(len(points) - 1))
         eligible = self._eligible()
-        assert len(points) == sum(self._replicas * s.endpoint.weight for s in eligible)
+        assert len(points) == sum(self._replicas * s.weight for s in eligible)

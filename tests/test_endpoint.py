@@ -1,0 +1,95 @@
+"""Endpoints: parsing, validation, and the errors a caller sees for bad input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import balancekit as bk
+
+
+@pytest.mark.parametrize(
+    ("address", "host", "port"),
+    [
+        ("10.0.0.1:8080", "10.0.0.1", 8080),
+        ("[::1]:443", "::1", 443),
+        ("db-1.internal:5432", "db-1.internal", 5432),
+    ],
+)
+def test_parses_addresses(address: str, host: str, port: int) -> None:
+    endpoint = bk.Endpoint(address)
+    assert (endpoint.host, endpoint.port, endpoint.weight) == (host, port, 1)
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("10.0.0.1", "expected 'host:port'"),
+        ("10.0.0.1:http", "port"),
+        ("10.0.0.1:70000", "port"),
+        ("::1:80", "brackets"),
+        ("[::zz]:80", "not an IPv6"),
+        ("bad host:80", "neither an IP address nor a hostname"),
+        (":80", "expected 'host:port'"),
+    ],
+)
+def test_unparsable_addresses_say_what_is_wrong(address: str, message: str) -> None:
+    with pytest.raises(bk.InvalidEndpoint, match=message):
+        bk.Endpoint(address)
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1.5, True, "2", 10**7])
+def test_bad_weights(weight: object) -> None:
+    with pytest.raises(bk.InvalidEndpoint, match="weight"):
+        bk.Endpoint("10.0.0.1:80", weight=weight)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        bk.Endpoint("10.0.0.1:80", weight=weight)  # type: ignore[arg-type]
+
+
+def test_duplicates_and_wrong_types_in_a_pool() -> None:
+    with pytest.raises(bk.DuplicateEndpoint, match="listed twice"):
+        bk.RoundRobin(["10.0.0.1:80", bk.Endpoint("10.0.0.1:80", weight=3)])
+    with pytest.raises(bk.InvalidEndpoint, match="a list of endpoints"):
+        bk.RoundRobin("10.0.0.1:80")
+    with pytest.raises(bk.InvalidEndpoint):
+        bk.RoundRobin([42])  # type: ignore[list-item]
+
+
+def test_metadata_is_read_only_and_not_compared() -> None:
+    a = bk.Endpoint("10.0.0.1:80", metadata={"zone": "a"})
+    assert a == bk.Endpoint("10.0.0.1:80", metadata={"zone": "b"})
+    assert a.metadata["zone"] == "a"
+    with pytest.raises(TypeError):
+        a.metadata["zone"] = "c"  # type: ignore[index]
+
+
+def test_bad_options_are_refused_at_construction() -> None:
+    with pytest.raises(bk.InvalidOption, match="replicas"):
+        bk.IPHash([], replicas=0)
+    with pytest.raises(bk.InvalidOption, match="clock"):
+        bk.RoundRobin([], clock=3.0)  # type: ignore[arg-type]
+    with pytest.raises(bk.InvalidOption, match="decay"):
+        bk.LeastResponseTime([], decay=-1)
+    with pytest.raises(bk.InvalidOption, match="key must be a function"):
+        bk.IPHash([], key="session")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        bk.RoundRobin([], colck=lambda: 0.0)  # type: ignore[call-arg]
+
+
+def test_hash_key_errors() -> None:
+    lb = bk.IPHash(["a:1"])
+    with pytest.raises(bk.InvalidOption, match="needs a key"):
+        lb.select()
+    with pytest.raises(bk.InvalidOption, match="str or bytes"):
+        lb.select(42)
+    with pytest.raises(bk.InvalidOption, match="elapsed"):
+        lb.release(lb.select("k"), elapsed=-1.0)
+
+
+@given(
+    st.from_regex(r"\A[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}\Z"), st.integers(0, 65535)
+)
+def test_any_hostname_and_port_round_trip(host: str, port: int) -> None:
+    endpoint = bk.Endpoint(f"{host}:{port}")
+    assert (endpoint.host, endpoint.port) == (host, port)
