@@ -237,7 +237,7 @@ class BalancerBase:
         """Change an endpoint's weight, keeping its live state."""
         with self._lock:
             state = self._member(address)
-            state.endpoint = state.endpoint.with_weight(weight)
+            state.set_endpoint(state.endpoint.with_weight(weight))
             self._refresh()
 
     def update(self, endpoints: Iterable[EndpointLike]) -> None:
@@ -256,7 +256,7 @@ class BalancerBase:
                 if state is None:
                     self._admit(endpoint)
                 else:
-                    state.endpoint = endpoint
+                    state.set_endpoint(endpoint)
             self._refresh()
 
     def mark_down(self, address: EndpointLike) -> None:
@@ -310,7 +310,7 @@ class BalancerBase:
         else:  # re-added while its old leases are still out: one state, one in-flight count
             state.retired = False
             state.up = True
-            state.endpoint = endpoint
+            state.set_endpoint(endpoint)
         self._members[endpoint.address] = state
         return state
 

@@ -43,10 +43,12 @@ class EndpointState:
         "retired",
         "selected",
         "up",
+        "weight",
     )
 
     def __init__(self, endpoint: Endpoint, order: int) -> None:
         self.endpoint = endpoint
+        self.weight = endpoint.weight  # what strategies balance by; see set_endpoint
         self.order = order  # insertion order, the tie-breaker of last resort
         self.up = True
         self.retired = False  # removed while leases were still out
@@ -63,10 +65,13 @@ class EndpointState:
     def address(self) -> str:
         return self.endpoint.address
 
-    @property
-    def weight(self) -> int:
-        """The weight strategies balance by (the endpoint's; slow start may scale it)."""
-        return self.endpoint.weight
+    def set_endpoint(self, endpoint: Endpoint) -> None:
+        """Replace the endpoint (new weight or metadata) and the weight strategies balance by.
+
+        ``weight`` is a plain slot rather than a property: strategies read it on every pick.
+        """
+        self.endpoint = endpoint
+        self.weight = endpoint.weight
 
     def in_flight(self) -> int:
         """Leases issued and not yet released (reads ``released`` first: never negative)."""

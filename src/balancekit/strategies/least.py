@@ -1,6 +1,6 @@
-"""Least connections and least response time: a sorted index of endpoints by load, O(log n).
+"""Least connections and least response time: a heap of endpoints by load, O(log n).
 
-Both keep every eligible endpoint in a ``sortedcontainers.SortedList`` of entries
+Both keep every eligible endpoint in a binary heap (``heapq``, with lazy invalidation) of entries
 ``(score, deadline, order, state)``. A pick takes the first entry not avoided and re-files it;
 a release re-files the released endpoint. Ties in score go to the earliest *virtual deadline*
 (earliest-deadline-first, as in weighted fair queueing: each pick moves an endpoint's deadline
@@ -14,9 +14,8 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any
-
-from sortedcontainers import SortedList
 
 from .._core import BalancerBase, Clock
 from .._endpoint import EndpointLike
@@ -33,72 +32,108 @@ PROBE_STEP = 0.5
 
 
 class _LoadOrdered(BalancerBase):
-    """The shared machinery: a sorted index by (score, deadline, order), kept under the lock."""
+    """The shared machinery: a binary heap of (score, deadline, order, state), under the lock.
+
+    Invalidation is lazy: re-filing an endpoint pushes a fresh entry and records it in
+    ``state.rank``; an entry is live only while it *is* its state's rank, and dead ones are
+    dropped when they reach the top or when they outnumber the live ones (a rebuild, O(n) every
+    n operations, so O(1) amortised). Pick and release are O(log n) in C (``heapq``).
+    """
 
     _observes_release = True
 
     def __init__(self, endpoints: Iterable[EndpointLike], *, clock: Clock) -> None:
         super().__init__(endpoints, clock=clock)
-        self._index: SortedList = SortedList()
+        self._heap: list[_Entry] = []
+        self._live = 0
         self._virtual_time = 0.0
 
     def _score(self, state: EndpointState) -> float:
         raise NotImplementedError
 
-    def _file(self, state: EndpointState) -> None:
-        """(Re-)insert ``state`` with its current score; O(log n)."""
+    def _entry(self, state: EndpointState) -> _Entry:
         entry: _Entry = (self._score(state), state.deadline, state.order, state)
-        self._index.add(entry)
         state.rank = entry
-
-    def _unfile(self, state: EndpointState) -> bool:
-        if state.rank is None:
-            return False
-        self._index.remove(state.rank)
-        state.rank = None
-        return True
+        return entry
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        for entry in self._index:
+        for entry in self._heap:
             entry[3].rank = None
-        self._index = SortedList()
         for state in eligible:
             if state.deadline < self._virtual_time:  # new or returning: no credit for absence
                 state.deadline = self._virtual_time + 1.0 / state.weight
-            self._file(state)
+        self._heap = [self._entry(state) for state in eligible]
+        heapify(self._heap)
+        self._live = len(eligible)
+
+    def _top(self) -> EndpointState:
+        """The endpoint with the smallest live key, dropping dead entries above it."""
+        heap = self._heap
+        while heap:
+            entry = heap[0]
+            if entry[3].rank is entry:
+                return entry[3]
+            heappop(heap)
+        raise self._nothing_available()
 
     def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
-        if not self._index:
-            raise self._nothing_available()
-        if not avoid:
-            state: EndpointState = self._index[0][3]
-            return state
-        for entry in self._index:
-            if entry[3].endpoint.address not in avoid:
-                found: EndpointState = entry[3]
-                return found
-        raise self._nothing_available(avoid)
+        heap, skipped = self._heap, []
+        try:
+            while heap:
+                entry = heappop(heap)
+                if entry[3].rank is not entry:
+                    continue
+                skipped.append(entry)
+                if entry[3].endpoint.address not in avoid:
+                    return entry[3]
+            raise self._nothing_available(avoid)
+        finally:
+            for entry in skipped:
+                heappush(heap, entry)
 
-    def _take(self, state: EndpointState) -> EndpointState:
-        """Charge ``state`` with one more request and advance its deadline (under the lock)."""
-        self._unfile(state)
-        state.load += 1
-        self._virtual_time = max(self._virtual_time, state.deadline)
-        state.deadline = self._virtual_time + 1.0 / state.weight
-        self._file(state)
-        return state
+    def _refile(self, state: EndpointState) -> None:
+        """Push ``state``'s fresh entry, compacting when dead entries outnumber live ones."""
+        heap = self._heap
+        if len(heap) > 2 * self._live + 32:
+            self._heap = heap = [e for e in heap if e[3].rank is e]
+            heapify(heap)
+        entry: _Entry = (self._score(state), state.deadline, state.order, state)
+        state.rank = entry
+        if heap and heap[0][3] is state:
+            heapreplace(heap, entry)  # the common case: re-filing the endpoint just picked
+        else:
+            heappush(heap, entry)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        with self._lock:
-            return self._take(self._first_not_avoided(avoid))
+        lock = self._lock
+        lock.acquire()  # explicit: half the cost of `with` on this path
+        try:
+            state = self._top()
+            if avoid and state.endpoint.address in avoid:
+                state = self._first_not_avoided(avoid)
+            self._before_take(state)
+            state.load += 1
+            if state.deadline > self._virtual_time:
+                self._virtual_time = state.deadline
+            state.deadline = self._virtual_time + 1.0 / state.weight
+            self._refile(state)
+            return state
+        finally:
+            lock.release()
+
+    def _before_take(self, state: EndpointState) -> None:
+        """Hook for a strategy's bookkeeping on the endpoint about to be picked (under the lock)."""
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
-        with self._lock:
-            filed = self._unfile(state)
+        lock = self._lock
+        lock.acquire()
+        try:
             state.load -= 1
             self._learn(state, ok, elapsed)
-            if filed:
-                self._file(state)
+            if state.rank is not None:
+                self._refile(state)
+        finally:
+            lock.release()
 
     def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Update whatever the score depends on besides the load (under the lock)."""
@@ -106,12 +141,14 @@ class _LoadOrdered(BalancerBase):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
-            self._index._check()
+            heap = self._heap
+            for i in range(1, len(heap)):
+                assert heap[(i - 1) // 2] <= heap[i]
+            live = [entry for entry in heap if entry[3].rank is entry]
             eligible = self._eligible()
-            assert len(self._index) == len(eligible)
+            assert len(live) == len(eligible) == self._live
             for state in eligible:
-                assert state.rank is not None and state.rank in self._index
-                assert state.rank[0] == self._score(state)
+                assert state.rank is not None and state.rank[0] == self._score(state)
                 assert state.load == state.in_flight() >= 0
 
 
@@ -121,7 +158,7 @@ class LeastConnections(_LoadOrdered):
     Use it when request costs vary or are long-lived (streams, uploads): load follows what is
     actually outstanding. Score ``in_flight / weight``; ties go to the earliest virtual deadline,
     so idle endpoints share requests in proportion to weight. Select and release are O(log n)
-    (a ``SortedList``), under the balancer's lock.
+    (a heap), under the balancer's lock.
 
     >>> lb = LeastConnections(["a:1", "b:1"])
     >>> first = lb.select()
@@ -154,7 +191,8 @@ class LeastResponseTime(_LoadOrdered):
     slow is *probed*: one request goes to the endpoint not selected for longest once it has waited
     ``probe_interval`` seconds, and the probe's sample moves its estimate at least halfway
     (:data:`PROBE_STEP`), so a recovered endpoint wins its share back within about
-    ``probe_interval * log2(old / new latency)`` seconds, and no endpoint starves. Equal endpoints tie and take turns (earliest deadline first).
+    ``probe_interval * log2(old / new latency)`` seconds, and no endpoint starves. Equal
+    endpoints tie and take turns (earliest deadline first).
     Select and release are O(log n), under the balancer's lock.
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
@@ -202,25 +240,17 @@ class LeastResponseTime(_LoadOrdered):
             self._last_picked[id(state)] = previous.get(id(state), (now, state))
         self._last_picked = OrderedDict(sorted(self._last_picked.items(), key=lambda i: i[1][0]))
 
-    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        with self._lock:
-            now = self._clock()
-            state = self._probe_due(now, avoid)
-            if state is None:
-                state = self._first_not_avoided(avoid)
-            else:
-                self._probing.add(id(state))
-            self._last_picked[id(state)] = (now, state)
-            self._last_picked.move_to_end(id(state))
-            return self._take(state)
-
-    def _probe_due(self, now: float, avoid: Collection[str]) -> EndpointState | None:
-        if not self._last_picked:
-            return None
-        picked_at, state = next(iter(self._last_picked.values()))
-        if now - picked_at >= self._probe_interval and state.endpoint.address not in avoid:
+    def _top(self) -> EndpointState:
+        now = self._clock()
+        picked_at, state = next(iter(self._last_picked.values()), (now, None))
+        if state is not None and now - picked_at >= self._probe_interval:
+            self._probing.add(id(state))
             return state
-        return None
+        return super()._top()
+
+    def _before_take(self, state: EndpointState) -> None:
+        self._last_picked[id(state)] = (self._clock(), state)
+        self._last_picked.move_to_end(id(state))
 
     def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         now = self._clock()
@@ -239,4 +269,4 @@ class LeastResponseTime(_LoadOrdered):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
-            assert len(self._last_picked) == len(self._index)
+            assert len(self._last_picked) == self._live
