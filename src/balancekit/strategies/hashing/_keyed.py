@@ -22,6 +22,7 @@ __all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes"]
 KeyFunction = Callable[[Any], "str | bytes | None"]
 
 _MASK64 = (1 << 64) - 1
+_murmur128 = mmh3.hash128
 
 
 def hash64(data: bytes | str) -> int:
@@ -66,5 +67,16 @@ class KeyedBalancer(BalancerBase):
         super().__init__(endpoints, clock=clock)
         self._key = key
 
-    def _key_of(self, context: Any) -> bytes:
-        return key_bytes(context if self._key is None else self._key(context))
+    def _key_of(self, context: Any) -> bytes | str:
+        """The key to hash: the context or ``key(context)``; str and bytes hash alike (UTF-8)."""
+        key = context if self._key is None else self._key(context)
+        if type(key) is str or type(key) is bytes:  # the fast path: no copy, no call
+            return key
+        return key_bytes(key)
+
+    def _hash_of(self, context: Any) -> int:
+        """``hash64`` of the key taken from ``context`` (inlined: this is every pick's cost)."""
+        key = context if self._key is None else self._key(context)
+        if type(key) is not str and type(key) is not bytes:
+            key = key_bytes(key)
+        return _murmur128(key) & _MASK64

@@ -82,7 +82,7 @@ class IPHash(KeyedBalancer):
         points, owners = self._ring  # one read: a concurrent rebuild cannot tear it
         if not owners:
             raise self._nothing_available()
-        index = bisect_left(points, hash64(self._key_of(context)))
+        index = bisect_left(points, self._hash_of(context))
         if index == len(points):
             index = 0
         state = owners[index]
