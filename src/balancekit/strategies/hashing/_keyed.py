@@ -13,7 +13,7 @@ from typing import Any
 import mmh3
 
 from ..._core import BalancerBase, Clock
-from ..._endpoint import EndpointLike
+from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 
 __all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes"]
@@ -66,6 +66,14 @@ class KeyedBalancer(BalancerBase):
             raise InvalidOption(f"key must be a function of the selection context, not {key!r}")
         super().__init__(endpoints, clock=clock)
         self._key = key
+
+    def lookup(self, context: Any = None) -> Endpoint:
+        """The endpoint ``select(context)`` would choose, without a lease or any counting.
+
+        For pure key -> server mapping (cache sharding, partition owners) where no request is
+        tracked; what ``uhashring``'s ``get_node`` does. Raises like ``select``.
+        """
+        return self._pick(context, ()).endpoint
 
     def _key_of(self, context: Any) -> bytes | str:
         """The key to hash: the context or ``key(context)``; str and bytes hash alike (UTF-8)."""

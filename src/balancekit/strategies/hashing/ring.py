@@ -10,13 +10,14 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable
+from itertools import accumulate
 from typing import Any
 
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, hash64
+from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, hash64, key_bytes
 
 __all__ = ["IPHash", "ring_points"]
 
@@ -41,8 +42,8 @@ class IPHash(KeyedBalancer):
     only on the addresses, weights and keys, so it is the same in every process and on every
     machine. With 160 replicas the busiest of N endpoints carries about 1.2-1.3x the mean load.
 
-    Lookup is O(log(N * replicas)) (one MurmurHash3 and a bisect), lock-free; a membership change
-    rebuilds the ring in O(N * replicas * log) and swaps it in with one assignment. ``avoid``
+    Lookup is O(1) expected (one MurmurHash3 and a bucket index over the ring), lock-free; a
+    membership change rebuilds the ring in O(N * replicas * log) and swaps it in at once. ``avoid``
     walks clockwise to the next endpoint not avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
@@ -66,28 +67,44 @@ class IPHash(KeyedBalancer):
             raise InvalidOption(f"replicas must be an int from 1 to 10000, not {replicas!r}")
         super().__init__(endpoints, key=key, clock=clock)
         self._replicas = replicas
-        self._ring: tuple[array[int], tuple[EndpointState, ...]] = (array("Q"), ())
+        self._ring = _Ring(array("Q"), ())
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        entries: list[tuple[int, str, EndpointState]] = []
-        for state in eligible:
-            address = state.endpoint.address
-            for point in ring_points(address, self._replicas * state.weight):
-                entries.append((point, address, state))
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
-        self._ring = (array("Q", [entry[0] for entry in entries]), tuple(e[2] for e in entries))
+        # Sort (point, owner) pairs packed into one int each: point in the high bits, the owner's
+        # rank by address in the low bits, so equal points order by address. Sorting plain ints
+        # is several times faster than sorting tuples.
+        owners_by_address = sorted(eligible, key=lambda state: state.endpoint.address)
+        bits = max(1, len(owners_by_address).bit_length())
+        packed: list[int] = []
+        for rank, state in enumerate(owners_by_address):
+            points = ring_points(state.endpoint.address, self._replicas * state.weight)
+            packed.extend([(point << bits) | rank for point in points])
+        packed.sort()
+        mask = (1 << bits) - 1
+        self._ring = _Ring(
+            array("Q", [value >> bits for value in packed]),
+            tuple([owners_by_address[value & mask] for value in packed]),
+        )
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        points, owners = self._ring  # one read: a concurrent rebuild cannot tear it
-        if not owners:
-            raise self._nothing_available()
-        index = bisect_left(points, self._hash_of(context))
-        if index == len(points):
+        ring = self._ring  # one read: a concurrent rebuild cannot tear it
+        key = context if self._key is None else self._key(context)
+        if type(key) is not str and type(key) is not bytes:
+            key = key_bytes(key)
+        hashed = _murmur128(key) & _MASK64
+        points = ring.points
+        index = ring.starts[hashed >> ring.shift]
+        end = len(points)
+        while index < end and points[index] < hashed:  # about one step: see _Ring
+            index += 1
+        if index == end:
+            if not end:
+                raise self._nothing_available()
             index = 0
-        state = owners[index]
+        state = ring.owners[index]
         if avoid and state.endpoint.address in avoid:
-            return self._next_not_avoided(owners, index, avoid)
+            return self._next_not_avoided(ring.owners, index, avoid)
         return state
 
     def _next_not_avoided(
@@ -101,8 +118,32 @@ class IPHash(KeyedBalancer):
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        points, owners = self._ring
-        assert len(points) == len(owners)
+        ring = self._ring
+        points = ring.points
+        assert len(points) == len(ring.owners)
         assert all(points[i] <= points[i + 1] for i in range(len(points) - 1))
         eligible = self._eligible()
         assert len(points) == sum(self._replicas * s.weight for s in eligible)
+        for bucket, start in enumerate(ring.starts):  # starts[b] = first point in bucket b or later
+            assert start == bisect_left(points, bucket << ring.shift)
+
+
+class _Ring:
+    """The ring: sorted points, their owners, and a bucket index that makes lookup O(1).
+
+    ``starts[b]`` is the index of the first point >= ``b << shift``; with at least as many
+    buckets as points, a lookup jumps to its bucket's start and steps past about one point,
+    where a bisect of a boxed ``array('Q')`` costs ~11 comparisons. 4-8 bytes per point.
+    """
+
+    __slots__ = ("owners", "points", "shift", "starts")
+
+    def __init__(self, points: array[int], owners: tuple[EndpointState, ...]) -> None:
+        bits = max(1, len(points).bit_length())
+        self.shift = 64 - bits
+        self.points = points
+        self.owners = owners
+        counts = [0] * ((1 << bits) + 1)  # counts[b + 1]: points in bucket b
+        for point in points:
+            counts[(point >> self.shift) + 1] += 1
+        self.starts = array("I", accumulate(counts[:-1]))  # points in buckets before b
