@@ -12,7 +12,8 @@ import pytest
 import balancekit
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = {"httpx", "requests", "dns", "limits"}  # extras: skip a module only if its extra is absent
+# Optional extras: a module is skipped only when the extra it needs is not installed.
+OPTIONAL = {"httpx", "requests", "dns", "limits"}
 
 
 def modules() -> list[str]:
@@ -34,7 +35,10 @@ def test_docstring_examples(name: str) -> None:
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("path", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+MARKDOWN = ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("path", MARKDOWN)
 def test_markdown_examples(path: str) -> None:
     file = ROOT / path if path == "README.md" else ROOT / "docs" / path
     result = doctest.testfile(

@@ -7,6 +7,7 @@
 '10.0.0.1:8080'
 """
 
+from . import guard, keys, sticky
 from ._core import Balancer, BalancerBase, Clock
 from ._endpoint import Endpoint, EndpointLike
 from ._errors import (
@@ -19,6 +20,8 @@ from ._errors import (
     UnknownEndpoint,
 )
 from ._lease import EndpointStats, Lease
+from .request import Request
+from .routing import NoRoute, Route, Router
 from .strategies.hashing.ring import IPHash
 from .strategies.least import LeastConnections, LeastResponseTime
 from .strategies.round_robin import RoundRobin, WeightedRoundRobin
@@ -40,7 +43,14 @@ __all__ = [
     "LeastConnections",
     "LeastResponseTime",
     "NoEndpointAvailable",
+    "NoRoute",
+    "Request",
     "RoundRobin",
+    "Route",
+    "Router",
     "UnknownEndpoint",
     "WeightedRoundRobin",
+    "guard",
+    "keys",
+    "sticky",
 ]

@@ -1,0 +1,36 @@
+"""Guards: checks that run before selection and return a :class:`Verdict`.
+
+A guard is anything with ``check(request) -> Verdict`` (the :class:`Guard` protocol). Compose
+them with :class:`Chain`; the first rejection wins. The building blocks:
+
+* :class:`RateLimit` (per-key rate, on the ``limits`` library), :class:`ConcurrencyLimit`
+  (per-key requests in progress) and :class:`BanList` (temporary bans after repeated strikes)
+  in :mod:`balancekit.guard.rate`;
+* :class:`AnomalyDetector`, which learns each key's normal rate, in
+  :mod:`balancekit.guard.anomaly`;
+* :class:`SignatureScreen` and :data:`DEFAULT_SIGNATURES` in :mod:`balancekit.guard.signatures`.
+
+``RateLimit`` needs the optional ``limits`` package (``pip install 'balancekit[guard]'``); it is
+imported only when a ``RateLimit`` is built.
+"""
+
+from ._verdict import ALLOW, Chain, Guard, ReleasingGuard, Verdict
+from .anomaly import AnomalyDetector
+from .rate import BanList, ConcurrencyLimit, RateLimit
+from .signatures import DEFAULT_SIGNATURES, Signature, SignatureScreen, normalise
+
+__all__ = [
+    "ALLOW",
+    "DEFAULT_SIGNATURES",
+    "AnomalyDetector",
+    "BanList",
+    "Chain",
+    "ConcurrencyLimit",
+    "Guard",
+    "RateLimit",
+    "ReleasingGuard",
+    "Signature",
+    "SignatureScreen",
+    "Verdict",
+    "normalise",
+]

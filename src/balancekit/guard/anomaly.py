@@ -1,0 +1,181 @@
+"""Abnormal-traffic detection: learn each key's usual request rate and flag keys far above it.
+
+Time is cut into buckets of ``bucket`` seconds (from the injected clock). Per key the detector
+keeps the count of the current bucket and a *baseline*: an exponentially weighted moving
+average (EWMA) of the counts of past buckets, with weight ``alpha = 1 - 0.5 ** (bucket /
+half_life)`` so a bucket's influence halves every ``half_life`` seconds; buckets without requests
+count as zero (the baseline decays by ``(1 - alpha) ** gap``, computed in O(1)). A request is
+anomalous when its bucket's count exceeds ``threshold = max(min_count, factor * baseline)``:
+new keys, with no history, are held to ``min_count`` per bucket. So that a flood cannot teach
+the detector that floods are normal, a bucket over its threshold is learned as ``max(min_count,
+baseline)`` rather than its count: a flooding key's threshold rises to at most ``factor x
+max(min_count, its baseline before the flood)``, while growth within the threshold is learned.
+
+Per request O(1); memory O(max_keys) (least recently seen keys are forgotten first).
+Explicit-time EWMA in the manner of linkerd2-proxy's ``linkerd/ewma``.
+
+>>> import balancekit as bk
+>>> from balancekit.guard import AnomalyDetector
+>>> now = [0.0]
+>>> detector = AnomalyDetector(bucket=1, half_life=10, factor=5, min_count=3,
+...                            clock=lambda: now[0])
+>>> calm = bk.Request(client_addr="198.51.100.7")
+>>> for second in range(100):  # two requests a second, every second
+...     now[0] = second
+...     assert detector.check(calm).allowed and detector.check(calm).allowed
+>>> round(detector.baseline(calm), 2)
+2.0
+>>> # 12 more in this second: 14 in all; beyond the threshold (5 x 2.0, about 10), rejected
+>>> [detector.check(calm).allowed for _ in range(12)].count(False)
+5
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from .._errors import InvalidOption
+from ..keys import KeyFunc, client_ip
+from ..request import Request
+from ._verdict import ALLOW, Verdict, check_status, key_text
+from .rate import BanList
+
+__all__ = ["AnomalyDetector"]
+
+
+def _number(name: str, value: object, low: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidOption(f"{name} must be a number, got {value!r}")
+    if not (low < value < math.inf):
+        raise InvalidOption(f"{name} must be finite and greater than {low:g}, got {value!r}")
+    return float(value)
+
+
+class _KeyState:
+    __slots__ = ("baseline", "bucket", "count")
+
+    def __init__(self, bucket: int) -> None:
+        self.bucket = bucket
+        self.count = 0
+        self.baseline = 0.0
+
+
+class AnomalyDetector:
+    """Flags keys whose request rate jumps far above their own learned normal rate.
+
+    ``bucket`` (s): counting interval. ``half_life`` (s): how fast the baseline forgets.
+    ``factor``: how many times the baseline counts as abnormal. ``min_count``: requests per
+    bucket never flagged (and the ceiling for keys without history). ``clock``: seconds,
+    default ``time.monotonic``. ``bans``: a :class:`~balancekit.guard.BanList` that gets a
+    strike for every flagged request. Rejections: ``status`` 429, rule id ``"anomaly"``.
+    Thread-safe (one lock).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: KeyFunc | None = None,
+        bucket: float = 1.0,
+        half_life: float = 300.0,
+        factor: float = 10.0,
+        min_count: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+        bans: BanList | None = None,
+        status: int = 429,
+    ) -> None:
+        extractor = key if key is not None else client_ip()
+        if not callable(extractor):
+            raise InvalidOption(f"key must be a key extractor, got {key!r}")
+        if not callable(clock):
+            raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
+        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
+            raise InvalidOption(f"min_count must be an int >= 1, got {min_count!r}")
+        if not isinstance(max_keys, int) or isinstance(max_keys, bool) or max_keys < 1:
+            raise InvalidOption(f"max_keys must be an int >= 1, got {max_keys!r}")
+        if bans is not None and not isinstance(bans, BanList):
+            raise InvalidOption(f"bans must be a BanList or None, got {bans!r}")
+        self._key = extractor
+        self._bucket = _number("bucket", bucket, 0.0)
+        half = _number("half_life", half_life, 0.0)
+        self._factor = _number("factor", factor, 1.0)
+        self._min = min_count
+        self._keep = 0.5 ** (self._bucket / half)  # 1 - alpha
+        self._clock = clock
+        self._max_keys = max_keys
+        self._bans = bans
+        self._status = check_status(status)
+        self._states: OrderedDict[str, _KeyState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _threshold(self, baseline: float) -> float:
+        return max(float(self._min), self._factor * baseline)
+
+    def _advance(self, state: _KeyState, bucket: int) -> None:
+        """Close the state's bucket and decay over the empty buckets up to ``bucket``."""
+        gap = bucket - state.bucket
+        if gap <= 0:
+            return
+        count = float(state.count)
+        if count > self._threshold(state.baseline):
+            count = max(float(self._min), state.baseline)
+        keep = self._keep
+        state.baseline = state.baseline * keep + (1.0 - keep) * count
+        if gap > 1:
+            state.baseline *= keep ** (gap - 1)
+        state.bucket = bucket
+        state.count = 0
+
+    def _state(self, ident: str, bucket: int) -> _KeyState:
+        state = self._states.get(ident)
+        if state is None:
+            state = self._states[ident] = _KeyState(bucket)
+            if len(self._states) > self._max_keys:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(ident)
+            self._advance(state, bucket)
+        return state
+
+    def check(self, request: Request) -> Verdict:
+        """Count the request; reject it if its key's current rate is abnormal."""
+        ident = key_text(self._key(request))
+        with self._lock:
+            bucket = math.floor(self._clock() / self._bucket)
+            state = self._state(ident, bucket)
+            state.count += 1
+            count, baseline = state.count, state.baseline
+        threshold = self._threshold(baseline)
+        if count <= threshold:
+            return ALLOW
+        reason = (
+            f"{count} requests in {self._bucket:g}s, normal for this key is {baseline:.2f}"
+            f" (threshold {threshold:.1f})"
+        )
+        banned = self._bans.strike(request, reason) if self._bans is not None else None
+        return Verdict.reject(
+            reason, status=self._status, rule_ids=("anomaly",), banned_until=banned
+        )
+
+    def baseline(self, request: Request) -> float | None:
+        """The key's learned requests per bucket as of now, or ``None`` for an unknown key.
+
+        Reading does not change the learned state (it advances a copy).
+        """
+        ident = key_text(self._key(request))
+        with self._lock:
+            state = self._states.get(ident)
+            if state is None:
+                return None
+            copy = _KeyState(state.bucket)
+            copy.count, copy.baseline = state.count, state.baseline
+            self._advance(copy, math.floor(self._clock() / self._bucket))
+            return copy.baseline
+
+    def __len__(self) -> int:
+        """Keys currently tracked."""
+        return len(self._states)

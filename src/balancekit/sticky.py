@@ -1,0 +1,230 @@
+"""Sticky sessions with signed tokens: a client returns to its endpoint while that endpoint is up.
+
+A token names an endpoint address and the time it was issued, and carries an HMAC-SHA256 tag
+(RFC 2104, FIPS 198-1) over both, truncated to 128 bits (RFC 2104 §5 allows truncation to at
+least half the hash and 80 bits). Its text is URL-safe base64 without padding (RFC 4648 §5), fit
+for a cookie or a header. Layout of the decoded bytes::
+
+    version (1 byte, = 1) | issued_at (8 bytes, big-endian seconds) | address (UTF-8) | tag (16)
+
+Verification recomputes the tag and compares it in constant time (``hmac.compare_digest``); any
+change to any byte is detected. The tag covers a fixed context label as well, so a token from
+another HMAC use of the same key does not verify. Tokens are signed, not encrypted: the
+address is readable.
+
+>>> import balancekit as bk
+>>> sticky = bk.sticky.StickySessions(b"0123456789abcdef0123456789abcdef", clock=lambda: 1000.0)
+>>> token = sticky.issue("10.0.0.1:8080")
+>>> sticky.verify(token)
+'10.0.0.1:8080'
+>>> sticky.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import struct
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from ._errors import BalancekitError, InvalidOption
+
+__all__ = ["InvalidToken", "StickyChoice", "StickySessions", "TokenInfo"]
+
+_VERSION = 1
+_HEADER = struct.Struct(">BQ")
+_TAG_SIZE = 16
+_CONTEXT = b"balancekit.sticky.v1\x00"
+_MIN_KEY = 16
+
+
+class InvalidToken(BalancekitError, ValueError):
+    """A sticky token that is malformed, forged or tampered with, expired, or from the future."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What a verified token says: the endpoint address and the issue time (clock seconds)."""
+
+    address: str
+    issued_at: int
+
+
+class _HasAddress(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+class _HasUp(Protocol):
+    @property
+    def up(self) -> bool: ...
+
+
+L = TypeVar("L", bound=_HasAddress)
+L_co = TypeVar("L_co", bound=_HasAddress, covariant=True)
+
+
+class StickyBalancer(Protocol[L_co]):
+    """What :meth:`StickySessions.select` needs of a balancer (every balancekit balancer)."""
+
+    @property
+    def endpoints(self) -> Sequence[_HasAddress]: ...
+
+    def stats(self) -> Mapping[str, _HasUp]: ...
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> L_co: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StickyChoice(Generic[L]):
+    """The outcome of :meth:`StickySessions.select`: the lease to use and the token to send back.
+
+    ``reissued`` is ``True`` when the token is new (no token, invalid or expired, or its endpoint
+    gone, down or avoided); send it to the client then (e.g. ``Set-Cookie``).
+    """
+
+    lease: L
+    token: str
+    reissued: bool
+
+
+def _b64decode(text: str) -> bytes:
+    if not isinstance(text, str) or not text.isascii():
+        raise InvalidToken("a sticky token must be an ASCII str")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("a sticky token must be URL-safe base64") from None
+    # Only the canonical spelling is accepted: otherwise the unused low bits of the last
+    # character, or '+' and '/', could be changed without changing the decoded bytes.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != text.encode("ascii"):
+        raise InvalidToken("a sticky token must be canonical unpadded URL-safe base64")
+    return raw
+
+
+class StickySessions:
+    """Issues and verifies sticky tokens and re-balances clients whose endpoint is unavailable.
+
+    ``key``: the secret (bytes, at least 16; 32 random bytes recommended, ``secrets.token_bytes``).
+    ``previous_keys``: keys still accepted for verification during a rotation (tokens are always
+    issued with ``key``). ``max_age``: seconds a token stays valid (``None`` = until its endpoint
+    leaves). ``clock``: seconds, wall-clock by default because tokens outlive processes; inject a
+    fake one in tests. ``leeway``: tolerated clock skew, in seconds, for tokens issued "in the
+    future" by another machine. Issue and verify are O(length of the address).
+    """
+
+    __slots__ = ("_clock", "_keys", "_leeway", "_max_age")
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        previous_keys: Iterable[bytes] = (),
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.time,
+        leeway: float = 60.0,
+    ) -> None:
+        keys = (key, *previous_keys)
+        for item in keys:
+            if not isinstance(item, bytes) or len(item) < _MIN_KEY:
+                raise InvalidOption(
+                    f"sticky keys must be bytes of at least {_MIN_KEY} bytes (use "
+                    f"secrets.token_bytes(32)), got {type(item).__name__} of length "
+                    f"{len(item) if isinstance(item, bytes) else '?'}"
+                )
+        if max_age is not None and (
+            not isinstance(max_age, int | float) or not math.isfinite(max_age) or max_age <= 0
+        ):
+            raise InvalidOption(
+                f"max_age must be a positive number of seconds or None, got {max_age!r}"
+            )
+        if not isinstance(leeway, int | float) or not 0 <= leeway < math.inf:
+            raise InvalidOption(f"leeway must be a finite number of seconds >= 0, got {leeway!r}")
+        if not callable(clock):
+            raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
+        self._keys = keys
+        self._max_age = max_age
+        self._clock = clock
+        self._leeway = leeway
+
+    @staticmethod
+    def _tag(key: bytes, message: bytes) -> bytes:
+        return hmac.new(key, _CONTEXT + message, hashlib.sha256).digest()[:_TAG_SIZE]
+
+    def issue(self, address: str) -> str:
+        """A new token naming ``address``, issued now."""
+        if not isinstance(address, str) or not address:
+            raise InvalidOption(f"address must be a non-empty str, got {address!r}")
+        issued = max(0, math.floor(self._clock()))
+        message = _HEADER.pack(_VERSION, issued) + address.encode()
+        raw = message + self._tag(self._keys[0], message)
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def decode(self, token: str) -> TokenInfo:
+        """Verify ``token`` and return what it says; raise :class:`InvalidToken` saying why."""
+        raw = _b64decode(token)
+        if len(raw) <= _HEADER.size + _TAG_SIZE:
+            raise InvalidToken("sticky token too short")
+        message, tag = raw[:-_TAG_SIZE], raw[-_TAG_SIZE:]
+        # Check every key (no early exit) so the time taken does not reveal which one matched.
+        valid = False
+        for key in self._keys:
+            valid |= hmac.compare_digest(self._tag(key, message), tag)
+        if not valid:
+            raise InvalidToken("sticky token signature does not verify (forged or tampered)")
+        version, issued = _HEADER.unpack_from(message)
+        if version != _VERSION:
+            raise InvalidToken(f"sticky token version {version} is not supported")
+        try:
+            address = message[_HEADER.size :].decode()
+        except UnicodeDecodeError:
+            raise InvalidToken("sticky token address is not UTF-8") from None
+        now = self._clock()
+        if issued > now + self._leeway:
+            raise InvalidToken("sticky token issued in the future (check the clocks)")
+        if self._max_age is not None and now - issued >= self._max_age:
+            raise InvalidToken(f"sticky token expired (older than max_age={self._max_age}s)")
+        return TokenInfo(address, issued)
+
+    def verify(self, token: str) -> str | None:
+        """The address a valid token names, or ``None`` if it is invalid for any reason."""
+        try:
+            return self.decode(token).address
+        except InvalidToken:
+            return None
+
+    def select(
+        self,
+        balancer: StickyBalancer[L],
+        context: Any = None,
+        *,
+        token: str | None = None,
+        avoid: Collection[str] = (),
+    ) -> StickyChoice[L]:
+        """Select for a client holding ``token`` (or none): its endpoint if still usable.
+
+        The token's endpoint is reused while it is a member of ``balancer``, up, and not in
+        ``avoid``; the balancer still does the selection (``avoid`` = every other member) so its
+        accounting (in-flight, counters) stays right. Otherwise the balancer selects normally
+        and a new token is issued. O(members) for the avoid set.
+        """
+        address = self.verify(token) if token else None
+        if address is not None and address not in avoid:
+            members = {endpoint.address for endpoint in balancer.endpoints}
+            state = balancer.stats().get(address) if address in members else None
+            if state is not None and state.up:
+                members.discard(address)
+                lease = balancer.select(context, avoid=members)
+                if lease.address == address:
+                    assert token is not None
+                    return StickyChoice(lease, token, reissued=False)
+                return StickyChoice(lease, self.issue(lease.address), reissued=True)
+        lease = balancer.select(context, avoid=avoid)
+        return StickyChoice(lease, self.issue(lease.address), reissued=True)
