@@ -7,7 +7,9 @@
 '10.0.0.1:8080'
 """
 
-from . import guard, keys, sticky
+from typing import TYPE_CHECKING, Any
+
+from . import guard, health, keys, sticky
 from ._core import Balancer, BalancerBase, Clock
 from ._endpoint import Endpoint, EndpointLike
 from ._errors import (
@@ -20,16 +22,28 @@ from ._errors import (
     UnknownEndpoint,
 )
 from ._lease import EndpointStats, Lease
+from .health import PassiveHealth, SlowStart, health_of, with_health
 from .request import Request
+from .retry import Outcome, Retry, RetryBudget
 from .routing import NoRoute, Route, Router
+from .strategies.ewma import PeakEWMA
+from .strategies.hashing.bounded import BoundedLoadHash
+from .strategies.hashing.jump import JumpHash
+from .strategies.hashing.ketama import Ketama
+from .strategies.hashing.maglev import Maglev
+from .strategies.hashing.rendezvous import Rendezvous
 from .strategies.hashing.ring import IPHash
 from .strategies.least import LeastConnections, LeastResponseTime
+from .strategies.load_report import LoadReport, LoadReportWeightedRoundRobin
+from .strategies.p2c import PowerOfTwoChoices
+from .strategies.random import Random, WeightedRandom
 from .strategies.round_robin import RoundRobin, WeightedRoundRobin
 
 __all__ = [
     "BalancekitError",
     "Balancer",
     "BalancerBase",
+    "BoundedLoadHash",
     "Clock",
     "DuplicateEndpoint",
     "Endpoint",
@@ -39,18 +53,59 @@ __all__ = [
     "InvalidEndpoint",
     "InvalidLease",
     "InvalidOption",
+    "JumpHash",
+    "Ketama",
     "Lease",
     "LeastConnections",
     "LeastResponseTime",
+    "LoadReport",
+    "LoadReportWeightedRoundRobin",
+    "Maglev",
     "NoEndpointAvailable",
     "NoRoute",
+    "Outcome",
+    "PassiveHealth",
+    "PeakEWMA",
+    "PowerOfTwoChoices",
+    "Random",
+    "Rendezvous",
     "Request",
+    "Retry",
+    "RetryBudget",
     "RoundRobin",
     "Route",
     "Router",
+    "SlowStart",
     "UnknownEndpoint",
+    "WeightedRandom",
     "WeightedRoundRobin",
     "guard",
+    "health",
+    "health_of",
     "keys",
     "sticky",
+    "with_health",
 ]
+
+if TYPE_CHECKING:  # imported lazily at run time, so the core needs no HTTP or DNS library
+    from . import discovery as discovery
+    from .integrations import httpx as httpx
+    from .integrations import requests as requests
+
+# bk.httpx, bk.requests and bk.discovery import their optional dependency on first use.
+_LAZY = {
+    "discovery": "balancekit.discovery",
+    "httpx": "balancekit.integrations.httpx",
+    "requests": "balancekit.integrations.requests",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'balancekit' has no attribute {name!r}")
+    import importlib
+
+    value = importlib.import_module(module)
+    globals()[name] = value
+    return value

@@ -35,7 +35,7 @@ from ._errors import (
 from ._lease import EndpointStats, Lease
 from ._state import EndpointState, count_value
 
-__all__ = ["Balancer", "BalancerBase", "Clock"]
+__all__ = ["Balancer", "BalancerBase", "Clock", "HealthHook"]
 
 #: A clock: a function returning seconds as a float, monotonic (default :func:`time.monotonic`).
 Clock = Callable[[], float]
@@ -77,6 +77,24 @@ class Balancer(Protocol):
     def stats(self) -> dict[str, EndpointStats]: ...
 
 
+class HealthHook(Protocol):
+    """What the base calls on an attached health tracker (``balancekit.health.with_health``).
+
+    ``due`` is the clock reading at which the tracker next has work (an ejection ends, a slow
+    start ramp steps): ``select`` compares it with the clock and calls ``advance`` only then, so
+    a pick never scans the endpoints. ``observe`` sees every release outcome; ``eligible`` filters
+    the endpoints that are up (pure: it depends only on their flags); ``before_refresh`` runs under
+    the lock before every index rebuild.
+    """
+
+    due: float
+
+    def advance(self) -> None: ...
+    def observe(self, state: EndpointState, ok: bool) -> None: ...
+    def eligible(self, up: list[EndpointState]) -> list[EndpointState]: ...
+    def before_refresh(self) -> None: ...
+
+
 def _address_of(item: EndpointLike) -> str:
     if isinstance(item, Endpoint):
         return item.address
@@ -101,6 +119,8 @@ class BalancerBase:
 
     #: Set by strategies that learn from outcomes; stateless ones keep release to a dict pop.
     _observes_release: ClassVar[bool] = False
+    #: The attached health tracker (``balancekit.with_health``), or None: one check per call.
+    _health: HealthHook | None = None
 
     def __init__(self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic):
         self._clock = check_clock(clock)
@@ -150,6 +170,9 @@ class BalancerBase:
         ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
         the pool is empty, every endpoint is down, or every eligible one is avoided.
         """
+        health = self._health
+        if health is not None and self._clock() >= health.due:
+            health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
         state = self._pick(context, avoid)
         token = next(_TOKENS)
         next(state.selected)
@@ -178,6 +201,8 @@ class BalancerBase:
             next(state.failed)
         if self._observes_release:
             self._on_release(state, ok, self._clock() - lease[2] if elapsed is None else elapsed)
+        if self._health is not None:
+            self._health.observe(state, ok)
         if state.retired:
             self._forget_if_idle(state)
 
@@ -289,6 +314,7 @@ class BalancerBase:
             succeeded=released - failed,
             failed=failed,
             latency=state.latency,
+            ejected=state.ejected,
         )
 
     # -- internals ------------------------------------------------------------------------------
@@ -329,10 +355,13 @@ class BalancerBase:
 
     def _eligible(self) -> list[EndpointState]:
         """The endpoints a pick may return, in the order they joined."""
-        return [state for state in self._members.values() if state.up]
+        up = [state for state in self._members.values() if state.up]
+        return up if self._health is None else self._health.eligible(up)
 
     def _refresh(self) -> None:
         """Rebuild the strategy's index after any change (called under the lock)."""
+        if self._health is not None:
+            self._health.before_refresh()
         self._rebuild(self._eligible())
 
     def _nothing_available(self, avoid: Collection[str] = ()) -> NoEndpointAvailable:
@@ -345,6 +374,13 @@ class BalancerBase:
         up = [state for state in members if state.up]
         if not up:
             return NoEndpointAvailable(f"all {len(members)} endpoints are marked down")
+        if self._health is not None:
+            up = self._health.eligible(up)
+            if not up:
+                return NoEndpointAvailable(
+                    "every endpoint that is up is ejected or failing health checks"
+                    " (set a panic_threshold to fail open instead)"
+                )
         return NoEndpointAvailable(
             f"every endpoint that is up ({len(up)}) is in avoid={sorted(avoid)!r}"
         )

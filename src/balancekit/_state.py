@@ -8,6 +8,7 @@ selections and releases from many threads without taking a lock on the hot path.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from ._endpoint import Endpoint
 
@@ -32,8 +33,10 @@ class EndpointState:
 
     __slots__ = (
         "deadline",
+        "ejected",
         "endpoint",
         "failed",
+        "health",
         "latency",
         "latency_at",
         "load",
@@ -60,6 +63,8 @@ class EndpointState:
         self.rank: tuple[float, float, int, EndpointState] | None = None  # entry in a sorted index
         self.latency: float | None = None  # response-time estimate in seconds, if tracked
         self.latency_at = 0.0  # clock reading of the last latency update
+        self.ejected = False  # kept out of rotation by passive health (balancekit.health)
+        self.health: Any = None  # the health tracker's per-endpoint record, if any
 
     @property
     def address(self) -> str:

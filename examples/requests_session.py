@@ -1,0 +1,35 @@
+"""A service client with requests: weighted round robin, one backend down.
+
+Run: ``python examples/requests_session.py`` (starts its own servers on 127.0.0.1). The third
+endpoint refuses connections: those requests are retried on another endpoint and it is ejected.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+
+import requests
+from _backends import backends
+
+import balancekit as bk
+
+
+def main() -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{probe.getsockname()[1]}"
+    with backends({"big": 0.0, "small": 0.0}) as names:
+        big, small = list(names)
+        lb = bk.WeightedRoundRobin([bk.Endpoint(big, weight=3), small, down])
+        with requests.Session() as session:
+            session.mount("http://orders/", bk.requests.BalancedAdapter(lb))
+            served = Counter(
+                session.get(f"http://orders/orders/{i}").json()["server"] for i in range(40)
+            )
+        print("served:", dict(served), "| failed requests: 0")
+        print("down endpoint:", down, "up" if lb.stats()[down].up else "ejected")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Service discovery: keep a balancer's endpoints current from a registry.
+
+- :class:`Static`: a fixed list (no dependency).
+- :class:`DNS`: SRV or A/AAAA records via dnspython (``pip install balancekit[dns]``; imported
+  on first use of ``balancekit.discovery.DNS``).
+- :class:`Watcher` / :class:`AsyncWatcher`: ask a source again when its answer's TTL runs out,
+  in a thread or an asyncio task, and apply it with ``balancer.update(...)``.
+- :class:`Source` / :class:`Snapshot`: the interface a Consul or etcd source implements.
+
+>>> import balancekit as bk
+>>> lb = bk.LeastConnections()
+>>> with bk.discovery.Watcher(lb, bk.discovery.Static(["10.0.0.1:80"])):
+...     len(lb)
+1
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._source import AsyncSource, DiscoveryError, Snapshot, Source
+from .static import Static
+from .watch import AsyncWatcher, Watcher
+
+if TYPE_CHECKING:
+    from .dns import DNS
+
+__all__ = [
+    "DNS",
+    "AsyncSource",
+    "AsyncWatcher",
+    "DiscoveryError",
+    "Snapshot",
+    "Source",
+    "Static",
+    "Watcher",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DNS":  # needs dnspython: import it only when asked for
+        from .dns import DNS
+
+        return DNS
+    raise AttributeError(f"module 'balancekit.discovery' has no attribute {name!r}")

@@ -1,0 +1,201 @@
+"""DNS service discovery with dnspython: SRV records (priority and weight), or A/AAAA records.
+
+Use::
+
+    from balancekit.discovery import DNS, Watcher
+    DNS("_http._tcp.backend.example").resolve()     # SRV: targets, ports and weights
+    DNS("backend.example", port=8080).resolve()     # A and AAAA, every address on :8080
+    with Watcher(lb, DNS("_http._tcp.backend.example")):   # refreshed by TTL in a thread
+        ...
+
+**SRV** (``port=None``, RFC 2782): every record's target is resolved to its A (and AAAA, unless
+``ipv6=False``) addresses, each becoming ``address:port`` with the record's weight as the
+endpoint weight (weight 0, "a very small chance" in RFC 2782, becomes 1; an address named by
+several records gets the sum). Only the records of the best (numerically lowest) priority are
+used; the others are standby, used when every record of the best group is gone from DNS
+(``all_priorities=True`` uses every record and ignores priority). A target of ``"."`` means
+"no service here" and is skipped.
+
+**A/AAAA** (``port=8080``): every address of the name, weight 1.
+
+The answer's ``ttl`` is the smallest TTL of the records used, so a
+:class:`~balancekit.discovery.Watcher` asks again when the first of them expires. No answer
+(NXDOMAIN, no records) gives an empty snapshot, which a watcher does not apply unless told to.
+Timeouts and server failures raise (dnspython's exceptions): the balancer keeps its endpoints.
+
+The lookups are a small generator (the plan) that yields queries and receives answers, driven
+by a sync resolver (:meth:`DNS.resolve`) or an asyncio one (:meth:`DNS.resolve_async`).
+Cost: one SRV query plus one or two address queries per target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
+from .._endpoint import MAX_WEIGHT, Endpoint
+from .._errors import InvalidOption
+from ._source import Snapshot
+
+__all__ = ["DNS"]
+
+_Query = tuple[str, dns.rdatatype.RdataType]
+_Plan = Generator[_Query, "dns.resolver.Answer | None", Snapshot]
+
+
+def _join(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _srv_plan(name: str, *, ipv6: bool, all_priorities: bool) -> _Plan:
+    """Yield the queries for an SRV lookup; return the snapshot."""
+    answer = yield (name, dns.rdatatype.SRV)
+    if answer is None or answer.rrset is None:
+        return Snapshot((), 0.0)
+    ttl = float(answer.rrset.ttl)
+    records = list(answer.rrset)
+    if not all_priorities:
+        best = min(record.priority for record in records)
+        records = [record for record in records if record.priority == best]
+    weights: dict[str, int] = {}
+    metadata: dict[str, dict[str, Any]] = {}
+    kinds = (dns.rdatatype.A, dns.rdatatype.AAAA) if ipv6 else (dns.rdatatype.A,)
+    for record in sorted(records, key=lambda r: (r.priority, r.target.to_text(), r.port)):
+        target = record.target.to_text()
+        if target == ".":
+            continue
+        for kind in kinds:
+            addresses = yield (target, kind)
+            if addresses is None or addresses.rrset is None:
+                continue
+            ttl = min(ttl, float(addresses.rrset.ttl))
+            for item in addresses.rrset:
+                address = _join(item.address, record.port)
+                weights[address] = min(weights.get(address, 0) + max(record.weight, 1), MAX_WEIGHT)
+                metadata[address] = {
+                    "target": target,
+                    "priority": record.priority,
+                    "srv_weight": record.weight,
+                }
+    endpoints = tuple(
+        Endpoint(address, weight, metadata[address]) for address, weight in sorted(weights.items())
+    )
+    return Snapshot(endpoints, ttl)
+
+
+def _address_plan(name: str, port: int, *, ipv6: bool) -> _Plan:
+    """Yield the A (and AAAA) queries for ``name``; return the snapshot."""
+    ttl = math.inf
+    addresses: set[str] = set()
+    kinds = (dns.rdatatype.A, dns.rdatatype.AAAA) if ipv6 else (dns.rdatatype.A,)
+    for kind in kinds:
+        answer = yield (name, kind)
+        if answer is None or answer.rrset is None:
+            continue
+        ttl = min(ttl, float(answer.rrset.ttl))
+        addresses.update(_join(item.address, port) for item in answer.rrset)
+    if not addresses:
+        return Snapshot((), 0.0)
+    return Snapshot(tuple(Endpoint(address) for address in sorted(addresses)), ttl)
+
+
+class DNS:
+    """A discovery source reading SRV or A/AAAA records (see the module docs).
+
+    Options (keyword-only, validated at once): ``port`` (None: SRV; a port: A/AAAA),
+    ``nameservers`` (IP addresses; default the system's resolv.conf), ``nameserver_port``
+    (default 53), ``timeout`` (seconds for a whole lookup, default 2), ``ipv6`` (also AAAA,
+    default True), ``all_priorities`` (default False). dnspython's own cache is off: every
+    refresh asks the server, the TTL decides how often.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        port: int | None = None,
+        nameservers: Sequence[str] | None = None,
+        nameserver_port: int = 53,
+        timeout: float = 2.0,
+        ipv6: bool = True,
+        all_priorities: bool = False,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip("."):
+            raise InvalidOption(f"name must be a DNS name like '_http._tcp.backend', not {name!r}")
+        for label, value in (("port", port), ("nameserver_port", nameserver_port)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65535
+            ):
+                raise InvalidOption(f"{label} must be a port number 1-65535, not {value!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise InvalidOption(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if nameservers is not None and (
+            isinstance(nameservers, str) or not all(isinstance(n, str) for n in nameservers)
+        ):
+            raise InvalidOption(f"nameservers must be a list of IP addresses, not {nameservers!r}")
+        self.name = name if name.endswith(".") else name + "."
+        self.port = port
+        self._ipv6 = bool(ipv6)
+        self._all_priorities = bool(all_priorities)
+        self._sync = self._configure(dns.resolver.Resolver, nameservers, nameserver_port, timeout)
+        self._async = self._configure(
+            dns.asyncresolver.Resolver, nameservers, nameserver_port, timeout
+        )
+
+    @staticmethod
+    def _configure(kind: Any, nameservers: Sequence[str] | None, port: int, timeout: float) -> Any:
+        resolver = kind(configure=nameservers is None)
+        if nameservers is not None:
+            resolver.nameservers = list(nameservers)
+        resolver.port = port
+        resolver.timeout = float(timeout)
+        resolver.lifetime = float(timeout)
+        resolver.cache = None
+        return resolver
+
+    def _plan(self) -> _Plan:
+        if self.port is None:
+            return _srv_plan(self.name, ipv6=self._ipv6, all_priorities=self._all_priorities)
+        return _address_plan(self.name, self.port, ipv6=self._ipv6)
+
+    def resolve(self) -> Snapshot:
+        """Look the name up now (blocking, at most about ``timeout`` per query)."""
+        plan = self._plan()
+        query = next(plan)
+        while True:
+            try:
+                answer: dns.resolver.Answer | None = self._sync.resolve(
+                    query[0], query[1], search=False, raise_on_no_answer=False
+                )
+            except dns.resolver.NXDOMAIN:
+                answer = None
+            try:
+                query = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def resolve_async(self) -> Snapshot:
+        """Look the name up now without blocking the event loop."""
+        plan = self._plan()
+        query = next(plan)
+        while True:
+            try:
+                answer: dns.resolver.Answer | None = await self._async.resolve(
+                    query[0], query[1], search=False, raise_on_no_answer=False
+                )
+            except dns.resolver.NXDOMAIN:
+                answer = None
+            try:
+                query = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        kind = "SRV" if self.port is None else f"A/AAAA :{self.port}"
+        return f"DNS({self.name!r}, {kind})"

@@ -1,0 +1,256 @@
+"""Keep a balancer's membership current from a discovery source, in a thread or an asyncio task.
+
+>>> import balancekit as bk
+>>> from balancekit.discovery import Static, Watcher
+>>> lb = bk.RoundRobin()
+>>> with Watcher(lb, Static(["10.0.0.1:80", "10.0.0.2:80"])):
+...     [e.address for e in lb.endpoints]
+['10.0.0.1:80', '10.0.0.2:80']
+
+The first answer is applied before ``start()`` returns (an error there is raised, so a
+misconfigured name fails at startup). After that the watcher asks the source again when the
+answer's ``ttl`` has passed (clamped to ``[min_interval, max_interval]``) and calls
+``balancer.update(endpoints)``. When the source fails, or answers no endpoints at all, the
+balancer keeps the endpoints it has (a DNS blip must not empty a pool) and the watcher asks again
+after ``error_interval``, doubling up to ``max_interval``; ``allow_empty=True`` applies empty
+answers instead. ``update`` keeps the in-flight counts and latency estimates of endpoints that
+stay, so refreshing never disturbs accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from .._core import Balancer
+from .._errors import InvalidOption
+from ._source import AsyncSource, DiscoveryError, Snapshot, Source
+
+__all__ = ["AsyncWatcher", "Watcher"]
+
+#: Called with each exception a refresh raised (the default does nothing; log it there).
+ErrorHook = Callable[[BaseException], object]
+
+
+class _Policy:
+    """The refresh schedule and bookkeeping both watchers share (sans-io)."""
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        source: Source,
+        *,
+        min_interval: float,
+        max_interval: float,
+        error_interval: float,
+        allow_empty: bool,
+        on_error: ErrorHook | None,
+    ) -> None:
+        if not isinstance(balancer, Balancer):
+            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+        if not callable(getattr(source, "resolve", None)):
+            raise InvalidOption(f"source must have a resolve() method, not {source!r}")
+        for name, value in (
+            ("min_interval", min_interval),
+            ("max_interval", max_interval),
+            ("error_interval", error_interval),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidOption(f"{name} must be a number of seconds, not {value!r}")
+            if not 0 < value < math.inf:
+                raise InvalidOption(f"{name} must be a positive finite number, not {value!r}")
+        if max_interval < min_interval:
+            raise InvalidOption(f"max_interval {max_interval} is below min_interval {min_interval}")
+        if on_error is not None and not callable(on_error):
+            raise InvalidOption(f"on_error must be a function of the exception, not {on_error!r}")
+        self.balancer = balancer
+        self.source = source
+        self.min_interval = float(min_interval)
+        self.max_interval = float(max_interval)
+        self.error_interval = float(error_interval)
+        self.allow_empty = bool(allow_empty)
+        self.on_error = on_error
+        #: Seconds until the next refresh (``inf`` for a source that never changes).
+        self.interval = self.min_interval
+        self.refreshes = 0  #: answers applied so far
+        self.errors = 0  #: failed refreshes in a row
+        self.last_error: BaseException | None = None
+        self.snapshot: Snapshot | None = None  #: the last answer applied
+
+    def apply(self, snapshot: Snapshot) -> None:
+        """Hand a snapshot to the balancer and schedule the next refresh from its ttl."""
+        if not snapshot.endpoints and not self.allow_empty:
+            raise DiscoveryError(
+                f"{self.source!r} answered no endpoints; keeping the current ones"
+                " (pass allow_empty=True to apply empty answers)"
+            )
+        self.balancer.update(snapshot.endpoints)
+        self.snapshot = snapshot
+        self.refreshes += 1
+        self.errors = 0
+        self.last_error = None
+        ttl = snapshot.ttl
+        self.interval = (
+            math.inf if ttl == math.inf else min(max(ttl, self.min_interval), self.max_interval)
+        )
+
+    def failed(self, error: BaseException) -> None:
+        """Record a failed refresh and back off."""
+        self.errors += 1
+        self.last_error = error
+        self.interval = min(
+            self.error_interval * 2.0 ** min(self.errors - 1, 60), self.max_interval
+        )
+        if self.on_error is not None:
+            self.on_error(error)
+
+
+class Watcher(_Policy):
+    """Refreshes ``balancer`` from ``source`` in a daemon thread (see the module docs).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. Options (keyword-only):
+    ``min_interval`` (default 1 s: the floor under a DNS TTL of 0), ``max_interval`` (300 s),
+    ``error_interval`` (1 s, doubling), ``allow_empty`` (False), ``on_error`` (a function of
+    the exception). Each refresh costs one ``resolve`` and one ``update`` (O(n log n)).
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        source: Source,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 300.0,
+        error_interval: float = 1.0,
+        allow_empty: bool = False,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        super().__init__(
+            balancer,
+            source,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            error_interval=error_interval,
+            allow_empty=allow_empty,
+            on_error=on_error,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> Snapshot:
+        """Resolve and apply once, now, in the calling thread (raises on failure)."""
+        snapshot = self.source.resolve()
+        self.apply(snapshot)
+        return snapshot
+
+    def start(self) -> Watcher:
+        """Apply the first answer (raising its error), then refresh in a daemon thread."""
+        if self._thread is not None:
+            raise InvalidOption("this watcher is already running")
+        self.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"balancekit-discovery-{self.source!r}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(None if self.interval == math.inf else self.interval):
+            try:
+                self.refresh()
+            except Exception as error:  # keep the membership; back off
+                self.failed(error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop refreshing and wait up to ``timeout`` seconds for the thread (one resolve)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class AsyncWatcher(_Policy):
+    """Refreshes ``balancer`` from ``source`` in an asyncio task; the options of :class:`Watcher`.
+
+    The source's ``resolve_async`` is awaited when it has one, else ``resolve`` runs in a
+    thread (:func:`asyncio.to_thread`). Use ``async with``, or ``await start()`` and
+    ``await stop()``.
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        source: Source,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 300.0,
+        error_interval: float = 1.0,
+        allow_empty: bool = False,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        super().__init__(
+            balancer,
+            source,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            error_interval=error_interval,
+            allow_empty=allow_empty,
+            on_error=on_error,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> Snapshot:
+        """Resolve and apply once, now (raises on failure)."""
+        if isinstance(self.source, AsyncSource):
+            snapshot = await self.source.resolve_async()
+        else:
+            snapshot = await asyncio.to_thread(self.source.resolve)
+        self.apply(snapshot)
+        return snapshot
+
+    async def start(self) -> AsyncWatcher:
+        """Apply the first answer (raising its error), then refresh in a task."""
+        if self._task is not None:
+            raise InvalidOption("this watcher is already running")
+        await self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while self.interval != math.inf:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except Exception as error:
+                self.failed(error)
+
+    async def stop(self) -> None:
+        """Cancel the refresh task and wait for it to end."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> AsyncWatcher:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.stop()

@@ -1,0 +1,300 @@
+"""Active health checks: probe endpoints off the selection path, with rise/fall thresholds.
+
+An :class:`ActiveChecker` probes every member of a balancer on an interval with jitter, counts
+consecutive passes and failures per endpoint, and after ``fall`` failures in a row takes the
+endpoint out of rotation, after ``rise`` passes in a row puts it back. Its verdicts go to the
+same :class:`~balancekit.health.HealthTracker` as passive health, so panic mode counts them too
+(a balancer without a tracker gets one with passive detection off). Probes:
+
+- :class:`TcpCheck`: a TCP connect within ``timeout``;
+- :class:`HttpCheck`: ``GET path`` over HTTP/1.1, passing when the status is in ``expected``.
+
+Run it as a daemon thread (:meth:`ActiveChecker.start` / :meth:`~ActiveChecker.stop`, or
+``with checker.running():``), as an asyncio task (``task = checker.start_task()``; probes of one
+round run concurrently), or drive it yourself with :meth:`~ActiveChecker.check_once`.
+
+Defaults follow Envoy's health checking (``interval``, ``interval_jitter_percent``,
+``healthy_threshold``, ``unhealthy_threshold``) and HAProxy's ``inter``/``rise``/``fall``
+(2 s, rise 2, fall 3). Endpoints start healthy: a new checker never empties a working pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import math
+import random
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from .._core import BalancerBase
+from .._endpoint import Endpoint, split_address
+from .._errors import InvalidOption
+from .passive import PassiveHealth
+from .tracker import HealthTracker, health_of, with_health
+
+__all__ = ["ActiveChecker", "Check", "HttpCheck", "TcpCheck"]
+
+
+def _timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise InvalidOption(f"timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+class Check(Protocol):
+    """A probe: ``check(endpoint)`` and ``await acheck(endpoint)`` return (passed, detail)."""
+
+    def check(self, endpoint: Endpoint) -> tuple[bool, str]: ...
+    async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]: ...
+
+
+class TcpCheck:
+    """Pass when a TCP connection to the endpoint opens within ``timeout`` seconds."""
+
+    def __init__(self, *, timeout: float = 1.0) -> None:
+        self.timeout = _timeout(timeout)
+
+    def check(self, endpoint: Endpoint) -> tuple[bool, str]:
+        try:
+            with socket.create_connection(split_address(endpoint.address), self.timeout):
+                return True, "connected"
+        except OSError as error:
+            return False, f"connect failed: {error}"
+
+    async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]:
+        host, port = split_address(endpoint.address)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.timeout)
+        except (TimeoutError, OSError) as error:
+            return False, f"connect failed: {error!r}"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True, "connected"
+
+
+class HttpCheck:
+    """Pass when ``GET path`` answers with a status in ``expected`` within ``timeout`` seconds.
+
+    ``host`` is the Host header (default: the endpoint's address).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/health",
+        expected: tuple[int, ...] = (200,),
+        timeout: float = 1.0,
+        host: str | None = None,
+    ) -> None:
+        if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in " \r\n"):
+            raise InvalidOption(f"path must be an absolute URL path like '/health', not {path!r}")
+        if (
+            not isinstance(expected, tuple)
+            or not expected
+            or not all(isinstance(s, int) and 100 <= s <= 599 for s in expected)
+        ):
+            raise InvalidOption(f"expected must be a tuple of HTTP status codes, not {expected!r}")
+        self.path = path
+        self.expected = expected
+        self.timeout = _timeout(timeout)
+        self.host = host
+
+    def _verdict(self, status: int) -> tuple[bool, str]:
+        passed = status in self.expected
+        return passed, f"HTTP {status}" + ("" if passed else f", expected {self.expected}")
+
+    def check(self, endpoint: Endpoint) -> tuple[bool, str]:
+        host, port = split_address(endpoint.address)
+        connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            connection.request("GET", self.path, headers={"Host": self.host or endpoint.address})
+            response = connection.getresponse()
+            response.read()
+            return self._verdict(response.status)
+        except (OSError, http.client.HTTPException) as error:
+            return False, f"request failed: {error!r}"
+        finally:
+            connection.close()
+
+    async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]:
+        try:
+            return await asyncio.wait_for(self._aget(endpoint), self.timeout)
+        except (TimeoutError, OSError, ValueError) as error:
+            return False, f"request failed: {error!r}"
+
+    async def _aget(self, endpoint: Endpoint) -> tuple[bool, str]:
+        host, port = split_address(endpoint.address)
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            request = (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host or endpoint.address}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            writer.write(request.encode("ascii"))
+            await writer.drain()
+            status_line = await reader.readline()
+            parts = status_line.split()
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise ValueError(f"not an HTTP status line: {status_line[:80]!r}")
+            return self._verdict(int(parts[1]))
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+class ActiveChecker:
+    """Probes a balancer's endpoints and feeds rise/fall verdicts to its health tracker.
+
+    Options (keyword-only, validated at once): ``check`` (default :class:`TcpCheck`),
+    ``interval`` seconds between rounds (default 2.0), ``jitter`` the fraction by which each
+    wait varies either way (default 0.1), ``rise`` and ``fall`` consecutive results to change
+    state (defaults 2 and 3), ``rng`` a :class:`random.Random` for the jitter.
+
+    Cost: one probe per member per round, off the selection path; a verdict change rebuilds the
+    balancer's index once. Thread-safe: the checker only calls the tracker, which locks.
+    """
+
+    def __init__(
+        self,
+        balancer: BalancerBase,
+        *,
+        check: Check | None = None,
+        interval: float = 2.0,
+        jitter: float = 0.1,
+        rise: int = 2,
+        fall: int = 3,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(balancer, BalancerBase):
+            raise InvalidOption(f"ActiveChecker needs a balancekit balancer, not {balancer!r}")
+        if check is None:
+            check = TcpCheck()
+        elif not callable(getattr(check, "check", None)) or not callable(
+            getattr(check, "acheck", None)
+        ):
+            raise InvalidOption(f"check must have check() and acheck() methods, not {check!r}")
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise InvalidOption(f"interval must be a positive number of seconds, not {interval!r}")
+        if not 0 < interval < math.inf:
+            raise InvalidOption(f"interval must be a positive number of seconds, not {interval!r}")
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
+            raise InvalidOption(f"jitter must be a fraction in [0, 1), not {jitter!r}")
+        for name, value in (("rise", rise), ("fall", fall)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                raise InvalidOption(f"{name} must be an int from 1 to 1000, not {value!r}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+        tracker = health_of(balancer)
+        if tracker is None:
+            with_health(balancer, PassiveHealth(consecutive_failures=None))
+            tracker = health_of(balancer)
+        assert tracker is not None
+        self.tracker: HealthTracker = tracker
+        self._balancer = balancer
+        self._check = check
+        self.interval = float(interval)
+        self.jitter = float(jitter)
+        self.rise = rise
+        self.fall = fall
+        self._rng = random.Random() if rng is None else rng
+        self._streaks: dict[str, int] = {}  # > 0: passes in a row; < 0: failures in a row
+        self._down: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+
+    # -- one round ------------------------------------------------------------------------------
+
+    def check_once(self) -> dict[str, bool]:
+        """Probe every member once (sequentially); apply rise/fall. Returns each probe's result."""
+        results = {}
+        for endpoint in self._balancer.endpoints:
+            passed, detail = self._check.check(endpoint)
+            self._record(endpoint.address, passed, detail)
+            results[endpoint.address] = passed
+        self._finish_round()
+        return results
+
+    async def acheck_once(self) -> dict[str, bool]:
+        """Probe every member once, concurrently; apply rise/fall. Returns each probe's result."""
+        endpoints = self._balancer.endpoints
+        verdicts = await asyncio.gather(*(self._check.acheck(e) for e in endpoints))
+        for endpoint, (passed, detail) in zip(endpoints, verdicts, strict=True):
+            self._record(endpoint.address, passed, detail)
+        self._finish_round()
+        return {e.address: passed for e, (passed, _) in zip(endpoints, verdicts, strict=True)}
+
+    def _record(self, address: str, passed: bool, detail: str) -> None:
+        streak = self._streaks.get(address, 0)
+        streak = max(streak, 0) + 1 if passed else min(streak, 0) - 1
+        self._streaks[address] = streak
+        if address in self._down and streak >= self.rise:
+            self._down.discard(address)
+            self.tracker.set_check(address, True)
+        elif address not in self._down and -streak >= self.fall:
+            self._down.add(address)
+            self.tracker.set_check(address, False, detail)
+
+    def _finish_round(self) -> None:
+        members = {endpoint.address for endpoint in self._balancer.endpoints}
+        for address in [a for a in self._streaks if a not in members]:  # removed since
+            del self._streaks[address]
+            self._down.discard(address)
+        self.rounds += 1
+
+    def down(self) -> set[str]:
+        """The addresses the checks hold out of rotation now."""
+        return set(self._down)
+
+    def next_delay(self) -> float:
+        """The wait before the next round: ``interval``, varied by up to ``jitter`` either way."""
+        return self.interval * (1.0 + self._rng.uniform(-self.jitter, self.jitter))
+
+    # -- as a thread ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run rounds in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            raise InvalidOption("this checker is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="balancekit-health", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.check_once()
+            self._stop.wait(self.next_delay())
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the thread (after its current round) and wait for it."""
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ActiveChecker]:
+        """``with checker.running():`` the checker runs in a thread for the block."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    # -- as an asyncio task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run rounds forever in the current event loop (cancel the task to stop)."""
+        while True:
+            await self.acheck_once()
+            await asyncio.sleep(self.next_delay())
+
+    def start_task(self) -> asyncio.Task[None]:
+        """Start :meth:`run` as a task of the running loop; cancel it to stop."""
+        return asyncio.get_running_loop().create_task(self.run(), name="balancekit-health")

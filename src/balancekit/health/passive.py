@@ -1,0 +1,131 @@
+"""Passive health (outlier detection): eject endpoints whose requests fail, fail open in panic.
+
+Attach a tracker to any balancer with :func:`with_health`; every strategy gets the same
+behaviour, because the tracker works on the base class's eligibility, not on a strategy's index::
+
+    >>> import balancekit as bk
+    >>> lb = bk.with_health(
+    ...     bk.RoundRobin(["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"], clock=lambda: 0.0),
+    ...     bk.PassiveHealth(consecutive_failures=2, max_ejection_share=0.5),
+    ... )
+    >>> for _ in range(2):
+    ...     lb.release(lb.select(avoid={"10.0.0.2:80", "10.0.0.3:80"}), ok=False)
+    >>> lb.stats()["10.0.0.1:80"].ejected
+    True
+    >>> sorted({lb.select().address for _ in range(6)})
+    ['10.0.0.2:80', '10.0.0.3:80']
+
+How it decides (Envoy outlier detection; gRPC gRFC A50; Finagle failure accrual):
+
+- **Consecutive failures**: ``consecutive_failures`` failed releases in a row eject the endpoint
+  (Envoy ``consecutive_5xx``, default 5; Finagle ``FailureAccrualFactory``, 5).
+- **Failure rate**: over the last ``window`` outcomes, once ``minimum_requests`` are seen, a
+  failed share of at least ``failure_rate`` ejects it (Envoy ``failure_percentage_threshold``
+  with ``failure_percentage_request_volume``; off by default there and here).
+- **Ejection time** grows with repeated ejections: ``base_ejection * n`` for the n-th, capped at
+  ``max_ejection`` (Envoy ``base_ejection_time`` 30 s, ``max_ejection_time`` 300 s); ``n`` drops by
+  one for every ``interval`` seconds spent back in rotation (Envoy/gRPC decrement per ``interval``,
+  10 s), so good behaviour is forgiven.
+- **Max ejection share**: an ejection is refused while ``floor(max_ejection_share * members)``
+  endpoints (at least one) are already ejected (Envoy ``max_ejection_percent``, 10 %).
+- **Panic**: when fewer than ``panic_threshold`` of the endpoints marked up are healthy (not
+  ejected, not failing active checks), selection fails open over all of them rather than
+  overload the few left or raise (Envoy ``healthy_panic_threshold``, 50 %; 0 disables it).
+
+Costs: ``release`` adds O(1) under the balancer's lock (a success with no failure streak and no
+rate window skips the lock); ``select`` adds one clock read compared with one float (``due``:
+the next ejection end or slow-start step); an ejection, a return or a ramp step rebuilds the
+strategy's index once, under the lock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .._errors import InvalidOption
+
+__all__ = ["PassiveHealth"]
+
+
+def _number(name: str, value: object, low: float, high: float, *, low_open: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOption(f"{name} must be a number, not {value!r}")
+    if not (low < value if low_open else low <= value) or not value <= high:
+        bound = f"({low}" if low_open else f"[{low}"
+        raise InvalidOption(f"{name} must be in {bound}, {high}], not {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidOption(f"{name} must be an int from {low} to {high}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PassiveHealth:
+    """Outlier-detection settings (keyword-only, validated at once); see the module docs.
+
+    ``consecutive_failures=None`` and ``failure_rate=None`` turn detection off and keep only the
+    panic threshold (for active checks alone).
+    """
+
+    consecutive_failures: int | None = 5
+    failure_rate: float | None = None
+    window: int = 100
+    minimum_requests: int = 20
+    base_ejection: float = 30.0
+    max_ejection: float = 300.0
+    interval: float = 10.0
+    max_ejection_share: float = 0.1
+    panic_threshold: float = 0.5
+
+    def __init__(
+        self,
+        *,
+        consecutive_failures: int | None = 5,
+        failure_rate: float | None = None,
+        window: int = 100,
+        minimum_requests: int = 20,
+        base_ejection: float = 30.0,
+        max_ejection: float = 300.0,
+        interval: float = 10.0,
+        max_ejection_share: float = 0.1,
+        panic_threshold: float = 0.5,
+    ) -> None:
+        values = {
+            "consecutive_failures": None
+            if consecutive_failures is None
+            else _integer("consecutive_failures", consecutive_failures, 1, 1_000_000),
+            "failure_rate": None
+            if failure_rate is None
+            else _number("failure_rate", failure_rate, 0.0, 1.0, low_open=True),
+            "window": _integer("window", window, 1, 1_000_000),
+            "minimum_requests": _integer("minimum_requests", minimum_requests, 1, 1_000_000),
+            "base_ejection": _number("base_ejection", base_ejection, 0, 1e9, low_open=True),
+            "max_ejection": _number("max_ejection", max_ejection, 0, 1e9, low_open=True),
+            "interval": _number("interval", interval, 0, 1e9, low_open=True),
+            "max_ejection_share": _number(
+                "max_ejection_share", max_ejection_share, 0.0, 1.0, low_open=False
+            ),
+            "panic_threshold": _number(
+                "panic_threshold", panic_threshold, 0.0, 1.0, low_open=False
+            ),
+        }
+        if values["minimum_requests"] > values["window"]:  # type: ignore[operator]
+            raise InvalidOption(
+                f"minimum_requests ({minimum_requests}) cannot exceed the window ({window})"
+            )
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def ejection_limit(self, members: int) -> int:
+        """How many of ``members`` endpoints may be ejected at once: the share, at least one."""
+        if self.max_ejection_share <= 0 or members == 0:
+            return 0
+        return max(1, math.floor(self.max_ejection_share * members + 1e-9))
+
+    def in_panic(self, healthy: int, total: int) -> bool:
+        """Whether ``healthy`` of ``total`` endpoints (marked up) is below the panic threshold."""
+        return total > 0 and healthy < self.panic_threshold * total

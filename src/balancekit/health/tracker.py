@@ -1,0 +1,364 @@
+"""The health tracker one balancer carries: ejections, panic, slow-start ramps, check verdicts.
+
+:func:`with_health` attaches it; the base class calls it through the ``HealthHook`` protocol of
+``balancekit._core`` (see that protocol for when each hook runs). What it decides, and the
+sources of its defaults, are described in :mod:`balancekit.health.passive` and
+:mod:`balancekit.health.slow_start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from .._errors import InvalidOption
+from .._state import EndpointState
+from .events import (
+    CheckFailed,
+    CheckPassed,
+    Ejected,
+    HealthEvent,
+    PanicDisengaged,
+    PanicEngaged,
+    Returned,
+)
+from .passive import PassiveHealth
+from .slow_start import SlowStart
+
+if TYPE_CHECKING:
+    from .._core import BalancerBase
+
+__all__ = ["HealthTracker", "health_of", "with_health"]
+
+B = TypeVar("B", bound="BalancerBase")
+
+_log = logging.getLogger("balancekit.health")
+
+
+class _Record:
+    """What the tracker keeps per endpoint (in ``EndpointState.health``)."""
+
+    __slots__ = (
+        "check_down",
+        "consecutive",
+        "ejections",
+        "failures",
+        "outcomes",
+        "ramp_start",
+        "ramp_step",
+        "returned_at",
+        "until",
+    )
+
+    def __init__(self) -> None:
+        self.consecutive = 0  # failed releases in a row
+        self.outcomes: deque[bool] = deque()  # last `window` outcomes, True = failed
+        self.failures = 0  # failed outcomes in `outcomes`
+        self.ejections = 0  # the ejection-time multiplier
+        self.until = 0.0  # end of the current ejection
+        self.returned_at = -math.inf  # when the last ejection ended
+        self.ramp_start = 0.0
+        self.ramp_step = 0
+        self.check_down = False  # active checks say it is down
+
+    def forget_outcomes(self) -> None:
+        self.consecutive = 0
+        self.outcomes.clear()
+        self.failures = 0
+
+
+def _record(state: EndpointState) -> _Record:
+    record: _Record | None = state.health
+    if record is None:
+        record = state.health = _Record()
+    return record
+
+
+def _healthy(state: EndpointState) -> bool:
+    return not state.ejected and not (state.health is not None and state.health.check_down)
+
+
+class HealthTracker:
+    """One balancer's health: ejections, panic, slow-start ramps and active-check verdicts.
+
+    Built by :func:`with_health`; read it with :func:`health_of`. All mutation happens under the
+    balancer's lock. ``panic`` says whether selection currently fails open;
+    ``ejections_refused`` counts ejections the max ejection share prevented.
+    """
+
+    def __init__(
+        self,
+        balancer: BalancerBase,
+        passive: PassiveHealth,
+        slow_start: SlowStart | None,
+        on_event: Callable[[HealthEvent], object] | None,
+    ) -> None:
+        self._lb = balancer
+        self.passive = passive
+        self.slow_start = slow_start
+        self._on_event = on_event
+        self.due = math.inf  # the next clock reading with work to do (the base reads it)
+        self.panic = False
+        self.ejections_refused = 0
+        self._ejected: dict[int, EndpointState] = {}
+        self._ramping: dict[int, EndpointState] = {}
+        self._was_eligible: set[int] | None = None  # None until the first refresh: no ramp then
+        self._detects = passive.consecutive_failures is not None or passive.failure_rate is not None
+        self._streaks_only = passive.failure_rate is None  # a success without a streak is no news
+
+    # -- the hooks the base calls -----------------------------------------------------------------
+
+    def eligible(self, up: list[EndpointState]) -> list[EndpointState]:
+        """The healthy endpoints among ``up``, or all of ``up`` in panic (pure)."""
+        healthy = [state for state in up if _healthy(state)]
+        return up if self.passive.in_panic(len(healthy), len(up)) else healthy
+
+    def observe(self, state: EndpointState, ok: bool) -> None:
+        """Learn a release's outcome; eject the endpoint when a threshold is crossed."""
+        if ok and self._streaks_only:
+            record = state.health
+            if record is None or record.consecutive == 0:
+                return  # the common case: nothing to learn, no lock
+        if not self._detects or state.retired:
+            return
+        lb = self._lb
+        with lb._lock:
+            if state.ejected or lb._members.get(state.endpoint.address) is not state:
+                return  # late outcomes of an ejected or removed endpoint are not news
+            record = _record(state)
+            passive = self.passive
+            record.consecutive = 0 if ok else record.consecutive + 1
+            if passive.failure_rate is not None:
+                if len(record.outcomes) == passive.window and record.outcomes.popleft():
+                    record.failures -= 1
+                record.outcomes.append(not ok)
+                record.failures += not ok
+            if ok:
+                return
+            if (
+                passive.consecutive_failures is not None
+                and record.consecutive >= passive.consecutive_failures
+            ):
+                self._eject(state, record, "consecutive_failures")
+            elif (
+                passive.failure_rate is not None
+                and len(record.outcomes) >= passive.minimum_requests
+                and record.failures >= passive.failure_rate * len(record.outcomes)
+            ):
+                self._eject(state, record, "failure_rate")
+
+    def advance(self) -> None:
+        """End the ejections that are due and step the ramps, then rebuild once."""
+        lb = self._lb
+        with lb._lock:
+            now = lb._clock()
+            if now < self.due:
+                return  # another thread got here first
+            for state in list(self._ejected.values()):
+                record = _record(state)
+                if record.until <= now:
+                    self._return(state, record, now)
+            lb._refresh()  # before_refresh steps the ramps and sets the next due time
+
+    def before_refresh(self) -> None:
+        """Under the lock, before every rebuild: prune, panic transitions, ramps, weights, due."""
+        lb = self._lb
+        now = lb._clock()
+        members = lb._members
+        for key, state in list(self._ejected.items()):
+            if members.get(state.endpoint.address) is not state:  # removed while ejected
+                state.ejected = False
+                _record(state).returned_at = now
+                del self._ejected[key]
+        up = []
+        for state in members.values():
+            _record(state)
+            if state.up:
+                up.append(state)
+        healthy = sum(1 for state in up if _healthy(state))
+        panic = self.passive.in_panic(healthy, len(up))
+        if panic != self.panic:
+            self.panic = panic
+            event = PanicEngaged if panic else PanicDisengaged
+            self._emit(event(at=now, healthy=healthy, total=len(up)))
+        due = min((_record(state).until for state in self._ejected.values()), default=math.inf)
+        if self.slow_start is not None:
+            due = min(due, self._ramp(self.slow_start, self.eligible(up), now))
+        self.due = due
+
+    # -- active checks --------------------------------------------------------------------------
+
+    def set_check(self, address: str, healthy: bool, detail: str = "") -> None:
+        """Record an active checker's verdict (after its rise/fall thresholds) for ``address``."""
+        lb = self._lb
+        with lb._lock:
+            state = lb._members.get(address)
+            if state is None:
+                return  # removed since the check started
+            record = _record(state)
+            if record.check_down == (not healthy):
+                return
+            record.check_down = not healthy
+            now = lb._clock()
+            if healthy:
+                self._emit(CheckPassed(address=address, at=now))
+            else:
+                self._emit(CheckFailed(address=address, at=now, detail=detail))
+            lb._refresh()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def ejected(self) -> list[str]:
+        """The addresses ejected now, in the order they joined the balancer."""
+        with self._lb._lock:
+            states = sorted(self._ejected.values(), key=lambda state: state.order)
+            return [state.endpoint.address for state in states]
+
+    def ramping(self) -> dict[str, float]:
+        """Each ramping endpoint's current share of its weight."""
+        if self.slow_start is None:
+            return {}
+        with self._lb._lock:
+            return {
+                state.endpoint.address: self.slow_start.share(_record(state).ramp_step)
+                for state in self._ramping.values()
+            }
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _emit(self, event: HealthEvent) -> None:
+        """Deliver ``event``; a callback that raises is logged, never allowed to leave the
+        balancer half-updated (events are emitted in the middle of state changes)."""
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                _log.exception("balancekit health on_event callback failed on %r", event)
+
+    def _eject(
+        self,
+        state: EndpointState,
+        record: _Record,
+        reason: Literal["consecutive_failures", "failure_rate"],
+    ) -> None:
+        passive = self.passive
+        if len(self._ejected) >= passive.ejection_limit(len(self._lb._members)):
+            self.ejections_refused += 1
+            return
+        now = self._lb._clock()
+        if record.ejections:  # one step of the multiplier forgiven per interval back in rotation
+            forgiven = max(0.0, now - record.returned_at) / passive.interval  # may be inf
+            record.ejections = (
+                0 if forgiven >= record.ejections else record.ejections - int(forgiven)
+            )
+        record.ejections += 1
+        ceiling = max(passive.max_ejection, passive.base_ejection)
+        record.until = now + min(ceiling, passive.base_ejection * record.ejections)
+        record.forget_outcomes()
+        state.ejected = True
+        self._ejected[id(state)] = state
+        self._emit(
+            Ejected(
+                address=state.endpoint.address,
+                at=now,
+                until=record.until,
+                ejections=record.ejections,
+                reason=reason,
+            )
+        )
+        self._lb._refresh()
+
+    def _return(self, state: EndpointState, record: _Record, now: float) -> None:
+        state.ejected = False
+        del self._ejected[id(state)]
+        record.returned_at = record.until
+        record.forget_outcomes()
+        self._emit(Returned(address=state.endpoint.address, at=now))
+
+    def _ramp(self, slow_start: SlowStart, eligible: list[EndpointState], now: float) -> float:
+        """Start ramps for newly eligible endpoints, step the rest, set weights; next step time."""
+        ids = {id(state) for state in eligible}
+        if self._was_eligible is not None:
+            for state in eligible:
+                if id(state) not in self._was_eligible:
+                    record = _record(state)
+                    record.ramp_start, record.ramp_step = now, 0
+                    self._ramping[id(state)] = state
+        self._was_eligible = ids
+        due = math.inf
+        for key, state in list(self._ramping.items()):
+            record = _record(state)
+            while record.ramp_step < slow_start.steps and now >= record.ramp_start + (
+                slow_start.step_time(record.ramp_step + 1)
+            ):
+                record.ramp_step += 1
+            if key not in ids or record.ramp_step >= slow_start.steps:
+                del self._ramping[key]  # done, or out of rotation (a return ramps afresh)
+            else:
+                due = min(due, record.ramp_start + slow_start.step_time(record.ramp_step + 1))
+        scale = slow_start.steps if self._ramping else 1
+        for state in self._lb._members.values():
+            weight = state.endpoint.weight
+            if id(state) in self._ramping:
+                state.weight = slow_start.effective_weight(weight, _record(state).ramp_step)
+            else:
+                state.weight = weight * scale
+        return due
+
+    def _check_invariants(self) -> None:
+        members = self._lb._members
+        for state in self._ejected.values():
+            assert state.ejected and members.get(state.endpoint.address) is state
+        assert sum(1 for state in members.values() if state.ejected) == len(self._ejected)
+        for state in self._ramping.values():
+            assert members.get(state.endpoint.address) is state
+
+
+def with_health(
+    balancer: B,
+    passive: PassiveHealth | None = None,
+    *,
+    slow_start: SlowStart | None = None,
+    on_event: Callable[[HealthEvent], object] | None = None,
+) -> B:
+    """Attach passive health (default :class:`PassiveHealth()`) and optional slow start.
+
+    Returns the same balancer, so ``lb = with_health(WeightedRoundRobin([...]), ...)`` reads well.
+    ``on_event`` receives every transition (see :mod:`balancekit.health.events`). A balancer
+    takes one tracker; attaching a second raises :class:`InvalidOption`, as does slow start on a
+    consistent-hashing strategy (see :mod:`balancekit.health.slow_start`).
+    """
+    from .._core import BalancerBase
+    from ..strategies.hashing._keyed import KeyedBalancer
+
+    if not isinstance(balancer, BalancerBase):
+        raise InvalidOption(f"with_health needs a balancekit balancer, not {balancer!r}")
+    if passive is None:
+        passive = PassiveHealth()
+    elif not isinstance(passive, PassiveHealth):
+        raise InvalidOption(f"passive must be a PassiveHealth, not {passive!r}")
+    if slow_start is not None and not isinstance(slow_start, SlowStart):
+        raise InvalidOption(f"slow_start must be a SlowStart, not {slow_start!r}")
+    if slow_start is not None and isinstance(balancer, KeyedBalancer):
+        raise InvalidOption(
+            f"slow start would move keys on {type(balancer).__name__}: its weights decide which"
+            " keys an endpoint owns; use slow_start with a weighted strategy instead"
+        )
+    if on_event is not None and not callable(on_event):
+        raise InvalidOption(f"on_event must be a function of one event, not {on_event!r}")
+    with balancer._lock:
+        if balancer._health is not None:
+            raise InvalidOption(f"{type(balancer).__name__} already has a health tracker")
+        tracker = HealthTracker(balancer, passive, slow_start, on_event)
+        balancer._health = tracker
+        balancer._refresh()
+    return balancer
+
+
+def health_of(balancer: BalancerBase) -> HealthTracker | None:
+    """The tracker :func:`with_health` attached to ``balancer``, or None."""
+    health = balancer._health
+    return health if isinstance(health, HealthTracker) else None

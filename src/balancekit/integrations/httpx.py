@@ -1,0 +1,361 @@
+"""httpx transports that send each request to the endpoint a balancer selects.
+
+Use::
+
+    import httpx, balancekit as bk
+    lb = bk.LeastConnections(["127.0.0.1:8001", "127.0.0.1:8002"])
+    client = httpx.Client(base_url="http://backend", transport=bk.httpx.BalancedTransport(lb))
+    client.get("/users/7")        # sent to 127.0.0.1:8001 or :8002, Host: backend
+
+The request's URL names a *logical* service (``http://backend/...``); the transport replaces
+its host and port with the selected endpoint's, keeps scheme, path and query, and by default
+keeps the ``Host`` header of the logical name (``host_header="endpoint"`` sends the endpoint's
+``host:port`` instead); over ``https`` the TLS server name (SNI) and the certificate check use
+the logical name too (httpcore's ``sni_hostname`` extension). To balance only one service in a
+client that talks to others, mount the transport: ``httpx.Client(mounts={"http://backend":
+transport})``.
+
+Every request is released back to the balancer when its response body is closed (``ok`` when no
+transport error occurred and ``ok_status(status)`` holds: status < 500 by default), so the
+elapsed time covers the whole body, as NGINX's ``least_time last_byte``. A streamed response
+(``client.stream(...)``) stays in flight until it is closed. Failed connections are retried at
+once on another endpoint for every method (nothing was sent), without spending the retry budget;
+a connection broken after sending is retried only for idempotent methods (RFC 9110 §9.2.2)
+with a replayable body, following a :class:`balancekit.retry.Retry` policy (attempts, backoff,
+budget). An endpoint that refuses a connection is ejected for a while
+(:class:`~balancekit.integrations.Ejector`).
+
+Both transports are as thread-safe (or task-safe) as the balancer and the inner transport.
+Source: httpx ``BaseTransport.handle_request`` (``httpx/_transports/base.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from .._core import Balancer, Clock
+from .._endpoint import Endpoint, split_address
+from .._errors import InvalidOption, NoEndpointAvailable
+from ..request import Request
+from ..retry import Retry
+from ._common import (
+    CONNECT,
+    FINAL,
+    IDEMPOTENT_METHODS,
+    SENT,
+    Call,
+    Ejector,
+    HostHeader,
+    OkStatus,
+    check_options,
+    default_ok_status,
+)
+
+__all__ = ["AsyncBalancedTransport", "BalancedTransport", "NoEndpointError"]
+
+
+class NoEndpointError(httpx.ConnectError, NoEndpointAvailable):
+    """No endpoint could take the request: an ``httpx.ConnectError`` and a NoEndpointAvailable."""
+
+
+class _Default(enum.Enum):
+    RETRY = "Retry(): 3 attempts, a retry budget"
+
+
+def classify(error: httpx.TransportError) -> str:
+    """Which kind of failure an httpx error is: connect (nothing sent), sent, or final."""
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return CONNECT
+    if isinstance(error, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return SENT
+    return FINAL
+
+
+def rewrite(request: httpx.Request, endpoint: Endpoint, host_header: HostHeader) -> httpx.Request:
+    """The request to send to ``endpoint``: same method, path, query, headers and body.
+
+    The original request is never changed (the client's ``response.request`` stays logical);
+    headers and extensions are copied only when they change.
+    """
+    host, port = split_address(endpoint.address)
+    url = request.url.copy_with(host=host, port=port)
+    headers = request.headers
+    extensions = request.extensions
+    if host_header == "endpoint":
+        headers = headers.copy()
+        headers["Host"] = endpoint.address
+    elif url.scheme == "https" and "sni_hostname" not in extensions:
+        extensions = {**extensions, "sni_hostname": request.url.host}
+    return httpx.Request(
+        request.method, url, headers=headers, stream=request.stream, extensions=extensions
+    )
+
+
+class _Options:
+    """The options both transports take, validated once."""
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        retry: Retry | _Default | None,
+        ok_status: OkStatus,
+        host_header: HostHeader,
+        context: Callable[[httpx.Request], Any] | None,
+        eject: float | None,
+        max_eject: float,
+        clock: Clock,
+    ) -> None:
+        if retry is _Default.RETRY:
+            retry = Retry()
+        check_options(
+            retry=retry,
+            ok_status=ok_status,
+            host_header=host_header,
+            context=context,
+            eject=eject,
+            max_eject=max_eject,
+        )
+        if not isinstance(balancer, Balancer):
+            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+        self.balancer = balancer
+        self.retry = Retry(attempts=1, budget=None) if retry is None else retry
+        self.ok_status = ok_status
+        self.host_header = host_header
+        self.context = Request.from_httpx if context is None else context
+        self.ejector = (
+            None
+            if eject is None
+            else Ejector(balancer, eject=eject, max_eject=max_eject, clock=clock)
+        )
+
+    def start(self, request: httpx.Request) -> tuple[Call, bool]:
+        """A new call for ``request`` and whether a broken connection may be retried."""
+        call = Call(self.balancer, self.retry, self.context(request), self.ejector)
+        replayable = request.method in IDEMPOTENT_METHODS and isinstance(
+            request.stream, httpx.ByteStream
+        )
+        return call, replayable
+
+
+def _first_lease(call: Call, request: httpx.Request) -> Any:
+    try:
+        return call.start()
+    except NoEndpointAvailable as error:
+        raise NoEndpointError(str(error), request=request) from error
+
+
+class _ReleasingStream(httpx.SyncByteStream):
+    """A response body that releases the lease when it is closed (or garbage-collected)."""
+
+    def __init__(self, stream: httpx.SyncByteStream, call: Call, ok: bool) -> None:
+        self._stream = stream
+        self._call = call
+        self._ok = ok
+        self._finalizer = weakref.finalize(self, call.cancel)
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except Exception:
+            self._ok = False
+            raise
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._finalizer.detach()
+            self._call.finish(self._ok)
+
+
+class _AsyncReleasingStream(httpx.AsyncByteStream):
+    """The async twin of :class:`_ReleasingStream`."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, call: Call, ok: bool) -> None:
+        self._stream = stream
+        self._call = call
+        self._ok = ok
+        self._finalizer = weakref.finalize(self, call.cancel)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except Exception:
+            self._ok = False
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._finalizer.detach()
+            self._call.finish(self._ok)
+
+
+class BalancedTransport(httpx.BaseTransport):
+    """An httpx transport sending each request to the endpoint ``balancer`` selects.
+
+    Options (keyword-only, validated at once):
+
+    - ``transport``: the inner transport that does the I/O (default ``httpx.HTTPTransport()``;
+      pass one to set pool limits, HTTP/2, TLS options).
+    - ``retry``: a :class:`balancekit.retry.Retry` (default ``Retry()``: 3 attempts on distinct
+      endpoints, jittered backoff, a retry budget); ``None`` for a single attempt.
+    - ``ok_status``: a function of the status code deciding success (default: status < 500).
+    - ``host_header``: ``"logical"`` (default) or ``"endpoint"`` (see the module docs).
+    - ``context``: what ``select`` receives, a function of the ``httpx.Request`` (default
+      :meth:`balancekit.Request.from_httpx`, which the key extractors in ``balancekit.keys``
+      read: ``bk.IPHash(..., key=bk.keys.header("x-user"))``).
+    - ``eject``: seconds an endpoint refusing connections stays marked down (doubling on each
+      repeat up to ``max_eject``, default 30); ``None`` to leave health to the balancer.
+    - ``clock``: the ejection clock (default :func:`time.monotonic`).
+
+    Per request: one ``select`` and one ``release`` per attempt, plus the inner transport's work.
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retry: Retry | _Default | None = _Default.RETRY,
+        ok_status: OkStatus = default_ok_status,
+        host_header: HostHeader = "logical",
+        context: Callable[[httpx.Request], Any] | None = None,
+        eject: float | None = 1.0,
+        max_eject: float = 30.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise InvalidOption(f"transport must be an httpx.BaseTransport, not {transport!r}")
+        self._options = _Options(
+            balancer, retry, ok_status, host_header, context, eject, max_eject, clock
+        )
+        self._transport = httpx.HTTPTransport() if transport is None else transport
+
+    @property
+    def balancer(self) -> Balancer:
+        """The balancer choosing the endpoints."""
+        return self._options.balancer
+
+    @property
+    def ejector(self) -> Ejector | None:
+        """The ejector marking down endpoints that refuse connections (None if disabled)."""
+        return self._options.ejector
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        options = self._options
+        call, replayable = options.start(request)
+        lease = _first_lease(call, request)
+        while True:
+            try:
+                response = self._transport.handle_request(
+                    rewrite(request, lease[0], options.host_header)
+                )
+            except httpx.TransportError as error:
+                kind = classify(error)
+                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
+                if isinstance(step, float):
+                    if step > 0:
+                        time.sleep(step)
+                    step = call.next()
+                if step is None:
+                    raise
+                lease = step
+                continue
+            except Exception:
+                call.error()
+                raise
+            except BaseException:
+                call.cancel()
+                raise
+            assert isinstance(response.stream, httpx.SyncByteStream)
+            ok = options.ok_status(response.status_code)
+            response.stream = _ReleasingStream(response.stream, call, ok)
+            return response
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class AsyncBalancedTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`BalancedTransport`, with the same options.
+
+    ``transport`` defaults to ``httpx.AsyncHTTPTransport()``. Backoff waits use
+    :func:`asyncio.sleep`; a cancelled request releases its lease without counting a failure.
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: Retry | _Default | None = _Default.RETRY,
+        ok_status: OkStatus = default_ok_status,
+        host_header: HostHeader = "logical",
+        context: Callable[[httpx.Request], Any] | None = None,
+        eject: float | None = 1.0,
+        max_eject: float = 30.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise InvalidOption(f"transport must be an httpx.AsyncBaseTransport, not {transport!r}")
+        self._options = _Options(
+            balancer, retry, ok_status, host_header, context, eject, max_eject, clock
+        )
+        self._transport = httpx.AsyncHTTPTransport() if transport is None else transport
+
+    @property
+    def balancer(self) -> Balancer:
+        """The balancer choosing the endpoints."""
+        return self._options.balancer
+
+    @property
+    def ejector(self) -> Ejector | None:
+        """The ejector marking down endpoints that refuse connections (None if disabled)."""
+        return self._options.ejector
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        options = self._options
+        call, replayable = options.start(request)
+        lease = _first_lease(call, request)
+        while True:
+            try:
+                response = await self._transport.handle_async_request(
+                    rewrite(request, lease[0], options.host_header)
+                )
+            except httpx.TransportError as error:
+                kind = classify(error)
+                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
+                if isinstance(step, float):
+                    try:
+                        await asyncio.sleep(step)
+                    except BaseException:
+                        call.cancel()
+                        raise
+                    step = call.next()
+                if step is None:
+                    raise
+                lease = step
+                continue
+            except Exception:
+                call.error()
+                raise
+            except BaseException:
+                call.cancel()
+                raise
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            ok = options.ok_status(response.status_code)
+            response.stream = _AsyncReleasingStream(response.stream, call, ok)
+            return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()

@@ -1,0 +1,280 @@
+"""A requests transport adapter that sends each request to the endpoint a balancer selects.
+
+Use::
+
+    import requests, balancekit as bk
+    lb = bk.RoundRobin(["127.0.0.1:8001", "127.0.0.1:8002"])
+    session = requests.Session()
+    session.mount("http://backend/", bk.requests.BalancedAdapter(lb))
+    session.get("http://backend/users/7")   # sent to 127.0.0.1:8001, then :8002, ...
+
+Mounted on a URL prefix naming a logical service, the adapter replaces the host and port of the
+URL with the selected endpoint's and sends it through an inner ``requests.adapters.HTTPAdapter``.
+The ``Host`` header keeps the logical name (``host_header="endpoint"`` lets urllib3 send the
+endpoint's ``host:port``); the response's ``url`` and ``request`` are the logical ones, so
+redirects, cookies and ``raise_for_status`` messages speak of the service, not the endpoint.
+
+Outcomes, retries and ejection behave as in :mod:`balancekit.integrations.httpx`: the lease is
+released when the body has been read to the end or the response is closed (``stream=True`` keeps
+it in flight until then); connection failures are retried on another endpoint for any method,
+broken connections only for idempotent methods with a ``bytes``/``str`` body. Over ``https`` the
+default inner adapter (:class:`LogicalNameAdapter`) sends the logical name as the TLS server name
+and checks the certificate against it.
+Thread-safe as far as the balancer and requests' HTTPAdapter are.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from .._core import Balancer, Clock
+from .._endpoint import Endpoint
+from .._errors import InvalidOption, NoEndpointAvailable
+from ..request import Request
+from ..retry import Retry
+from ._common import (
+    CONNECT,
+    FINAL,
+    IDEMPOTENT_METHODS,
+    SENT,
+    Call,
+    Ejector,
+    HostHeader,
+    OkStatus,
+    check_options,
+    default_ok_status,
+)
+
+__all__ = ["BalancedAdapter", "LogicalNameAdapter", "NoEndpointError"]
+
+
+class NoEndpointError(requests.ConnectionError, NoEndpointAvailable):
+    """No endpoint could take the request: a requests ConnectionError and a NoEndpointAvailable."""
+
+
+class _Default(enum.Enum):
+    RETRY = "Retry(): 3 attempts, a retry budget"
+
+
+def classify(error: requests.RequestException) -> str:
+    """Which kind of failure a requests error is: connect (nothing sent), sent, or final."""
+    if isinstance(error, requests.ConnectTimeout):
+        return CONNECT
+    if isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError):
+        return FINAL
+    if isinstance(error, requests.ConnectionError):
+        cause = error.args[0] if error.args else None
+        if isinstance(cause, urllib3.exceptions.MaxRetryError):
+            cause = cause.reason
+        if isinstance(
+            cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+        ):
+            return CONNECT
+        return SENT
+    return FINAL
+
+
+class LogicalNameAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` that checks TLS against the ``Host`` header, not the URL's host.
+
+    :class:`BalancedAdapter` sends ``https://10.0.0.1:8443/...`` with ``Host: users``; this
+    adapter (its default inner adapter) makes urllib3 send ``users`` as the TLS server name
+    (SNI) and verify the certificate against it (urllib3's ``server_hostname`` and
+    ``assert_hostname`` pool options), so certificates issued for the service name work with
+    endpoints listed by IP. Subclass it, not ``HTTPAdapter``, for a custom inner adapter.
+    Needs requests 2.32.2 or later (``build_connection_pool_key_attributes``).
+    """
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host = request.headers.get("Host")
+        if host and host_params.get("scheme") == "https":
+            name = str(host).rpartition("@")[2]
+            if name.startswith("["):
+                name = name[1 : name.find("]")]
+            elif name.count(":") == 1:
+                name = name.partition(":")[0]
+            pool_kwargs["server_hostname"] = name
+            pool_kwargs["assert_hostname"] = name
+        return host_params, pool_kwargs
+
+
+def _with_endpoint(url: str, endpoint: Endpoint) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=endpoint.address))
+
+
+class _ReleasingRaw:
+    """Wraps urllib3's response: releases the lease when the body ends or is closed."""
+
+    def __init__(self, raw: Any, call: Call, ok: bool) -> None:
+        self._raw = raw
+        self._call = call
+        self._ok = ok
+        self._finalizer = weakref.finalize(self, call.cancel)
+
+    def _done(self) -> None:
+        self._finalizer.detach()
+        self._call.finish(self._ok)
+
+    def stream(
+        self, amt: int | None = 2**16, decode_content: bool | None = None
+    ) -> Iterator[bytes]:
+        try:
+            yield from self._raw.stream(amt, decode_content=decode_content)
+        except Exception:
+            self._ok = False
+            self._done()
+            raise
+        self._done()
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        try:
+            data: bytes = self._raw.read(amt, *args, **kwargs)
+        except Exception:
+            self._ok = False
+            self._done()
+            raise
+        if amt is None or not data:
+            self._done()
+        return data
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            self._done()
+
+    def release_conn(self) -> None:
+        try:
+            self._raw.release_conn()
+        finally:
+            self._done()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class BalancedAdapter(requests.adapters.BaseAdapter):
+    """A requests adapter sending each request to the endpoint ``balancer`` selects.
+
+    Options (keyword-only, validated at once), as for
+    :class:`~balancekit.integrations.httpx.BalancedTransport`: ``adapter`` (the inner
+    ``HTTPAdapter`` doing the I/O, default a new :class:`LogicalNameAdapter`), ``retry``,
+    ``ok_status``, ``host_header``, ``context`` (a function of the ``PreparedRequest``; default
+    :meth:`balancekit.Request.from_requests`), ``eject``, ``max_eject``, ``clock``.
+    """
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        adapter: requests.adapters.HTTPAdapter | None = None,
+        retry: Retry | _Default | None = _Default.RETRY,
+        ok_status: OkStatus = default_ok_status,
+        host_header: HostHeader = "logical",
+        context: Callable[[requests.PreparedRequest], Any] | None = None,
+        eject: float | None = 1.0,
+        max_eject: float = 30.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if retry is _Default.RETRY:
+            retry = Retry()
+        check_options(
+            retry=retry,
+            ok_status=ok_status,
+            host_header=host_header,
+            context=context,
+            eject=eject,
+            max_eject=max_eject,
+        )
+        if not isinstance(balancer, Balancer):
+            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+        if adapter is not None and not isinstance(adapter, requests.adapters.HTTPAdapter):
+            raise InvalidOption(f"adapter must be a requests HTTPAdapter, not {adapter!r}")
+        super().__init__()
+        self.balancer = balancer
+        self._adapter = LogicalNameAdapter() if adapter is None else adapter
+        self._retry = Retry(attempts=1, budget=None) if retry is None else retry
+        self._ok_status = ok_status
+        self._host_header = host_header
+        self._context = Request.from_requests if context is None else context
+        self.ejector = (
+            None
+            if eject is None
+            else Ejector(balancer, eject=eject, max_eject=max_eject, clock=clock)
+        )
+
+    def _prepare(self, request: requests.PreparedRequest, endpoint: Endpoint) -> Any:
+        sent = request.copy()
+        sent.url = _with_endpoint(str(request.url), endpoint)
+        if self._host_header == "logical" and "Host" not in sent.headers:
+            sent.headers["Host"] = urlsplit(str(request.url)).netloc.rpartition("@")[2]
+        return sent
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` to a selected endpoint, retrying as the module docs describe."""
+        call = Call(self.balancer, self._retry, self._context(request), self.ejector)
+        body = request.body
+        replayable = str(request.method).upper() in IDEMPOTENT_METHODS and (
+            body is None or isinstance(body, bytes | str)
+        )
+        try:
+            lease = call.start()
+        except NoEndpointAvailable as error:
+            raise NoEndpointError(str(error), request=request) from error
+        while True:
+            try:
+                response = self._adapter.send(
+                    self._prepare(request, lease[0]),
+                    stream=stream,
+                    timeout=timeout,
+                    verify=verify,
+                    cert=cert,
+                    proxies=dict(proxies) if proxies is not None else None,
+                )
+            except requests.RequestException as error:
+                kind = classify(error)
+                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
+                if isinstance(step, float):
+                    if step > 0:
+                        time.sleep(step)
+                    step = call.next()
+                if step is None:
+                    raise
+                lease = step
+                continue
+            except Exception:
+                call.error()
+                raise
+            except BaseException:
+                call.cancel()
+                raise
+            response.raw = _ReleasingRaw(response.raw, call, self._ok_status(response.status_code))
+            response.url = str(request.url)
+            response.request = request
+            return response
+
+    def close(self) -> None:
+        self._adapter.close()

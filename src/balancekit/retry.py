@@ -1,0 +1,405 @@
+"""Retries without storms: a different endpoint each attempt, bounded by attempts and a budget.
+
+Use it for idempotent calls: a failed attempt is retried on an endpoint not yet tried in this
+call (``select(avoid=...)``), after an exponential backoff with full jitter, while attempts
+remain and the shared :class:`RetryBudget` has a token. Under an outage the budget stops the
+retries, so they never multiply the load on a struggling service.
+
+>>> import balancekit as bk
+>>> lb = bk.RoundRobin(["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"])
+>>> retry = bk.Retry(attempts=3, sleep=lambda seconds: None)
+>>> def send(endpoint):
+...     if endpoint.address == "10.0.0.1:80":
+...         raise ConnectionError("refused")
+...     return f"200 from {endpoint.address}"
+>>> retry.call(lb, send)
+'200 from 10.0.0.2:80'
+>>> lb.stats()["10.0.0.1:80"].failed
+1
+
+Async callers use the same policy: ``await retry.acall(lb, async_send, context)``. A result that
+should count as a failed attempt (an HTTP 503) is named by ``retry_result=``; when attempts run
+out the last such result is returned, and results thrown away are handed to ``discard=`` (to
+close an HTTP response).
+
+One generator, many drivers (the pattern of httpx's auth flow): :meth:`Retry.flow` yields a
+delay (``float`` seconds to wait) or a :class:`~balancekit.Lease` to try, and receives an
+:class:`Outcome` for each lease; it selects, avoids, releases and spends the budget, while the
+driver does the I/O and the sleeping. :meth:`Retry.call` and :meth:`Retry.acall` are two such
+drivers; an integration can write its own::
+
+    flow = retry.flow(lb, context)
+    step = next(flow)                      # the first lease (NoEndpointAvailable if none)
+    while True:
+        if isinstance(step, float):
+            time.sleep(step)
+            step = next(flow)
+            continue
+        outcome = ...                      # use step.endpoint, then send the Outcome
+        step = flow.send(outcome)          # StopIteration: the call is over
+
+Sources: gRPC retry design (gRFC A6: ``maxAttempts``, backoff with ``initialBackoff``,
+``maxBackoff``, ``backoffMultiplier`` and full jitter, retry throttling by a token bucket);
+Finagle ``RetryBudget`` (retries as a share of requests: Finagle deposits on every request,
+here on every success, as gRPC's retry throttling credits ``token_ratio``);
+"Exponential Backoff And Jitter" (M. Brooker, AWS Architecture Blog, 2015).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import math
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Collection, Generator
+from typing import Any, Generic, TypeVar, cast
+
+from ._core import Balancer
+from ._endpoint import Endpoint
+from ._errors import InvalidOption, NoEndpointAvailable
+from ._lease import Lease
+
+__all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
+
+T = TypeVar("T")
+
+
+class Outcome(enum.Enum):
+    """What the driver tells :meth:`Retry.flow` about the lease it was given."""
+
+    #: It worked: release ``ok=True``, deposit into the budget, stop.
+    SUCCEEDED = "succeeded"
+    #: It failed in a way worth retrying elsewhere: release ``ok=False``, maybe retry.
+    FAILED = "failed"
+    #: It failed and must not be retried (not idempotent, a client error): release ``ok=False``.
+    FAILED_FINAL = "failed_final"
+    #: The caller gave up (cancellation): release without counting a failure, stop.
+    CANCELLED = "cancelled"
+
+
+class _Default(enum.Enum):
+    BUDGET = "a new RetryBudget() for this policy"
+
+
+#: The retry generator: yields a delay in seconds or a lease to try, receives an Outcome per lease.
+RetryFlow = Generator["float | Lease", "Outcome | None", None]
+
+
+class RetryBudget:
+    """A token bucket that caps retries at a share of successful requests (thread-safe).
+
+    Starts full with ``burst`` tokens; each successful request deposits ``ratio`` tokens (never
+    beyond ``burst``); each retry withdraws one, and a retry with less than one token left is
+    refused. So over any period, ``retries <= burst + ratio * successes``: under a total outage
+    (no successes) retries stop after ``burst`` of them, and in a partial one they add at most
+    ``ratio`` extra load. Share one budget between all calls to a service (a client's
+    :class:`Retry` does). O(1) per call.
+
+    Sources: Finagle ``RetryBudget`` (``percentCanRetry``; deposits per request, here per
+    success, as gRPC's retry throttling credits ``token_ratio`` per success); gRFC A6.
+    """
+
+    __slots__ = ("_burst", "_lock", "_ratio", "_tokens", "denied", "retries", "successes")
+
+    def __init__(self, *, ratio: float = 0.1, burst: float = 10.0) -> None:
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1000:
+            raise InvalidOption(
+                f"ratio must be a number of retries per success >= 0, not {ratio!r}"
+            )
+        if (
+            isinstance(burst, bool)
+            or not isinstance(burst, int | float)
+            or not 1 <= burst < math.inf
+        ):
+            raise InvalidOption(f"burst must be a number of retries >= 1, not {burst!r}")
+        self._ratio = float(ratio)
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._lock = threading.Lock()
+        self.retries = 0  #: retries allowed so far
+        self.denied = 0  #: retries refused for want of a token
+        self.successes = 0  #: successful requests deposited
+
+    @property
+    def ratio(self) -> float:
+        """Tokens deposited per successful request: the retry share the budget allows."""
+        return self._ratio
+
+    @property
+    def burst(self) -> float:
+        """The bucket's capacity, and its content at the start."""
+        return self._burst
+
+    @property
+    def tokens(self) -> float:
+        """Tokens in the bucket now."""
+        return self._tokens
+
+    def deposit(self) -> None:
+        """Record a successful request: add ``ratio`` tokens, up to ``burst``."""
+        with self._lock:
+            self.successes += 1
+            self._tokens = min(self._burst, self._tokens + self._ratio)
+
+    def try_withdraw(self) -> bool:
+        """Take a token for one retry; False (and nothing taken) if less than one is left."""
+        with self._lock:
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                self.retries += 1
+                return True
+            self.denied += 1
+            return False
+
+    def __repr__(self) -> str:
+        return f"RetryBudget(ratio={self._ratio}, burst={self._burst}, tokens={self._tokens:.2f})"
+
+
+def _check_seconds(name: str, value: object, *, zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOption(f"{name} must be a number of seconds, not {value!r}")
+    if not (0 <= value < math.inf if zero else 0 < value < math.inf):
+        raise InvalidOption(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
+class Retry:
+    """A retry policy: up to ``attempts`` tries on distinct endpoints, within a shared budget.
+
+    Options (keyword-only, validated at once):
+
+    - ``attempts``: tries per call including the first (gRPC ``maxAttempts``), 1-100; default 3.
+    - ``budget``: the :class:`RetryBudget` shared by every call made with this policy
+      (default ``RetryBudget()``: 10 % of successes plus a burst of 10); ``None`` for no budget.
+    - ``backoff``, ``max_backoff``, ``multiplier``: the wait before retry *n* is drawn uniformly
+      from ``[0, min(max_backoff, backoff * multiplier ** (n - 1))]`` (full jitter); defaults
+      25 ms, 1 s, 2 (close to gRPC's examples; Brooker 2015 for full jitter).
+    - ``retry_on``: exception types that count as a retryable failure (default ``(Exception,)``);
+      other exceptions release ``ok=False`` and propagate at once.
+    - ``retry_result``: a predicate on a returned value that makes it a retryable failure
+      (e.g. ``lambda r: r.status_code in (502, 503, 504)``).
+    - ``rng``: a :class:`random.Random` for the jitter (seed it for reproducible delays).
+    - ``sleep`` / ``async_sleep``: how :meth:`call` / :meth:`acall` wait (inject for tests).
+
+    Complexity: each attempt costs one ``select(avoid=...)`` and one ``release``; ``avoid`` holds
+    at most ``attempts`` addresses. A policy object is thread-safe and may be shared.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        budget: RetryBudget | _Default | None = _Default.BUDGET,
+        backoff: float = 0.025,
+        max_backoff: float = 1.0,
+        multiplier: float = 2.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        retry_result: Callable[[Any], bool] | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+            raise InvalidOption(f"attempts must be an int from 1 to 100, not {attempts!r}")
+        if budget is _Default.BUDGET:
+            budget = RetryBudget()
+        elif budget is not None and not isinstance(budget, RetryBudget):
+            raise InvalidOption(f"budget must be a RetryBudget or None, not {budget!r}")
+        self._backoff = _check_seconds("backoff", backoff, zero=True)
+        self._max_backoff = _check_seconds("max_backoff", max_backoff, zero=True)
+        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float):
+            raise InvalidOption(f"multiplier must be a number >= 1, not {multiplier!r}")
+        if not 1 <= multiplier < math.inf:
+            raise InvalidOption(f"multiplier must be a number >= 1, not {multiplier!r}")
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+        ):
+            raise InvalidOption(f"retry_on must be a tuple of exception types, not {retry_on!r}")
+        for name, function in (
+            ("retry_result", retry_result),
+            ("sleep", sleep),
+            ("async_sleep", async_sleep),
+        ):
+            if function is not None and not callable(function):
+                raise InvalidOption(f"{name} must be a function, not {function!r}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+        self.attempts = attempts
+        self.budget = budget
+        self._multiplier = float(multiplier)
+        self._retry_on = retry_on
+        self._retry_result = retry_result
+        self._rng = random.Random() if rng is None else rng
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+
+    def delay(self, retry: int) -> float:
+        """The jittered wait before retry number ``retry`` (1 for the first retry)."""
+        cap = min(self._max_backoff, self._backoff * self._multiplier ** (retry - 1))
+        return self._rng.uniform(0.0, cap) if cap > 0 else 0.0
+
+    # -- the one generator ----------------------------------------------------------------------
+
+    def flow(
+        self, balancer: Balancer, context: Any = None, *, avoid: Collection[str] = ()
+    ) -> RetryFlow:
+        """The retry loop as a generator: yields delays (float) and leases, receives Outcomes.
+
+        The first step is always a lease (``select`` may raise :class:`NoEndpointAvailable`).
+        After :attr:`Outcome.FAILED` it yields the backoff delay, then a lease on an endpoint not
+        tried yet, as long as attempts, the budget and untried endpoints remain; otherwise it
+        stops (``StopIteration``), and the driver reports the last failure. Every lease is
+        released by the generator, also when the driver closes it early.
+        """
+        tried = set(avoid)
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1:
+                try:
+                    lease = balancer.select(context, avoid=tried)
+                except NoEndpointAvailable:
+                    return  # no endpoint left that this call has not tried
+            else:
+                lease = balancer.select(context, avoid=tried)
+            tried.add(lease[0].address)
+            outcome: Outcome | None = Outcome.CANCELLED
+            try:
+                outcome = yield lease
+            finally:  # GeneratorExit or a thrown exception: give the lease back, uncounted
+                if outcome is Outcome.SUCCEEDED or outcome is Outcome.CANCELLED or outcome is None:
+                    balancer.release(lease, ok=True)
+                else:
+                    balancer.release(lease, ok=False)
+            if outcome is Outcome.SUCCEEDED:
+                if self.budget is not None:
+                    self.budget.deposit()
+                return
+            if outcome is not Outcome.FAILED or attempt >= self.attempts:
+                return
+            if all(endpoint.address in tried for endpoint in balancer.endpoints):
+                return  # nobody left to try: spend no token, wait no backoff
+            if self.budget is not None and not self.budget.try_withdraw():
+                return
+            yield self.delay(attempt)
+
+    # -- drivers --------------------------------------------------------------------------------
+
+    def _judge(self, result: Any) -> Outcome:
+        if self._retry_result is not None and self._retry_result(result):
+            return Outcome.FAILED
+        return Outcome.SUCCEEDED
+
+    def _judge_error(self, error: BaseException) -> Outcome:
+        if not isinstance(error, Exception):
+            return Outcome.CANCELLED
+        return Outcome.FAILED if isinstance(error, self._retry_on) else Outcome.FAILED_FINAL
+
+    def call(
+        self,
+        balancer: Balancer,
+        fn: Callable[[Endpoint], T],
+        context: Any = None,
+        *,
+        discard: Callable[[T], object] | None = None,
+    ) -> T:
+        """Run ``fn(endpoint)`` with retries; return its result or raise its last exception.
+
+        ``discard`` receives each result that ``retry_result`` rejected and a retry replaced.
+        """
+        last: _Last[T] = _Last(discard)
+        flow = self.flow(balancer, context)
+        step = next(flow)
+        while True:
+            if not isinstance(step, tuple):  # a delay, then the next lease (or the end)
+                if step > 0:
+                    self._sleep(step)
+                try:
+                    step = next(flow)
+                except StopIteration:
+                    return last.answer()
+                last.discard()
+                continue
+            try:
+                result = fn(step[0])
+            except BaseException as error:
+                outcome = last.failed(error, self._judge_error(error), flow)
+            else:
+                outcome = last.returned(result, self._judge(result))
+            try:
+                step = flow.send(outcome)
+            except StopIteration:
+                return last.answer()
+
+    async def acall(
+        self,
+        balancer: Balancer,
+        fn: Callable[[Endpoint], Awaitable[T]],
+        context: Any = None,
+        *,
+        discard: Callable[[T], object] | None = None,
+    ) -> T:
+        """The async twin of :meth:`call`: ``await fn(endpoint)``, waiting with ``async_sleep``."""
+        last: _Last[T] = _Last(discard)
+        flow = self.flow(balancer, context)
+        step = next(flow)
+        while True:
+            if not isinstance(step, tuple):
+                if step > 0:
+                    await self._async_sleep(step)
+                try:
+                    step = next(flow)
+                except StopIteration:
+                    return last.answer()
+                last.discard()
+                continue
+            try:
+                result = await fn(step[0])
+            except BaseException as error:
+                outcome = last.failed(error, self._judge_error(error), flow)
+            else:
+                outcome = last.returned(result, self._judge(result))
+            try:
+                step = flow.send(outcome)
+            except StopIteration:
+                return last.answer()
+
+
+class _Last(Generic[T]):
+    """A driver's memory of the last attempt: what to return or raise when the flow stops."""
+
+    __slots__ = ("_discard", "error", "has_result", "result")
+
+    def __init__(self, discard: Callable[[T], object] | None) -> None:
+        self._discard = discard
+        self.has_result = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def returned(self, result: T, outcome: Outcome) -> Outcome:
+        self.has_result, self.result, self.error = True, result, None
+        return outcome
+
+    def failed(self, error: BaseException, outcome: Outcome, flow: RetryFlow) -> Outcome:
+        """Remember ``error``; a final one releases the lease and propagates at once."""
+        self.has_result, self.result, self.error = False, None, error
+        if outcome is not Outcome.FAILED:
+            with contextlib.suppress(StopIteration):  # a final outcome always stops the flow
+                flow.send(outcome)  # which releases the lease
+            raise error
+        return outcome
+
+    def discard(self) -> None:
+        """A retry replaces the last result: hand it to ``discard`` (close a response)."""
+        if self.has_result and self._discard is not None:
+            self._discard(cast(T, self.result))
+        self.has_result, self.result = False, None
+
+    def answer(self) -> T:
+        if self.has_result:
+            return cast(T, self.result)
+        assert self.error is not None
+        raise self.error

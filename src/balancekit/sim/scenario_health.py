@@ -1,0 +1,138 @@
+"""The passive-health scenario: one of ten servers fails half its requests; eject it or not?
+
+Ten servers of the default mixed fleet at a modest load (200 requests/s, so a run covers
+simulated minutes: several ejections and returns); from 5 % of the run, 10.0.0.3:8080 fails
+50 % of its requests. Each strategy runs twice on the same arrivals (common random numbers):
+bare, and with :func:`~balancekit.with_health` and default :class:`~balancekit.PassiveHealth`
+(5 consecutive failures eject for 30 s, growing by 30 s per repeat, at most 10 % of the pool).
+The figure is the share of requests that failed as clients saw them, and the reduction factor.
+
+Run it::
+
+    python -m balancekit.sim.scenario_health [--requests 120000] [--seed 1]
+
+Importing this module registers the scenario as ``"failing"`` in
+:data:`~balancekit.sim.scenario.SCENARIOS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .._core import Balancer, BalancerBase, Clock
+from .._endpoint import Endpoint
+from .._errors import InvalidOption
+from ..health import PassiveHealth, with_health
+from .engine import run
+from .scenario import SCENARIOS, Scenario, ServerChange, mixed_servers, register
+from .strategies import available, factory
+
+__all__ = ["Comparison", "compare", "failing_scenario", "healthy_factory"]
+
+#: Arrivals per second: low enough that a run of 120,000 requests spans ten simulated minutes.
+RATE = 200.0
+FAILING = "10.0.0.3:8080"
+
+
+def failing_scenario(requests: int = 120_000) -> Scenario:
+    """Ten mixed servers at 200 req/s; from 5 % of the run 10.0.0.3:8080 fails half its requests."""
+    return Scenario(
+        name="failing",
+        description=(
+            f"the default fleet at {RATE:g} requests/s; from 5% of the run {FAILING} fails 50% of"
+            " its requests (as slowly as it succeeds)"
+        ),
+        servers=mixed_servers(),
+        rate=RATE,
+        requests=requests,
+        changes=(ServerChange(0.05, FAILING, failure=0.5),),
+    )
+
+
+if "failing" not in SCENARIOS:
+    register("failing")(failing_scenario)
+
+
+def healthy_factory(
+    name: str, passive: PassiveHealth | None = None, seed: int = 0
+) -> Callable[[list[Endpoint], Clock], Balancer]:
+    """A simulator factory for strategy ``name`` with passive health attached."""
+    bare = factory(name, seed)
+
+    def build(endpoints: list[Endpoint], clock: Clock) -> Balancer:
+        balancer = bare(endpoints, clock)
+        if not isinstance(balancer, BalancerBase):
+            raise InvalidOption(f"{name} is not a BalancerBase: passive health cannot attach")
+        return with_health(balancer, passive)
+
+    return build
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One strategy's failed share of requests (as clients saw them) without and with health."""
+
+    strategy: str
+    requests: int
+    errors_without: int
+    errors_with: int
+
+    @property
+    def share_without(self) -> float:
+        return self.errors_without / self.requests
+
+    @property
+    def share_with(self) -> float:
+        return self.errors_with / self.requests
+
+    @property
+    def reduction(self) -> float:
+        """How many times fewer failed requests health tracking gives (inf if none failed)."""
+        return self.errors_without / self.errors_with if self.errors_with else float("inf")
+
+
+def compare(
+    strategies: Sequence[str] | None = None,
+    *,
+    requests: int = 120_000,
+    seed: int = 1,
+    passive: PassiveHealth | None = None,
+) -> list[Comparison]:
+    """Run :func:`failing_scenario` for each strategy, bare and with passive health."""
+    scenario = failing_scenario(requests)
+    results = []
+    for name in strategies or available():
+        bare = run(scenario, factory(name, seed), seed=seed, name=name)
+        healthy = run(scenario, healthy_factory(name, passive, seed), seed=seed, name=name)
+        results.append(Comparison(name, requests, bare.errors, healthy.errors))
+    return results
+
+
+def table(comparisons: Sequence[Comparison]) -> str:
+    """A Markdown table of the comparisons."""
+    lines = [
+        "| strategy | failed, no health | failed, passive health | reduction |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c.strategy} | {c.share_without:.2%} | {c.share_with:.3%} | {c.reduction:.0f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=120_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strategy", action="append", help="repeat to pick several (default all)")
+    options = parser.parse_args(argv)
+    comparisons = compare(options.strategy, requests=options.requests, seed=options.seed)
+    print(failing_scenario(options.requests).description)
+    print(table(comparisons))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The simulator's strategy table: which balancers ``simulate`` compares, and how each is built.
+
+:data:`STRATEGY_NAMES` lists classes of :mod:`balancekit` by name, in report order. A name whose
+class does not exist (yet) in this build is skipped, so strategies added by later work appear as
+soon as they are exported. Each is built with the endpoints, ``clock=`` the simulated clock, and
+its defaults for every other option, except a ``seed=`` (or ``rng=``) option for randomised
+strategies, which gets the run's seed so runs stay deterministic. :data:`CUSTOM` maps a name to a
+hand-written factory when the defaults are not what a comparison should show.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable
+
+import balancekit
+
+from .._core import Balancer, Clock
+from .._endpoint import Endpoint
+from .._errors import InvalidOption
+
+__all__ = ["CUSTOM", "STRATEGY_NAMES", "available", "factory"]
+
+#: Balancer classes of :mod:`balancekit` the simulator compares, in report order.
+STRATEGY_NAMES: tuple[str, ...] = (
+    "RoundRobin",
+    "WeightedRoundRobin",
+    "IPHash",
+    "LeastConnections",
+    "LeastResponseTime",
+    "PowerOfTwoChoices",
+    "PeakEWMA",
+    "WeightedRandom",
+    "Random",
+    "Rendezvous",
+    "Maglev",
+    "JumpHash",
+    "BoundedLoadHash",
+)
+
+#: name -> function(endpoints, clock, seed) building the balancer, overriding the default build.
+CUSTOM: dict[str, Callable[[list[Endpoint], Clock, int], Balancer]] = {}
+
+
+def available() -> list[str]:
+    """The names in :data:`STRATEGY_NAMES` and :data:`CUSTOM` that can be built in this build."""
+    names = [name for name in STRATEGY_NAMES if name in CUSTOM or _class(name) is not None]
+    names.extend(name for name in CUSTOM if name not in names)
+    return names
+
+
+def _class(name: str) -> type | None:
+    candidate = getattr(balancekit, name, None)
+    return candidate if isinstance(candidate, type) else None
+
+
+def factory(name: str, seed: int = 0) -> Callable[[list[Endpoint], Clock], Balancer]:
+    """A balancer factory for :func:`~balancekit.sim.run`: ``factory(name)(endpoints, clock)``.
+
+    Raises :class:`~balancekit.InvalidOption` naming the available strategies if ``name`` is
+    unknown.
+    """
+    if name in CUSTOM:
+        custom = CUSTOM[name]
+        return lambda endpoints, clock: custom(endpoints, clock, seed)
+    cls = _class(name)
+    if cls is None or name not in STRATEGY_NAMES:
+        raise InvalidOption(f"unknown strategy {name!r}; available: {', '.join(available())}")
+    parameters = inspect.signature(cls).parameters
+
+    def build(endpoints: list[Endpoint], clock: Clock) -> Balancer:
+        options: dict[str, object] = {"clock": clock}
+        if "seed" in parameters:
+            options["seed"] = seed
+        elif "rng" in parameters:
+            options["rng"] = random.Random(seed)
+        balancer: Balancer = cls(endpoints, **options)
+        return balancer
+
+    return build

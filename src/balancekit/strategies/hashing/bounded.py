@@ -1,0 +1,162 @@
+"""Consistent hashing with bounded loads: a ring where a full endpoint passes the key on.
+
+Source: Mirrokni, Thorup & Zadimoghaddam, "Consistent Hashing with Bounded Loads", SODA 2018
+(arXiv:1608.01350); as deployed in HAProxy (``hash-balance-factor``) and Vimeo's proxy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable
+from fractions import Fraction
+from typing import Any
+
+from ..._core import Clock
+from ..._endpoint import Endpoint, EndpointLike
+from ..._errors import InvalidOption
+from ..._state import EndpointState
+from ._keyed import _MASK64, KeyFunction, _murmur128, key_bytes
+from .ring import IPHash
+
+__all__ = ["BoundedLoadHash"]
+
+
+class BoundedLoadHash(IPHash):
+    """Consistent hashing whose busiest endpoint never carries more than (1 + epsilon) x average.
+
+    Use it for affinity (cache locality, sticky sessions) under skewed keys: a hot key or an
+    unlucky arc cannot overload one endpoint; the overflow spills clockwise to the next endpoint
+    with room, which keeps most keys where they were.
+
+    The ring is :class:`IPHash`'s (``replicas`` points per unit of weight, MurmurHash3, seed 0);
+    with no requests in flight a key goes exactly where ``IPHash`` sends it. With ``m``
+    requests in flight on eligible endpoints (counting the new one) of total weight ``W``,
+    endpoint ``i`` may hold at most ``ceil((1 + epsilon) * m * w_i / W)``; a key walks clockwise
+    from its hash to the first endpoint under its cap. The caps sum to more than ``m``, so one
+    always has room: no endpoint exceeds the bound (with ``avoid`` leaving only full endpoints,
+    the first one not avoided takes the request anyway). The paper shows an expected
+    O(1/epsilon^2) walk and that a change moves O(1/epsilon^2) keys per key it must move.
+
+    Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
+    balancer's lock; picks and releases take it. ``lookup()`` answers where a key would go now
+    without counting it. Lookup: O(1/epsilon^2) expected. Rebuild as ``IPHash``.
+
+    >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
+    >>> held = [lb.select("same-key") for _ in range(4)]
+    >>> sorted(lease.address for lease in held)  # a hot key spreads once its endpoint is full
+    ['a:1', 'a:1', 'b:1', 'b:1']
+    """
+
+    _observes_release = True
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        epsilon: float = 0.25,
+        key: KeyFunction | None = None,
+        replicas: int = 160,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, int | float)
+            or not 0 <= epsilon <= 100
+        ):
+            raise InvalidOption(f"epsilon must be a number from 0 to 100, not {epsilon!r}")
+        factor = Fraction(1) + Fraction(epsilon).limit_denominator(1_000_000)
+        self._factor = (factor.numerator, factor.denominator)  # exact caps, no float rounding
+        self._epsilon = float(epsilon)
+        self._load = 0  # in flight on eligible endpoints (under the lock)
+        self._total_weight = 0
+        self._eligible_ids: frozenset[int] = frozenset()
+        super().__init__(endpoints, key=key, replicas=replicas, clock=clock)
+
+    @property
+    def epsilon(self) -> float:
+        """How far above the average an endpoint's load may go (0.25: 1.25x)."""
+        return self._epsilon
+
+    def capacity(self, address: str) -> int:
+        """The most requests ``address`` may hold when one more arrives (0 if not eligible)."""
+        with self._lock:
+            state = self._members.get(address)
+            if state is None or id(state) not in self._eligible_ids:
+                return 0
+            return self._cap(state.weight, self._load + 1)
+
+    def _cap(self, weight: int, arrivals: int) -> int:
+        numerator, denominator = self._factor
+        return -(-(numerator * arrivals * weight) // (denominator * self._total_weight))
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        super()._rebuild(eligible)
+        self._eligible_ids = frozenset(id(state) for state in eligible)
+        self._total_weight = sum(state.weight for state in eligible)
+        self._load = sum(state.load for state in eligible)
+
+    def lookup(self, context: Any = None) -> Endpoint:
+        """Where ``select(context)`` would send the key now, without a lease or any counting."""
+        with self._lock:
+            return self._choose(context, ()).endpoint
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        lock = self._lock
+        lock.acquire()  # explicit: cheaper than `with` on the hot path
+        try:
+            state = self._choose(context, avoid)
+            state.load += 1
+            self._load += 1
+            return state
+        finally:
+            lock.release()
+
+    def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        ring = self._ring
+        key = context if self._key is None else self._key(context)
+        if type(key) is not str and type(key) is not bytes:
+            key = key_bytes(key)
+        hashed = _murmur128(key) & _MASK64
+        points = ring.points
+        end = len(points)
+        if not end:
+            raise self._nothing_available()
+        index = ring.starts[hashed >> ring.shift]
+        while index < end and points[index] < hashed:
+            index += 1
+        owners = ring.owners
+        numerator, denominator = self._factor
+        scaled_arrivals = numerator * (self._load + 1)
+        scale = denominator * self._total_weight
+        fallback: EndpointState | None = None
+        for step in range(end):
+            state = owners[(index + step) % end]
+            if avoid and state.endpoint.address in avoid:
+                continue
+            if state.load * scale < scaled_arrivals * state.weight:  # load < cap, exactly
+                return state
+            if fallback is None:
+                fallback = state
+        if fallback is None:
+            raise self._nothing_available(avoid)
+        return fallback
+
+    def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1
+            if id(state) in self._eligible_ids:
+                self._load -= 1
+        finally:
+            lock.release()
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        with self._lock:
+            eligible = self._eligible()
+            assert self._eligible_ids == frozenset(id(state) for state in eligible)
+            assert self._total_weight == sum(state.weight for state in eligible)
+            assert self._load == sum(state.load for state in eligible)
+            for state in [*self._members.values(), *self._retired.values()]:
+                assert state.load == state.in_flight() >= 0

@@ -1,0 +1,207 @@
+"""Maglev: a prime-sized lookup table filled from per-endpoint permutations; O(1) lookup.
+
+Source: Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load Balancer", NSDI 2016,
+section 3.4 ("Consistent Hashing") and its Pseudocode 1 (``Populate``).
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from ..._core import Clock
+from ..._endpoint import EndpointLike, as_endpoints
+from ..._errors import InvalidOption
+from ..._state import EndpointState
+from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
+
+__all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
+
+#: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
+DEFAULT_TABLE_SIZE = 65_537
+#: Largest table accepted: 16 M slots (64 MB of ``array('I')`` at most).
+MAX_TABLE_SIZE = 16_777_259
+
+
+def is_prime(n: int) -> bool:
+    """Trial division (table sizes are at most ~2^24, so at most ~4,100 divisions)."""
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    divisor = 3
+    while divisor * divisor <= n:
+        if n % divisor == 0:
+            return False
+        divisor += 2
+    return True
+
+
+def next_prime(n: int) -> int:
+    """The smallest prime >= ``n`` (e.g. ``next_prime(100 * endpoints)`` for a table size)."""
+    candidate = max(2, n)
+    while not is_prime(candidate):
+        candidate += 1
+    return candidate
+
+
+def maglev_permutation(address: str, size: int) -> tuple[int, int]:
+    """``(offset, skip)`` of an endpoint: its preference list is ``(offset + j * skip) % size``.
+
+    From MurmurHash3_x64_128 (seed 0) of the address's UTF-8 bytes: the low 64 bits give
+    ``offset = low % size``, the high 64 bits ``skip = high % (size - 1) + 1`` — the paper's two
+    independent hashes ``h1``, ``h2`` taken from one 128-bit hash.
+    """
+    digest = _murmur128(address)
+    return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
+
+
+def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: int) -> array[int]:
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted).
+
+    Endpoints take turns in list order; each claims the next free slot of its preference list.
+    Weighted: each round an endpoint earns its weight in credit and claims one slot per
+    ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
+    exactly). Expected O(size * log size) steps.
+    """
+    count = len(permutations)
+    table = array("I" if count > 0xFFFF else "H", [0]) * size
+    if not count:
+        return array(table.typecode)
+    owner = [-1] * size
+    positions = [offset for offset, _ in permutations]
+    skips = [skip for _, skip in permutations]
+    top = max(weights)
+    credit = [0] * count
+    equal = all(weight == top for weight in weights)
+    filled = 0
+    while True:
+        for i in range(count):
+            if equal:
+                turns = 1
+            else:
+                credit[i] += weights[i]
+                turns, credit[i] = divmod(credit[i], top)
+            skip = skips[i]
+            slot = positions[i]
+            for _ in range(turns):
+                while owner[slot] >= 0:
+                    slot += skip
+                    if slot >= size:
+                        slot -= size
+                owner[slot] = i
+                table[slot] = i
+                filled += 1
+                if filled == size:
+                    return table
+            positions[i] = slot
+    # unreachable: the loop returns once every slot is owned
+
+
+class Maglev(KeyedBalancer):
+    """Google's Maglev hashing: near-perfect balance and O(1) lookup in a prime-sized table.
+
+    Use it for sharding or affinity over large pools where balance matters (caches, stateful
+    services): each endpoint owns close to exactly its share of the ``table_size`` slots (the
+    paper: within ~1% at table_size > 100 N), where a 160-point ring leaves the busiest at
+    1.2-1.3x. The price: removing an endpoint moves its keys and a few others (the paper
+    measures a little above the minimum), so it is not *minimally* disruptive like a ring.
+
+    Each endpoint's preference list is a permutation of the slots from its address (see
+    :func:`maglev_permutation`); endpoints sorted by address take turns claiming their next
+    free preferred slot until the table is full (:func:`maglev_table`). A key goes to
+    ``table[hash64(key) % table_size]``. The table is an ``array`` of 2-byte (up to 65,535
+    endpoints) or 4-byte indices: 128 KB at the default size, whatever N is.
+
+    ``table_size`` must be prime and at least 10 x the initial number of endpoints (keep it
+    above 100 x for ~1% balance; :func:`next_prime` helps). Lookup: one MurmurHash3 and one
+    index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size; ~0.1 s at 65,537).
+    ``avoid`` walks on to the next slot whose owner is not avoided.
+
+    >>> lb = Maglev(["a:1", "b:1", "c:1"], table_size=307)
+    >>> lb.lookup("user-42").address == lb.lookup("user-42").address
+    True
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        table_size: int = DEFAULT_TABLE_SIZE,
+        key: KeyFunction | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if (
+            isinstance(table_size, bool)
+            or not isinstance(table_size, int)
+            or not 7 <= table_size <= MAX_TABLE_SIZE
+            or not is_prime(table_size)
+        ):
+            raise InvalidOption(
+                f"table_size must be a prime from 7 to {MAX_TABLE_SIZE}, not {table_size!r}"
+                f" (e.g. next_prime({table_size!r}))"
+            )
+        endpoints = as_endpoints(endpoints)
+        if table_size < 10 * len(endpoints):
+            raise InvalidOption(
+                f"table_size {table_size} is too small for {len(endpoints)} endpoints: use a prime"
+                f" >= 100 x the pool size, e.g. {next_prime(100 * len(endpoints))}"
+            )
+        super().__init__(endpoints, key=key, clock=clock)
+        self._size = table_size
+        self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
+        self._start()
+
+    @property
+    def table_size(self) -> int:
+        """The number of slots (a prime)."""
+        return self._size
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        ordered = sorted(eligible, key=lambda state: state.endpoint.address)
+        permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
+        table = maglev_table(permutations, [s.weight for s in ordered], self._size)
+        self._table = (table, tuple(ordered))
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        table, owners = self._table  # one read: a concurrent rebuild cannot tear it
+        key = context if self._key is None else self._key(context)
+        if type(key) is not str and type(key) is not bytes:
+            key = key_bytes(key)
+        if not owners:
+            raise self._nothing_available()
+        slot = (_murmur128(key) & _MASK64) % self._size
+        state = owners[table[slot]]
+        if avoid and state.endpoint.address in avoid:
+            return self._next_not_avoided(table, owners, slot, avoid)
+        return state
+
+    def _next_not_avoided(
+        self,
+        table: array[int],
+        owners: tuple[EndpointState, ...],
+        slot: int,
+        avoid: Collection[str],
+    ) -> EndpointState:
+        if all(state.endpoint.address in avoid for state in owners):
+            raise self._nothing_available(avoid)
+        size = len(table)
+        for step in range(1, size):
+            state = owners[table[(slot + step) % size]]
+            if state.endpoint.address not in avoid:
+                return state
+        raise self._nothing_available(avoid)  # an owner with no slot (N > table_size)
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        table, owners = self._table
+        eligible = self._eligible()
+        assert len(owners) == len(eligible)
+        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in eligible)
+        if owners:
+            assert len(table) == self._size
+            assert max(table) < len(owners)
+        else:
+            assert len(table) == 0

@@ -1,0 +1,354 @@
+"""gRPC's client-side weighted round robin (gRFC A58): weights from the load servers report.
+
+Servers report their load with each response (ORCA: ``cpu_utilization``, ``qps``, ``eps``, e.g.
+parsed from an ``endpoint-load-metrics`` header or a trailer). The client turns each report
+into a weight, ``qps / (utilization + eps / qps * error_utilization_penalty)``, and serves the
+endpoints in weighted round robin, so a server that is busier per query gets fewer queries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from array import array
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .._core import BalancerBase, Clock
+from .._endpoint import EndpointLike
+from .._errors import InvalidOption
+from .._lease import Lease
+from .._state import EndpointState
+
+__all__ = ["STRIDE_MAX_WEIGHT", "LoadReport", "LoadReportWeightedRoundRobin", "stride_weights"]
+
+#: The largest scaled weight of the stride scheduler (a uint16, as gRPC's ``kMaxWeight``).
+STRIDE_MAX_WEIGHT = 65535
+#: No endpoint weighs more than this many times the mean (gRPC's ``kMaxRatio``) ...
+STRIDE_MAX_RATIO = 10.0
+#: ... nor less than this fraction of the mean (gRPC's ``kMinRatio``).
+STRIDE_MIN_RATIO = 0.01
+
+#: Shortest ``weight_update_period`` (A58: "values less than 100ms are capped at 100ms").
+MIN_UPDATE_PERIOD = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """One load report from a server (the ORCA fields A58 uses).
+
+    ``cpu_utilization`` and ``application_utilization`` are fractions (1.0 = one core busy; may
+    exceed 1); the latter, when above 0, is used instead of the former. ``qps`` and ``eps`` are
+    the server's queries and errors per second.
+
+    >>> LoadReport(cpu_utilization=0.5, qps=100.0)
+    LoadReport(cpu_utilization=0.5, qps=100.0, eps=0.0, application_utilization=0.0)
+    """
+
+    cpu_utilization: float = 0.0
+    qps: float = 0.0
+    eps: float = 0.0
+    application_utilization: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("cpu_utilization", "qps", "eps", "application_utilization"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidOption(f"LoadReport.{name} must be a number, not {value!r}")
+            if not 0 <= value < math.inf:
+                raise InvalidOption(f"LoadReport.{name} must be finite and >= 0, not {value!r}")
+
+    @classmethod
+    def from_header(cls, value: str) -> LoadReport:
+        """Parse an ORCA ``endpoint-load-metrics`` response header, TEXT or JSON format.
+
+        ``rps_fractional`` is the qps; ``cpu_utilization``, ``application_utilization`` and
+        ``eps`` keep their names; other metrics (``mem_utilization``, ``named_metrics.*``) are
+        ignored. The BIN format (a base64 protobuf) is not supported.
+
+        >>> LoadReport.from_header("TEXT cpu_utilization=0.3, rps_fractional=10, eps=1")
+        LoadReport(cpu_utilization=0.3, qps=10.0, eps=1.0, application_utilization=0.0)
+        >>> LoadReport.from_header('JSON {"cpu_utilization": 0.5, "rps_fractional": 4}').qps
+        4.0
+        """
+        if not isinstance(value, str):
+            raise InvalidOption(f"an endpoint-load-metrics header is a str, not {value!r}")
+        kind, _, body = value.strip().partition(" ")
+        fields: dict[str, object]
+        if kind == "TEXT":
+            fields = {}
+            for item in body.split(","):
+                key, sep, text = item.partition("=")
+                if not sep:
+                    raise InvalidOption(f"cannot parse {item.strip()!r} in {value!r}: key=value")
+                fields[key.strip()] = text.strip()
+        elif kind == "JSON":
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                raise InvalidOption(f"invalid JSON in endpoint-load-metrics: {exc}") from None
+            if not isinstance(parsed, dict):
+                raise InvalidOption(f"endpoint-load-metrics JSON must be an object: {value!r}")
+            fields = parsed
+        else:
+            raise InvalidOption(
+                f"endpoint-load-metrics must start with TEXT or JSON (BIN is not supported),"
+                f" not {value!r}"
+            )
+        numbers: dict[str, float] = {}
+        for header_key, name in _ORCA_FIELDS.items():
+            if header_key in fields:
+                try:
+                    numbers[name] = float(fields[header_key])  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise InvalidOption(f"{header_key} must be a number in {value!r}") from None
+        return cls(**numbers)
+
+    def weight(self, error_utilization_penalty: float = 1.0) -> float:
+        """A58's weight for this report, 0 when it carries no usable load (UpdateWeight)."""
+        utilization = self.application_utilization or self.cpu_utilization
+        if utilization > 0 and self.qps > 0:
+            utilization += self.eps / self.qps * error_utilization_penalty
+        return self.qps / utilization if utilization > 0 else 0.0
+
+
+#: ORCA ``OrcaLoadReport`` field (xds/data/orca/v3/orca_load_report.proto) -> LoadReport field.
+_ORCA_FIELDS = {
+    "cpu_utilization": "cpu_utilization",
+    "application_utilization": "application_utilization",
+    "rps_fractional": "qps",
+    "eps": "eps",
+}
+
+
+class _Weight:
+    """A58's per-endpoint weight record: the weight and its two timestamps."""
+
+    __slots__ = ("last_updated", "non_empty_since", "weight")
+
+    def __init__(self) -> None:
+        self.weight = 0.0
+        self.last_updated = -math.inf
+        self.non_empty_since: float | None = None  # None: A58's "infinity"
+
+
+def _lround(value: float) -> int:
+    """C's ``lround``: halves away from zero (Python's ``round`` rounds them to even)."""
+    return math.floor(value + 0.5)
+
+
+def stride_weights(weights: list[float]) -> array[int] | None:
+    """Scale A58 weights for the static stride scheduler, or ``None`` for plain round robin.
+
+    As gRPC C-core's ``StaticStrideScheduler::Make``: fewer than two positive weights means
+    round robin; weights of 0 (no valid report) take the mean of the positive ones; the largest
+    is capped at :data:`STRIDE_MAX_RATIO` x the mean and scaled to :data:`STRIDE_MAX_WEIGHT`;
+    none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1).
+    """
+    positive = [weight for weight in weights if weight > 0]
+    if len(positive) < 2:
+        return None
+    mean = sum(positive) / len(positive)
+    largest = min(max(positive), STRIDE_MAX_RATIO * mean)
+    scale = STRIDE_MAX_WEIGHT / largest
+    scaled_mean = _lround(scale * mean)
+    lowest = max(1, _lround(scaled_mean * STRIDE_MIN_RATIO))
+    return array(
+        "H",
+        [
+            min(max(_lround(weight * scale), lowest), STRIDE_MAX_WEIGHT)
+            if weight > 0
+            else scaled_mean
+            for weight in weights
+        ],
+    )
+
+
+class LoadReportWeightedRoundRobin(BalancerBase):
+    """Weighted round robin with weights computed from the load servers report (gRFC A58).
+
+    Report each server's load with :meth:`report` (a lease or an address, and a
+    :class:`LoadReport`), e.g. from a response header after ``release``. The endpoints'
+    configured weights are not used: A58 weighs by reported load alone. Exactly as A58:
+
+    * weight = ``qps / (utilization + eps / qps * error_utilization_penalty)``; a report with no
+      utilization or no qps is ignored;
+    * ``blackout_period``: a weight counts only after reports have come for this long (after the
+      first report, after expiry, and after an endpoint comes back up with ``mark_up``);
+    * ``weight_expiration_period``: a weight not refreshed for this long stops counting;
+    * endpoints without a valid weight get the mean of the valid ones; with fewer than two
+      valid weights, plain round robin;
+    * weights are recomputed every ``weight_update_period`` (checked on each pick against the
+      injected clock) and on every membership change.
+
+    Scheduling is gRPC C-core's static stride scheduler: a pick is ``next()`` on a shared
+    counter ``s``; endpoint ``i = s mod n`` in generation ``g = s div n`` is taken when
+    ``(w_i * g + i * 32767) mod 65535 >= 65535 - w_i``, else the next ``s`` is tried. The
+    largest scaled weight is 65535, so a pick takes at most *n* steps and about
+    ``65535 / mean`` (at most ~10) on average: O(1), lock-free, weights in an ``array('H')``
+    (2 bytes per endpoint). A58 first described an EDF scheduler; gRPC replaced it with this.
+
+    Deviation, for determinism: A58's ``GetWeight`` clears ``non_empty_since`` when it finds a
+    weight expired; here reads change nothing and a report that arrives after expiry restarts
+    the blackout instead, which is what gRPC does whenever its periodic update ran in between.
+
+    Sources: gRFC A58 (``A58-client-side-weighted-round-robin-lb-policy.md``); gRPC C-core
+    ``src/core/load_balancing/weighted_round_robin/static_stride_scheduler.cc``; Envoy
+    ``client_side_weighted_round_robin`` (the same policy, same defaults).
+
+    >>> now = [0.0]
+    >>> lb = LoadReportWeightedRoundRobin(["a:1", "b:1"], blackout_period=0, clock=lambda: now[0])
+    >>> lb.report("a:1", LoadReport(cpu_utilization=0.5, qps=300))  # weight 600
+    >>> lb.report("b:1", LoadReport(cpu_utilization=0.5, qps=100))  # weight 200
+    >>> now[0] += 1.0  # the next weight update
+    >>> picks = [lb.select().address for _ in range(400)]
+    >>> picks.count("a:1"), picks.count("b:1")
+    (300, 100)
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        blackout_period: float = 10.0,
+        weight_expiration_period: float = 180.0,
+        weight_update_period: float = 1.0,
+        error_utilization_penalty: float = 1.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        options = (
+            ("blackout_period", blackout_period, True),
+            ("weight_expiration_period", weight_expiration_period, False),
+            ("weight_update_period", weight_update_period, False),
+            ("error_utilization_penalty", error_utilization_penalty, True),
+        )
+        for name, value, zero_ok in options:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidOption(f"{name} must be a number, not {value!r}")
+            low_ok = value >= 0 if zero_ok else value > 0
+            if not low_ok or value == math.inf:
+                allowed = ">= 0" if zero_ok else "> 0"
+                raise InvalidOption(f"{name} must be finite and {allowed}, not {value!r}")
+        super().__init__(endpoints, clock=clock)
+        self._blackout = float(blackout_period)
+        self._expiration = float(weight_expiration_period)
+        self._period = max(float(weight_update_period), MIN_UPDATE_PERIOD)
+        self._penalty = float(error_utilization_penalty)
+        self._weights: dict[str, _Weight] = {}
+        self._counter = itertools.count()
+        self._scheduler: tuple[tuple[EndpointState, ...], array[int] | None] = ((), None)
+        self._up_ids: set[int] = set()
+        self._next_update = -math.inf
+        self._start()
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    def report(self, target: Lease | EndpointLike, load: LoadReport) -> None:
+        """Record a server's load report; ``target`` is the lease it answered, or its address.
+
+        A report on a lease whose endpoint has been removed since is ignored; an address that is
+        not a member raises :class:`UnknownEndpoint`. The new weight takes effect at the next
+        weight update (every ``weight_update_period``), as in gRPC. O(1).
+        """
+        if not isinstance(load, LoadReport):
+            raise InvalidOption(f"load must be a balancekit.LoadReport, not {load!r}")
+        weight = load.weight(self._penalty)
+        with self._lock:
+            if isinstance(target, Lease):
+                address = target.endpoint.address
+                if address not in self._members:
+                    return
+            else:
+                address = self._member(target).endpoint.address
+            if weight <= 0:
+                return
+            now = self._clock()
+            record = self._weights.get(address)
+            if record is None:
+                record = self._weights[address] = _Weight()
+            if record.non_empty_since is None or now - record.last_updated >= self._expiration:
+                record.non_empty_since = now
+            record.last_updated = now
+            record.weight = weight
+
+    def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
+        """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
+        has none yet (no report, blackout, or expired); before the fallback to the mean."""
+        with self._lock:
+            state = self._member(address)
+            return self._weight_of(state.endpoint.address, self._clock() if now is None else now)
+
+    def _weight_of(self, address: str, now: float) -> float:
+        record = self._weights.get(address)
+        if record is None or record.non_empty_since is None:
+            return 0.0
+        if now - record.last_updated >= self._expiration:
+            return 0.0
+        if self._blackout > 0 and now - record.non_empty_since < self._blackout:
+            return 0.0
+        return record.weight
+
+    # -- the strategy ----------------------------------------------------------------------------
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        now = self._clock()
+        up_ids = {id(state) for state in eligible}
+        for state in eligible:  # back up (A58: a subchannel becoming READY): blackout again
+            record = self._weights.get(state.endpoint.address)
+            if record is not None and id(state) not in self._up_ids:
+                record.non_empty_since = None
+        self._up_ids = up_ids
+        for address in [a for a in self._weights if a not in self._members]:
+            del self._weights[address]
+        weights = [self._weight_of(state.endpoint.address, now) for state in eligible]
+        self._scheduler = (tuple(eligible), stride_weights(weights))
+        self._next_update = now + self._period
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        if self._clock() >= self._next_update:
+            with self._lock:
+                if self._clock() >= self._next_update:
+                    self._refresh()
+        states, weights = self._scheduler  # one read: a concurrent update cannot tear it
+        n = len(states)
+        if not n:
+            raise self._nothing_available()
+        counter = self._counter
+        if weights is None:  # round robin
+            position = next(counter)
+            for step in range(n):
+                state = states[(position + step) % n]
+                if not (avoid and state.endpoint.address in avoid):
+                    return state
+            raise self._nothing_available(avoid)
+        top, offset = STRIDE_MAX_WEIGHT, STRIDE_MAX_WEIGHT // 2
+        for _ in range(4 * n):
+            sequence = next(counter)
+            index = sequence % n
+            weight = weights[index]
+            if (weight * (sequence // n) + index * offset) % top >= top - weight:
+                state = states[index]
+                if not (avoid and state.endpoint.address in avoid):
+                    return state
+        for state in states:  # every weighted candidate was avoided: any other will do
+            if state.endpoint.address not in avoid:
+                return state
+        raise self._nothing_available(avoid)
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        with self._lock:
+            states, weights = self._scheduler
+            assert [id(s) for s in states] == [id(s) for s in self._eligible()]
+            if weights is not None:
+                assert len(weights) == len(states) >= 2
+                assert max(weights) == STRIDE_MAX_WEIGHT and min(weights) >= 1
+            assert set(self._weights) <= set(self._members)
+            for record in self._weights.values():
+                assert record.weight > 0
+                assert (
+                    record.non_empty_since is None or record.non_empty_since <= record.last_updated
+                )

@@ -1,0 +1,235 @@
+"""Random and weighted random choice: a uniform draw, or Vose's alias method for weights.
+
+Both are O(1) per pick and lock-free: the index (a tuple of endpoints, plus an alias table for
+weights) is immutable between membership changes and swapped in by one assignment, and a draw is
+one call to ``random.Random.random()`` (a single C call, atomic in CPython).
+
+Randomness comes from an injectable :class:`random.Random` (``rng=``) or a seed (``seed=``), so
+the same inputs give the same picks in every process.
+"""
+
+from __future__ import annotations
+
+import random as _random
+import time
+from array import array
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from .._core import BalancerBase, Clock
+from .._endpoint import EndpointLike
+from .._errors import InvalidOption
+from .._state import EndpointState
+
+__all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
+
+#: Draws a pick makes before it stops rejecting avoided endpoints and filters the pool (O(n)).
+AVOID_DRAWS = 16
+
+
+def resolve_rng(rng: _random.Random | None, seed: int | None) -> _random.Random:
+    """Validate the ``rng=`` / ``seed=`` options and return the generator to draw from."""
+    if rng is not None and seed is not None:
+        raise InvalidOption("pass rng= or seed=, not both (seed a random.Random yourself)")
+    if rng is not None:
+        if not isinstance(rng, _random.Random):
+            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+        return rng
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidOption(f"seed must be an int, not {seed!r}")
+    return _random.Random(seed)
+
+
+class AliasTable:
+    """Vose's alias method over integer weights: O(n) to build, O(1) per draw.
+
+    The table has one column per endpoint, each of capacity ``W = sum(weights)``: column *i*
+    keeps ``threshold[i]`` of it for endpoint *i* and gives the rest to ``alias[i]``. Built in
+    integer arithmetic (weights scaled by *n*), so the table reproduces the weights *exactly*:
+    endpoint *i* owns ``w_i * n`` of the ``n * W`` units (checked by :meth:`check`). A draw uses
+    one 53-bit float (:meth:`random.Random.random`): the column is its integer part after scaling
+    by *n*, the fraction chooses between the column's owner and its alias.
+
+    Stored compactly: two ``array('q')`` of n entries (16 bytes per endpoint) beside the tuple
+    of endpoints. Source: M. D. Vose, "A linear algorithm for generating random numbers with a
+    given distribution", IEEE Trans. Software Eng. 17(9), 1991; Walker (1974).
+    """
+
+    __slots__ = ("alias", "n", "states", "threshold", "total", "weights")
+
+    def __init__(self, states: Sequence[EndpointState]) -> None:
+        self.states = tuple(states)
+        self.weights = array("q", [state.weight for state in self.states])
+        n = self.n = len(self.states)
+        total = self.total = sum(self.weights)
+        scaled = [weight * n for weight in self.weights]
+        self.threshold = array("q", [total] * n)
+        self.alias = array("q", range(n))
+        small = [i for i in range(n) if scaled[i] < total]
+        large = [i for i in range(n) if scaled[i] >= total]
+        while small and large:
+            less, more = small.pop(), large.pop()
+            self.threshold[less] = scaled[less]
+            self.alias[less] = more
+            scaled[more] -= total - scaled[less]
+            (small if scaled[more] < total else large).append(more)
+        # Integer arithmetic leaves every remaining column exactly full (threshold = total).
+
+    def draw(self, uniform: float) -> EndpointState:
+        """The endpoint for a uniform draw in [0, 1); O(1)."""
+        x = uniform * self.n  # < n: for n < 2**53 the product of a float < 1 never rounds up
+        column = int(x)
+        if (x - column) * self.total < self.threshold[column]:
+            return self.states[column]
+        return self.states[self.alias[column]]
+
+    def check(self) -> None:
+        """Assert the table gives every endpoint exactly its share ``w_i / W``."""
+        n, total = self.n, self.total
+        assert len(self.threshold) == len(self.alias) == len(self.weights) == n
+        owned = [0] * n
+        for column in range(n):
+            kept = self.threshold[column]
+            assert 0 <= kept <= total and 0 <= self.alias[column] < n
+            owned[column] += kept
+            owned[self.alias[column]] += total - kept
+        assert owned == [weight * n for weight in self.weights]
+        assert list(self.weights) == [state.weight for state in self.states]
+
+
+_EMPTY = AliasTable(())
+
+
+class _RandomBalancer(BalancerBase):
+    """Shared by the random strategies: the generator, the alias table, and ``avoid`` handling."""
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike],
+        *,
+        rng: _random.Random | None,
+        seed: int | None,
+        clock: Clock,
+    ) -> None:
+        self._rng = resolve_rng(rng, seed)
+        self._random = self._rng.random
+        self._table = _EMPTY
+        super().__init__(endpoints, clock=clock)
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        self._table = AliasTable(eligible)
+
+    def _draw(self, table: AliasTable, avoid: Collection[str]) -> EndpointState:
+        """One weighted draw from ``table``, skipping ``avoid`` (exact conditional distribution)."""
+        if not table.n:
+            raise self._nothing_available()
+        random = self._random
+        state = table.draw(random())
+        if avoid and state.endpoint.address in avoid:
+            for _ in range(AVOID_DRAWS):  # rejection sampling keeps the distribution exact
+                state = table.draw(random())
+                if state.endpoint.address not in avoid:
+                    return state
+            return self._draw_filtered(table.states, avoid)
+        return state
+
+    def _draw_filtered(
+        self, states: Sequence[EndpointState], avoid: Collection[str]
+    ) -> EndpointState:
+        """A weighted draw among ``states`` not in ``avoid``: O(n), the slow path of ``_draw``."""
+        left = [state for state in states if state.endpoint.address not in avoid]
+        if not left:
+            raise self._nothing_available(avoid)
+        return self._rng.choices(left, weights=[state.weight for state in left])[0]
+
+    def _check_invariants(self) -> None:
+        super()._check_invariants()
+        with self._lock:
+            table = self._table
+            assert [id(state) for state in table.states] == [id(s) for s in self._eligible()]
+            table.check()
+
+
+class WeightedRandom(_RandomBalancer):
+    """Each pick is an independent random draw, endpoint *i* with probability ``w_i / W``.
+
+    Use it where many independent clients share a pool and must not fall into step with each
+    other (round robin from many clients started together hits the same servers at once), or
+    where statistical, not exact, shares are enough. Select and release are O(1) and lock-free:
+    Vose's alias method (:class:`AliasTable`), rebuilt only when membership or weights change.
+    ``avoid`` is honoured by redrawing (up to :data:`AVOID_DRAWS` times, then an O(n) filter),
+    which keeps the distribution over the endpoints not avoided exactly proportional to weight.
+
+    ``rng=`` takes a :class:`random.Random`; ``seed=`` seeds a new one; the same seed gives the
+    same picks everywhere.
+
+    >>> from balancekit import Endpoint
+    >>> lb = WeightedRandom([Endpoint("a:1", weight=3), "b:1"], seed=7)
+    >>> sorted({lb.select().address for _ in range(50)})
+    ['a:1', 'b:1']
+
+    Source: M. D. Vose (1991), after A. J. Walker (1974); see :class:`AliasTable`. Peers that
+    bisect a cumulative-weight array instead pay O(log n) per pick.
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        rng: _random.Random | None = None,
+        seed: int | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
+        self._start()
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        table = self._table  # one read: a concurrent rebuild cannot tear it
+        if not avoid and table.n:
+            return table.draw(self._random())
+        return self._draw(table, avoid)
+
+
+class Random(_RandomBalancer):
+    """Each pick is an independent uniform draw over the endpoints that are up; weights ignored.
+
+    Use it for identical servers when many independent clients must not fall into step, or as
+    the baseline other strategies are measured against. Select and release are O(1) and
+    lock-free. ``avoid`` is honoured by redrawing, then filtering (uniform over the rest).
+
+    >>> lb = Random(["a:1", "b:1", "c:1"], seed=1)
+    >>> lb.select().address in {"a:1", "b:1", "c:1"}
+    True
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointLike] = (),
+        *,
+        rng: _random.Random | None = None,
+        seed: int | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
+        self._start()
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        self._table = AliasTable(eligible)  # kept for the shared invariants; picks ignore weights
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        states = self._table.states
+        n = len(states)
+        if not n:
+            raise self._nothing_available()
+        random = self._random
+        state = states[int(random() * n)]
+        if avoid and state.endpoint.address in avoid:
+            for _ in range(AVOID_DRAWS):
+                state = states[int(random() * n)]
+                if state.endpoint.address not in avoid:
+                    return state
+            left = [s for s in states if s.endpoint.address not in avoid]
+            if not left:
+                raise self._nothing_available(avoid)
+            return self._rng.choice(left)
+        return state

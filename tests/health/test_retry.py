@@ -1,0 +1,259 @@
+"""Retry: distinct endpoints per call, attempts, budget, backoff with jitter, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import balancekit as bk
+
+POOL = [f"10.0.0.{i}:80" for i in range(1, 6)]
+
+
+def no_sleep(seconds: float) -> None:
+    pass
+
+
+class Failing:
+    """fn(endpoint) that fails on the given addresses and records every attempt."""
+
+    def __init__(self, bad: set[str], error: type[Exception] = ConnectionError) -> None:
+        self.bad = bad
+        self.error = error
+        self.tried: list[str] = []
+
+    def __call__(self, endpoint: bk.Endpoint) -> str:
+        self.tried.append(endpoint.address)
+        if endpoint.address in self.bad:
+            raise self.error(endpoint.address)
+        return endpoint.address
+
+
+def test_first_success_is_one_attempt() -> None:
+    lb = bk.RoundRobin(POOL)
+    fn = Failing(set())
+    assert bk.Retry(sleep=no_sleep).call(lb, fn) == POOL[0]
+    assert fn.tried == [POOL[0]]
+
+
+def test_a_failure_is_retried_on_another_endpoint_and_counted() -> None:
+    lb = bk.RoundRobin(POOL)
+    fn = Failing({POOL[0], POOL[1]})
+    assert bk.Retry(attempts=3, sleep=no_sleep).call(lb, fn) == POOL[2]
+    assert fn.tried == POOL[:3]
+    stats = lb.stats()
+    assert (stats[POOL[0]].failed, stats[POOL[1]].failed, stats[POOL[2]].succeeded) == (1, 1, 1)
+    assert all(s.in_flight == 0 for s in stats.values())
+
+
+@pytest.mark.parametrize("strategy", [bk.RoundRobin, bk.LeastConnections, bk.IPHash])
+def test_never_the_same_endpoint_twice_in_one_call(strategy: type[bk.BalancerBase]) -> None:
+    lb = strategy(POOL[:3])
+    fn = Failing(set(POOL))
+    with pytest.raises(ConnectionError):
+        bk.Retry(attempts=10, sleep=no_sleep).call(lb, fn, "some-key")
+    assert sorted(fn.tried) == POOL[:3]  # every endpoint once, then no one left to try
+
+
+def test_no_token_or_backoff_is_spent_when_every_endpoint_was_tried() -> None:
+    lb = bk.RoundRobin(POOL[:2])
+    slept: list[float] = []
+    budget = bk.RetryBudget(burst=5)
+    with pytest.raises(ConnectionError):
+        bk.Retry(attempts=5, budget=budget, sleep=slept.append).call(lb, Failing(set(POOL)))
+    assert budget.retries == 1 and len(slept) == 1
+
+
+def test_attempts_bound_the_call_and_the_last_error_propagates() -> None:
+    lb = bk.RoundRobin(POOL)
+    fn = Failing(set(POOL))
+    with pytest.raises(ConnectionError, match=POOL[1]):
+        bk.Retry(attempts=2, sleep=no_sleep).call(lb, fn)
+    assert len(fn.tried) == 2
+
+
+def test_errors_outside_retry_on_are_not_retried_but_count_as_failures() -> None:
+    lb = bk.RoundRobin(POOL)
+    fn = Failing({POOL[0]}, error=ValueError)
+    with pytest.raises(ValueError):
+        bk.Retry(retry_on=(ConnectionError,), sleep=no_sleep).call(lb, fn)
+    assert fn.tried == [POOL[0]]
+    assert lb.stats()[POOL[0]].failed == 1 and lb.stats()[POOL[0]].in_flight == 0
+
+
+def test_cancellation_releases_without_a_failure() -> None:
+    lb = bk.RoundRobin(POOL)
+
+    def interrupted(endpoint: bk.Endpoint) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bk.Retry(sleep=no_sleep).call(lb, interrupted)
+    stats = lb.stats()[POOL[0]]
+    assert (stats.failed, stats.succeeded, stats.in_flight) == (0, 1, 0)
+
+
+def test_retry_result_retries_and_discards_replaced_results() -> None:
+    lb = bk.RoundRobin(POOL)
+    discarded: list[int] = []
+    codes = iter([503, 502, 200])
+    retry = bk.Retry(attempts=3, retry_result=lambda code: code >= 500, sleep=no_sleep)
+    assert retry.call(lb, lambda ep: next(codes), discard=discarded.append) == 200
+    assert discarded == [503, 502]
+    codes = iter([503, 503])
+    retry = bk.Retry(attempts=2, retry_result=lambda code: code >= 500, sleep=no_sleep)
+    assert retry.call(lb, lambda ep: next(codes), discard=discarded.append) == 503  # the last one
+    assert discarded == [503, 502, 503]
+
+
+def test_no_endpoint_at_all_raises_no_endpoint_available() -> None:
+    with pytest.raises(bk.NoEndpointAvailable):
+        bk.Retry(sleep=no_sleep).call(bk.RoundRobin([]), lambda ep: 1)
+
+
+def test_backoff_is_jittered_below_an_exponential_cap_and_reproducible() -> None:
+    def delays(seed: int) -> list[float]:
+        slept: list[float] = []
+        retry = bk.Retry(
+            attempts=5,
+            backoff=0.1,
+            max_backoff=0.3,
+            budget=None,
+            rng=random.Random(seed),
+            sleep=slept.append,
+        )
+        with pytest.raises(ConnectionError):
+            retry.call(bk.RoundRobin(POOL), Failing(set(POOL)))
+        return slept
+
+    slept = delays(7)
+    assert len(slept) == 4
+    for n, delay in enumerate(slept, start=1):
+        assert 0 <= delay <= min(0.3, 0.1 * 2 ** (n - 1))
+    assert slept == delays(7) and slept != delays(8)
+
+
+def test_total_outage_retries_add_at_most_the_budget() -> None:
+    """Under a total outage retries stop after the burst: extra load <= burst, well under ratio."""
+    budget = bk.RetryBudget(ratio=0.1, burst=10)
+    retry = bk.Retry(attempts=3, budget=budget, sleep=no_sleep)
+    lb = bk.RoundRobin(POOL)
+    fn = Failing(set(POOL))
+    calls = 1000
+    for _ in range(calls):
+        with pytest.raises(ConnectionError):
+            retry.call(lb, fn)
+    extra = len(fn.tried) - calls
+    assert extra == budget.retries == 10
+    assert extra <= budget.ratio * calls
+    assert budget.denied == calls - 5  # the first 5 calls retried twice each
+
+
+def test_partial_outage_retries_stay_within_the_share_of_successes() -> None:
+    budget = bk.RetryBudget(ratio=0.1, burst=5)
+    retry = bk.Retry(attempts=3, budget=budget, sleep=no_sleep)
+    lb = bk.RoundRobin(POOL)
+    fn = Failing({POOL[0], POOL[1]})  # two of five endpoints down: 40 % of first tries fail
+    for _ in range(2000):
+        with contextlib.suppress(ConnectionError):
+            retry.call(lb, fn)
+    assert budget.retries <= budget.burst + budget.ratio * budget.successes
+    assert budget.retries == len(fn.tried) - 2000
+    assert budget.denied > 0  # the budget, not the attempts, was the binding limit
+
+
+def test_flow_closed_early_releases_its_lease() -> None:
+    lb = bk.RoundRobin(POOL)
+    flow = bk.Retry().flow(lb)
+    lease = next(flow)
+    assert isinstance(lease, bk.Lease)
+    flow.close()
+    assert lb.stats()[lease.address].in_flight == 0
+
+
+def test_flow_protocol_by_hand() -> None:
+    lb = bk.RoundRobin(POOL)
+    flow = bk.Retry(backoff=0, budget=None).flow(lb, avoid={POOL[0]})
+    first = next(flow)
+    assert isinstance(first, bk.Lease) and first.address == POOL[1]
+    assert flow.send(bk.Outcome.FAILED) == 0.0
+    second = next(flow)
+    assert isinstance(second, bk.Lease) and second.address == POOL[2]
+    with pytest.raises(StopIteration):
+        flow.send(bk.Outcome.SUCCEEDED)
+    assert lb.stats()[POOL[1]].failed == 1 and lb.stats()[POOL[2]].succeeded == 1
+
+
+def test_acall_is_the_same_policy_driven_by_asyncio() -> None:
+    lb = bk.RoundRobin(POOL)
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def send(endpoint: bk.Endpoint) -> str:
+        if endpoint.address == POOL[0]:
+            raise ConnectionError
+        return endpoint.address
+
+    retry = bk.Retry(async_sleep=fake_sleep, rng=random.Random(1))
+    assert asyncio.run(retry.acall(lb, send)) == POOL[1]
+    assert len(slept) == 1 and 0 <= slept[0] <= 0.025
+    assert lb.stats()[POOL[0]].failed == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"attempts": 0},
+        {"attempts": True},
+        {"backoff": -1},
+        {"max_backoff": float("inf")},
+        {"multiplier": 0.5},
+        {"retry_on": ConnectionError},
+        {"budget": 3},
+        {"rng": 3},
+        {"sleep": 3},
+    ],
+)
+def test_invalid_options_are_refused_at_once(options: dict[str, object]) -> None:
+    with pytest.raises(bk.InvalidOption):
+        bk.Retry(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [{"ratio": -0.1}, {"burst": 0.5}, {"burst": float("nan")}])
+def test_invalid_budgets_are_refused(options: dict[str, float]) -> None:
+    with pytest.raises(bk.InvalidOption):
+        bk.RetryBudget(**options)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ratio=st.sampled_from([0.0, 0.1, 0.5]),
+    burst=st.integers(1, 5),
+    outcomes=st.lists(st.booleans(), max_size=300),
+)
+def test_budget_bound_holds_for_any_sequence(
+    ratio: float, burst: int, outcomes: list[bool]
+) -> None:
+    """retries <= burst + ratio * successes, whatever the order of outcomes."""
+    budget = bk.RetryBudget(ratio=ratio, burst=burst)
+    retry = bk.Retry(attempts=4, budget=budget, sleep=no_sleep)
+    lb = bk.RoundRobin(POOL)
+    fate = iter(outcomes)
+
+    def fn(endpoint: bk.Endpoint) -> str:
+        if next(fate, True):
+            return endpoint.address
+        raise ConnectionError
+
+    for _ in range(len(outcomes)):
+        with contextlib.suppress(ConnectionError):
+            retry.call(lb, fn)
+    assert budget.retries <= burst + ratio * budget.successes + 1e-9
+    assert all(s.in_flight == 0 for s in lb.stats().values())

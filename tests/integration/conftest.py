@@ -1,0 +1,110 @@
+"""Fixtures for the integration tests: real HTTP servers on loopback, in threads or processes."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ._server import ThreadServer
+
+SERVER_SCRIPT = Path(__file__).with_name("_server.py")
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[..., list[ThreadServer]]]:
+    """Start ``n`` thread servers on 127.0.0.2, .3, ... (ids s1, s2, ...); all stopped after."""
+    started: list[ThreadServer] = []
+
+    def start(n: int, *, delays: dict[int, float] | None = None) -> list[ThreadServer]:
+        for i in range(n):
+            delay = (delays or {}).get(i, 0.0)
+            started.append(ThreadServer(f"127.0.0.{i + 2}", f"s{i + 1}", delay=delay))
+        return started[-n:]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+class ServerProcess:
+    """A server in its own process, started, killed (SIGKILL) and restarted by its own PID."""
+
+    def __init__(self, host: str, ident: str) -> None:
+        self.host = host
+        self.ident = ident
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        assert self.proc is None
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(SERVER_SCRIPT),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--id",
+                self.ident,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            self.kill()
+            raise RuntimeError(f"server {self.ident} did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def kill(self) -> None:
+        """SIGKILL the process by its PID and reap it."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture
+def server_processes() -> Iterator[Callable[[int], list[ServerProcess]]]:
+    """Start ``n`` server processes on 127.0.0.2, .3, ...; every one killed by PID after."""
+    started: list[ServerProcess] = []
+
+    def start(n: int) -> list[ServerProcess]:
+        for i in range(n):
+            server = ServerProcess(f"127.0.0.{i + 2}", f"p{i + 1}")
+            started.append(server)
+            server.start()
+        return started[-n:]
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` every 10 ms for at most ``timeout`` seconds; whether it came true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()

@@ -1,0 +1,1 @@
+"""Unit, property and golden tests of individual strategies."""
