@@ -315,6 +315,7 @@ class BalancerBase:
             failed=failed,
             latency=state.latency,
             ejected=state.ejected,
+            checked_down=state.health is not None and state.health.check_down,
         )
 
     # -- internals ------------------------------------------------------------------------------

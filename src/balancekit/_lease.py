@@ -36,7 +36,8 @@ class EndpointStats:
     ``selected`` counts every lease issued for the endpoint, ``succeeded`` and ``failed`` the
     releases by outcome, ``in_flight`` the leases not yet released. ``latency`` is the strategy's
     current response-time estimate in seconds, where the strategy keeps one (else ``None``).
-    ``ejected`` is set while passive health keeps the endpoint out of rotation.
+    ``ejected`` is set while passive health keeps the endpoint out of rotation, ``checked_down``
+    while an active health check does (``balancekit.health``).
     """
 
     address: str
@@ -48,3 +49,4 @@ class EndpointStats:
     failed: int
     latency: float | None = None
     ejected: bool = False
+    checked_down: bool = False

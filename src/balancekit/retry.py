@@ -280,8 +280,11 @@ class Retry:
                 return
             if outcome is not Outcome.FAILED or attempt >= self.attempts:
                 return
-            if all(endpoint.address in tried for endpoint in balancer.endpoints):
-                return  # nobody left to try: spend no token, wait no backoff
+            if not any(
+                stats.up and not stats.ejected and not stats.checked_down and address not in tried
+                for address, stats in balancer.stats().items()
+            ):
+                return  # nobody eligible left to try: spend no token, wait no backoff
             if self.budget is not None and not self.budget.try_withdraw():
                 return
             yield self.delay(attempt)

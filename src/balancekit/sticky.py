@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from ._errors import BalancekitError, InvalidOption
+from ._errors import BalancekitError, InvalidOption, NoEndpointAvailable
 
 __all__ = ["InvalidToken", "StickyChoice", "StickySessions", "TokenInfo"]
 
@@ -65,6 +65,12 @@ class _HasAddress(Protocol):
 class _HasUp(Protocol):
     @property
     def up(self) -> bool: ...
+
+    @property
+    def ejected(self) -> bool: ...
+
+    @property
+    def checked_down(self) -> bool: ...
 
 
 L = TypeVar("L", bound=_HasAddress)
@@ -210,21 +216,26 @@ class StickySessions:
     ) -> StickyChoice[L]:
         """Select for a client holding ``token`` (or none): its endpoint if still usable.
 
-        The token's endpoint is reused while it is a member of ``balancer``, up, and not in
-        ``avoid``; the balancer still does the selection (``avoid`` = every other member) so its
-        accounting (in-flight, counters) stays right. Otherwise the balancer selects normally
-        and a new token is issued. O(members) for the avoid set.
+        The token's endpoint is reused while it is a member of ``balancer``, up, not ejected or
+        held down by a health check, and not in ``avoid``; the balancer still does the selection
+        (``avoid`` = every other member) so its accounting (in-flight, counters) stays right.
+        Otherwise the balancer selects normally and a new token is issued. O(members) for the
+        avoid set.
         """
         address = self.verify(token) if token else None
         if address is not None and address not in avoid:
             members = {endpoint.address for endpoint in balancer.endpoints}
             state = balancer.stats().get(address) if address in members else None
-            if state is not None and state.up:
+            if state is not None and state.up and not (state.ejected or state.checked_down):
                 members.discard(address)
-                lease = balancer.select(context, avoid=members)
-                if lease.address == address:
-                    assert token is not None
-                    return StickyChoice(lease, token, reissued=False)
-                return StickyChoice(lease, self.issue(lease.address), reissued=True)
+                try:
+                    lease = balancer.select(context, avoid=members)
+                except NoEndpointAvailable:
+                    pass  # not eligible after all (e.g. held out by a health check): rebalance
+                else:
+                    if lease.address == address:
+                        assert token is not None
+                        return StickyChoice(lease, token, reissued=False)
+                    return StickyChoice(lease, self.issue(lease.address), reissued=True)
         lease = balancer.select(context, avoid=avoid)
         return StickyChoice(lease, self.issue(lease.address), reissued=True)

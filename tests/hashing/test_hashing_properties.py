@@ -223,3 +223,22 @@ def test_jump_balancer_pure_python_path_equals_the_c_accelerator(
     with_c = mapping(lb)
     monkeypatch.setattr(jump_module, "_jump_c", None)
     assert mapping(lb) == with_c
+
+
+KEYED = [bk.IPHash, bk.Ketama, bk.Rendezvous, bk.Maglev, bk.JumpHash, bk.BoundedLoadHash]
+
+
+@pytest.mark.parametrize("strategy", KEYED)
+def test_a_missing_or_mistyped_key_says_which_and_what_to_do(strategy: type[bk.Balancer]) -> None:
+    lb = strategy(["a:1", "b:1"])
+    with pytest.raises(bk.InvalidOption, match="needs a key"):
+        lb.select()
+    with pytest.raises(bk.InvalidOption, match="str or bytes; got int 7"):
+        lb.select(7)
+    by_cookie = strategy(["a:1", "b:1"], key=bk.keys.cookie("session"))
+    with pytest.raises(bk.InvalidOption, match=r"found no key.*or_else"):
+        by_cookie.select(bk.Request())
+    odd = strategy(["a:1", "b:1"], key=lambda context: 7)
+    with pytest.raises(bk.InvalidOption, match="the key function returned int 7"):
+        odd.select("x")
+    assert by_cookie.select(bk.Request(headers={"Cookie": "session=s1"})).address in {"a:1", "b:1"}

@@ -123,7 +123,29 @@ def test_tcp_check_follows_a_server_that_dies_and_comes_back(servers: list[Healt
     assert checker.down() == set()
     last = events[-1]
     assert isinstance(last, CheckPassed) and last.address == victim.address
+
     assert victim.address in picks(lb)
+
+
+def test_an_endpoint_re_added_between_rounds_is_checked_down_again(
+    servers: list[HealthServer],
+) -> None:
+    lb = bk.with_health(
+        bk.RoundRobin([s.address for s in servers]), bk.PassiveHealth(consecutive_failures=None)
+    )
+    checker = ActiveChecker(lb, check=TcpCheck(timeout=2.0), rise=2, fall=2)
+    victim = servers[0]
+    victim.stop()
+    checker.check_once()
+    checker.check_once()
+    assert checker.down() == {victim.address}
+    lb.remove(victim.address)
+    lb.add(victim.address)  # a fresh member: up until the checks say otherwise
+    assert checker.down() == set()
+    assert victim.address in picks(lb)
+    checker.check_once()  # still failing: the streak goes on, so it falls again at once
+    assert checker.down() == {victim.address}
+    assert victim.address not in picks(lb)
 
 
 def test_http_check_wants_the_expected_status(servers: list[HealthServer]) -> None:

@@ -142,6 +142,16 @@ def test_zero_share_never_ejects() -> None:
     assert not lb.stats()[POOL[0]].ejected
 
 
+@pytest.mark.parametrize(
+    ("threshold", "healthy", "total", "panic"),
+    [(0.7, 7, 10, False), (0.7, 6, 10, True), (0.3, 3, 10, False), (0.1, 1, 10, False)],
+)
+def test_panic_is_exact_at_the_threshold(
+    threshold: float, healthy: int, total: int, panic: bool
+) -> None:
+    assert bk.PassiveHealth(panic_threshold=threshold).in_panic(healthy, total) is panic
+
+
 def test_panic_engages_below_the_threshold_and_fails_open() -> None:
     passive = bk.PassiveHealth(
         consecutive_failures=1, max_ejection_share=1.0, panic_threshold=0.5, base_ejection=10

@@ -69,6 +69,19 @@ def test_no_token_or_backoff_is_spent_when_every_endpoint_was_tried() -> None:
     assert budget.retries == 1 and len(slept) == 1
 
 
+def test_no_token_or_backoff_is_spent_when_the_rest_are_down_or_held_out() -> None:
+    lb = bk.with_health(bk.RoundRobin(POOL[:4]), bk.PassiveHealth(consecutive_failures=None))
+    tracker = bk.health_of(lb)
+    assert tracker is not None
+    lb.mark_down(POOL[2])
+    tracker.set_check(POOL[3], False, "refused")  # members, but none of them selectable
+    slept: list[float] = []
+    budget = bk.RetryBudget(burst=5)
+    with pytest.raises(ConnectionError):
+        bk.Retry(attempts=5, budget=budget, sleep=slept.append).call(lb, Failing(set(POOL)))
+    assert budget.retries == 1 and len(slept) == 1
+
+
 def test_attempts_bound_the_call_and_the_last_error_propagates() -> None:
     lb = bk.RoundRobin(POOL)
     fn = Failing(set(POOL))

@@ -139,6 +139,25 @@ def test_select_rebalances_when_the_endpoint_is_down_removed_or_avoided() -> Non
     assert sticky.select(lb, Request(), token="garbage").reissued
 
 
+def test_select_rebalances_when_health_holds_the_endpoint_out() -> None:
+    lb = bk.with_health(bk.RoundRobin(ADDRESSES), bk.PassiveHealth(consecutive_failures=2))
+    tracker = bk.health_of(lb)
+    assert tracker is not None
+    sticky = StickySessions(KEY)
+    token = sticky.issue("10.0.0.2:80")
+    tracker.set_check("10.0.0.2:80", False, "connection refused")  # held down by a check
+    checked = sticky.select(lb, Request(), token=token)
+    assert checked.reissued and checked.lease.address != "10.0.0.2:80"
+    lb.release(checked.lease)
+    tracker.set_check("10.0.0.2:80", True)
+    for _ in range(2):  # two failures in a row: passive health ejects it
+        lease = lb.select(avoid=[a for a in ADDRESSES if a != "10.0.0.2:80"])
+        lb.release(lease, ok=False)
+    assert "10.0.0.2:80" in tracker.ejected()
+    ejected = sticky.select(lb, Request(), token=token)
+    assert ejected.reissued and ejected.lease.address != "10.0.0.2:80"
+
+
 class StubbornBalancer:
     """Always picks its first endpoint, ignoring avoid: the token must then be reissued."""
 

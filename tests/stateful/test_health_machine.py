@@ -2,7 +2,7 @@
 
 A trivial model sits beside the balancer: members (weight, up), the ejection deadlines the
 tracker announced, the ramp start of every endpoint that (re)entered rotation. After every step:
-the tracker's panic flag is exactly ``healthy < panic_threshold * up``; a pick outside panic is
+the tracker's panic flag is exactly ``2 * healthy < up`` (threshold 0.5); a pick outside panic is
 never an ejected endpoint; after a pick, no ejection past its deadline is still in force; every
 ejection left at most ``ejection_limit(members)`` endpoints ejected; a ramping endpoint's share
 never falls while it stays in rotation, and is full (it stops ramping) once the window is over.
@@ -32,6 +32,11 @@ PASSIVE = bk.PassiveHealth(
     panic_threshold=0.5,
 )
 SLOW = bk.SlowStart(window=8.0, steps=4, min_share=0.2)
+
+
+def in_panic(healthy: int, up: int) -> bool:
+    """The model of panic for PASSIVE's threshold of one half, in integers: under half healthy."""
+    return up > 0 and 2 * healthy < up
 
 
 def make_machine(case: Case) -> type[RuleBasedStateMachine]:
@@ -73,9 +78,7 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
                 elif isinstance(event, PanicEngaged | PanicDisengaged):
                     self.panic_events += 1
                     assert isinstance(event, PanicEngaged) == (self.panic_events % 2 == 1)
-                    assert PASSIVE.in_panic(event.healthy, event.total) == isinstance(
-                        event, PanicEngaged
-                    )
+                    assert in_panic(event.healthy, event.total) == isinstance(event, PanicEngaged)
             if self.events:
                 note_event(f"saw {type(self.events[-1]).__name__}")
             self.events.clear()
@@ -91,7 +94,7 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
             stats = self.lb.stats()
             up = {a for a, s in stats.items() if s.up}
             healthy = {a for a in up if not stats[a].ejected}
-            return up if PASSIVE.in_panic(len(healthy), len(up)) else healthy
+            return up if in_panic(len(healthy), len(up)) else healthy
 
         @rule(address=st.sampled_from(ADDRESSES), weight=st.integers(1, 3))
         def add(self, address: str, weight: int) -> None:
@@ -191,7 +194,7 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
             stats = self.lb.stats()
             up = [s for s in stats.values() if s.up]
             healthy = [s for s in up if not s.ejected]
-            assert self.tracker.panic == PASSIVE.in_panic(len(healthy), len(up))
+            assert self.tracker.panic == in_panic(len(healthy), len(up))
             assert set(self.tracker.ejected()) == {a for a, s in stats.items() if s.ejected}
             self.lb._check_invariants()  # type: ignore[attr-defined]
             self.tracker._check_invariants()

@@ -204,7 +204,6 @@ class ActiveChecker:
         self.fall = fall
         self._rng = random.Random() if rng is None else rng
         self._streaks: dict[str, int] = {}  # > 0: passes in a row; < 0: failures in a row
-        self._down: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0
@@ -234,23 +233,22 @@ class ActiveChecker:
         streak = self._streaks.get(address, 0)
         streak = max(streak, 0) + 1 if passed else min(streak, 0) - 1
         self._streaks[address] = streak
-        if address in self._down and streak >= self.rise:
-            self._down.discard(address)
+        # The tracker holds the verdict (set_check ignores a repeat), so an endpoint removed and
+        # re-added between rounds starts up, as the tracker's fresh record says.
+        if streak >= self.rise:
             self.tracker.set_check(address, True)
-        elif address not in self._down and -streak >= self.fall:
-            self._down.add(address)
+        elif -streak >= self.fall:
             self.tracker.set_check(address, False, detail)
 
     def _finish_round(self) -> None:
         members = {endpoint.address for endpoint in self._balancer.endpoints}
         for address in [a for a in self._streaks if a not in members]:  # removed since
             del self._streaks[address]
-            self._down.discard(address)
         self.rounds += 1
 
     def down(self) -> set[str]:
         """The addresses the checks hold out of rotation now."""
-        return set(self._down)
+        return set(self.tracker.checked_down())
 
     def next_delay(self) -> float:
         """The wait before the next round: ``interval``, varied by up to ``jitter`` either way."""

@@ -128,4 +128,6 @@ class PassiveHealth:
 
     def in_panic(self, healthy: int, total: int) -> bool:
         """Whether ``healthy`` of ``total`` endpoints (marked up) is below the panic threshold."""
-        return total > 0 and healthy < self.panic_threshold * total
+        # healthy / total is rounded once, like the threshold's literal: 7 of 10 is not below 0.7
+        # (0.7 * 10 would round up to 7.000000000000001 and call it panic).
+        return total > 0 and healthy / total < self.panic_threshold

@@ -217,6 +217,16 @@ class HealthTracker:
             states = sorted(self._ejected.values(), key=lambda state: state.order)
             return [state.endpoint.address for state in states]
 
+    def checked_down(self) -> list[str]:
+        """The addresses active checks hold down now, in the order they joined the balancer."""
+        with self._lb._lock:
+            states = sorted(self._lb._members.values(), key=lambda state: state.order)
+            return [
+                state.endpoint.address
+                for state in states
+                if state.health is not None and state.health.check_down
+            ]
+
     def ramping(self) -> dict[str, float]:
         """Each ramping endpoint's current share of its weight."""
         if self.slow_start is None:

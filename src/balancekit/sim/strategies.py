@@ -33,6 +33,7 @@ STRATEGY_NAMES: tuple[str, ...] = (
     "PeakEWMA",
     "WeightedRandom",
     "Random",
+    "Ketama",
     "Rendezvous",
     "Maglev",
     "JumpHash",

@@ -52,11 +52,16 @@ class _TwoChoices(_RandomBalancer):
         return first, self._second(table, first, avoid)
 
     def _second(
-        self, table: AliasTable, first: EndpointState, avoid: Collection[str]
+        self,
+        table: AliasTable,
+        first: EndpointState,
+        avoid: Collection[str],
+        tries: int = AVOID_DRAWS,
     ) -> EndpointState | None:
-        """A weighted draw among ``table``'s endpoints other than ``first`` and not avoided."""
+        """A weighted draw among ``table``'s endpoints other than ``first`` and not avoided
+        (``tries`` rejection draws, then an exact draw among the rest)."""
         random = self._random
-        for _ in range(AVOID_DRAWS):  # rejection sampling: exact conditional distribution
+        for _ in range(tries):  # rejection sampling: exact conditional distribution
             second = table.draw(random())
             if second is not first and not (avoid and second.endpoint.address in avoid):
                 return second
@@ -74,8 +79,8 @@ class _TwoChoices(_RandomBalancer):
             draw, random = table.draw, self._random
             first = draw(random())
             second = draw(random())
-            if second is first:
-                second = self._second(table, first, avoid)
+            if second is first:  # one of _second's draws is spent: the same draws in total
+                second = self._second(table, first, avoid, AVOID_DRAWS - 1)
         return first if second is None else self._better(first, second)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:

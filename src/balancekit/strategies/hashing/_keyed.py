@@ -34,18 +34,28 @@ def hash64(data: bytes | str) -> int:
     return mmh3.hash128(data) & _MASK64
 
 
-def key_bytes(key: object) -> bytes:
-    """Validate a key: ``bytes`` as they are, ``str`` as UTF-8; anything else is refused."""
+def key_bytes(key: object, extracted: bool = False) -> bytes:
+    """Validate a key: ``bytes`` as they are, ``str`` as UTF-8; anything else is refused.
+
+    ``extracted`` says the key came from the balancer's key function (not the context itself),
+    which only changes what the error says.
+    """
     if isinstance(key, bytes):
         return key
     if isinstance(key, str):
         return key.encode()
+    if key is None and extracted:
+        raise InvalidOption(
+            "the key function found no key in this context (it returned None): compose it with"
+            " a fallback, e.g. balancekit.keys.cookie('session').or_else(keys.client_ip())"
+        )
     if key is None:
         raise InvalidOption(
             "this hashing balancer needs a key: call select(key) with a str or bytes, or build it"
             " with key=<function of the context> (e.g. balancekit.keys.client_ip())"
         )
-    raise InvalidOption(f"a hash key must be str or bytes, not {type(key).__name__}: {key!r}")
+    source = "the key function returned" if extracted else "got"
+    raise InvalidOption(f"a hash key must be str or bytes; {source} {type(key).__name__} {key!r}")
 
 
 class KeyedBalancer(BalancerBase):
@@ -80,11 +90,11 @@ class KeyedBalancer(BalancerBase):
         key = context if self._key is None else self._key(context)
         if type(key) is str or type(key) is bytes:  # the fast path: no copy, no call
             return key
-        return key_bytes(key)
+        return key_bytes(key, self._key is not None)
 
     def _hash_of(self, context: Any) -> int:
         """``hash64`` of the key taken from ``context`` (inlined: this is every pick's cost)."""
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         return _murmur128(key) & _MASK64

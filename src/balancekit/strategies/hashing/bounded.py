@@ -115,7 +115,7 @@ class BoundedLoadHash(IPHash):
         ring = self._ring
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         hashed = _murmur128(key) & _MASK64
         points = ring.points
         end = len(points)

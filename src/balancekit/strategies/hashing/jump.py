@@ -176,7 +176,7 @@ class JumpHash(KeyedBalancer):
         table = self._published  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         count = table.size
         if not count:
             raise self._nothing_available()

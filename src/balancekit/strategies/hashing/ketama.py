@@ -149,7 +149,7 @@ class Ketama(KeyedBalancer):
         if type(key) is str:
             key = key.encode()
         elif type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         hashed: int = _first_word(md5(key).digest())[0]
         points = continuum.points
         index = continuum.starts[hashed >> continuum.shift]

@@ -169,7 +169,7 @@ class Maglev(KeyedBalancer):
         table, owners = self._table  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         if not owners:
             raise self._nothing_available()
         slot = (_murmur128(key) & _MASK64) % self._size

@@ -92,7 +92,7 @@ class Rendezvous(KeyedBalancer):
         names, weights, states = self._bidders  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         count = len(names)
         if not count:
             raise self._nothing_available()

@@ -91,7 +91,7 @@ class IPHash(KeyedBalancer):
         ring = self._ring  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
         if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key)
+            key = key_bytes(key, self._key is not None)
         hashed = _murmur128(key) & _MASK64
         points = ring.points
         index = ring.starts[hashed >> ring.shift]
