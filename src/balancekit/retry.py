@@ -291,16 +291,6 @@ class Retry:
 
     # -- drivers --------------------------------------------------------------------------------
 
-    def _judge(self, result: Any) -> Outcome:
-        if self._retry_result is not None and self._retry_result(result):
-            return Outcome.FAILED
-        return Outcome.SUCCEEDED
-
-    def _judge_error(self, error: BaseException) -> Outcome:
-        if not isinstance(error, Exception):
-            return Outcome.CANCELLED
-        return Outcome.FAILED if isinstance(error, self._retry_on) else Outcome.FAILED_FINAL
-
     def call(
         self,
         balancer: Balancer,
@@ -313,29 +303,22 @@ class Retry:
 
         ``discard`` receives each result that ``retry_result`` rejected and a retry replaced.
         """
-        last: _Last[T] = _Last(discard)
-        flow = self.flow(balancer, context)
-        step = next(flow)
-        while True:
+        attempts: _Attempts[T] = _Attempts(
+            self.flow(balancer, context), self._retry_on, self._retry_result, discard
+        )
+        while (step := attempts.step) is not None:
             if not isinstance(step, tuple):  # a delay, then the next lease (or the end)
                 if step > 0:
                     self._sleep(step)
-                try:
-                    step = next(flow)
-                except StopIteration:
-                    return last.answer()
-                last.discard()
+                attempts.waited()
                 continue
             try:
                 result = fn(step[0])
             except BaseException as error:
-                outcome = last.failed(error, self._judge_error(error), flow)
+                attempts.raised(error)
             else:
-                outcome = last.returned(result, self._judge(result))
-            try:
-                step = flow.send(outcome)
-            except StopIteration:
-                return last.answer()
+                attempts.returned(result)
+        return attempts.answer()
 
     async def acall(
         self,
@@ -346,62 +329,106 @@ class Retry:
         discard: Callable[[T], object] | None = None,
     ) -> T:
         """The async twin of :meth:`call`: ``await fn(endpoint)``, waiting with ``async_sleep``."""
-        last: _Last[T] = _Last(discard)
-        flow = self.flow(balancer, context)
-        step = next(flow)
-        while True:
+        attempts: _Attempts[T] = _Attempts(
+            self.flow(balancer, context), self._retry_on, self._retry_result, discard
+        )
+        while (step := attempts.step) is not None:
             if not isinstance(step, tuple):
                 if step > 0:
                     await self._async_sleep(step)
-                try:
-                    step = next(flow)
-                except StopIteration:
-                    return last.answer()
-                last.discard()
+                attempts.waited()
                 continue
             try:
                 result = await fn(step[0])
             except BaseException as error:
-                outcome = last.failed(error, self._judge_error(error), flow)
+                attempts.raised(error)
             else:
-                outcome = last.returned(result, self._judge(result))
-            try:
-                step = flow.send(outcome)
-            except StopIteration:
-                return last.answer()
+                attempts.returned(result)
+        return attempts.answer()
 
 
-class _Last(Generic[T]):
-    """A driver's memory of the last attempt: what to return or raise when the flow stops."""
+class _Attempts(Generic[T]):
+    """What :meth:`Retry.call` and :meth:`Retry.acall` share: the flow, judging, the last try.
 
-    __slots__ = ("_discard", "error", "has_result", "result")
+    ``step`` is what the driver does next: wait a delay (``float``), call ``fn`` on a lease, or,
+    once it is None, return :meth:`answer`. The driver only waits and calls; it reports back
+    with :meth:`waited`, :meth:`returned` or :meth:`raised`, which judge the attempt, tell the
+    flow and advance ``step``.
+    """
 
-    def __init__(self, discard: Callable[[T], object] | None) -> None:
+    __slots__ = (
+        "_discard",
+        "_flow",
+        "_retry_on",
+        "_retry_result",
+        "error",
+        "has_result",
+        "result",
+        "step",
+    )
+
+    def __init__(
+        self,
+        flow: RetryFlow,
+        retry_on: tuple[type[BaseException], ...],
+        retry_result: Callable[[Any], bool] | None,
+        discard: Callable[[T], object] | None,
+    ) -> None:
+        self._flow = flow
+        self._retry_on = retry_on
+        self._retry_result = retry_result
         self._discard = discard
         self.has_result = False
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.step: float | Lease | None = next(flow)  # the first lease (or NoEndpointAvailable)
 
-    def returned(self, result: T, outcome: Outcome) -> Outcome:
-        self.has_result, self.result, self.error = True, result, None
-        return outcome
+    def waited(self) -> None:
+        """The delay is over: take the next lease, or end the call.
 
-    def failed(self, error: BaseException, outcome: Outcome, flow: RetryFlow) -> Outcome:
-        """Remember ``error``; a final one releases the lease and propagates at once."""
-        self.has_result, self.result, self.error = False, None, error
-        if outcome is not Outcome.FAILED:
-            with contextlib.suppress(StopIteration):  # a final outcome always stops the flow
-                flow.send(outcome)  # which releases the lease
-            raise error
-        return outcome
-
-    def discard(self) -> None:
-        """A retry replaces the last result: hand it to ``discard`` (close a response)."""
+        A retry replaces the last result: it is handed to ``discard`` (to close a response).
+        """
+        try:
+            self.step = next(self._flow)
+        except StopIteration:
+            self.step = None
+            return
         if self.has_result and self._discard is not None:
             self._discard(cast(T, self.result))
         self.has_result, self.result = False, None
 
+    def returned(self, result: T) -> None:
+        """``fn`` returned ``result``: a success, or a failure if ``retry_result`` says so."""
+        self.has_result, self.result, self.error = True, result, None
+        if self._retry_result is not None and self._retry_result(result):
+            self._send(Outcome.FAILED)
+        else:
+            self._send(Outcome.SUCCEEDED)
+
+    def raised(self, error: BaseException) -> None:
+        """Remember ``error``; one not in ``retry_on`` releases the lease and propagates at once.
+
+        A :class:`BaseException` that is no :class:`Exception` (cancellation) releases uncounted.
+        """
+        self.has_result, self.result, self.error = False, None, error
+        if not isinstance(error, Exception):
+            outcome = Outcome.CANCELLED
+        else:
+            outcome = Outcome.FAILED if isinstance(error, self._retry_on) else Outcome.FAILED_FINAL
+        if outcome is not Outcome.FAILED:
+            with contextlib.suppress(StopIteration):  # a final outcome always stops the flow
+                self._flow.send(outcome)  # which releases the lease
+            raise error
+        self._send(outcome)
+
+    def _send(self, outcome: Outcome) -> None:
+        try:
+            self.step = self._flow.send(outcome)
+        except StopIteration:
+            self.step = None
+
     def answer(self) -> T:
+        """What the call gives back once the flow stopped: the last result, or raise its error."""
         if self.has_result:
             return cast(T, self.result)
         assert self.error is not None

@@ -60,13 +60,18 @@ def test_never_the_same_endpoint_twice_in_one_call(strategy: type[bk.BalancerBas
     assert sorted(fn.tried) == POOL[:3]  # every endpoint once, then no one left to try
 
 
-def test_no_token_or_backoff_is_spent_when_every_endpoint_was_tried() -> None:
-    lb = bk.RoundRobin(POOL[:2])
+def _tokens_and_backoffs_spent(lb: bk.Balancer) -> tuple[int, int]:
+    """Retry tokens taken and backoffs slept by a call of 5 attempts that all fail."""
     slept: list[float] = []
     budget = bk.RetryBudget(burst=5)
     with pytest.raises(ConnectionError):
         bk.Retry(attempts=5, budget=budget, sleep=slept.append).call(lb, Failing(set(POOL)))
-    assert budget.retries == 1 and len(slept) == 1
+    return budget.retries, len(slept)
+
+
+def test_no_token_or_backoff_is_spent_when_every_endpoint_was_tried() -> None:
+    lb = bk.RoundRobin(POOL[:2])
+    assert _tokens_and_backoffs_spent(lb) == (1, 1)
 
 
 def test_no_token_or_backoff_is_spent_when_the_rest_are_down_or_held_out() -> None:
@@ -75,11 +80,7 @@ def test_no_token_or_backoff_is_spent_when_the_rest_are_down_or_held_out() -> No
     assert tracker is not None
     lb.mark_down(POOL[2])
     tracker.set_check(POOL[3], False, "refused")  # members, but none of them selectable
-    slept: list[float] = []
-    budget = bk.RetryBudget(burst=5)
-    with pytest.raises(ConnectionError):
-        bk.Retry(attempts=5, budget=budget, sleep=slept.append).call(lb, Failing(set(POOL)))
-    assert budget.retries == 1 and len(slept) == 1
+    assert _tokens_and_backoffs_spent(lb) == (1, 1)
 
 
 def test_attempts_bound_the_call_and_the_last_error_propagates() -> None:

@@ -21,6 +21,8 @@ import dns.message
 import dns.query
 import pytest
 
+from ._process import kill_and_reap
+
 DNSMASQ = shutil.which("dnsmasq") or next(
     (p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq") if os.access(p, os.X_OK)), None
 )
@@ -116,6 +118,4 @@ class Dnsmasq:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_and_reap(proc)

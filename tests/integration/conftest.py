@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ._process import kill_and_reap
 from ._server import ThreadServer
 
 SERVER_SCRIPT = Path(__file__).with_name("_server.py")
@@ -76,9 +75,7 @@ class ServerProcess:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_and_reap(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 

@@ -38,18 +38,18 @@ ErrorHook = Callable[[BaseException], object]
 
 
 class _Policy:
-    """The refresh schedule and bookkeeping both watchers share (sans-io)."""
+    """The options, refresh schedule and bookkeeping both watchers share (sans-io)."""
 
     def __init__(
         self,
         balancer: Balancer,
         source: Source,
         *,
-        min_interval: float,
-        max_interval: float,
-        error_interval: float,
-        allow_empty: bool,
-        on_error: ErrorHook | None,
+        min_interval: float = 1.0,
+        max_interval: float = 300.0,
+        error_interval: float = 1.0,
+        allow_empty: bool = False,
+        on_error: ErrorHook | None = None,
     ) -> None:
         if not isinstance(balancer, Balancer):
             raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
@@ -119,28 +119,8 @@ class Watcher(_Policy):
     the exception). Each refresh costs one ``resolve`` and one ``update`` (O(n log n)).
     """
 
-    def __init__(
-        self,
-        balancer: Balancer,
-        source: Source,
-        *,
-        min_interval: float = 1.0,
-        max_interval: float = 300.0,
-        error_interval: float = 1.0,
-        allow_empty: bool = False,
-        on_error: ErrorHook | None = None,
-    ) -> None:
-        super().__init__(
-            balancer,
-            source,
-            min_interval=min_interval,
-            max_interval=max_interval,
-            error_interval=error_interval,
-            allow_empty=allow_empty,
-            on_error=on_error,
-        )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    _thread: threading.Thread | None = None  # the refresh thread, while running
+    _stop: threading.Event  # set by stop(); a new one for each start()
 
     def refresh(self) -> Snapshot:
         """Resolve and apply once, now, in the calling thread (raises on failure)."""
@@ -153,7 +133,7 @@ class Watcher(_Policy):
         if self._thread is not None:
             raise InvalidOption("this watcher is already running")
         self.refresh()
-        self._stop.clear()
+        self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"balancekit-discovery-{self.source!r}", daemon=True
         )
@@ -169,9 +149,9 @@ class Watcher(_Policy):
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop refreshing and wait up to ``timeout`` seconds for the thread (one resolve)."""
-        self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
+            self._stop.set()
             thread.join(timeout)
 
     def __enter__(self) -> Watcher:
@@ -194,27 +174,7 @@ class AsyncWatcher(_Policy):
     ``await stop()``.
     """
 
-    def __init__(
-        self,
-        balancer: Balancer,
-        source: Source,
-        *,
-        min_interval: float = 1.0,
-        max_interval: float = 300.0,
-        error_interval: float = 1.0,
-        allow_empty: bool = False,
-        on_error: ErrorHook | None = None,
-    ) -> None:
-        super().__init__(
-            balancer,
-            source,
-            min_interval=min_interval,
-            max_interval=max_interval,
-            error_interval=error_interval,
-            allow_empty=allow_empty,
-            on_error=on_error,
-        )
-        self._task: asyncio.Task[None] | None = None
+    _task: asyncio.Task[None] | None = None  # the refresh task, while running
 
     async def refresh(self) -> Snapshot:
         """Resolve and apply once, now (raises on failure)."""

@@ -9,6 +9,7 @@ This package imports neither client library; each submodule imports its own. See
 docs/integrations.md for how URLs are rewritten, what is retried and how outcomes are reported.
 """
 
-from ._common import IDEMPOTENT_METHODS, Ejector, default_ok_status
+from ._common import IDEMPOTENT_METHODS, default_ok_status
+from ._eject import Ejector
 
 __all__ = ["IDEMPOTENT_METHODS", "Ejector", "default_ok_status"]

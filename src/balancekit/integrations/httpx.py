@@ -31,42 +31,32 @@ Source: httpx ``BaseTransport.handle_request`` (``httpx/_transports/base.py``).
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Unpack
 
 import httpx
 
-from .._core import Balancer, Clock
+from .._core import Balancer
 from .._endpoint import Endpoint, split_address
 from .._errors import InvalidOption, NoEndpointAvailable
+from .._lease import Lease
 from ..request import Request
-from ..retry import Retry
-from ._common import (
+from ._call import (
     CONNECT,
     FINAL,
-    IDEMPOTENT_METHODS,
     SENT,
+    BodyRelease,
     Call,
-    Ejector,
-    HostHeader,
-    OkStatus,
-    check_options,
-    default_ok_status,
+    send_with_retries,
+    send_with_retries_async,
 )
+from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, HostHeader, Options
 
 __all__ = ["AsyncBalancedTransport", "BalancedTransport", "NoEndpointError"]
 
 
 class NoEndpointError(httpx.ConnectError, NoEndpointAvailable):
     """No endpoint could take the request: an ``httpx.ConnectError`` and a NoEndpointAvailable."""
-
-
-class _Default(enum.Enum):
-    RETRY = "Retry(): 3 attempts, a retry budget"
 
 
 def classify(error: httpx.TransportError) -> str:
@@ -98,57 +88,17 @@ def rewrite(request: httpx.Request, endpoint: Endpoint, host_header: HostHeader)
     )
 
 
-class _Options:
-    """The options both transports take, validated once."""
-
-    def __init__(
-        self,
-        balancer: Balancer,
-        retry: Retry | _Default | None,
-        ok_status: OkStatus,
-        host_header: HostHeader,
-        context: Callable[[httpx.Request], Any] | None,
-        eject: float | None,
-        max_eject: float,
-        clock: Clock,
-    ) -> None:
-        if retry is _Default.RETRY:
-            retry = Retry()
-        check_options(
-            retry=retry,
-            ok_status=ok_status,
-            host_header=host_header,
-            context=context,
-            eject=eject,
-            max_eject=max_eject,
-        )
-        if not isinstance(balancer, Balancer):
-            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
-        self.balancer = balancer
-        self.retry = Retry(attempts=1, budget=None) if retry is None else retry
-        self.ok_status = ok_status
-        self.host_header = host_header
-        self.context = Request.from_httpx if context is None else context
-        self.ejector = (
-            None
-            if eject is None
-            else Ejector(balancer, eject=eject, max_eject=max_eject, clock=clock)
-        )
-
-    def start(self, request: httpx.Request) -> tuple[Call, bool]:
-        """A new call for ``request`` and whether a broken connection may be retried."""
-        call = Call(self.balancer, self.retry, self.context(request), self.ejector)
-        replayable = request.method in IDEMPOTENT_METHODS and isinstance(
-            request.stream, httpx.ByteStream
-        )
-        return call, replayable
-
-
-def _first_lease(call: Call, request: httpx.Request) -> Any:
+def _started_call(options: Options[httpx.Request], request: httpx.Request) -> Call:
+    """A call for ``request`` holding its first lease (NoEndpointError if the pool has none)."""
+    replayable = request.method in IDEMPOTENT_METHODS and isinstance(
+        request.stream, httpx.ByteStream
+    )
+    call = options.call(request, replayable=replayable)
     try:
-        return call.start()
+        call.start()
     except NoEndpointAvailable as error:
         raise NoEndpointError(str(error), request=request) from error
+    return call
 
 
 class _ReleasingStream(httpx.SyncByteStream):
@@ -156,23 +106,20 @@ class _ReleasingStream(httpx.SyncByteStream):
 
     def __init__(self, stream: httpx.SyncByteStream, call: Call, ok: bool) -> None:
         self._stream = stream
-        self._call = call
-        self._ok = ok
-        self._finalizer = weakref.finalize(self, call.cancel)
+        self._release = BodyRelease(self, call, ok)
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
         except Exception:
-            self._ok = False
+            self._release.ok = False
             raise
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            self._finalizer.detach()
-            self._call.finish(self._ok)
+            self._release.closed()
 
 
 class _AsyncReleasingStream(httpx.AsyncByteStream):
@@ -180,27 +127,24 @@ class _AsyncReleasingStream(httpx.AsyncByteStream):
 
     def __init__(self, stream: httpx.AsyncByteStream, call: Call, ok: bool) -> None:
         self._stream = stream
-        self._call = call
-        self._ok = ok
-        self._finalizer = weakref.finalize(self, call.cancel)
+        self._release = BodyRelease(self, call, ok)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
                 yield chunk
         except Exception:
-            self._ok = False
+            self._release.ok = False
             raise
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
-            self._finalizer.detach()
-            self._call.finish(self._ok)
+            self._release.closed()
 
 
-class BalancedTransport(httpx.BaseTransport):
+class BalancedTransport(Balancing, httpx.BaseTransport):
     """An httpx transport sending each request to the endpoint ``balancer`` selects.
 
     Options (keyword-only, validated at once):
@@ -226,67 +170,31 @@ class BalancedTransport(httpx.BaseTransport):
         balancer: Balancer,
         *,
         transport: httpx.BaseTransport | None = None,
-        retry: Retry | _Default | None = _Default.RETRY,
-        ok_status: OkStatus = default_ok_status,
-        host_header: HostHeader = "logical",
-        context: Callable[[httpx.Request], Any] | None = None,
-        eject: float | None = 1.0,
-        max_eject: float = 30.0,
-        clock: Clock = time.monotonic,
+        **options: Unpack[ClientOptions[httpx.Request]],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise InvalidOption(f"transport must be an httpx.BaseTransport, not {transport!r}")
-        self._options = _Options(
-            balancer, retry, ok_status, host_header, context, eject, max_eject, clock
-        )
+        self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.HTTPTransport() if transport is None else transport
-
-    @property
-    def balancer(self) -> Balancer:
-        """The balancer choosing the endpoints."""
-        return self._options.balancer
-
-    @property
-    def ejector(self) -> Ejector | None:
-        """The ejector marking down endpoints that refuse connections (None if disabled)."""
-        return self._options.ejector
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         options = self._options
-        call, replayable = options.start(request)
-        lease = _first_lease(call, request)
-        while True:
-            try:
-                response = self._transport.handle_request(
-                    rewrite(request, lease[0], options.host_header)
-                )
-            except httpx.TransportError as error:
-                kind = classify(error)
-                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
-                if isinstance(step, float):
-                    if step > 0:
-                        time.sleep(step)
-                    step = call.next()
-                if step is None:
-                    raise
-                lease = step
-                continue
-            except Exception:
-                call.error()
-                raise
-            except BaseException:
-                call.cancel()
-                raise
-            assert isinstance(response.stream, httpx.SyncByteStream)
-            ok = options.ok_status(response.status_code)
-            response.stream = _ReleasingStream(response.stream, call, ok)
-            return response
+        call = _started_call(options, request)
+
+        def send(lease: Lease) -> httpx.Response:
+            return self._transport.handle_request(rewrite(request, lease[0], options.host_header))
+
+        response = send_with_retries(call, send, httpx.TransportError, classify)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        ok = options.ok_status(response.status_code)
+        response.stream = _ReleasingStream(response.stream, call, ok)
+        return response
 
     def close(self) -> None:
         self._transport.close()
 
 
-class AsyncBalancedTransport(httpx.AsyncBaseTransport):
+class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
     """The asyncio twin of :class:`BalancedTransport`, with the same options.
 
     ``transport`` defaults to ``httpx.AsyncHTTPTransport()``. Backoff waits use
@@ -298,64 +206,26 @@ class AsyncBalancedTransport(httpx.AsyncBaseTransport):
         balancer: Balancer,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        retry: Retry | _Default | None = _Default.RETRY,
-        ok_status: OkStatus = default_ok_status,
-        host_header: HostHeader = "logical",
-        context: Callable[[httpx.Request], Any] | None = None,
-        eject: float | None = 1.0,
-        max_eject: float = 30.0,
-        clock: Clock = time.monotonic,
+        **options: Unpack[ClientOptions[httpx.Request]],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise InvalidOption(f"transport must be an httpx.AsyncBaseTransport, not {transport!r}")
-        self._options = _Options(
-            balancer, retry, ok_status, host_header, context, eject, max_eject, clock
-        )
+        self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.AsyncHTTPTransport() if transport is None else transport
-
-    @property
-    def balancer(self) -> Balancer:
-        """The balancer choosing the endpoints."""
-        return self._options.balancer
-
-    @property
-    def ejector(self) -> Ejector | None:
-        """The ejector marking down endpoints that refuse connections (None if disabled)."""
-        return self._options.ejector
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         options = self._options
-        call, replayable = options.start(request)
-        lease = _first_lease(call, request)
-        while True:
-            try:
-                response = await self._transport.handle_async_request(
-                    rewrite(request, lease[0], options.host_header)
-                )
-            except httpx.TransportError as error:
-                kind = classify(error)
-                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
-                if isinstance(step, float):
-                    try:
-                        await asyncio.sleep(step)
-                    except BaseException:
-                        call.cancel()
-                        raise
-                    step = call.next()
-                if step is None:
-                    raise
-                lease = step
-                continue
-            except Exception:
-                call.error()
-                raise
-            except BaseException:
-                call.cancel()
-                raise
-            assert isinstance(response.stream, httpx.AsyncByteStream)
-            ok = options.ok_status(response.status_code)
-            response.stream = _AsyncReleasingStream(response.stream, call, ok)
-            return response
+        call = _started_call(options, request)
+
+        async def send(lease: Lease) -> httpx.Response:
+            sent = rewrite(request, lease[0], options.host_header)
+            return await self._transport.handle_async_request(sent)
+
+        response = await send_with_retries_async(call, send, httpx.TransportError, classify)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        ok = options.ok_status(response.status_code)
+        response.stream = _AsyncReleasingStream(response.stream, call, ok)
+        return response
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -25,44 +25,27 @@ Thread-safe as far as the balancer and requests' HTTPAdapter are.
 
 from __future__ import annotations
 
-import enum
-import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 import urllib3.exceptions
 
-from .._core import Balancer, Clock
+from .._core import Balancer
 from .._endpoint import Endpoint
 from .._errors import InvalidOption, NoEndpointAvailable
+from .._lease import Lease
 from ..request import Request
-from ..retry import Retry
-from ._common import (
-    CONNECT,
-    FINAL,
-    IDEMPOTENT_METHODS,
-    SENT,
-    Call,
-    Ejector,
-    HostHeader,
-    OkStatus,
-    check_options,
-    default_ok_status,
-)
+from ._call import CONNECT, FINAL, SENT, BodyRelease, Call, send_with_retries
+from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options
 
 __all__ = ["BalancedAdapter", "LogicalNameAdapter", "NoEndpointError"]
 
 
 class NoEndpointError(requests.ConnectionError, NoEndpointAvailable):
     """No endpoint could take the request: a requests ConnectionError and a NoEndpointAvailable."""
-
-
-class _Default(enum.Enum):
-    RETRY = "Retry(): 3 attempts, a retry budget"
 
 
 def classify(error: requests.RequestException) -> str:
@@ -122,13 +105,7 @@ class _ReleasingRaw:
 
     def __init__(self, raw: Any, call: Call, ok: bool) -> None:
         self._raw = raw
-        self._call = call
-        self._ok = ok
-        self._finalizer = weakref.finalize(self, call.cancel)
-
-    def _done(self) -> None:
-        self._finalizer.detach()
-        self._call.finish(self._ok)
+        self._release = BodyRelease(self, call, ok)
 
     def stream(
         self, amt: int | None = 2**16, decode_content: bool | None = None
@@ -136,39 +113,39 @@ class _ReleasingRaw:
         try:
             yield from self._raw.stream(amt, decode_content=decode_content)
         except Exception:
-            self._ok = False
-            self._done()
+            self._release.ok = False
+            self._release.closed()
             raise
-        self._done()
+        self._release.closed()
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         try:
             data: bytes = self._raw.read(amt, *args, **kwargs)
         except Exception:
-            self._ok = False
-            self._done()
+            self._release.ok = False
+            self._release.closed()
             raise
         if amt is None or not data:
-            self._done()
+            self._release.closed()
         return data
 
     def close(self) -> None:
         try:
             self._raw.close()
         finally:
-            self._done()
+            self._release.closed()
 
     def release_conn(self) -> None:
         try:
             self._raw.release_conn()
         finally:
-            self._done()
+            self._release.closed()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
 
-class BalancedAdapter(requests.adapters.BaseAdapter):
+class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
     """A requests adapter sending each request to the endpoint ``balancer`` selects.
 
     Options (keyword-only, validated at once), as for
@@ -183,45 +160,18 @@ class BalancedAdapter(requests.adapters.BaseAdapter):
         balancer: Balancer,
         *,
         adapter: requests.adapters.HTTPAdapter | None = None,
-        retry: Retry | _Default | None = _Default.RETRY,
-        ok_status: OkStatus = default_ok_status,
-        host_header: HostHeader = "logical",
-        context: Callable[[requests.PreparedRequest], Any] | None = None,
-        eject: float | None = 1.0,
-        max_eject: float = 30.0,
-        clock: Clock = time.monotonic,
+        **options: Unpack[ClientOptions[requests.PreparedRequest]],
     ) -> None:
-        if retry is _Default.RETRY:
-            retry = Retry()
-        check_options(
-            retry=retry,
-            ok_status=ok_status,
-            host_header=host_header,
-            context=context,
-            eject=eject,
-            max_eject=max_eject,
-        )
-        if not isinstance(balancer, Balancer):
-            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+        self._options = Options(balancer, Request.from_requests, **options)
         if adapter is not None and not isinstance(adapter, requests.adapters.HTTPAdapter):
             raise InvalidOption(f"adapter must be a requests HTTPAdapter, not {adapter!r}")
         super().__init__()
-        self.balancer = balancer
         self._adapter = LogicalNameAdapter() if adapter is None else adapter
-        self._retry = Retry(attempts=1, budget=None) if retry is None else retry
-        self._ok_status = ok_status
-        self._host_header = host_header
-        self._context = Request.from_requests if context is None else context
-        self.ejector = (
-            None
-            if eject is None
-            else Ejector(balancer, eject=eject, max_eject=max_eject, clock=clock)
-        )
 
     def _prepare(self, request: requests.PreparedRequest, endpoint: Endpoint) -> Any:
         sent = request.copy()
         sent.url = _with_endpoint(str(request.url), endpoint)
-        if self._host_header == "logical" and "Host" not in sent.headers:
+        if self._options.host_header == "logical" and "Host" not in sent.headers:
             sent.headers["Host"] = urlsplit(str(request.url)).netloc.rpartition("@")[2]
         return sent
 
@@ -235,46 +185,32 @@ class BalancedAdapter(requests.adapters.BaseAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send ``request`` to a selected endpoint, retrying as the module docs describe."""
-        call = Call(self.balancer, self._retry, self._context(request), self.ejector)
         body = request.body
         replayable = str(request.method).upper() in IDEMPOTENT_METHODS and (
             body is None or isinstance(body, bytes | str)
         )
+        call = self._options.call(request, replayable=replayable)
         try:
-            lease = call.start()
+            call.start()
         except NoEndpointAvailable as error:
             raise NoEndpointError(str(error), request=request) from error
-        while True:
-            try:
-                response = self._adapter.send(
-                    self._prepare(request, lease[0]),
-                    stream=stream,
-                    timeout=timeout,
-                    verify=verify,
-                    cert=cert,
-                    proxies=dict(proxies) if proxies is not None else None,
-                )
-            except requests.RequestException as error:
-                kind = classify(error)
-                step = call.failed(kind, kind == CONNECT or (kind == SENT and replayable))
-                if isinstance(step, float):
-                    if step > 0:
-                        time.sleep(step)
-                    step = call.next()
-                if step is None:
-                    raise
-                lease = step
-                continue
-            except Exception:
-                call.error()
-                raise
-            except BaseException:
-                call.cancel()
-                raise
-            response.raw = _ReleasingRaw(response.raw, call, self._ok_status(response.status_code))
-            response.url = str(request.url)
-            response.request = request
-            return response
+
+        def send_to(lease: Lease) -> requests.Response:
+            return self._adapter.send(
+                self._prepare(request, lease[0]),
+                stream=stream,
+                timeout=timeout,
+                verify=verify,
+                cert=cert,
+                proxies=dict(proxies) if proxies is not None else None,
+            )
+
+        response = send_with_retries(call, send_to, requests.RequestException, classify)
+        ok = self._options.ok_status(response.status_code)
+        response.raw = _ReleasingRaw(response.raw, call, ok)
+        response.url = str(request.url)
+        response.request = request
+        return response
 
     def close(self) -> None:
         self._adapter.close()

@@ -18,7 +18,7 @@ from typing import Any
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, _murmur128, key_bytes
+from ._keyed import KeyedBalancer, KeyFunction, _murmur128
 
 _log = math.log
 
@@ -90,13 +90,11 @@ class Rendezvous(KeyedBalancer):
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         names, weights, states = self._bidders  # one read: a concurrent rebuild cannot tear it
-        key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        seed = self._hash_of(context) & _MASK32  # the low 32 bits of hash64(key)
         count = len(names)
         if not count:
             raise self._nothing_available()
-        bids: list[Any] = list(map(_murmur128, names, repeat(_murmur128(key) & _MASK32, count)))
+        bids: list[Any] = list(map(_murmur128, names, repeat(seed, count)))
         if weights is not None:  # -w / ln(u) = -w / (ln(bid) - ln(2^128)), all in C
             try:
                 logs = map(_log, map(float, bids))
