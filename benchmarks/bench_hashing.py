@@ -25,9 +25,10 @@ optional C accelerator if installed, and pure Python), BoundedLoadHash; the Pyth
 - Build: constructor ms, median of up to 3. Memory: bytes allocated by the constructor
   (tracemalloc) per endpoint at N = 1,000.
 
-Maglev's table is 65,537 slots for N <= 100 and ``next_prime(100 * N)`` above (the paper's
-M > 100 N). uhashring's ketama mode builds with ``bisect.insort`` (quadratic): it is skipped at
-N = 10,000. Peers without weights (jump) are skipped in the weighted rows.
+Maglev's table is 65,537 slots, or ``next_prime(100 * W / w_min)`` when that is larger
+(the paper's M > 100 N, counting each endpoint as weight / smallest weight units).
+uhashring's ketama mode builds with ``bisect.insort`` (quadratic): it is skipped at N = 10,000.
+Peers without weights (jump) are skipped in the weighted rows.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def endpoints(addresses: list[str], weights: list[int]) -> list[bk.Endpoint]:
     return [bk.Endpoint(a, weight=w) for a, w in zip(addresses, weights, strict=True)]
 
 
-def maglev_size(n: int) -> int:
-    return 65_537 if n <= 100 else next_prime(100 * n)
+def maglev_size(weights: list[int]) -> int:
+    """The paper's M > 100 N, counting weight units: 100 slots per unit of the smallest weight."""
+    units = -(-sum(weights) // min(weights))
+    return max(65_537, next_prime(100 * units))
 
 
 class PeerJump:
@@ -128,7 +131,7 @@ def subjects() -> list[Subject]:
         Subject("Ketama", _ours(bk.Ketama), ours_lookup),
         Subject(
             "Maglev",
-            lambda a, w: bk.Maglev(endpoints(a, w), table_size=maglev_size(len(a))),
+            lambda a, w: bk.Maglev(endpoints(a, w), table_size=maglev_size(w)),
             ours_lookup,
         ),
         Subject("JumpHash (C accel.)", _ours(bk.JumpHash), ours_lookup),

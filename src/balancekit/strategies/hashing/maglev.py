@@ -115,9 +115,10 @@ class Maglev(KeyedBalancer):
     ``table[hash64(key) % table_size]``. The table is an ``array`` of 2-byte (up to 65,535
     endpoints) or 4-byte indices: 128 KB at the default size, whatever N is.
 
-    ``table_size`` must be prime and at least 10 x the initial number of endpoints (keep it
-    above 100 x for ~1% balance; :func:`next_prime` helps). Lookup: one MurmurHash3 and one
-    index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size; ~0.1 s at 65,537).
+    ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
+    100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
+    lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
+    and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size; ~0.1 s at 65,537).
     ``avoid`` walks on to the next slot whose owner is not avoided.
 
     >>> lb = Maglev(["a:1", "b:1", "c:1"], table_size=307)
