@@ -45,6 +45,13 @@ CASES = [
         tolerance=0.04,
     ),
     Case(
+        "MaglevEnvoy",
+        lambda eps, clock: bk.Maglev(eps, table_size=1009, compat="envoy", clock=clock),
+        keyed=True,
+        weights="statistical",
+        tolerance=0.04,
+    ),
+    Case(
         "JumpHash",
         lambda eps, clock: bk.JumpHash(eps, clock=clock),
         keyed=True,

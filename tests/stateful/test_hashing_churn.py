@@ -35,6 +35,7 @@ FACTORIES: dict[str, Factory] = {
     "Ketama": lambda eps: bk.Ketama(eps),
     "Rendezvous": lambda eps: bk.Rendezvous(eps),
     "Maglev": lambda eps: bk.Maglev(eps, table_size=211),
+    "MaglevEnvoy": lambda eps: bk.Maglev(eps, table_size=211, compat="envoy"),
     "JumpHash": lambda eps: bk.JumpHash(eps),
     "BoundedLoadHash": lambda eps: bk.BoundedLoadHash(eps, epsilon=0.25, replicas=20),
 }

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from ..._core import Clock
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
+from .maglev_envoy import envoy_key_hash, envoy_maglev_table, envoy_permutation
 
 __all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
 
@@ -121,6 +122,11 @@ class Maglev(KeyedBalancer):
     and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size; ~0.1 s at 65,537).
     ``avoid`` walks on to the next slot whose owner is not avoided.
 
+    ``compat="envoy"`` builds Envoy's table instead, slot for slot (xxHash64 permutations,
+    Envoy's weight schedule, keys hashed with xxHash64; see :mod:`.maglev_envoy`), so a Python
+    client and an Envoy fleet send the same key to the same endpoint; it needs the ``xxhash``
+    package (extra ``envoy``) and, like Envoy, accepts any prime table size.
+
     >>> lb = Maglev(["a:1", "b:1", "c:1"], table_size=307)
     >>> lb.lookup("user-42").address == lb.lookup("user-42").address
     True
@@ -131,9 +137,12 @@ class Maglev(KeyedBalancer):
         endpoints: Iterable[EndpointLike] = (),
         *,
         table_size: int = DEFAULT_TABLE_SIZE,
+        compat: Literal["envoy"] | None = None,
         key: KeyFunction | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        if compat not in (None, "envoy"):
+            raise InvalidOption(f"compat must be None or 'envoy', not {compat!r}")
         if (
             isinstance(table_size, bool)
             or not isinstance(table_size, int)
@@ -145,11 +154,13 @@ class Maglev(KeyedBalancer):
                 f" (e.g. next_prime({table_size!r}))"
             )
         endpoints = as_endpoints(endpoints)
-        if table_size < 10 * len(endpoints):
+        if compat is None and table_size < 10 * len(endpoints):
             raise InvalidOption(
                 f"table_size {table_size} is too small for {len(endpoints)} endpoints: use a prime"
                 f" >= 100 x the pool size, e.g. {next_prime(100 * len(endpoints))}"
             )
+        # Envoy mode: its request-key hash (xxHash64), else None (MurmurHash3, inline below).
+        self._xxh64 = envoy_key_hash() if compat == "envoy" else None
         super().__init__(endpoints, key=key, clock=clock)
         self._size = table_size
         self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
@@ -162,8 +173,13 @@ class Maglev(KeyedBalancer):
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         ordered = sorted(eligible, key=lambda state: state.endpoint.address)
-        permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
-        table = maglev_table(permutations, [s.weight for s in ordered], self._size)
+        weights = [s.weight for s in ordered]
+        if self._xxh64 is None:
+            permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
+            table = maglev_table(permutations, weights, self._size)
+        else:
+            permutations = [envoy_permutation(s.endpoint.address, self._size) for s in ordered]
+            table = envoy_maglev_table(permutations, weights, self._size)
         self._table = (table, tuple(ordered))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -173,7 +189,11 @@ class Maglev(KeyedBalancer):
             key = key_bytes(key, self._key is not None)
         if not owners:
             raise self._nothing_available()
-        slot = (_murmur128(key) & _MASK64) % self._size
+        xxh64 = self._xxh64
+        if xxh64 is None:
+            slot = (_murmur128(key) & _MASK64) % self._size
+        else:
+            slot = xxh64(key.encode() if isinstance(key, str) else key) % self._size
         state = owners[table[slot]]
         if avoid and state.endpoint.address in avoid:
             return self._next_not_avoided(table, owners, slot, avoid)
