@@ -9,7 +9,6 @@
 See docs/simulator.md.
 """
 
-from . import scenario_health  # noqa: F401  (registers the "failing" scenario)
 from .engine import BalancerFactory, Result, ServerResult, SimClock, SimulationError, arrivals, run
 from .report import json_report, text_report
 from .scenario import (

@@ -339,3 +339,27 @@ def flaky_scenario(requests: int = DEFAULT_REQUESTS) -> Scenario:
         requests=requests,
         changes=(ServerChange(0.5, "10.0.0.3:8080", failure=0.5),),
     )
+
+
+#: The "failing" scenario's rate: low enough that 120,000 requests span ten simulated minutes.
+FAILING_RATE = 200.0
+FAILING_SERVER = "10.0.0.3:8080"
+
+
+@register("failing")
+def failing_scenario(requests: int = 120_000) -> Scenario:
+    """Ten mixed servers at 200 req/s; from 5 % of the run 10.0.0.3:8080 fails half its requests.
+
+    The passive-health comparison (``python -m balancekit.sim.scenario_health``) runs it.
+    """
+    return Scenario(
+        name="failing",
+        description=(
+            f"the default fleet at {FAILING_RATE:g} requests/s; from 5% of the run"
+            f" {FAILING_SERVER} fails 50% of its requests (as slowly as it succeeds)"
+        ),
+        servers=mixed_servers(),
+        rate=FAILING_RATE,
+        requests=requests,
+        changes=(ServerChange(0.05, FAILING_SERVER, failure=0.5),),
+    )

@@ -11,8 +11,9 @@ Run it::
 
     python -m balancekit.sim.scenario_health [--requests 120000] [--seed 1]
 
-Importing this module registers the scenario as ``"failing"`` in
-:data:`~balancekit.sim.scenario.SCENARIOS`.
+The scenario itself is ``"failing"`` in :data:`~balancekit.sim.scenario.SCENARIOS`
+(:func:`~balancekit.sim.scenario.failing_scenario`), so ``python -m balancekit simulate
+--scenario failing`` runs it too, without the with/without-health comparison.
 """
 
 from __future__ import annotations
@@ -26,33 +27,13 @@ from .._endpoint import Endpoint
 from .._errors import InvalidOption
 from ..health import PassiveHealth, with_health
 from .engine import run
-from .scenario import SCENARIOS, Scenario, ServerChange, mixed_servers, register
+from .scenario import FAILING_RATE, FAILING_SERVER, failing_scenario
 from .strategies import available, factory
 
 __all__ = ["Comparison", "compare", "failing_scenario", "healthy_factory"]
 
-#: Arrivals per second: low enough that a run of 120,000 requests spans ten simulated minutes.
-RATE = 200.0
-FAILING = "10.0.0.3:8080"
-
-
-def failing_scenario(requests: int = 120_000) -> Scenario:
-    """Ten mixed servers at 200 req/s; from 5 % of the run 10.0.0.3:8080 fails half its requests."""
-    return Scenario(
-        name="failing",
-        description=(
-            f"the default fleet at {RATE:g} requests/s; from 5% of the run {FAILING} fails 50% of"
-            " its requests (as slowly as it succeeds)"
-        ),
-        servers=mixed_servers(),
-        rate=RATE,
-        requests=requests,
-        changes=(ServerChange(0.05, FAILING, failure=0.5),),
-    )
-
-
-if "failing" not in SCENARIOS:
-    register("failing")(failing_scenario)
+RATE = FAILING_RATE
+FAILING = FAILING_SERVER
 
 
 def healthy_factory(
