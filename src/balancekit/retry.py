@@ -181,8 +181,13 @@ class Retry:
       other exceptions release ``ok=False`` and propagate at once.
     - ``retry_result``: a predicate on a returned value that makes it a retryable failure
       (e.g. ``lambda r: r.status_code in (502, 503, 504)``).
+    - ``timeout``: seconds from the first attempt after which no retry starts: a retry whose
+      backoff would end past it is not made (gRPC stops retrying at the call's deadline);
+      default ``None`` (no limit). The attempt in progress is never cut short: that is the
+      transport's timeout.
     - ``rng``: a :class:`random.Random` for the jitter (seed it for reproducible delays).
-    - ``sleep`` / ``async_sleep``: how :meth:`call` / :meth:`acall` wait (inject for tests).
+    - ``sleep`` / ``async_sleep``: how :meth:`call` / :meth:`acall` wait (inject for tests);
+      ``clock``: the seconds ``timeout`` is measured in (default ``time.monotonic``).
 
     Complexity: each attempt costs one ``select(avoid=...)`` and one ``release``; ``avoid`` holds
     at most ``attempts`` addresses. A policy object is thread-safe and may be shared.
@@ -198,9 +203,11 @@ class Retry:
         multiplier: float = 2.0,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         retry_result: Callable[[Any], bool] | None = None,
+        timeout: float | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
             raise InvalidOption(f"attempts must be an int from 1 to 100, not {attempts!r}")
@@ -218,10 +225,12 @@ class Retry:
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
         ):
             raise InvalidOption(f"retry_on must be a tuple of exception types, not {retry_on!r}")
+        self._timeout = None if timeout is None else _check_seconds("timeout", timeout, zero=False)
         for name, function in (
             ("retry_result", retry_result),
             ("sleep", sleep),
             ("async_sleep", async_sleep),
+            ("clock", clock),
         ):
             if function is not None and not callable(function):
                 raise InvalidOption(f"{name} must be a function, not {function!r}")
@@ -235,6 +244,7 @@ class Retry:
         self._rng = random.Random() if rng is None else rng
         self._sleep = sleep
         self._async_sleep = async_sleep
+        self._clock = clock
 
     def delay(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
@@ -256,6 +266,7 @@ class Retry:
         """
         tried = set(avoid)
         attempt = 0
+        started = self._clock() if self._timeout is not None else 0.0
         while True:
             attempt += 1
             if attempt > 1:
@@ -285,9 +296,12 @@ class Retry:
                 for address, stats in balancer.stats().items()
             ):
                 return  # nobody eligible left to try: spend no token, wait no backoff
+            wait = self.delay(attempt)
+            if self._timeout is not None and self._clock() + wait - started > self._timeout:
+                return  # the retry would start past the timeout: spend no token on it
             if self.budget is not None and not self.budget.try_withdraw():
                 return
-            yield self.delay(attempt)
+            yield wait
 
     # -- drivers --------------------------------------------------------------------------------
 

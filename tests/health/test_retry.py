@@ -83,6 +83,39 @@ def test_no_token_or_backoff_is_spent_when_the_rest_are_down_or_held_out() -> No
     assert _tokens_and_backoffs_spent(lb) == (1, 1)
 
 
+def test_no_retry_starts_past_the_timeout() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def slow_failure(endpoint: bk.Endpoint) -> str:
+        now[0] += 0.4  # each attempt takes 0.4 s and fails
+        raise ConnectionError(endpoint.address)
+
+    budget = bk.RetryBudget(burst=10)
+    retry = bk.Retry(
+        attempts=10, backoff=0.1, timeout=1.0, budget=budget, sleep=sleep, clock=lambda: now[0]
+    )
+    lb = bk.RoundRobin(POOL)
+    with pytest.raises(ConnectionError):
+        retry.call(lb, slow_failure)
+    # attempts at 0 and ~0.4-0.5 s; a third would start at ~0.8-1.0 s + its backoff: only if
+    # that ends by 1.0 s. Never more than 1.0 s of waiting and trying before the last start.
+    attempts = sum(s.selected for s in lb.stats().values())
+    assert 2 <= attempts <= 3
+    assert budget.retries == attempts - 1 == len(slept)
+    assert now[0] - 0.4 <= 1.0  # the last attempt started within the timeout
+
+
+def test_timeout_is_validated() -> None:
+    for bad in (0, -1, float("inf"), "1", True):
+        with pytest.raises(bk.InvalidOption, match="timeout"):
+            bk.Retry(timeout=bad)  # type: ignore[arg-type]
+
+
 def test_attempts_bound_the_call_and_the_last_error_propagates() -> None:
     lb = bk.RoundRobin(POOL)
     fn = Failing(set(POOL))
