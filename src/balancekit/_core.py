@@ -130,6 +130,7 @@ class BalancerBase:
         self._retired: dict[str, EndpointState] = {}
         self._outstanding: dict[int, EndpointState] = {}
         self._order = itertools.count()
+        self._eligible_by_address: dict[str, EndpointState] = {}  # what a pick may return
         # Instance copies of the class-level defaults that select and release read on every call:
         # CPython 3.11 reads an instance attribute in ~9 ns and a class attribute through the
         # instance in ~24 ns (it does not specialise the latter); ~45 ns per select+release.
@@ -152,6 +153,10 @@ class BalancerBase:
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         """Choose among the eligible endpoints, skipping ``avoid``; raise if none is left."""
         raise NotImplementedError
+
+    def _claim(self, state: EndpointState) -> None:
+        """Count a pick of ``state`` made by :meth:`select_override`, not by ``_pick`` (the
+        load-aware strategies' in-flight bookkeeping; nothing for the others)."""
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Learn from an outcome (only called when ``_observes_release`` is set)."""
@@ -180,6 +185,28 @@ class BalancerBase:
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
         state = self._pick(context, avoid)
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def select_override(self, address: EndpointLike) -> Lease | None:
+        """A lease on ``address`` if a pick could return it now, else ``None``; O(1).
+
+        For sticky sessions: the endpoint a client is pinned to is used while it is a member,
+        up and eligible (not ejected or held down by a health check, unless in panic), exactly
+        as Envoy's override host is; otherwise the caller falls back to :meth:`select`. The
+        lease is counted like any other (in-flight, load-aware scores), so the strategy's view
+        of load stays true. Raises :class:`InvalidOption` for something that is not an address.
+        """
+        key = _address_of(address)
+        health = self._health
+        if health is not None and self._clock() >= health.due:
+            health.advance()
+        state = self._eligible_by_address.get(key)
+        if state is None:
+            return None
+        self._claim(state)
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
@@ -369,7 +396,9 @@ class BalancerBase:
         """Rebuild the strategy's index after any change (called under the lock)."""
         if self._health is not None:
             self._health.before_refresh()
-        self._rebuild(self._eligible())
+        eligible = self._eligible()
+        self._eligible_by_address = {state.endpoint.address: state for state in eligible}
+        self._rebuild(eligible)
 
     def _nothing_available(self, avoid: Collection[str] = ()) -> NoEndpointAvailable:
         """The exception to raise when a pick finds nothing, saying why."""

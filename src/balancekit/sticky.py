@@ -217,25 +217,37 @@ class StickySessions:
         """Select for a client holding ``token`` (or none): its endpoint if still usable.
 
         The token's endpoint is reused while it is a member of ``balancer``, up, not ejected or
-        held down by a health check, and not in ``avoid``; the balancer still does the selection
-        (``avoid`` = every other member) so its accounting (in-flight, counters) stays right.
-        Otherwise the balancer selects normally and a new token is issued. O(members) for the
-        avoid set.
+        held down by a health check, and not in ``avoid``. Otherwise the balancer selects
+        normally and a new token is issued. A balancekit balancer takes the pinned endpoint with
+        ``select_override`` (O(1), counted like any pick, as Envoy's override host); another
+        balancer is asked to ``select`` with every other member avoided (O(members)).
         """
         address = self.verify(token) if token else None
         if address is not None and address not in avoid:
-            members = {endpoint.address for endpoint in balancer.endpoints}
-            state = balancer.stats().get(address) if address in members else None
-            if state is not None and state.up and not (state.ejected or state.checked_down):
-                members.discard(address)
-                try:
-                    lease = balancer.select(context, avoid=members)
-                except NoEndpointAvailable:
-                    pass  # not eligible after all (e.g. held out by a health check): rebalance
-                else:
-                    if lease.address == address:
-                        assert token is not None
-                        return StickyChoice(lease, token, reissued=False)
-                    return StickyChoice(lease, self.issue(lease.address), reissued=True)
+            assert token is not None
+            override = getattr(balancer, "select_override", None)
+            if override is not None:
+                pinned: L | None = override(address)
+                if pinned is not None:
+                    return StickyChoice(pinned, token, reissued=False)
+            else:
+                pinned = self._select_pinned(balancer, context, address)
+                if pinned is not None:
+                    if pinned.address == address:
+                        return StickyChoice(pinned, token, reissued=False)
+                    return StickyChoice(pinned, self.issue(pinned.address), reissued=True)
         lease = balancer.select(context, avoid=avoid)
         return StickyChoice(lease, self.issue(lease.address), reissued=True)
+
+    @staticmethod
+    def _select_pinned(balancer: StickyBalancer[L], context: Any, address: str) -> L | None:
+        """``address`` via ``select`` with every other member avoided, if it is usable."""
+        members = {endpoint.address for endpoint in balancer.endpoints}
+        state = balancer.stats().get(address) if address in members else None
+        if state is None or not state.up or state.ejected or state.checked_down:
+            return None
+        members.discard(address)
+        try:
+            return balancer.select(context, avoid=members)
+        except NoEndpointAvailable:
+            return None  # not eligible after all (e.g. held out by a health check): rebalance

@@ -47,19 +47,24 @@ def pool(weights: list[int]) -> list[bk.Endpoint]:
 weights_lists = st.lists(st.integers(1, 5), min_size=1, max_size=8)
 
 
-@settings(max_examples=40, deadline=None)
-@given(weights=weights_lists, data=st.data())
-def test_never_returns_removed_or_down(case: Case, weights: list[int], data: st.DataObject) -> None:
-    endpoints = pool(weights)
-    lb, _ = build(case, endpoints)
-    addresses = [e.address for e in endpoints]
+def remove_and_mark_down(lb: bk.Balancer, addresses: list[str], data: st.DataObject) -> set[str]:
+    """Remove some endpoints and mark some others down (drawn); return the eligible ones."""
     removed = set(data.draw(st.sets(st.sampled_from(addresses)), label="removed"))
     down = set(data.draw(st.sets(st.sampled_from(addresses)), label="down")) - removed
     for address in removed:
         lb.remove(address)
     for address in down:
         lb.mark_down(address)
-    eligible = set(addresses) - removed - down
+    return set(addresses) - removed - down
+
+
+@settings(max_examples=40, deadline=None)
+@given(weights=weights_lists, data=st.data())
+def test_never_returns_removed_or_down(case: Case, weights: list[int], data: st.DataObject) -> None:
+    endpoints = pool(weights)
+    lb, _ = build(case, endpoints)
+    addresses = [e.address for e in endpoints]
+    eligible = remove_and_mark_down(lb, addresses, data)
     for i in range(50):
         if not eligible:
             with pytest.raises(bk.NoEndpointAvailable):
@@ -85,6 +90,36 @@ def test_avoid_is_respected(case: Case, weights: list[int], data: st.DataObject)
         lease = lb.select(context(case, i), avoid=avoid)
         assert lease.address not in avoid
         lb.release(lease)
+
+
+@settings(max_examples=30, deadline=None)
+@given(weights=weights_lists, data=st.data())
+def test_select_override_takes_only_an_eligible_endpoint_and_counts_it(
+    case: Case, weights: list[int], data: st.DataObject
+) -> None:
+    endpoints = pool(weights)
+    lb, _ = build(case, endpoints)
+    assert isinstance(lb, bk.BalancerBase)
+    addresses = [e.address for e in endpoints]
+    eligible = remove_and_mark_down(lb, addresses, data)
+    leases = []
+    for address in [*addresses, "10.9.9.9:80"]:
+        lease = lb.select_override(address)
+        if address in eligible:
+            assert lease is not None and lease.address == address
+            leases.append(lease)
+        else:
+            assert lease is None
+    assert {a for a, s in lb.stats().items() if s.in_flight} == eligible
+    for i in range(20 if eligible else 0):  # ordinary picks mixed in keep the books right
+        lease = lb.select(context(case, i))
+        assert lease.address in eligible
+        leases.append(lease)
+    lb._check_invariants()
+    for lease in leases:
+        lb.release(lease)
+    assert all(s.in_flight == 0 for s in lb.stats().values())
+    lb._check_invariants()
 
 
 def test_empty_and_all_down_pools_raise(case: Case) -> None:

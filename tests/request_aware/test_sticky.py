@@ -158,6 +158,37 @@ def test_select_rebalances_when_health_holds_the_endpoint_out() -> None:
     assert ejected.reissued and ejected.lease.address != "10.0.0.2:80"
 
 
+@pytest.mark.parametrize("strategy", [bk.LeastConnections, bk.LeastResponseTime])
+def test_a_pinned_request_counts_as_load_for_the_others(strategy: type[bk.BalancerBase]) -> None:
+    lb = strategy(ADDRESSES)
+    sticky = StickySessions(KEY)
+    token = sticky.issue(ADDRESSES[0])
+    pinned = [sticky.select(lb, Request(), token=token) for _ in range(2)]
+    assert all(not choice.reissued and choice.lease.address == ADDRESSES[0] for choice in pinned)
+    assert lb.stats()[ADDRESSES[0]].in_flight == 2
+    others = [lb.select() for _ in range(len(ADDRESSES) - 1)]
+    assert {lease.address for lease in others} == set(ADDRESSES[1:])  # not the busy pinned one
+    for lease in [*(choice.lease for choice in pinned), *others]:
+        lb.release(lease, elapsed=0.01)
+    assert all(s.in_flight == 0 for s in lb.stats().values())
+
+
+def test_sticky_select_is_o1_in_the_pool_size() -> None:
+    big = bk.RoundRobin([f"10.1.{i // 250}.{i % 250}:80" for i in range(5000)])
+    sticky = StickySessions(KEY)
+    token = sticky.issue("10.1.9.9:80")
+    calls = []
+
+    def counting_stats() -> dict[str, bk.EndpointStats]:
+        calls.append(1)
+        return {}
+
+    big.stats = counting_stats  # type: ignore[method-assign]
+    choice = sticky.select(big, Request(), token=token)
+    assert choice.lease.address == "10.1.9.9:80" and not choice.reissued
+    assert calls == []  # no O(members) snapshot taken
+
+
 class StubbornBalancer:
     """Always picks its first endpoint, ignoring avoid: the token must then be reissued."""
 

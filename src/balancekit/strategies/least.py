@@ -111,6 +111,10 @@ class _LoadOrdered(BalancerBase):
             for entry in skipped:
                 heappush(heap, entry)
 
+    def _claim(self, state: EndpointState) -> None:
+        with self._lock:
+            self._take(state)
+
     def _take(self, state: EndpointState) -> None:
         """Count a pick of ``state`` and move its deadline on (under the lock); files nothing."""
         state.load += 1
@@ -344,6 +348,12 @@ class LeastResponseTime(_LoadOrdered):
     # _pick and _on_release below are _LoadOrdered's with the probe, the pick's bookkeeping and
     # the learning inlined (three Python calls fewer) and one clock reading per pick (there
     # were two): ~200 ns of ~3,900 per select+release at N=10 (measured).
+
+    def _claim(self, state: EndpointState) -> None:
+        with self._lock:
+            state.picked_at = self._clock()
+            self._last_picked.move_to_end(id(state))
+            self._take(state)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         lock = self._lock

@@ -93,6 +93,10 @@ class _TwoChoices(_RandomBalancer):
         finally:
             lock.release()
 
+    def _claim(self, state: EndpointState) -> None:
+        with self._lock:
+            state.load += 1
+
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock
         lock.acquire()

@@ -111,6 +111,11 @@ class BoundedLoadHash(IPHash):
         finally:
             lock.release()
 
+    def _claim(self, state: EndpointState) -> None:
+        with self._lock:
+            state.load += 1
+            self._load += 1
+
     def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
         ring = self._ring
         key = context if self._key is None else self._key(context)
