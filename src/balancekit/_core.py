@@ -154,9 +154,15 @@ class BalancerBase:
         """Choose among the eligible endpoints, skipping ``avoid``; raise if none is left."""
         raise NotImplementedError
 
-    def _claim(self, state: EndpointState) -> None:
+    def _claim(self, state: EndpointState) -> bool:
         """Count a pick of ``state`` made by :meth:`select_override`, not by ``_pick`` (the
-        load-aware strategies' in-flight bookkeeping; nothing for the others)."""
+        load-aware strategies' in-flight bookkeeping; nothing for the others). Returns whether
+        ``state`` was still eligible: those strategies check it again under their lock."""
+        return True
+
+    def _still_eligible(self, state: EndpointState) -> bool:
+        """Whether ``state`` is eligible now (call under the lock, as a ``_claim`` does)."""
+        return self._eligible_by_address.get(state.endpoint.address) is state
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Learn from an outcome (only called when ``_observes_release`` is set)."""
@@ -204,9 +210,8 @@ class BalancerBase:
         if health is not None and self._clock() >= health.due:
             health.advance()
         state = self._eligible_by_address.get(key)
-        if state is None:
+        if state is None or not self._claim(state):
             return None
-        self._claim(state)
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state

@@ -111,9 +111,12 @@ class _LoadOrdered(BalancerBase):
             for entry in skipped:
                 heappush(heap, entry)
 
-    def _claim(self, state: EndpointState) -> None:
+    def _claim(self, state: EndpointState) -> bool:
         with self._lock:
+            if not self._still_eligible(state):  # removed or held out since it was looked up
+                return False
             self._take(state)
+            return True
 
     def _take(self, state: EndpointState) -> None:
         """Count a pick of ``state`` and move its deadline on (under the lock); files nothing."""
@@ -349,11 +352,14 @@ class LeastResponseTime(_LoadOrdered):
     # the learning inlined (three Python calls fewer) and one clock reading per pick (there
     # were two): ~200 ns of ~3,900 per select+release at N=10 (measured).
 
-    def _claim(self, state: EndpointState) -> None:
+    def _claim(self, state: EndpointState) -> bool:
         with self._lock:
+            if not self._still_eligible(state):
+                return False
             state.picked_at = self._clock()
             self._last_picked.move_to_end(id(state))
             self._take(state)
+            return True
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         lock = self._lock

@@ -93,9 +93,12 @@ class _TwoChoices(_RandomBalancer):
         finally:
             lock.release()
 
-    def _claim(self, state: EndpointState) -> None:
+    def _claim(self, state: EndpointState) -> bool:
         with self._lock:
+            if not self._still_eligible(state):
+                return False
             state.load += 1
+            return True
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock
