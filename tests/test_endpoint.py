@@ -28,6 +28,8 @@ def test_parses_addresses(address: str, host: str, port: int) -> None:
         ("10.0.0.1", "expected 'host:port'"),
         ("10.0.0.1:http", "port"),
         ("10.0.0.1:70000", "port"),
+        ("10.0.0.1:\u00b2", "port"),  # a superscript two is a digit to str.isdigit, not a port
+        ("10.0.0.1:\uff18\uff10", "port"),  # fullwidth "80" would alias port 80
         ("::1:80", "brackets"),
         ("[::zz]:80", "not an IPv6"),
         ("bad host:80", "neither an IP address nor a hostname"),
@@ -71,6 +73,9 @@ def test_bad_options_are_refused_at_construction() -> None:
         bk.RoundRobin([], clock=3.0)  # type: ignore[arg-type]
     with pytest.raises(bk.InvalidOption, match="decay"):
         bk.LeastResponseTime([], decay=-1)
+    for option in ("decay", "min_step", "probe_interval", "default_latency"):
+        with pytest.raises(bk.InvalidOption, match=option):
+            bk.LeastResponseTime([], **{option: True})  # type: ignore[arg-type]
     with pytest.raises(bk.InvalidOption, match="key must be a function"):
         bk.IPHash([], key="session")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

@@ -104,6 +104,16 @@ def _address_of(item: EndpointLike) -> str:
     raise InvalidOption(f"expected an address string or an Endpoint, not {item!r}")
 
 
+def _invalid_lease(lease: object) -> InvalidLease:
+    """Why ``release(lease)`` is refused: not a lease, or not an outstanding one of ours."""
+    if type(lease) is not Lease:
+        return InvalidLease(f"release takes the Lease that select returned, not {lease!r}")
+    return InvalidLease(
+        f"lease {lease.token} on {lease.endpoint.address} was already released or was not issued"
+        " by this balancer"
+    )
+
+
 def check_clock(clock: object) -> Clock:
     """Validate a ``clock=`` option."""
     if not callable(clock):
@@ -187,6 +197,10 @@ class BalancerBase:
         ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
         the pool is empty, every endpoint is down, or every eligible one is avoided.
         """
+        if avoid and isinstance(avoid, str | bytes):
+            raise InvalidOption(
+                f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
+            )
         health = self._health
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
@@ -195,6 +209,16 @@ class BalancerBase:
         next(state.selected)
         self._outstanding[token] = state
         return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def can_select(self, avoid: Collection[str] = ()) -> bool:
+        """Whether ``select(avoid=avoid)`` would find an endpoint now (panic included); O(n).
+
+        What :class:`~balancekit.Retry` asks before it spends a budget token and a backoff.
+        """
+        health = self._health
+        if health is not None and self._clock() >= health.due:
+            health.advance()
+        return any(address not in avoid for address in self._eligible_by_address)
 
     def select_override(self, address: EndpointLike) -> Lease | None:
         """A lease on ``address`` if a pick could return it now, else ``None``; O(1).
@@ -225,15 +249,17 @@ class BalancerBase:
         :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
         """
         if elapsed is not None and not (
-            isinstance(elapsed, int | float) and 0 <= elapsed < math.inf
+            isinstance(elapsed, int | float)
+            and not isinstance(elapsed, bool)
+            and 0 <= elapsed < math.inf
         ):
             raise InvalidOption(f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}")
-        state = self._outstanding.pop(lease[1], None)
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
+            state = None
         if state is None:
-            raise InvalidLease(
-                f"lease {lease[1]} on {lease[0].address} was already released or was not issued by"
-                " this balancer"
-            )
+            raise _invalid_lease(lease)
         next(state.released)
         if not ok:
             next(state.failed)
@@ -375,6 +401,7 @@ class BalancerBase:
         else:  # re-added while its old leases are still out: one state, one in-flight count
             state.retired = False
             state.up = True
+            state.health = None  # a new member starts healthy, leases out or not
             state.set_endpoint(endpoint)
         self._members[endpoint.address] = state
         return state

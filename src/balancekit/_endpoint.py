@@ -54,7 +54,7 @@ def split_address(address: str) -> tuple[str, int]:
             raise InvalidEndpoint(
                 f"{host!r} in {address!r} is neither an IP address nor a hostname"
             )
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise InvalidEndpoint(f"the port in {address!r} must be a number from 0 to 65535")
     return host, int(port_text)
 

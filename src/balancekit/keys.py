@@ -178,8 +178,8 @@ class TrustedProxies:
     __slots__ = ("_tables",)
 
     def __init__(self, networks: Iterable[str | _Network | _IPAddress] = ()) -> None:
-        if isinstance(networks, str):
-            networks = (networks,)
+        if isinstance(networks, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+            networks = (networks,)  # one network, not the addresses it contains
         tables: dict[int, dict[int, set[int]]] = {4: {}, 6: {}}
         for item in networks:
             try:

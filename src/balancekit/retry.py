@@ -166,6 +166,19 @@ def _check_seconds(name: str, value: object, *, zero: bool) -> float:
     return float(value)
 
 
+def _can_select(balancer: Balancer, avoid: Collection[str]) -> bool:
+    """Whether ``balancer.select(avoid=avoid)`` would find an endpoint: a balancekit balancer
+    knows (``can_select``, panic included); for another, the endpoints up, not ejected and not
+    held down by a check."""
+    can_select = getattr(balancer, "can_select", None)
+    if can_select is not None:
+        return bool(can_select(avoid))
+    return any(
+        stats.up and not stats.ejected and not stats.checked_down and address not in avoid
+        for address, stats in balancer.stats().items()
+    )
+
+
 class Retry:
     """A retry policy: up to ``attempts`` tries on distinct endpoints, within a shared budget.
 
@@ -232,7 +245,7 @@ class Retry:
             ("async_sleep", async_sleep),
             ("clock", clock),
         ):
-            if function is not None and not callable(function):
+            if not callable(function) and not (name == "retry_result" and function is None):
                 raise InvalidOption(f"{name} must be a function, not {function!r}")
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
@@ -264,6 +277,8 @@ class Retry:
         stops (``StopIteration``), and the driver reports the last failure. Every lease is
         released by the generator, also when the driver closes it early.
         """
+        if isinstance(avoid, str | bytes):
+            raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
         tried = set(avoid)
         attempt = 0
         started = self._clock() if self._timeout is not None else 0.0
@@ -291,10 +306,7 @@ class Retry:
                 return
             if outcome is not Outcome.FAILED or attempt >= self.attempts:
                 return
-            if not any(
-                stats.up and not stats.ejected and not stats.checked_down and address not in tried
-                for address, stats in balancer.stats().items()
-            ):
+            if not _can_select(balancer, tried):
                 return  # nobody eligible left to try: spend no token, wait no backoff
             wait = self.delay(attempt)
             if self._timeout is not None and self._clock() + wait - started > self._timeout:

@@ -146,12 +146,19 @@ class StickySessions:
                     f"{len(item) if isinstance(item, bytes) else '?'}"
                 )
         if max_age is not None and (
-            not isinstance(max_age, int | float) or not math.isfinite(max_age) or max_age <= 0
+            isinstance(max_age, bool)
+            or not isinstance(max_age, int | float)
+            or not math.isfinite(max_age)
+            or max_age <= 0
         ):
             raise InvalidOption(
                 f"max_age must be a positive number of seconds or None, got {max_age!r}"
             )
-        if not isinstance(leeway, int | float) or not 0 <= leeway < math.inf:
+        if (
+            isinstance(leeway, bool)
+            or not isinstance(leeway, int | float)
+            or not 0 <= leeway < math.inf
+        ):
             raise InvalidOption(f"leeway must be a finite number of seconds >= 0, got {leeway!r}")
         if not callable(clock):
             raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")

@@ -175,8 +175,22 @@ def test_double_and_foreign_release_raise_without_corrupting(case: Case) -> None
         lb.release(other.select(context(case, 1)))
     with pytest.raises(bk.InvalidLease):
         lb.release(bk.Lease(bk.Endpoint("10.0.0.1:80"), 10**15, 0.0))
+    for not_a_lease in ("10.0.0.1:80", None, 7, ("x",), [lease]):
+        with pytest.raises(bk.InvalidLease, match="takes the Lease"):
+            lb.release(not_a_lease)  # type: ignore[arg-type]
     assert lb.stats() == before
     assert before[lease.address].failed == 1
+
+
+def test_one_string_as_avoid_is_refused(case: Case) -> None:
+    lb, _ = build(case, [bk.Endpoint("10.0.0.1:80"), bk.Endpoint("10.0.0.1:8080")])
+    with pytest.raises(bk.InvalidOption, match="collection of addresses"):
+        lb.select(context(case, 1), avoid="10.0.0.1:8080")
+    # as a set it means what it says: "10.0.0.1:80" is not avoided (no substring match)
+    lease = lb.select(context(case, 1), avoid={"10.0.0.1:8080"})
+    assert lease.address == "10.0.0.1:80"
+    lb.release(lease)
+    assert all(s.in_flight == 0 for s in lb.stats().values())
 
 
 def test_release_after_removal_and_update_keep_counts(case: Case) -> None:

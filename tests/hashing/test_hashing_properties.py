@@ -242,3 +242,15 @@ def test_a_missing_or_mistyped_key_says_which_and_what_to_do(strategy: type[bk.B
     with pytest.raises(bk.InvalidOption, match="the key function returned int 7"):
         odd.select("x")
     assert by_cookie.select(bk.Request(headers={"Cookie": "session=s1"})).address in {"a:1", "b:1"}
+
+
+@pytest.mark.parametrize("compat", [None, "envoy"])
+def test_maglev_refuses_to_grow_past_its_table(compat: str | None) -> None:
+    lb = bk.Maglev(pool(2), table_size=23, compat=compat)  # type: ignore[arg-type]
+    with pytest.raises(bk.InvalidOption, match="too small for 24 endpoints"):
+        lb.update(pool(24))
+    lb.update(pool(23))  # one slot each still works
+    with pytest.raises(bk.InvalidOption, match="too small"):
+        lb.add("10.9.9.9:80")
+    assert len(lb.endpoints) == 23
+    assert {lb.lookup(f"k{i}").address for i in range(3000)} == {e.address for e in lb.endpoints}

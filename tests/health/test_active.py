@@ -276,7 +276,59 @@ def test_invalid_check_options() -> None:
         lambda: HttpCheck(path="health"),
         lambda: HttpCheck(expected=(700,)),
         lambda: HttpCheck(expected=()),
+        lambda: HttpCheck(path="/h\u00e9alth"),  # percent-encode it instead
+        lambda: HttpCheck(path="/a b"),
+        lambda: HttpCheck(host="example.com\r\nX-Injected: 1"),
+        lambda: HttpCheck(host=""),
         lambda: TcpCheck(timeout=0),
     ):
         with pytest.raises(bk.InvalidOption):
             make()
+
+
+class Flaky:
+    """A check that raises on its third call (a bug in a custom check, an unexpected error)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def check(self, endpoint: bk.Endpoint) -> tuple[bool, str]:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("unexpected")
+        return True, "ok"
+
+    async def acheck(self, endpoint: bk.Endpoint) -> tuple[bool, str]:
+        return self.check(endpoint)
+
+
+def test_a_check_that_raises_is_a_failed_probe_and_the_checker_goes_on() -> None:
+    lb = bk.RoundRobin(["10.0.0.1:80", "10.0.0.2:80"])
+    checker = ActiveChecker(lb, check=Flaky(), rise=1, fall=1)
+    assert checker.check_once() == {"10.0.0.1:80": True, "10.0.0.2:80": True}
+    assert checker.check_once() == {"10.0.0.1:80": False, "10.0.0.2:80": True}
+    assert checker.down() == {"10.0.0.1:80"}
+    assert checker.check_once() == {"10.0.0.1:80": True, "10.0.0.2:80": True}
+    assert checker.down() == set()
+    flaky = ActiveChecker(lb, check=Flaky(), interval=0.01, jitter=0.0)
+    with flaky.running():  # the thread survives the exception and keeps doing rounds
+        deadline = time.monotonic() + 10
+        while flaky.rounds < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert flaky.rounds >= 5
+    verdicts = asyncio.run(ActiveChecker(lb, check=Flaky(), rise=1, fall=1).acheck_once())
+    assert sorted(verdicts.values()) == [True, True]  # the async path wraps the same way
+
+
+def test_a_re_added_endpoint_with_leases_out_starts_healthy() -> None:
+    lb = bk.with_health(bk.RoundRobin(["a:1", "b:1"]), bk.PassiveHealth(consecutive_failures=None))
+    tracker = health_of(lb)
+    assert tracker is not None
+    lease = lb.select(avoid={"b:1"})  # out while a:1 is removed and re-added
+    tracker.set_check("a:1", False, "refused")
+    lb.update(["b:1"])
+    lb.update(["a:1", "b:1"])
+    assert not lb.stats()["a:1"].checked_down
+    assert lb.select_override("a:1") is not None  # eligible again
+    assert lb.stats()["a:1"].in_flight == 2  # the old lease still counts
+    lb.release(lease)

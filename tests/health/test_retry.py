@@ -110,6 +110,33 @@ def test_no_retry_starts_past_the_timeout() -> None:
     assert now[0] - 0.4 <= 1.0  # the last attempt started within the timeout
 
 
+def test_retries_go_on_in_panic_where_the_balancer_still_picks() -> None:
+    lb = bk.with_health(
+        bk.RoundRobin(["a:1", "b:1", "c:1"], clock=lambda: 0.0),
+        bk.PassiveHealth(consecutive_failures=1, max_ejection_share=1.0, panic_threshold=0.5),
+    )
+    lb.release(lb.select(avoid={"b:1", "c:1"}), ok=False)  # eject a
+    lb.release(lb.select(avoid={"a:1", "c:1"}), ok=False)  # eject b: 1 of 3 healthy, panic
+    tracker = bk.health_of(lb)
+    assert tracker is not None and tracker.panic
+    fn = Failing({"c:1"})
+    retry = bk.Retry(attempts=3, budget=None, sleep=no_sleep)
+    results = [retry.call(lb, fn) for _ in range(3)]  # round robin: one call starts on c
+    assert "c:1" in fn.tried
+    assert set(results) <= {"a:1", "b:1"}  # c's failure was retried where panic still picks
+
+
+@pytest.mark.parametrize("name", ["sleep", "async_sleep", "clock"])
+def test_functions_are_required_where_they_are_called(name: str) -> None:
+    with pytest.raises(bk.InvalidOption, match=f"{name} must be a function"):
+        bk.Retry(**{name: None})  # type: ignore[arg-type]
+
+
+def test_one_string_as_avoid_is_refused_by_the_flow() -> None:
+    with pytest.raises(bk.InvalidOption, match="collection of addresses"):
+        next(bk.Retry(sleep=no_sleep).flow(bk.RoundRobin(POOL), avoid=POOL[0]))
+
+
 def test_timeout_is_validated() -> None:
     for bad in (0, -1, float("inf"), "1", True):
         with pytest.raises(bk.InvalidOption, match="timeout"):

@@ -213,3 +213,11 @@ def test_an_iphash_balances_by_session_cookie() -> None:
     assert len(picks) == 1
     with pytest.raises(bk.BalancekitError):
         bk.IPHash(["10.0.0.1:80"], key=keys.cookie("session")).select(Request())
+
+
+def test_one_trusted_network_object_is_one_network() -> None:
+    import ipaddress
+
+    extract = bk.keys.client_ip(trusted_proxies=ipaddress.ip_network("10.0.0.0/8"))
+    request = bk.Request(client_addr="10.1.2.3", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert extract(request) == "198.51.100.7"

@@ -77,6 +77,11 @@ class TcpCheck:
         return True, "connected"
 
 
+def _header_safe(value: object) -> bool:
+    """A non-empty str of visible ASCII characters (no space, no control character)."""
+    return isinstance(value, str) and bool(value) and all("!" <= c <= "~" for c in value)
+
+
 class HttpCheck:
     """Pass when ``GET path`` answers with a status in ``expected`` within ``timeout`` seconds.
 
@@ -91,8 +96,16 @@ class HttpCheck:
         timeout: float = 1.0,
         host: str | None = None,
     ) -> None:
-        if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in " \r\n"):
-            raise InvalidOption(f"path must be an absolute URL path like '/health', not {path!r}")
+        if not _header_safe(path) or not path.startswith("/"):
+            raise InvalidOption(
+                f"path must be an absolute URL path like '/health' (ASCII, no spaces or control"
+                f" characters; percent-encode others), not {path!r}"
+            )
+        if host is not None and not _header_safe(host):
+            raise InvalidOption(
+                f"host must be a Host header value (ASCII, no spaces or control characters),"
+                f" not {host!r}"
+            )
         if (
             not isinstance(expected, tuple)
             or not expected
@@ -116,7 +129,7 @@ class HttpCheck:
             response = connection.getresponse()
             response.read()
             return self._verdict(response.status)
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, http.client.HTTPException, ValueError) as error:
             return False, f"request failed: {error!r}"
         finally:
             connection.close()
@@ -214,7 +227,7 @@ class ActiveChecker:
         """Probe every member once (sequentially); apply rise/fall. Returns each probe's result."""
         results = {}
         for endpoint in self._balancer.endpoints:
-            passed, detail = self._check.check(endpoint)
+            passed, detail = self._probe(endpoint)
             self._record(endpoint.address, passed, detail)
             results[endpoint.address] = passed
         self._finish_round()
@@ -223,11 +236,24 @@ class ActiveChecker:
     async def acheck_once(self) -> dict[str, bool]:
         """Probe every member once, concurrently; apply rise/fall. Returns each probe's result."""
         endpoints = self._balancer.endpoints
-        verdicts = await asyncio.gather(*(self._check.acheck(e) for e in endpoints))
+        verdicts = await asyncio.gather(*(self._aprobe(e) for e in endpoints))
         for endpoint, (passed, detail) in zip(endpoints, verdicts, strict=True):
             self._record(endpoint.address, passed, detail)
         self._finish_round()
         return {e.address: passed for e, (passed, _) in zip(endpoints, verdicts, strict=True)}
+
+    def _probe(self, endpoint: Endpoint) -> tuple[bool, str]:
+        """One probe; a check that raises counts as a failed probe (the checker keeps going)."""
+        try:
+            return self._check.check(endpoint)
+        except Exception as error:
+            return False, f"check raised {error!r}"
+
+    async def _aprobe(self, endpoint: Endpoint) -> tuple[bool, str]:
+        try:
+            return await self._check.acheck(endpoint)
+        except Exception as error:
+            return False, f"check raised {error!r}"
 
     def _record(self, address: str, passed: bool, detail: str) -> None:
         streak = self._streaks.get(address, 0)

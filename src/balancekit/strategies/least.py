@@ -254,7 +254,10 @@ class LeastConnections(_LoadOrdered):
         """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
         if elapsed is not None or self._health is not None:
             return super().release(lease, ok=ok, elapsed=elapsed)
-        state = self._outstanding.pop(lease[1], None)
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all: the general path says so
+            state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
         next(state.released)
@@ -317,9 +320,17 @@ class LeastResponseTime(_LoadOrdered):
             ("default_latency", default_latency),
             ("probe_interval", probe_interval),
         ):
-            if not isinstance(value, int | float) or not 0 < value < math.inf:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf
+            ):
                 raise InvalidOption(f"{name} must be a positive number of seconds, not {value!r}")
-        if not isinstance(min_step, int | float) or not 0 < min_step <= 1:
+        if (
+            isinstance(min_step, bool)
+            or not isinstance(min_step, int | float)
+            or not 0 < min_step <= 1
+        ):
             raise InvalidOption(f"min_step must be a fraction in (0, 1], not {min_step!r}")
         super().__init__(endpoints, clock=clock)
         self._decay = float(decay)

@@ -166,6 +166,24 @@ class Maglev(KeyedBalancer):
         self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
         self._start()
 
+    def add(self, endpoint: EndpointLike) -> None:
+        """Add an endpoint; refused if the table has no slot left for it (``N > table_size``)."""
+        self._check_room(len(self._members) + 1)
+        super().add(endpoint)
+
+    def update(self, endpoints: Iterable[EndpointLike]) -> None:
+        """Replace the membership; refused if the table is smaller than the new pool."""
+        endpoints = as_endpoints(endpoints)
+        self._check_room(len(endpoints))
+        super().update(endpoints)
+
+    def _check_room(self, count: int) -> None:
+        if count > self._size:  # some endpoint would own no slot and never get a key
+            raise InvalidOption(
+                f"table_size {self._size} is too small for {count} endpoints: build a new Maglev"
+                f" with table_size >= 100 x the pool size, e.g. {next_prime(100 * count)}"
+            )
+
     @property
     def table_size(self) -> int:
         """The number of slots (a prime)."""
