@@ -19,14 +19,13 @@ import argparse
 import random
 import sys
 from collections.abc import Callable
-from itertools import repeat
 from pathlib import Path
-from time import perf_counter_ns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Case, interleaved, machine, markdown_table, method_call_floor
+from bench_select import select_release
 
 import balancekit as bk
 
@@ -63,18 +62,6 @@ STRATEGIES: dict[str, Callable[[list[bk.Endpoint]], bk.Balancer]] = {
 }
 
 
-def select_release(lb: bk.Balancer) -> Case:
-    select, release = lb.select, lb.release
-
-    def run(n: int) -> tuple[int, int]:
-        start = perf_counter_ns()
-        for _ in repeat(None, n):
-            release(select())
-        return perf_counter_ns() - start, n
-
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 short rounds instead of 9")
@@ -87,7 +74,7 @@ def main() -> None:
         for n in SIZES:
             if name.startswith("PeakEWMA choices") and n == skip_scan:
                 continue
-            cases[f"{name}|{n}"] = select_release(build(pool(n)))
+            cases[f"{name}|{n}"] = select_release(build(pool(n)), None)
     results = interleaved(
         cases,
         repeats=repeats,

@@ -131,7 +131,7 @@ class BalancerBase:
     #: Set by strategies that learn from outcomes; stateless ones keep release to a dict pop.
     _observes_release: ClassVar[bool] = False
     #: The attached health tracker (``balancekit.with_health``), or None: one check per call.
-    _health: HealthHook | None = None
+    _health: HealthHook | None
 
     def __init__(self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic):
         self._clock = check_clock(clock)
@@ -164,15 +164,10 @@ class BalancerBase:
         """Choose among the eligible endpoints, skipping ``avoid``; raise if none is left."""
         raise NotImplementedError
 
-    def _claim(self, state: EndpointState) -> bool:
+    def _claim(self, state: EndpointState) -> None:
         """Count a pick of ``state`` made by :meth:`select_override`, not by ``_pick`` (the
-        load-aware strategies' in-flight bookkeeping; nothing for the others). Returns whether
-        ``state`` was still eligible: those strategies check it again under their lock."""
-        return True
-
-    def _still_eligible(self, state: EndpointState) -> bool:
-        """Whether ``state`` is eligible now (call under the lock, as a ``_claim`` does)."""
-        return self._eligible_by_address.get(state.endpoint.address) is state
+        load-aware strategies' in-flight bookkeeping; nothing for the others). Called under the
+        lock, with ``state`` eligible."""
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Learn from an outcome (only called when ``_observes_release`` is set)."""
@@ -201,7 +196,7 @@ class BalancerBase:
             raise InvalidOption(
                 f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
             )
-        health = self._health
+        health = self._health  # _catch_up_health, inlined on the hot path
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
         state = self._pick(context, avoid)
@@ -210,14 +205,18 @@ class BalancerBase:
         self._outstanding[token] = state
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
+    def _catch_up_health(self) -> None:
+        """Let an attached health tracker do what is due (an ejection ends, a ramp steps)."""
+        health = self._health
+        if health is not None and self._clock() >= health.due:
+            health.advance()
+
     def can_select(self, avoid: Collection[str] = ()) -> bool:
         """Whether ``select(avoid=avoid)`` would find an endpoint now (panic included); O(n).
 
         What :class:`~balancekit.Retry` asks before it spends a budget token and a backoff.
         """
-        health = self._health
-        if health is not None and self._clock() >= health.due:
-            health.advance()
+        self._catch_up_health()
         return any(address not in avoid for address in self._eligible_by_address)
 
     def select_override(self, address: EndpointLike) -> Lease | None:
@@ -230,12 +229,12 @@ class BalancerBase:
         of load stays true. Raises :class:`InvalidOption` for something that is not an address.
         """
         key = _address_of(address)
-        health = self._health
-        if health is not None and self._clock() >= health.due:
-            health.advance()
-        state = self._eligible_by_address.get(key)
-        if state is None or not self._claim(state):
-            return None
+        self._catch_up_health()
+        with self._lock:  # membership changes take it too: the state stays eligible until claimed
+            state = self._eligible_by_address.get(key)
+            if state is None:
+                return None
+            self._claim(state)
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state

@@ -50,3 +50,9 @@ class EndpointStats:
     latency: float | None = None
     ejected: bool = False
     checked_down: bool = False
+
+    @property
+    def available(self) -> bool:
+        """Up and not held out by health (ejected or checked down): what a pick returns outside
+        panic mode."""
+        return self.up and not self.ejected and not self.checked_down

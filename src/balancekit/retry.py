@@ -50,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import math
 import random
 import threading
 import time
@@ -61,6 +60,7 @@ from ._core import Balancer
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
 from ._lease import Lease
+from ._options import integer, number, seconds
 
 __all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
 
@@ -105,19 +105,9 @@ class RetryBudget:
     __slots__ = ("_burst", "_lock", "_ratio", "_tokens", "denied", "retries", "successes")
 
     def __init__(self, *, ratio: float = 0.1, burst: float = 10.0) -> None:
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1000:
-            raise InvalidOption(
-                f"ratio must be a number of retries per success >= 0, not {ratio!r}"
-            )
-        if (
-            isinstance(burst, bool)
-            or not isinstance(burst, int | float)
-            or not 1 <= burst < math.inf
-        ):
-            raise InvalidOption(f"burst must be a number of retries >= 1, not {burst!r}")
-        self._ratio = float(ratio)
-        self._burst = float(burst)
-        self._tokens = float(burst)
+        self._ratio = number("ratio", ratio, high=1000, low_open=False, high_open=False)
+        self._burst = number("burst", burst, low=1, low_open=False, what="a number of retries >= 1")
+        self._tokens = self._burst
         self._lock = threading.Lock()
         self.retries = 0  #: retries allowed so far
         self.denied = 0  #: retries refused for want of a token
@@ -158,25 +148,13 @@ class RetryBudget:
         return f"RetryBudget(ratio={self._ratio}, burst={self._burst}, tokens={self._tokens:.2f})"
 
 
-def _check_seconds(name: str, value: object, *, zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidOption(f"{name} must be a number of seconds, not {value!r}")
-    if not (0 <= value < math.inf if zero else 0 < value < math.inf):
-        raise InvalidOption(f"{name} must be a finite number of seconds >= 0, not {value!r}")
-    return float(value)
-
-
 def _can_select(balancer: Balancer, avoid: Collection[str]) -> bool:
     """Whether ``balancer.select(avoid=avoid)`` would find an endpoint: a balancekit balancer
-    knows (``can_select``, panic included); for another, the endpoints up, not ejected and not
-    held down by a check."""
+    knows (``can_select``, panic included); for another, an ``available`` endpoint not tried."""
     can_select = getattr(balancer, "can_select", None)
     if can_select is not None:
         return bool(can_select(avoid))
-    return any(
-        stats.up and not stats.ejected and not stats.checked_down and address not in avoid
-        for address, stats in balancer.stats().items()
-    )
+    return any(stats.available and a not in avoid for a, stats in balancer.stats().items())
 
 
 class Retry:
@@ -222,23 +200,19 @@ class Retry:
         async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
-            raise InvalidOption(f"attempts must be an int from 1 to 100, not {attempts!r}")
+        attempts = integer("attempts", attempts, 1, 100)
         if budget is _Default.BUDGET:
             budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
             raise InvalidOption(f"budget must be a RetryBudget or None, not {budget!r}")
-        self._backoff = _check_seconds("backoff", backoff, zero=True)
-        self._max_backoff = _check_seconds("max_backoff", max_backoff, zero=True)
-        if isinstance(multiplier, bool) or not isinstance(multiplier, int | float):
-            raise InvalidOption(f"multiplier must be a number >= 1, not {multiplier!r}")
-        if not 1 <= multiplier < math.inf:
-            raise InvalidOption(f"multiplier must be a number >= 1, not {multiplier!r}")
+        self._backoff = seconds("backoff", backoff, zero=True)
+        self._max_backoff = seconds("max_backoff", max_backoff, zero=True)
+        multiplier = number("multiplier", multiplier, low=1, low_open=False, what="a number >= 1")
         if not isinstance(retry_on, tuple) or not all(
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
         ):
             raise InvalidOption(f"retry_on must be a tuple of exception types, not {retry_on!r}")
-        self._timeout = None if timeout is None else _check_seconds("timeout", timeout, zero=False)
+        self._timeout = None if timeout is None else seconds("timeout", timeout)
         for name, function in (
             ("retry_result", retry_result),
             ("sleep", sleep),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._errors import BalancekitError, InvalidOption, NoEndpointAvailable
+from ._options import seconds
 
 __all__ = ["InvalidToken", "StickyChoice", "StickySessions", "TokenInfo"]
 
@@ -62,15 +63,9 @@ class _HasAddress(Protocol):
     def address(self) -> str: ...
 
 
-class _HasUp(Protocol):
+class _HasAvailable(Protocol):
     @property
-    def up(self) -> bool: ...
-
-    @property
-    def ejected(self) -> bool: ...
-
-    @property
-    def checked_down(self) -> bool: ...
+    def available(self) -> bool: ...
 
 
 L = TypeVar("L", bound=_HasAddress)
@@ -83,7 +78,7 @@ class StickyBalancer(Protocol[L_co]):
     @property
     def endpoints(self) -> Sequence[_HasAddress]: ...
 
-    def stats(self) -> Mapping[str, _HasUp]: ...
+    def stats(self) -> Mapping[str, _HasAvailable]: ...
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> L_co: ...
 
@@ -145,21 +140,8 @@ class StickySessions:
                     f"secrets.token_bytes(32)), got {type(item).__name__} of length "
                     f"{len(item) if isinstance(item, bytes) else '?'}"
                 )
-        if max_age is not None and (
-            isinstance(max_age, bool)
-            or not isinstance(max_age, int | float)
-            or not math.isfinite(max_age)
-            or max_age <= 0
-        ):
-            raise InvalidOption(
-                f"max_age must be a positive number of seconds or None, got {max_age!r}"
-            )
-        if (
-            isinstance(leeway, bool)
-            or not isinstance(leeway, int | float)
-            or not 0 <= leeway < math.inf
-        ):
-            raise InvalidOption(f"leeway must be a finite number of seconds >= 0, got {leeway!r}")
+        max_age = None if max_age is None else seconds("max_age", max_age)
+        leeway = seconds("leeway", leeway, zero=True)
         if not callable(clock):
             raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
         self._keys = keys
@@ -251,7 +233,7 @@ class StickySessions:
         """``address`` via ``select`` with every other member avoided, if it is usable."""
         members = {endpoint.address for endpoint in balancer.endpoints}
         state = balancer.stats().get(address) if address in members else None
-        if state is None or not state.up or state.ejected or state.checked_down:
+        if state is None or not state.available:
             return None
         members.discard(address)
         try:

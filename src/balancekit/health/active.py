@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import math
 import random
 import socket
 import threading
@@ -33,16 +32,11 @@ from typing import Protocol
 from .._core import BalancerBase
 from .._endpoint import Endpoint, split_address
 from .._errors import InvalidOption
+from .._options import integer, number, seconds
 from .passive import PassiveHealth
 from .tracker import HealthTracker, health_of, with_health
 
 __all__ = ["ActiveChecker", "Check", "HttpCheck", "TcpCheck"]
-
-
-def _timeout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise InvalidOption(f"timeout must be a positive number of seconds, not {value!r}")
-    return float(value)
 
 
 class Check(Protocol):
@@ -56,7 +50,7 @@ class TcpCheck:
     """Pass when a TCP connection to the endpoint opens within ``timeout`` seconds."""
 
     def __init__(self, *, timeout: float = 1.0) -> None:
-        self.timeout = _timeout(timeout)
+        self.timeout = seconds("timeout", timeout)
 
     def check(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
@@ -114,7 +108,7 @@ class HttpCheck:
             raise InvalidOption(f"expected must be a tuple of HTTP status codes, not {expected!r}")
         self.path = path
         self.expected = expected
-        self.timeout = _timeout(timeout)
+        self.timeout = seconds("timeout", timeout)
         self.host = host
 
     def _verdict(self, status: int) -> tuple[bool, str]:
@@ -192,15 +186,9 @@ class ActiveChecker:
             getattr(check, "acheck", None)
         ):
             raise InvalidOption(f"check must have check() and acheck() methods, not {check!r}")
-        if isinstance(interval, bool) or not isinstance(interval, int | float):
-            raise InvalidOption(f"interval must be a positive number of seconds, not {interval!r}")
-        if not 0 < interval < math.inf:
-            raise InvalidOption(f"interval must be a positive number of seconds, not {interval!r}")
-        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
-            raise InvalidOption(f"jitter must be a fraction in [0, 1), not {jitter!r}")
-        for name, value in (("rise", rise), ("fall", fall)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-                raise InvalidOption(f"{name} must be an int from 1 to 1000, not {value!r}")
+        interval = seconds("interval", interval)
+        jitter = number("jitter", jitter, high=1, low_open=False)
+        rise, fall = integer("rise", rise, 1, 1000), integer("fall", fall, 1, 1000)
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
         tracker = health_of(balancer)

@@ -44,23 +44,13 @@ import math
 from dataclasses import dataclass
 
 from .._errors import InvalidOption
+from .._options import integer, number
 
 __all__ = ["PassiveHealth"]
 
 
 def _number(name: str, value: object, low: float, high: float, *, low_open: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidOption(f"{name} must be a number, not {value!r}")
-    if not (low < value if low_open else low <= value) or not value <= high:
-        bound = f"({low}" if low_open else f"[{low}"
-        raise InvalidOption(f"{name} must be in {bound}, {high}], not {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidOption(f"{name} must be an int from {low} to {high}, not {value!r}")
-    return value
+    return number(name, value, low=low, high=high, low_open=low_open, high_open=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +87,12 @@ class PassiveHealth:
         values = {
             "consecutive_failures": None
             if consecutive_failures is None
-            else _integer("consecutive_failures", consecutive_failures, 1, 1_000_000),
+            else integer("consecutive_failures", consecutive_failures, 1, 1_000_000),
             "failure_rate": None
             if failure_rate is None
             else _number("failure_rate", failure_rate, 0.0, 1.0, low_open=True),
-            "window": _integer("window", window, 1, 1_000_000),
-            "minimum_requests": _integer("minimum_requests", minimum_requests, 1, 1_000_000),
+            "window": integer("window", window, 1, 1_000_000),
+            "minimum_requests": integer("minimum_requests", minimum_requests, 1, 1_000_000),
             "base_ejection": _number("base_ejection", base_ejection, 0, 1e9, low_open=True),
             "max_ejection": _number("max_ejection", max_ejection, 0, 1e9, low_open=True),
             "interval": _number("interval", interval, 0, 1e9, low_open=True),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._errors import InvalidOption
+from .._options import integer, number, seconds
 
 __all__ = ["SlowStart"]
 
@@ -59,24 +59,17 @@ class SlowStart:
         aggression: float = 1.0,
         steps: int = 10,
     ) -> None:
-        if isinstance(window, bool) or not isinstance(window, int | float):
-            raise InvalidOption(f"window must be a positive number of seconds, not {window!r}")
-        if not 0 < window < math.inf:
-            raise InvalidOption(f"window must be a positive number of seconds, not {window!r}")
-        if isinstance(min_share, bool) or not isinstance(min_share, int | float):
-            raise InvalidOption(f"min_share must be a fraction in (0, 1], not {min_share!r}")
-        if not 0 < min_share <= 1:
-            raise InvalidOption(f"min_share must be a fraction in (0, 1], not {min_share!r}")
-        if isinstance(aggression, bool) or not isinstance(aggression, int | float):
-            raise InvalidOption(f"aggression must be a positive number, not {aggression!r}")
-        if not 0 < aggression < math.inf:
-            raise InvalidOption(f"aggression must be a positive number, not {aggression!r}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-            raise InvalidOption(f"steps must be an int from 1 to 1000, not {steps!r}")
-        object.__setattr__(self, "window", float(window))
-        object.__setattr__(self, "min_share", float(min_share))
-        object.__setattr__(self, "aggression", float(aggression))
-        object.__setattr__(self, "steps", steps)
+        fraction = "a fraction in (0, 1]"
+        object.__setattr__(self, "window", seconds("window", window))
+        object.__setattr__(
+            self,
+            "min_share",
+            number("min_share", min_share, high=1, high_open=False, what=fraction),
+        )
+        object.__setattr__(
+            self, "aggression", number("aggression", aggression, what="a positive number")
+        )
+        object.__setattr__(self, "steps", integer("steps", steps, 1, 1000))
 
     def step(self, elapsed: float) -> int:
         """The ramp step reached ``elapsed`` seconds after the ramp began (``steps``: done)."""

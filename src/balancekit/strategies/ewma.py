@@ -11,6 +11,7 @@ from typing import Literal
 from .._core import Clock
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
+from .._options import seconds
 from .._state import EndpointState
 from .p2c import _TwoChoices
 
@@ -79,18 +80,15 @@ class PeakEWMA(_TwoChoices):
         seed: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        for name, value in (("decay", decay), ("default_latency", default_latency)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidOption(f"{name} must be a positive number of seconds, not {value!r}")
-            if not 0 < value < math.inf:
-                raise InvalidOption(f"{name} must be a positive number of seconds, not {value!r}")
+        decay = seconds("decay", decay)
+        default_latency = seconds("default_latency", default_latency)
         if choices != 2 and choices != "all":
             raise InvalidOption(
                 f'choices must be 2 (power of two choices) or "all", not {choices!r}'
             )
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
-        self._decay = float(decay)
-        self._default_latency = float(default_latency)
+        self._decay = decay
+        self._default_latency = default_latency
         self._scan = choices == "all"
         self._joined: dict[str, float] = {}  # when each member joined: the prior decays from it
         self._start()

@@ -93,12 +93,8 @@ class _TwoChoices(_RandomBalancer):
         finally:
             lock.release()
 
-    def _claim(self, state: EndpointState) -> bool:
-        with self._lock:
-            if not self._still_eligible(state):
-                return False
-            state.load += 1
-            return True
+    def _claim(self, state: EndpointState) -> None:
+        state.load += 1
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock

@@ -111,13 +111,9 @@ class BoundedLoadHash(IPHash):
         finally:
             lock.release()
 
-    def _claim(self, state: EndpointState) -> bool:
-        with self._lock:
-            if not self._still_eligible(state):
-                return False
-            state.load += 1
-            self._load += 1
-            return True
+    def _claim(self, state: EndpointState) -> None:
+        state.load += 1
+        self._load += 1
 
     def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
         ring = self._ring
