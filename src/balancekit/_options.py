@@ -44,10 +44,12 @@ def number(
     return float(value)
 
 
-def seconds(name: str, value: object, *, zero: bool = False) -> float:
-    """A finite duration: positive, or ``>= 0`` with ``zero=True``."""
+def seconds(name: str, value: object, *, zero: bool = False, high: float = math.inf) -> float:
+    """A finite duration: positive, or ``>= 0`` with ``zero=True``; at most ``high`` if given
+    (a wait longer than the platform's ``threading.TIMEOUT_MAX`` raises OverflowError)."""
     what = "a finite number of seconds >= 0" if zero else "a positive number of seconds"
-    return number(name, value, low_open=not zero, what=what)
+    what += f" up to {high:g}" if high < math.inf else ""
+    return number(name, value, low_open=not zero, high=high, high_open=high == math.inf, what=what)
 
 
 def integer(name: str, value: object, low: int, high: int) -> int:

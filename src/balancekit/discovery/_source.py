@@ -22,6 +22,18 @@ from .._errors import BalancekitError
 
 __all__ = ["AsyncSource", "DiscoveryError", "Snapshot", "Source"]
 
+#: The longest wait or timeout a discovery option accepts (one day): finite, and far below
+#: ``threading.TIMEOUT_MAX``, past which a wait raises OverflowError instead of waiting.
+LONGEST_WAIT = 86_400.0
+
+
+def describe(source: object) -> str:
+    """``repr(source)`` for messages and thread names, or its type if its ``__repr__`` raises."""
+    try:
+        return repr(source)[:200]
+    except Exception:
+        return f"<{type(source).__name__} (repr failed)>"
+
 
 class DiscoveryError(BalancekitError):
     """A source could not give a usable answer; the balancer keeps its current endpoints."""

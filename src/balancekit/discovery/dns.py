@@ -31,6 +31,7 @@ Cost: one SRV query plus one or two address queries per target.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -41,7 +42,8 @@ import dns.resolver
 
 from .._endpoint import MAX_WEIGHT, Endpoint
 from .._errors import InvalidOption
-from ._source import Snapshot
+from .._options import seconds
+from ._source import LONGEST_WAIT, Snapshot
 
 __all__ = ["DNS"]
 
@@ -110,9 +112,9 @@ class DNS:
 
     Options (keyword-only, validated at once): ``port`` (None: SRV; a port: A/AAAA),
     ``nameservers`` (IP addresses; default the system's resolv.conf), ``nameserver_port``
-    (default 53), ``timeout`` (seconds for a whole lookup, default 2), ``ipv6`` (also AAAA,
-    default True), ``all_priorities`` (default False). dnspython's own cache is off: every
-    refresh asks the server, the TTL decides how often.
+    (default 53), ``timeout`` (seconds for a whole lookup, every query of it included; default
+    2, finite, at most a day), ``ipv6`` (also AAAA, default True), ``all_priorities`` (default
+    False). dnspython's own cache is off: every refresh asks the server, the TTL decides how often.
     """
 
     def __init__(
@@ -133,14 +135,14 @@ class DNS:
                 isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65535
             ):
                 raise InvalidOption(f"{label} must be a port number 1-65535, not {value!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise InvalidOption(f"timeout must be a positive number of seconds, not {timeout!r}")
+        timeout = seconds("timeout", timeout, high=LONGEST_WAIT)  # inf would block forever
         if nameservers is not None and (
             isinstance(nameservers, str) or not all(isinstance(n, str) for n in nameservers)
         ):
             raise InvalidOption(f"nameservers must be a list of IP addresses, not {nameservers!r}")
         self.name = name if name.endswith(".") else name + "."
         self.port = port
+        self._timeout = timeout
         self._ipv6 = bool(ipv6)
         self._all_priorities = bool(all_priorities)
         self._sync = self._configure(dns.resolver.Resolver, nameservers, nameserver_port, timeout)
@@ -164,14 +166,26 @@ class DNS:
             return _srv_plan(self.name, ipv6=self._ipv6, all_priorities=self._all_priorities)
         return _address_plan(self.name, self.port, ipv6=self._ipv6)
 
+    def _lifetime(self, deadline: float) -> float:
+        """What is left of the lookup's ``timeout``; raises dnspython's Timeout when nothing is."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise dns.exception.Timeout(timeout=self._timeout)  # type: ignore[no-untyped-call]
+        return left
+
     def resolve(self) -> Snapshot:
-        """Look the name up now (blocking, at most about ``timeout`` per query)."""
+        """Look the name up now (blocking, at most about ``timeout`` in all)."""
+        deadline = time.monotonic() + self._timeout
         plan = self._plan()
         query = next(plan)
         while True:
             try:
                 answer: dns.resolver.Answer | None = self._sync.resolve(
-                    query[0], query[1], search=False, raise_on_no_answer=False
+                    query[0],
+                    query[1],
+                    search=False,
+                    raise_on_no_answer=False,
+                    lifetime=self._lifetime(deadline),
                 )
             except dns.resolver.NXDOMAIN:
                 answer = None
@@ -181,13 +195,18 @@ class DNS:
                 return done.value  # type: ignore[no-any-return]
 
     async def resolve_async(self) -> Snapshot:
-        """Look the name up now without blocking the event loop."""
+        """Look the name up now without blocking the event loop (about ``timeout`` in all)."""
+        deadline = time.monotonic() + self._timeout
         plan = self._plan()
         query = next(plan)
         while True:
             try:
                 answer: dns.resolver.Answer | None = await self._async.resolve(
-                    query[0], query[1], search=False, raise_on_no_answer=False
+                    query[0],
+                    query[1],
+                    search=False,
+                    raise_on_no_answer=False,
+                    lifetime=self._lifetime(deadline),
                 )
             except dns.resolver.NXDOMAIN:
                 answer = None

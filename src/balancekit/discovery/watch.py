@@ -15,12 +15,19 @@ balancer keeps the endpoints it has (a DNS blip must not empty a pool) and the w
 after ``error_interval``, doubling up to ``max_interval``; ``allow_empty=True`` applies empty
 answers instead. ``update`` keeps the in-flight counts and latency estimates of endpoints that
 stay, so refreshing never disturbs accounting.
+
+A watcher survives everything user code does to it: a source that raises or answers nonsense (a
+non-number or NaN ``ttl``, endpoints ``update`` refuses) is a failed refresh, and an ``on_error``
+hook that raises is logged on the ``balancekit.discovery`` logger; the watcher goes on either way.
+Every interval and timeout is validated as a finite number of seconds (at most a day), so no wait
+can block forever or overflow the platform's timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -29,12 +36,15 @@ from typing import Any
 
 from .._core import Balancer
 from .._errors import InvalidOption
-from ._source import AsyncSource, DiscoveryError, Snapshot, Source
+from .._options import seconds
+from ._source import LONGEST_WAIT, AsyncSource, DiscoveryError, Snapshot, Source, describe
 
 __all__ = ["AsyncWatcher", "Watcher"]
 
 #: Called with each exception a refresh raised (the default does nothing; log it there).
 ErrorHook = Callable[[BaseException], object]
+
+_log = logging.getLogger("balancekit.discovery")
 
 
 class _Policy:
@@ -55,15 +65,9 @@ class _Policy:
             raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
         if not callable(getattr(source, "resolve", None)):
             raise InvalidOption(f"source must have a resolve() method, not {source!r}")
-        for name, value in (
-            ("min_interval", min_interval),
-            ("max_interval", max_interval),
-            ("error_interval", error_interval),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidOption(f"{name} must be a number of seconds, not {value!r}")
-            if not 0 < value < math.inf:
-                raise InvalidOption(f"{name} must be a positive finite number, not {value!r}")
+        min_interval = seconds("min_interval", min_interval, high=LONGEST_WAIT)
+        max_interval = seconds("max_interval", max_interval, high=LONGEST_WAIT)
+        error_interval = seconds("error_interval", error_interval, high=LONGEST_WAIT)
         if max_interval < min_interval:
             raise InvalidOption(f"max_interval {max_interval} is below min_interval {min_interval}")
         if on_error is not None and not callable(on_error):
@@ -83,10 +87,26 @@ class _Policy:
         self.snapshot: Snapshot | None = None  #: the last answer applied
 
     def apply(self, snapshot: Snapshot) -> None:
-        """Hand a snapshot to the balancer and schedule the next refresh from its ttl."""
+        """Hand a snapshot to the balancer and schedule the next refresh from its ttl.
+
+        Raises :class:`DiscoveryError` (and changes nothing) for an answer that is not a
+        :class:`Snapshot` with a ``ttl`` >= 0 (``inf``: never ask again), or that has no
+        endpoints unless ``allow_empty``; ``update`` refuses bad endpoints likewise.
+        """
+        ttl = getattr(snapshot, "ttl", None)
+        if (
+            not isinstance(snapshot, tuple)
+            or isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not ttl >= 0  # NaN too
+        ):
+            raise DiscoveryError(
+                f"{describe(self.source)} answered {type(snapshot).__name__}, not a Snapshot"
+                " with a ttl >= 0; keeping the current endpoints"
+            )
         if not snapshot.endpoints and not self.allow_empty:
             raise DiscoveryError(
-                f"{self.source!r} answered no endpoints; keeping the current ones"
+                f"{describe(self.source)} answered no endpoints; keeping the current ones"
                 " (pass allow_empty=True to apply empty answers)"
             )
         self.balancer.update(snapshot.endpoints)
@@ -94,7 +114,6 @@ class _Policy:
         self.refreshes += 1
         self.errors = 0
         self.last_error = None
-        ttl = snapshot.ttl
         self.interval = (
             math.inf if ttl == math.inf else min(max(ttl, self.min_interval), self.max_interval)
         )
@@ -107,7 +126,14 @@ class _Policy:
             self.error_interval * 2.0 ** min(self.errors - 1, 60), self.max_interval
         )
         if self.on_error is not None:
-            self.on_error(error)
+            try:
+                self.on_error(error)
+            except Exception:  # a hook must never stop the refreshes
+                _log.exception(
+                    "balancekit discovery: on_error hook of %s raised on %r",
+                    describe(self.source),
+                    error,
+                )
 
 
 class Watcher(_Policy):
@@ -135,7 +161,7 @@ class Watcher(_Policy):
         self.refresh()
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"balancekit-discovery-{self.source!r}", daemon=True
+            target=self._run, name=f"balancekit-discovery-{describe(self.source)}", daemon=True
         )
         self._thread.start()
         return self
@@ -147,8 +173,13 @@ class Watcher(_Policy):
             except Exception as error:  # keep the membership; back off
                 self.failed(error)
 
+    def is_alive(self) -> bool:
+        """Whether the refresh thread is running (started and not stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop refreshing and wait up to ``timeout`` seconds for the thread (one resolve)."""
+        timeout = seconds("timeout", timeout, zero=True, high=LONGEST_WAIT)
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
@@ -192,6 +223,10 @@ class AsyncWatcher(_Policy):
         await self.refresh()
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
+
+    def is_alive(self) -> bool:
+        """Whether the refresh task is running (started, not stopped, not finished)."""
+        return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
         while self.interval != math.inf:
