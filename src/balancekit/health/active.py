@@ -9,6 +9,11 @@ same :class:`~balancekit.health.HealthTracker` as passive health, so panic mode 
 - :class:`TcpCheck`: a TCP connect within ``timeout``;
 - :class:`HttpCheck`: ``GET path`` over HTTP/1.1, passing when the status is in ``expected``.
 
+``timeout`` bounds a whole probe, sync or async: connect, send and every read share one
+deadline, and an HTTP probe reads at most 64 KiB of headers and 1 KiB of body (see
+:mod:`balancekit.health._wire`), so a server that drips bytes or promises a huge body fails or
+passes within ``timeout``, never holding up a round or the checker's memory.
+
 Run it as a daemon thread (:meth:`ActiveChecker.start` / :meth:`~ActiveChecker.stop`, or
 ``with checker.running():``), as an asyncio task (``task = checker.start_task()``; probes of one
 round run concurrently), or drive it yourself with :meth:`~ActiveChecker.check_once`.
@@ -22,10 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import random
-import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -33,6 +37,7 @@ from .._core import BalancerBase
 from .._endpoint import Endpoint, split_address
 from .._errors import InvalidOption
 from .._options import integer, number, seconds
+from ._wire import ResponseReader, connect, left
 from .passive import PassiveHealth
 from .tracker import HealthTracker, health_of, with_health
 
@@ -46,16 +51,22 @@ class Check(Protocol):
     async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]: ...
 
 
+#: The longest ``timeout`` or ``interval`` accepted (one day): finite, and far below
+#: ``threading.TIMEOUT_MAX``, past which a wait raises OverflowError instead of waiting.
+LONGEST_WAIT = 86_400.0
+
+
 class TcpCheck:
     """Pass when a TCP connection to the endpoint opens within ``timeout`` seconds."""
 
     def __init__(self, *, timeout: float = 1.0) -> None:
-        self.timeout = seconds("timeout", timeout)
+        self.timeout = seconds("timeout", timeout, high=LONGEST_WAIT)
 
     def check(self, endpoint: Endpoint) -> tuple[bool, str]:
+        host, port = split_address(endpoint.address)
         try:
-            with socket.create_connection(split_address(endpoint.address), self.timeout):
-                return True, "connected"
+            connect(host, port, time.monotonic() + self.timeout).close()
+            return True, "connected"
         except OSError as error:
             return False, f"connect failed: {error}"
 
@@ -108,27 +119,37 @@ class HttpCheck:
             raise InvalidOption(f"expected must be a tuple of HTTP status codes, not {expected!r}")
         self.path = path
         self.expected = expected
-        self.timeout = seconds("timeout", timeout)
+        self.timeout = seconds("timeout", timeout, high=LONGEST_WAIT)
         self.host = host
 
     def _verdict(self, status: int) -> tuple[bool, str]:
         passed = status in self.expected
         return passed, f"HTTP {status}" + ("" if passed else f", expected {self.expected}")
 
+    def _request(self, endpoint: Endpoint) -> bytes:
+        return (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host or endpoint.address}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("ascii")  # path and host were checked to be visible ASCII
+
     def check(self, endpoint: Endpoint) -> tuple[bool, str]:
+        """Probe once; at most ``timeout`` seconds in all (after name resolution)."""
         host, port = split_address(endpoint.address)
-        connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        response = ResponseReader()
         try:
-            connection.request("GET", self.path, headers={"Host": self.host or endpoint.address})
-            response = connection.getresponse()
-            response.read()
+            with connect(host, port, deadline) as sock:
+                sock.settimeout(left(deadline))
+                sock.sendall(self._request(endpoint))  # the timeout bounds the whole send
+                while not response.done:
+                    sock.settimeout(left(deadline))
+                    response.feed(sock.recv(4096))
             return self._verdict(response.status)
-        except (OSError, http.client.HTTPException, ValueError) as error:
+        except (OSError, ValueError) as error:  # TimeoutError is an OSError
             return False, f"request failed: {error!r}"
-        finally:
-            connection.close()
 
     async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]:
+        """Probe once without blocking the loop; at most ``timeout`` seconds in all."""
         try:
             return await asyncio.wait_for(self._aget(endpoint), self.timeout)
         except (TimeoutError, OSError, ValueError) as error:
@@ -138,17 +159,12 @@ class HttpCheck:
         host, port = split_address(endpoint.address)
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            request = (
-                f"GET {self.path} HTTP/1.1\r\nHost: {self.host or endpoint.address}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(request.encode("ascii"))
+            writer.write(self._request(endpoint))
             await writer.drain()
-            status_line = await reader.readline()
-            parts = status_line.split()
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-                raise ValueError(f"not an HTTP status line: {status_line[:80]!r}")
-            return self._verdict(int(parts[1]))
+            response = ResponseReader()
+            while not response.done:
+                response.feed(await reader.read(4096))
+            return self._verdict(response.status)
         finally:
             writer.close()
             with contextlib.suppress(OSError):
@@ -186,7 +202,7 @@ class ActiveChecker:
             getattr(check, "acheck", None)
         ):
             raise InvalidOption(f"check must have check() and acheck() methods, not {check!r}")
-        interval = seconds("interval", interval)
+        interval = seconds("interval", interval, high=LONGEST_WAIT)
         jitter = number("jitter", jitter, high=1, low_open=False)
         rise, fall = integer("rise", rise, 1, 1000), integer("fall", fall, 1, 1000)
         if rng is not None and not isinstance(rng, random.Random):
@@ -284,7 +300,10 @@ class ActiveChecker:
             self._stop.wait(self.next_delay())
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the thread (after its current round) and wait for it."""
+        """Stop the thread (after its current round) and wait for it, at most ``timeout`` seconds
+        (None: until the round ends, which each probe's own timeout bounds)."""
+        if timeout is not None:
+            timeout = seconds("timeout", timeout, zero=True, high=LONGEST_WAIT)
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None:
