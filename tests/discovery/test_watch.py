@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 import balancekit as bk
 from balancekit.discovery import DNS, AsyncWatcher, Snapshot, Watcher
 
-FAST = {"min_interval": 0.01, "error_interval": 0.01, "max_interval": 0.02}
+FAST: dict[str, Any] = {"min_interval": 0.01, "error_interval": 0.01, "max_interval": 0.02}
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:

@@ -6,6 +6,8 @@ the tracker's panic flag is exactly ``2 * healthy < up`` (threshold 0.5); a pick
 never an ejected endpoint; after a pick, no ejection past its deadline is still in force; every
 ejection left at most ``ejection_limit(members)`` endpoints ejected; a ramping endpoint's share
 never falls while it stays in rotation, and is full (it stops ramping) once the window is over.
+Active-check verdicts join in: a check-failed endpoint is not healthy, and a verdict that brings
+an ejected endpoint back up (down, then up) ends its ejection at once.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
             self.last_share: dict[str, float] = {}
             self.picks = 0
             self.panic_events = 0
+            self.check_down: set[str] = set()
 
         def key(self) -> str | None:
             self.picks += 1
@@ -93,7 +96,7 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
         def eligible(self) -> set[str]:
             stats = self.lb.stats()
             up = {a for a, s in stats.items() if s.up}
-            healthy = {a for a in up if not stats[a].ejected}
+            healthy = {a for a in up if not stats[a].ejected and a not in self.check_down}
             return up if in_panic(len(healthy), len(up)) else healthy
 
         @rule(address=st.sampled_from(ADDRESSES), weight=st.integers(1, 3))
@@ -109,7 +112,33 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
                 self.lb.remove(address)
                 del self.members[address]
                 self.until.pop(address, None)
+                self.check_down.discard(address)  # a re-added endpoint starts up
             self.after_step()
+
+        @precondition(lambda self: bool(self.members))
+        @rule(address=st.sampled_from(ADDRESSES), healthy=st.booleans())
+        def check(self, address: str, healthy: bool) -> None:
+            """An active checker's verdict (after its rise/fall thresholds)."""
+            if address not in self.members:
+                return
+            recovered = healthy and address in self.check_down
+            ejected = address in self.ejected()
+            self.tracker.set_check(address, healthy, "" if healthy else "probe failed")
+            (self.check_down.discard if healthy else self.check_down.add)(address)
+            if recovered and ejected:  # down, then up: the ejection ends now
+                assert address not in self.ejected()
+                note_event("a check ended an ejection")
+            elif ejected:
+                assert address in self.ejected()
+            self.after_step()
+
+        @precondition(lambda self: bool(self.tracker.ejected()))
+        @rule(index=st.integers(0, 10))
+        def check_sees_a_restart(self, index: int) -> None:
+            """Checks see an ejected endpoint go down and come back: its ejection ends now."""
+            ejected = self.tracker.ejected()
+            self.check(ejected[index % len(ejected)], False)
+            self.check(ejected[index % len(ejected)], True)
 
         @rule(address=st.sampled_from(ADDRESSES), up=st.booleans())
         def mark(self, address: str, up: bool) -> None:
@@ -192,9 +221,10 @@ def make_machine(case: Case) -> type[RuleBasedStateMachine]:
         @invariant()
         def panic_is_exact(self) -> None:
             stats = self.lb.stats()
-            up = [s for s in stats.values() if s.up]
-            healthy = [s for s in up if not s.ejected]
+            up = [a for a, s in stats.items() if s.up]
+            healthy = [a for a in up if not stats[a].ejected and a not in self.check_down]
             assert self.tracker.panic == in_panic(len(healthy), len(up))
+            assert set(self.tracker.checked_down()) == self.check_down
             assert set(self.tracker.ejected()) == {a for a, s in stats.items() if s.ejected}
             self.lb._check_invariants()  # type: ignore[attr-defined]
             self.tracker._check_invariants()

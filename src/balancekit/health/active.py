@@ -4,7 +4,8 @@ An :class:`ActiveChecker` probes every member of a balancer on an interval with 
 consecutive passes and failures per endpoint, and after ``fall`` failures in a row takes the
 endpoint out of rotation, after ``rise`` passes in a row puts it back. Its verdicts go to the
 same :class:`~balancekit.health.HealthTracker` as passive health, so panic mode counts them too
-(a balancer without a tracker gets one with passive detection off). Probes:
+(a balancer without a tracker gets one with passive detection off), and an endpoint whose
+verdict goes from down back to up has any passive ejection ended early. Probes:
 
 - :class:`TcpCheck`: a TCP connect within ``timeout``;
 - :class:`HttpCheck`: ``GET path`` over HTTP/1.1, passing when the status is in ``expected``.
@@ -209,7 +210,7 @@ class ActiveChecker:
             raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
         tracker = health_of(balancer)
         if tracker is None:
-            with_health(balancer, PassiveHealth(consecutive_failures=None))
+            with_health(balancer, PassiveHealth(consecutive_failures=None, failure_rate=None))
             tracker = health_of(balancer)
         assert tracker is not None
         self.tracker: HealthTracker = tracker

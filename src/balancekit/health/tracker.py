@@ -45,7 +45,6 @@ class _Record:
         "check_down",
         "consecutive",
         "ejections",
-        "failures",
         "outcomes",
         "ramp_start",
         "ramp_step",
@@ -55,8 +54,8 @@ class _Record:
 
     def __init__(self) -> None:
         self.consecutive = 0  # failed releases in a row
-        self.outcomes: deque[bool] = deque()  # last `window` outcomes, True = failed
-        self.failures = 0  # failed outcomes in `outcomes`
+        # The last `window` outcomes, True = failed (given its maxlen by the first observation).
+        self.outcomes: deque[bool] = deque()
         self.ejections = 0  # the ejection-time multiplier
         self.until = 0.0  # end of the current ejection
         self.returned_at = -math.inf  # when the last ejection ended
@@ -67,7 +66,6 @@ class _Record:
     def forget_outcomes(self) -> None:
         self.consecutive = 0
         self.outcomes.clear()
-        self.failures = 0
 
 
 def _record(state: EndpointState) -> _Record:
@@ -108,6 +106,7 @@ class HealthTracker:
         self._was_eligible: set[int] | None = None  # None until the first refresh: no ramp then
         self._detects = passive.consecutive_failures is not None or passive.failure_rate is not None
         self._streaks_only = passive.failure_rate is None  # a success without a streak is no news
+        self._window = passive.window
 
     # -- the hooks the base calls -----------------------------------------------------------------
 
@@ -118,10 +117,21 @@ class HealthTracker:
 
     def observe(self, state: EndpointState, ok: bool) -> None:
         """Learn a release's outcome; eject the endpoint when a threshold is crossed."""
-        if ok and self._streaks_only:
+        if ok:
             record = state.health
-            if record is None or record.consecutive == 0:
-                return  # the common case: nothing to learn, no lock
+            if self._streaks_only:
+                if record is None or record.consecutive == 0:
+                    return  # the common case: nothing to learn, no lock
+            elif (
+                record is not None
+                and record.consecutive == 0
+                and record.outcomes.maxlen == self._window
+            ):
+                # The common case with a rate window: no lock either. deque.append is atomic in
+                # CPython and its maxlen drops the oldest outcome; failures are counted under the
+                # lock. A success landing while the endpoint is ejected is wiped at its return.
+                record.outcomes.append(False)
+                return
         if not self._detects or state.retired:
             return
         lb = self._lb
@@ -131,11 +141,11 @@ class HealthTracker:
             record = _record(state)
             passive = self.passive
             record.consecutive = 0 if ok else record.consecutive + 1
+            outcomes = record.outcomes
             if passive.failure_rate is not None:
-                if len(record.outcomes) == passive.window and record.outcomes.popleft():
-                    record.failures -= 1
-                record.outcomes.append(not ok)
-                record.failures += not ok
+                if outcomes.maxlen != passive.window:  # a fresh record: give it its window
+                    outcomes = record.outcomes = deque(outcomes, maxlen=passive.window)
+                outcomes.append(not ok)
             if ok:
                 return
             if (
@@ -145,8 +155,8 @@ class HealthTracker:
                 self._eject(state, record, "consecutive_failures")
             elif (
                 passive.failure_rate is not None
-                and len(record.outcomes) >= passive.minimum_requests
-                and record.failures >= passive.failure_rate * len(record.outcomes)
+                and len(outcomes) >= passive.minimum_requests
+                and outcomes.count(True) >= passive.failure_rate * len(outcomes)
             ):
                 self._eject(state, record, "failure_rate")
 
@@ -192,7 +202,10 @@ class HealthTracker:
     # -- active checks --------------------------------------------------------------------------
 
     def set_check(self, address: str, healthy: bool, detail: str = "") -> None:
-        """Record an active checker's verdict (after its rise/fall thresholds) for ``address``."""
+        """Record an active checker's verdict (after its rise/fall thresholds) for ``address``.
+
+        A verdict that brings an ejected endpoint back up (down, then up) ends its ejection now,
+        with ``check_ends_ejection`` (Envoy ``successful_active_health_check_uneject_host``)."""
         lb = self._lb
         with lb._lock:
             state = lb._members.get(address)
@@ -205,6 +218,8 @@ class HealthTracker:
             now = lb._clock()
             if healthy:
                 self._emit(CheckPassed(address=address, at=now))
+                if state.ejected and self.passive.check_ends_ejection:
+                    self._return(state, record, now, early=True)
             else:
                 self._emit(CheckFailed(address=address, at=now, detail=detail))
             lb._refresh()
@@ -281,10 +296,13 @@ class HealthTracker:
         )
         self._lb._refresh()
 
-    def _return(self, state: EndpointState, record: _Record, now: float) -> None:
+    def _return(
+        self, state: EndpointState, record: _Record, now: float, *, early: bool = False
+    ) -> None:
         state.ejected = False
         del self._ejected[id(state)]
-        record.returned_at = record.until
+        record.returned_at = now if early else record.until
+        record.until = min(record.until, now)
         record.forget_outcomes()
         self._emit(Returned(address=state.endpoint.address, at=now))
 

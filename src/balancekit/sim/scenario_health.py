@@ -4,7 +4,8 @@ Ten servers of the default mixed fleet at a modest load (200 requests/s, so a ru
 simulated minutes: several ejections and returns); from 5 % of the run, 10.0.0.3:8080 fails
 50 % of its requests. Each strategy runs twice on the same arrivals (common random numbers):
 bare, and with :func:`~balancekit.with_health` and default :class:`~balancekit.PassiveHealth`
-(5 consecutive failures eject for 30 s, growing by 30 s per repeat, at most 10 % of the pool).
+(5 consecutive failures, or a quarter of the last 100 once 50 are seen, eject for 30 s, growing
+by 30 s per repeat, at most half the pool).
 The figure is the share of requests that failed as clients saw them, and the reduction factor.
 
 Run it::
