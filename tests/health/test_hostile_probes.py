@@ -165,6 +165,33 @@ def test_endless_headers_fail_the_probe(hostile: Start) -> None:
     assert not passed and "exceed" in detail
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ],
+)
+def test_a_complete_answer_on_a_connection_kept_open_passes(hostile: Start, answer: bytes) -> None:
+    """A server that ignores ``Connection: close``: the probe must see the response's end."""
+    ref: list[HostileServer] = []
+
+    def keep_open(conn: socket.socket, stop: threading.Event) -> None:
+        ref[0].send(conn, answer)
+        stop.wait(5)
+
+    server = hostile(keep_open)
+    ref.append(server)
+    probe = HttpCheck(timeout=3.0, expected=(200, 204))
+    for passed, detail in (
+        probe.check(endpoint(server)),
+        asyncio.run(probe.acheck(endpoint(server))),
+    ):
+        assert passed, detail
+
+
 @pytest.mark.parametrize("kind", ["drip", "huge"])
 def test_the_async_probe_is_bounded_alike(hostile: Start, kind: str) -> None:
     ref: list[HostileServer] = []
@@ -202,6 +229,9 @@ def test_probe_timeouts_must_be_finite(option: str, value: object) -> None:
             kind(**{option: value})  # type: ignore[arg-type]
     with pytest.raises(bk.InvalidOption, match="interval"):
         ActiveChecker(bk.RoundRobin(["10.0.0.1:80"]), interval=value)  # type: ignore[arg-type]
+    if value != 0:
+        with pytest.raises(bk.InvalidOption, match="timeout"):
+            ActiveChecker(bk.RoundRobin(["10.0.0.1:80"])).stop(value)  # type: ignore[arg-type]
 
 
 # -- the response reader, property-based --------------------------------------------------------
@@ -216,21 +246,27 @@ def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
 @given(
     status=st.integers(100, 599),
     body=st.binary(max_size=3000),
-    length=st.booleans(),
+    framing=st.sampled_from(["length", "chunked", "close"]),
     cuts=st.lists(st.integers(0, 10_000), max_size=20),
 )
 def test_a_response_parses_the_same_however_it_is_split(
-    status: int, body: bytes, length: bool, cuts: list[int]
+    status: int, body: bytes, framing: str, cuts: list[int]
 ) -> None:
     head = b"HTTP/1.1 %d Whatever\r\nServer: x\r\n" % status
-    if length:
+    if framing == "length":
         head += b"Content-Length: %d\r\n" % len(body)
+    elif framing == "chunked":
+        head += b"Transfer-Encoding: chunked\r\n"
+        body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
     data = head + b"\r\n" + body
     reader = ResponseReader()
     for piece in pieces(data, cuts):
         reader.feed(piece)
-    if not reader.done:
-        reader.feed(b"")  # end of stream
+    if framing == "close" and status >= 200 and status not in (204, 304) and len(body) < 1024:
+        assert not reader.done  # only the end of the stream ends such a body
+    if framing != "close" or status < 200 or status in (204, 304):
+        assert reader.done  # without waiting for the server to close
+    reader.feed(b"")  # end of stream
     assert reader.done and reader.status == status
 
 

@@ -60,16 +60,19 @@ class ResponseReader:
     """Parses an HTTP/1.x response fed in pieces: ``feed(data)``, ``feed(b"")`` at end of stream.
 
     ``done`` turns True once the status line, the headers and up to :data:`BODY_LIMIT` bytes of
-    body (fewer if ``Content-Length`` says so) have arrived; ``status`` is then the status code.
+    body have arrived, or the body ended before that (``Content-Length`` bytes, the last chunk of
+    a chunked body, or the end of the stream); ``status`` is then the status code.
     A malformed or oversized head raises ValueError. Cost: O(bytes fed), at most
     ``HEAD_LIMIT + BODY_LIMIT`` kept.
     """
 
-    __slots__ = ("_body_left", "_head", "done", "status")
+    __slots__ = ("_body_left", "_chunked", "_head", "_tail", "done", "status")
 
     def __init__(self) -> None:
         self._head = bytearray()
         self._body_left = -1  # body bytes still wanted; -1 until the head is complete
+        self._chunked = False
+        self._tail = b"\r\n"  # the body's last bytes, to see a chunked body's last chunk
         self.status = 0
         self.done = False
 
@@ -79,7 +82,7 @@ class ResponseReader:
         if self._body_left >= 0:
             if not data:  # the server closed after a short body: complete as far as we care
                 self.done = True
-            self._take_body(len(data))
+            self._take_body(data)
             return
         if not data:
             raise ValueError("the connection closed before the response's headers ended")
@@ -92,13 +95,17 @@ class ResponseReader:
             return
         if end > HEAD_LIMIT:
             raise ValueError(f"the response's headers exceed {HEAD_LIMIT} bytes")
-        body = len(self._head) - (end + 4)
+        body = bytes(self._head[end + 4 :])
         self._parse_head(bytes(self._head[:end]))
         self._head = bytearray()
         self._take_body(body)
 
-    def _take_body(self, size: int) -> None:
-        self._body_left = max(0, self._body_left - size)
+    def _take_body(self, data: bytes) -> None:
+        self._body_left = max(0, self._body_left - len(data))
+        if self._chunked:  # the last chunk, "0" CRLF CRLF (trailers are not looked for)
+            self._tail = (self._tail + data)[-7:]
+            if self._tail.endswith(b"\r\n0\r\n\r\n"):
+                self.done = True
         if self._body_left == 0:
             self.done = True
 
@@ -120,9 +127,12 @@ class ResponseReader:
             wanted = 0
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if colon and name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if colon and name == b"content-length":
                 value = value.strip()
                 if not value.isdigit() or len(value) > 20:
                     raise ValueError(f"not a Content-Length: {value[:40]!r}")
                 wanted = min(wanted, int(value))
+            elif colon and name == b"transfer-encoding" and b"chunked" in value.lower():
+                self._chunked = True
         self._body_left = wanted
