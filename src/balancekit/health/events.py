@@ -38,7 +38,8 @@ class Ejected:
 
 @dataclass(frozen=True, slots=True)
 class Returned:
-    """An ejected endpoint's ejection time ended: it is back in rotation (slow start, if set)."""
+    """An ejected endpoint is back in rotation (slow start, if set): its ejection time ended, or
+    active checks saw it go down and come back up (``PassiveHealth.check_ends_ejection``)."""
 
     address: str
     at: float
