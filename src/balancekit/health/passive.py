@@ -50,8 +50,9 @@ How it decides (Envoy outlier detection; gRPC gRFC A50; Finagle failure accrual)
   ejected, not failing active checks), selection fails open over all of them rather than
   overload the few left or raise (Envoy ``healthy_panic_threshold``, 50 %; 0 disables it).
 
-Costs: ``release`` adds O(1) under the balancer's lock (a success with no failure streak and no
-rate window skips the lock); ``select`` adds one clock read compared with one float (``due``:
+Costs: ``release`` adds O(1) under the balancer's lock (a success with no failure streak skips
+the lock: with a rate window it appends to it, atomically in CPython; a failure counts the
+window's failures, O(window)); ``select`` adds one clock read compared with one float (``due``:
 the next ejection end or slow-start step); an ejection, a return or a ramp step rebuilds the
 strategy's index once, under the lock.
 """
