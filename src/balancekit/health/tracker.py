@@ -343,6 +343,8 @@ class HealthTracker:
         assert sum(1 for state in members.values() if state.ejected) == len(self._ejected)
         for state in self._ramping.values():
             assert members.get(state.endpoint.address) is state
+        for state in members.values():  # a rate window never holds more than `window` outcomes
+            assert state.health is None or len(state.health.outcomes) <= self._window
 
 
 def with_health(
