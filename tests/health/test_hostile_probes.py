@@ -247,18 +247,19 @@ def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
     status=st.integers(100, 599),
     body=st.binary(max_size=3000),
     framing=st.sampled_from(["length", "chunked", "close"]),
+    eol=st.sampled_from([b"\r\n", b"\n"]),  # RFC 9112 lets a recipient accept a bare LF
     cuts=st.lists(st.integers(0, 10_000), max_size=20),
 )
 def test_a_response_parses_the_same_however_it_is_split(
-    status: int, body: bytes, framing: str, cuts: list[int]
+    status: int, body: bytes, framing: str, eol: bytes, cuts: list[int]
 ) -> None:
-    head = b"HTTP/1.1 %d Whatever\r\nServer: x\r\n" % status
+    head = b"HTTP/1.1 %d Whatever%sServer: x%s" % (status, eol, eol)
     if framing == "length":
-        head += b"Content-Length: %d\r\n" % len(body)
+        head += b"Content-Length: %d%s" % (len(body), eol)
     elif framing == "chunked":
-        head += b"Transfer-Encoding: chunked\r\n"
+        head += b"Transfer-Encoding: chunked" + eol
         body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
-    data = head + b"\r\n" + body
+    data = head + eol + body
     reader = ResponseReader()
     for piece in pieces(data, cuts):
         reader.feed(piece)

@@ -86,16 +86,26 @@ class ResponseReader:
             return
         if not data:
             raise ValueError("the connection closed before the response's headers ended")
-        start = max(0, len(self._head) - 3)  # the blank line may straddle two pieces
+        start = max(0, len(self._head) - 2)  # the blank line may straddle two pieces
         self._head += data
-        end = self._head.find(b"\r\n\r\n", start)
-        if end < 0:
+        # The head ends at an empty line: LF, optionally after CR (RFC 9112 section 2.2 lets a
+        # recipient take a bare LF as a line end, as http.client does).
+        ends = [
+            (at, at + size)
+            for at, size in (
+                (self._head.find(b"\n\r\n", start), 3),
+                (self._head.find(b"\n\n", start), 2),
+            )
+            if at >= 0
+        ]
+        if not ends:
             if len(self._head) > HEAD_LIMIT:
                 raise ValueError(f"the response's headers exceed {HEAD_LIMIT} bytes")
             return
+        end, body_start = min(ends)
         if end > HEAD_LIMIT:
             raise ValueError(f"the response's headers exceed {HEAD_LIMIT} bytes")
-        body = bytes(self._head[end + 4 :])
+        body = bytes(self._head[body_start:])
         self._parse_head(bytes(self._head[:end]))
         self._head = bytearray()
         self._take_body(body)
@@ -110,7 +120,7 @@ class ResponseReader:
             self.done = True
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
+        lines = [line.removesuffix(b"\r") for line in head.split(b"\n")]
         if len(lines) > MAX_HEADERS + 1:
             raise ValueError(f"the response has more than {MAX_HEADERS} header lines")
         parts = lines[0].split(None, 2)
