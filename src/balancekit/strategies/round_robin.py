@@ -46,6 +46,8 @@ class _ScheduleBalancer(BalancerBase):
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
+        if state.retired:  # removed since we read the schedule: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
