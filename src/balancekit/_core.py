@@ -116,10 +116,15 @@ def _invalid_lease(lease: object) -> InvalidLease:
     )
 
 
+_PLAIN_COLLECTIONS = frozenset({set, frozenset, list, tuple, dict})
+
+
 def check_avoid(avoid: object) -> None:
     """Refuse an ``avoid=`` that is not a collection of addresses: one string (``in`` would
     match substrings), or something without ``in``/``len`` (an int, a generator ``in`` would
     consume)."""
+    if type(avoid) in _PLAIN_COLLECTIONS:
+        return  # the common case, without the ABC check below (~0.2 us)
     if isinstance(avoid, str | bytes):
         raise InvalidOption(
             f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
