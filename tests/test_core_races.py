@@ -215,3 +215,45 @@ def test_avoid_must_be_a_collection_of_addresses(name: str) -> None:
     assert len(lb) == 2
     with pytest.raises(bk.InvalidOption, match="endpoints"):
         type(lb)(7)  # type: ignore[call-arg,arg-type]
+
+
+def test_wrr_picks_racing_switches_between_precomputed_and_online() -> None:
+    # Weight changes flip WeightedRoundRobin between a precomputed cycle (with a transient after
+    # each change) and NGINX's loop stepped online; picks racing the flips must stay valid.
+    lb = bk.WeightedRoundRobin([bk.Endpoint("h0:80", weight=3), "h1:80", "h2:80"])
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 2.0
+
+    def churn() -> None:
+        try:
+            for i in range(2000):
+                if time.monotonic() > stop:
+                    break
+                lb.set_weight("h0:80", 10**6 if i % 2 else 1 + i % 5)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def pick() -> None:
+        try:
+            for _ in range(20_000):
+                if time.monotonic() > stop:
+                    break
+                lb.release(lb.select(avoid={"h1:80"} if _ % 3 == 0 else ()))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=churn)] + [
+            threading.Thread(target=pick) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+    assert in_flight(lb) == 0
+    lb._check_invariants()

@@ -262,26 +262,30 @@ class WeightedRoundRobin(_ScheduleBalancer):
         return result
 
     def _pick_online(self, avoid: Collection[str]) -> EndpointState:
-        online, origin = self._online, self._origin
-        if online is not None:  # Envoy's EDF, or a smooth cycle too long to precompute
-            states, sequence, _ = online
-            if not states:
+        # Each branch reads one attribute once: a rebuild assigns them one after another.
+        if self._envoy_order:
+            online = self._online
+            if online is None or not online[0]:
                 raise self._nothing_available()
+            states, sequence, _ = online
             with self._lock:
                 state = states[next(sequence)]
             position = next(self._counter)  # only for avoid's rotation
-        elif origin is not None:  # the transient after a change, then the cycle
+        else:
+            origin = self._origin
+            if origin is None:
+                raise self._nothing_available()
             position = next(self._counter)
-            made = position - origin.base
-            if made < len(origin.transient):
-                state = origin.states[origin.transient[made]]
-            else:
+            if origin.stepper is not None:  # a cycle too long to precompute: NGINX's loop
+                with self._lock:
+                    state = origin.states[next(origin.stepper)]
+            elif position - origin.base < len(origin.transient):  # the transient after a change
+                state = origin.states[origin.transient[position - origin.base]]
+            else:  # then the cycle
                 state = origin.rotated[position % len(origin.rotated)]
-                with self._lock:  # from now on the cycle: the lock-free fast path again
+                with self._lock:  # from now on the lock-free fast path
                     if self._origin is origin:
                         self._schedule = origin.rotated
-        else:
-            raise self._nothing_available()
         if avoid and state.endpoint.address in avoid:
             return self._not_avoided(position, avoid)
         return state
