@@ -204,6 +204,8 @@ def test_avoid_must_be_a_collection_of_addresses(name: str) -> None:
             lb.can_select(bad)  # type: ignore[arg-type]  # on main: substring matching
         with pytest.raises(bk.InvalidOption, match="avoid"):
             lb.select(avoid=bad)  # type: ignore[arg-type]
+    with pytest.raises(bk.InvalidOption, match="avoid"):
+        lb.can_select([["10.0.0.1:8080"], "x:1", "y:1"])  # type: ignore[list-item]
     assert lb.can_select(["10.0.0.1:8080"]) and lb.can_select({"10.0.0.1:8080": 1}.keys())
     assert not lb.can_select(["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.1:8080"])
     assert lb.can_select(["10.0.0.1:8080", "x:1", "y:1"])

@@ -268,6 +268,9 @@ class BalancerBase:
         substrings); O(len(avoid)).
         """
         check_avoid(avoid)
+        for address in avoid:
+            if not isinstance(address, str):
+                raise InvalidOption(f"avoid holds addresses (str), not {address!r}")
         self._catch_up_health()
         eligible = self._eligible_by_address  # one read: a concurrent rebuild swaps it whole
         if len(avoid) < len(eligible):
