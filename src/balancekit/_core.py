@@ -45,6 +45,8 @@ Clock = Callable[[], float]
 # Strategies that inline ``select`` (round robin, least connections) import these two.
 TOKENS = itertools.count(1)
 new_lease = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+#: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
+STATS_TRIES = 8
 
 
 @runtime_checkable
@@ -114,6 +116,30 @@ def _invalid_lease(lease: object) -> InvalidLease:
     )
 
 
+_PLAIN_COLLECTIONS = frozenset({set, frozenset, list, tuple, dict})
+
+
+def check_avoid(avoid: object) -> None:
+    """Refuse an ``avoid=`` that is not a collection of addresses: one string (``in`` would
+    match substrings), or something without ``in``/``len`` (an int, a generator ``in`` would
+    consume)."""
+    if type(avoid) in _PLAIN_COLLECTIONS:
+        return  # the common case, without the ABC check below (~0.2 us)
+    if isinstance(avoid, str | bytes):
+        raise InvalidOption(
+            f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
+        )
+    if not isinstance(avoid, Collection):
+        raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
+
+
+def check_endpoints(endpoints: object) -> Iterable[EndpointLike]:
+    """Refuse endpoints that are not an iterable (``update(5)``) with :class:`InvalidOption`."""
+    if not isinstance(endpoints, Iterable):
+        raise InvalidOption(f"endpoints must be a list of endpoints, not {endpoints!r}")
+    return endpoints
+
+
 def check_clock(clock: object) -> Clock:
     """Validate a ``clock=`` option."""
     if not callable(clock):
@@ -146,7 +172,7 @@ class BalancerBase:
         # instance in ~24 ns (it does not specialise the latter); ~45 ns per select+release.
         self._health = None
         self._observes = self._observes_release
-        for endpoint in as_endpoints(endpoints):
+        for endpoint in as_endpoints(check_endpoints(endpoints)):
             self._members[endpoint.address] = EndpointState(endpoint, next(self._order))
 
     def _start(self) -> None:
@@ -192,10 +218,8 @@ class BalancerBase:
         ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
         the pool is empty, every endpoint is down, or every eligible one is avoided.
         """
-        if avoid and isinstance(avoid, str | bytes):
-            raise InvalidOption(
-                f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
-            )
+        if avoid:
+            check_avoid(avoid)
         health = self._health  # _catch_up_health, inlined on the hot path
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
@@ -203,7 +227,32 @@ class BalancerBase:
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
+        if state.retired:  # removed while we picked it: see _select_again
+            return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def _select_again(
+        self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
+    ) -> Lease:
+        """Finish a select whose pick was removed (``remove``/``update``) while it was made.
+
+        Picks read an index without the lock, so one may return an endpoint a concurrent
+        ``remove`` has just taken out. ``_retire`` marks the state retired *before* it reads the
+        in-flight count, and ``select`` counts the pick before it reads the mark, so either the
+        removal saw this lease (the state is kept in ``_retired``: the select happened before the
+        removal, the lease is valid and counted) or the state was dropped: then the pick never
+        counted anywhere, and it is made again under the lock, where membership cannot change.
+        """
+        with self._lock:
+            address = state.endpoint.address
+            if self._members.get(address) is state or self._retired.get(address) is state:
+                return new_lease(Lease, (state.endpoint, token, self._clock()))
+            del self._outstanding[token]  # the dropped state is garbage: nothing refers to it
+            state = self._pick(context, avoid)
+            token = next(TOKENS)
+            next(state.selected)
+            self._outstanding[token] = state
+            return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def _catch_up_health(self) -> None:
         """Let an attached health tracker do what is due (an ejection ends, a ramp steps)."""
@@ -212,12 +261,21 @@ class BalancerBase:
             health.advance()
 
     def can_select(self, avoid: Collection[str] = ()) -> bool:
-        """Whether ``select(avoid=avoid)`` would find an endpoint now (panic included); O(n).
+        """Whether ``select(avoid=avoid)`` would find an endpoint now (panic included).
 
         What :class:`~balancekit.Retry` asks before it spends a budget token and a backoff.
+        ``avoid`` is checked as ``select`` checks it (one string is refused, not matched as
+        substrings); O(len(avoid)).
         """
+        check_avoid(avoid)
+        for address in avoid:
+            if not isinstance(address, str):
+                raise InvalidOption(f"avoid holds addresses (str), not {address!r}")
         self._catch_up_health()
-        return any(address not in avoid for address in self._eligible_by_address)
+        eligible = self._eligible_by_address  # one read: a concurrent rebuild swaps it whole
+        if len(avoid) < len(eligible):
+            return True  # fewer addresses avoided than eligible: one is left
+        return len(eligible) > len({address for address in avoid if address in eligible})
 
     def select_override(self, address: EndpointLike) -> Lease | None:
         """A lease on ``address`` if a pick could return it now, else ``None``; O(1).
@@ -235,9 +293,9 @@ class BalancerBase:
             if state is None:
                 return None
             self._claim(state)
-        token = next(TOKENS)
-        next(state.selected)
-        self._outstanding[token] = state
+            token = next(TOKENS)
+            next(state.selected)  # under the lock: a remove cannot drop it between
+            self._outstanding[token] = state
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
@@ -334,7 +392,7 @@ class BalancerBase:
         Survivors keep their live state and up/down status and take the new weight and metadata;
         missing ones are removed; new ones are added. Validated before anything changes.
         """
-        wanted = as_endpoints(endpoints)
+        wanted = as_endpoints(check_endpoints(endpoints))
         with self._lock:
             keep = {endpoint.address for endpoint in wanted}
             for address in [a for a in self._members if a not in keep]:
@@ -365,9 +423,21 @@ class BalancerBase:
             return {address: self._stats_of(state) for address, state in self._members.items()}
 
     def _stats_of(self, state: EndpointState) -> EndpointStats:
-        released = count_value(state.released)
-        failed = count_value(state.failed)
-        selected = count_value(state.selected)
+        """One endpoint's counters as they were at one instant.
+
+        Selects and releases count without the lock (a release is two steps: ``released``,
+        then ``failed``), so the three counters are read in the order that keeps every derived
+        value >= 0 (``failed`` <= ``released`` <= ``selected`` at every instant), then the first
+        two again: unchanged, they held all through the read of ``selected``, so the triple is
+        one instant's. A release racing every try (``STATS_TRIES``) leaves the last ordered read,
+        still non-negative and adding up.
+        """
+        for _ in range(STATS_TRIES):
+            failed = count_value(state.failed)
+            released = count_value(state.released)
+            selected = count_value(state.selected)
+            if count_value(state.failed) == failed and count_value(state.released) == released:
+                break
         return EndpointStats(
             address=state.endpoint.address,
             weight=state.endpoint.weight,
@@ -406,17 +476,23 @@ class BalancerBase:
         return state
 
     def _retire(self, state: EndpointState) -> None:
+        """Take ``state`` out of membership; keep it in ``_retired`` while leases are out.
+
+        The mark comes first, then the in-flight read: a release that counts after the read
+        sees the mark and forgets the state (under the lock, after this), and a select that
+        counts after it sees the mark and picks again (:meth:`_select_again`). The mark stays
+        on a dropped state, so a pick still holding it from an old index never uses it.
+        """
         del self._members[state.endpoint.address]
+        state.retired = True
         if state.in_flight() > 0:
-            state.retired = True
             self._retired[state.endpoint.address] = state
 
     def _forget_if_idle(self, state: EndpointState) -> None:
         with self._lock:
-            if state.retired and state.in_flight() == 0:
-                if self._retired.get(state.endpoint.address) is state:
-                    del self._retired[state.endpoint.address]
-                state.retired = False
+            address = state.endpoint.address
+            if state.retired and state.in_flight() == 0 and self._retired.get(address) is state:
+                del self._retired[address]
 
     def _eligible(self) -> list[EndpointState]:
         """The endpoints a pick may return, in the order they joined."""

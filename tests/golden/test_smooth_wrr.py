@@ -67,3 +67,64 @@ def test_same_as_the_roundrobin_package() -> None:
     theirs = roundrobin.smooth(pairs)
     lb = bk.WeightedRoundRobin([bk.Endpoint(f"{n}:80", weight=w) for n, w in pairs])
     assert [lb.select().address[0] for _ in range(40)] == [theirs() for _ in range(40)]
+
+
+# Across membership changes NGINX keeps every surviving peer's current_weight and starts a new
+# peer at 0 (nginx src/http/modules/ngx_http_upstream_zone_module.c,
+# ngx_http_upstream_zone_resolve_handler: survivors stay in the list untouched, new peers are
+# copied from the template, a peer whose SRV weight changed is freed and made anew), and
+# ngx_http_upstream_get_peer skips a `down` peer without touching its current_weight. The
+# sequences below are traced by hand with ngx_http_upstream_get_peer's loop; currents shown
+# after each pick as (a, b, c[, d]).
+#
+# {a:5, b:1, c:1} from 0: a (-2,1,1), a (-4,2,2), b (1,-4,3).
+
+
+def three_picks() -> bk.WeightedRoundRobin:
+    lb = bk.WeightedRoundRobin([bk.Endpoint("a:80", weight=5), "b:80", "c:80"])
+    assert "".join(lb.select().address[0] for _ in range(3)) == "aab"
+    return lb
+
+
+def test_a_new_peer_starts_at_zero_and_the_others_carry_theirs() -> None:
+    # + d:2 at (1,-4,3,0), W=9: a (-3,-3,4,2), c (2,-2,-4,4), a (-2,-1,-3,6), d (3,0,-2,-1),
+    # a (-1,1,-1,1), a (-5,2,0,3), d (0,3,1,-4), a (-4,4,2,-2), b (1,-4,3,0) = the start again.
+    lb = three_picks()
+    lb.add(bk.Endpoint("d:80", weight=2))
+    assert "".join(lb.select().address[0] for _ in range(18)) == "acadaadab" * 2
+    lb._check_invariants()
+
+
+def test_a_weight_change_restarts_that_peer_only() -> None:
+    # c:1 -> c:3 at (1,-4,0), W=9: a (-3,-3,3), c (2,-2,-3), a (-2,-1,0), a (-6,0,3),
+    # c (-1,1,-3), a (-5,2,0), b (0,-6,3), c (5,-5,-3), a (1,-4,0) = the start again.
+    # (main went on with the fresh cycle "acabacaca" from position 3: "bacacaaca".)
+    lb = three_picks()
+    lb.set_weight("c:80", 3)
+    assert "".join(lb.select().address[0] for _ in range(18)) == "acaacabca" * 2
+    lb._check_invariants()
+
+
+def test_a_down_peer_keeps_its_current_weight() -> None:
+    # b down at (1,-4,3): a, c step with W=6: a (0,_,4), a (-1,_,5), c (4,_,0), a (3,_,1),
+    # a (2,_,2), a (1,_,3). b up again at (1,-4,3): the original sequence goes on from pick 4.
+    lb = three_picks()
+    lb.mark_down("b:80")
+    assert "".join(lb.select().address[0] for _ in range(6)) == "aacaaa"
+    lb.mark_up("b:80")
+    assert "".join(lb.select().address[0] for _ in range(11)) == "acaa" + "aabacaa"
+    lb.update([bk.Endpoint("a:80", weight=5), "b:80", "c:80"])  # no change: nothing restarts
+    assert "".join(lb.select().address[0] for _ in range(7)) == "aabacaa"
+
+
+def test_avoid_past_the_schedule_limit_is_one_step() -> None:
+    # Issue 10.6: weights (1e6, 999999, 1) with the two heavy ones avoided scanned the cycle
+    # (1.7-11 s per select on main). Now the position advances by one and the pick is taken
+    # among the endpoints not avoided; plain picks then go on exactly as NGINX's sequence.
+    weights = [1_000_000, 999_999, 1]
+    lb = bk.WeightedRoundRobin([bk.Endpoint(f"h{i}:80", weight=w) for i, w in enumerate(weights)])
+    assert lb._online is not None
+    for _ in range(3):
+        assert lb.select(avoid={"h0:80", "h1:80"}).address == "h2:80"
+    picks = [int(lb.select().address[1]) for _ in range(40)]
+    assert picks == nginx_reference(weights, 43)[3:]

@@ -9,19 +9,18 @@ endpoints in weighted round robin, so a server that is busier per query gets few
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from array import array
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from .._core import BalancerBase, Clock
-from .._endpoint import EndpointLike
+from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._state import EndpointState
+from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
 
 __all__ = ["STRIDE_MAX_WEIGHT", "LoadReport", "LoadReportWeightedRoundRobin", "stride_weights"]
 
@@ -32,96 +31,12 @@ STRIDE_MAX_RATIO = 10.0
 #: ... nor less than this fraction of the mean (gRPC's ``kMinRatio``).
 STRIDE_MIN_RATIO = 0.01
 
+#: Scheduler candidates a pick tries against ``avoid`` before it takes the next endpoint not
+#: avoided in order (so a pick costs O(len(avoid)) at worst, whatever the weights).
+AVOID_CANDIDATES = 8
+
 #: Shortest ``weight_update_period`` (A58: "values less than 100ms are capped at 100ms").
 MIN_UPDATE_PERIOD = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class LoadReport:
-    """One load report from a server (the ORCA fields A58 uses).
-
-    ``cpu_utilization`` and ``application_utilization`` are fractions (1.0 = one core busy; may
-    exceed 1); the latter, when above 0, is used instead of the former. ``qps`` and ``eps`` are
-    the server's queries and errors per second.
-
-    >>> LoadReport(cpu_utilization=0.5, qps=100.0)
-    LoadReport(cpu_utilization=0.5, qps=100.0, eps=0.0, application_utilization=0.0)
-    """
-
-    cpu_utilization: float = 0.0
-    qps: float = 0.0
-    eps: float = 0.0
-    application_utilization: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("cpu_utilization", "qps", "eps", "application_utilization"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidOption(f"LoadReport.{name} must be a number, not {value!r}")
-            if not 0 <= value < math.inf:
-                raise InvalidOption(f"LoadReport.{name} must be finite and >= 0, not {value!r}")
-
-    @classmethod
-    def from_header(cls, value: str) -> LoadReport:
-        """Parse an ORCA ``endpoint-load-metrics`` response header, TEXT or JSON format.
-
-        ``rps_fractional`` is the qps; ``cpu_utilization``, ``application_utilization`` and
-        ``eps`` keep their names; other metrics (``mem_utilization``, ``named_metrics.*``) are
-        ignored. The BIN format (a base64 protobuf) is not supported.
-
-        >>> LoadReport.from_header("TEXT cpu_utilization=0.3, rps_fractional=10, eps=1")
-        LoadReport(cpu_utilization=0.3, qps=10.0, eps=1.0, application_utilization=0.0)
-        >>> LoadReport.from_header('JSON {"cpu_utilization": 0.5, "rps_fractional": 4}').qps
-        4.0
-        """
-        if not isinstance(value, str):
-            raise InvalidOption(f"an endpoint-load-metrics header is a str, not {value!r}")
-        kind, _, body = value.strip().partition(" ")
-        fields: dict[str, object]
-        if kind == "TEXT":
-            fields = {}
-            for item in body.split(","):
-                key, sep, text = item.partition("=")
-                if not sep:
-                    raise InvalidOption(f"cannot parse {item.strip()!r} in {value!r}: key=value")
-                fields[key.strip()] = text.strip()
-        elif kind == "JSON":
-            try:
-                parsed = json.loads(body)
-            except ValueError as exc:
-                raise InvalidOption(f"invalid JSON in endpoint-load-metrics: {exc}") from None
-            if not isinstance(parsed, dict):
-                raise InvalidOption(f"endpoint-load-metrics JSON must be an object: {value!r}")
-            fields = parsed
-        else:
-            raise InvalidOption(
-                f"endpoint-load-metrics must start with TEXT or JSON (BIN is not supported),"
-                f" not {value!r}"
-            )
-        numbers: dict[str, float] = {}
-        for header_key, name in _ORCA_FIELDS.items():
-            if header_key in fields:
-                try:
-                    numbers[name] = float(fields[header_key])  # type: ignore[arg-type]
-                except (TypeError, ValueError):
-                    raise InvalidOption(f"{header_key} must be a number in {value!r}") from None
-        return cls(**numbers)
-
-    def weight(self, error_utilization_penalty: float = 1.0) -> float:
-        """A58's weight for this report, 0 when it carries no usable load (UpdateWeight)."""
-        utilization = self.application_utilization or self.cpu_utilization
-        if utilization > 0 and self.qps > 0:
-            utilization += self.eps / self.qps * error_utilization_penalty
-        return self.qps / utilization if utilization > 0 else 0.0
-
-
-#: ORCA ``OrcaLoadReport`` field (xds/data/orca/v3/orca_load_report.proto) -> LoadReport field.
-_ORCA_FIELDS = {
-    "cpu_utilization": "cpu_utilization",
-    "application_utilization": "application_utilization",
-    "rps_fractional": "qps",
-    "eps": "eps",
-}
 
 
 class _Weight:
@@ -148,6 +63,8 @@ def stride_weights(weights: list[float]) -> array[int] | None:
     is capped at :data:`STRIDE_MAX_RATIO` x the mean and scaled to :data:`STRIDE_MAX_WEIGHT`;
     none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1).
     """
+    # Clamped as LoadReport.weight clamps (finite, float32's range), so any input is safe here.
+    weights = [min(weight, MAX_WEIGHT) if weight >= MIN_WEIGHT else 0.0 for weight in weights]
     positive = [weight for weight in weights if weight > 0]
     if len(positive) < 2:
         return None
@@ -178,6 +95,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
       utilization or no qps is ignored;
     * ``blackout_period``: a weight counts only after reports have come for this long (after the
       first report, after expiry, and after an endpoint comes back up with ``mark_up``);
+      ``blackout_period=0`` skips the test entirely, as C-core's ``GetWeight`` does, so an
+      endpoint back up keeps its unexpired weight;
+    * a weight is clamped to a finite range (:data:`~balancekit.strategies._orca.MAX_WEIGHT`,
+      float32's, as C-core keeps weights in a ``float``), so no report can break a pick;
     * ``weight_expiration_period``: a weight not refreshed for this long stops counting;
     * endpoints without a valid weight get the mean of the valid ones; with fewer than two
       valid weights, plain round robin;
@@ -190,6 +111,8 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     largest scaled weight is 65535, so a pick takes at most *n* steps and about
     ``65535 / mean`` (at most ~10) on average: O(1), lock-free, weights in an ``array('H')``
     (2 bytes per endpoint). A58 first described an EDF scheduler; gRPC replaced it with this.
+    With ``avoid``, up to :data:`AVOID_CANDIDATES` scheduler candidates are tried, then the next
+    endpoint not avoided in order is taken: O(len(avoid)) more at worst, never O(n).
 
     Deviation, for determinism: A58's ``GetWeight`` clears ``non_empty_since`` when it finds a
     weight expired; here reads change nothing and a report that arrives after expiry restarts
@@ -258,7 +181,9 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         weight = load.weight(self._penalty)
         with self._lock:
             if isinstance(target, Lease):
-                address = target.endpoint.address
+                if not isinstance(target[0], Endpoint):
+                    raise InvalidOption(f"target must be a Lease from select, not {target!r}")
+                address = target[0].address
                 if address not in self._members:
                     return
             else:
@@ -283,11 +208,13 @@ class LoadReportWeightedRoundRobin(BalancerBase):
 
     def _weight_of(self, address: str, now: float) -> float:
         record = self._weights.get(address)
-        if record is None or record.non_empty_since is None:
+        if record is None or now - record.last_updated >= self._expiration:
             return 0.0
-        if now - record.last_updated >= self._expiration:
-            return 0.0
-        if self._blackout > 0 and now - record.non_empty_since < self._blackout:
+        # C-core's GetWeight: the blackout test only when the period is above 0, so with
+        # blackout_period=0 an endpoint back up keeps its (unexpired) weight at once.
+        if self._blackout > 0 and (
+            record.non_empty_since is None or now - record.non_empty_since < self._blackout
+        ):
             return 0.0
         return record.weight
 
@@ -325,7 +252,8 @@ class LoadReportWeightedRoundRobin(BalancerBase):
                     return state
             raise self._nothing_available(avoid)
         top, offset = STRIDE_MAX_WEIGHT, STRIDE_MAX_WEIGHT // 2
-        for _ in range(4 * n):
+        index = candidates = 0
+        for _ in range(AVOID_CANDIDATES * n):  # a candidate within every n steps (weight 65535)
             sequence = next(counter)
             index = sequence % n
             weight = weights[index]
@@ -333,7 +261,13 @@ class LoadReportWeightedRoundRobin(BalancerBase):
                 state = states[index]
                 if not (avoid and state.endpoint.address in avoid):
                     return state
-        for state in states:  # every weighted candidate was avoided: any other will do
+                candidates += 1
+                if candidates == AVOID_CANDIDATES:
+                    break
+        # Every candidate was avoided: the next endpoint not avoided after the last candidate,
+        # in order. Each one skipped is a distinct avoided address: O(len(avoid)), not O(n).
+        for step in range(1, n + 1):
+            state = states[(index + step) % n]
             if state.endpoint.address not in avoid:
                 return state
         raise self._nothing_available(avoid)

@@ -10,6 +10,7 @@ the same inputs give the same picks in every process.
 
 from __future__ import annotations
 
+import bisect
 import random as _random
 import time
 from array import array
@@ -23,7 +24,7 @@ from .._state import EndpointState
 
 __all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
 
-#: Draws a pick makes before it stops rejecting avoided endpoints and filters the pool (O(n)).
+#: Draws a pick makes before it stops rejecting avoided endpoints and cuts them out instead.
 AVOID_DRAWS = 16
 
 
@@ -55,11 +56,12 @@ class AliasTable:
     given distribution", IEEE Trans. Software Eng. 17(9), 1991; Walker (1974).
     """
 
-    __slots__ = ("alias", "n", "states", "threshold", "total", "weights")
+    __slots__ = ("_prefix", "alias", "n", "states", "threshold", "total", "weights")
 
     def __init__(self, states: Sequence[EndpointState]) -> None:
         self.states = tuple(states)
         self.weights = array("q", [state.weight for state in self.states])
+        self._prefix: tuple[bool, array[int], dict[str, int]] | None = None
         n = self.n = len(self.states)
         total = self.total = sum(self.weights)
         scaled = [weight * n for weight in self.weights]
@@ -82,6 +84,39 @@ class AliasTable:
         if (x - column) * self.total < self.threshold[column]:
             return self.states[column]
         return self.states[self.alias[column]]
+
+    def draw_excluding(
+        self, rng: _random.Random, avoid: Collection[str], weighted: bool
+    ) -> EndpointState | None:
+        """An exact draw among the endpoints not in ``avoid`` (by weight, or uniform), or
+        ``None`` if every one is avoided; O(a log a + log n) for a = ``len(avoid)``.
+
+        The avoided endpoints' intervals on the cumulative-weight line are cut out: a uniform
+        integer over what is left is shifted past every avoided interval that starts at or
+        before it, then located by bisection. The prefix sums and the address index are built
+        on first use (O(n), once per table), so tables that never need this cost nothing.
+        """
+        if self._prefix is None or self._prefix[0] != weighted:
+            starts = array("q", [0] * self.n)
+            running = 0
+            for i in range(self.n):
+                starts[i] = running
+                running += self.weights[i] if weighted else 1
+            index = {state.endpoint.address: i for i, state in enumerate(self.states)}
+            self._prefix = (weighted, starts, index)
+        _, starts, index = self._prefix
+        cut = sorted({index[a] for a in avoid if isinstance(a, str) and a in index})
+        sizes = [self.weights[i] if weighted else 1 for i in cut]
+        left = (self.total if weighted else self.n) - sum(sizes)
+        if left <= 0:
+            return None
+        point = rng.randrange(left)
+        for i, size in zip(cut, sizes, strict=True):
+            if starts[i] <= point:
+                point += size  # past the avoided interval
+            else:
+                break
+        return self.states[bisect.bisect_right(starts, point) - 1]
 
     def check(self) -> None:
         """Assert the table gives every endpoint exactly its share ``w_i / W``."""
@@ -130,17 +165,18 @@ class _RandomBalancer(BalancerBase):
                 state = table.draw(random())
                 if state.endpoint.address not in avoid:
                     return state
-            return self._draw_filtered(table.states, avoid)
+            return self._draw_excluding(table, avoid, weighted=True)
         return state
 
-    def _draw_filtered(
-        self, states: Sequence[EndpointState], avoid: Collection[str]
+    def _draw_excluding(
+        self, table: AliasTable, avoid: Collection[str], *, weighted: bool
     ) -> EndpointState:
-        """A weighted draw among ``states`` not in ``avoid``: O(n), the slow path of ``_draw``."""
-        left = [state for state in states if state.endpoint.address not in avoid]
-        if not left:
+        """The slow path of a pick with ``avoid`` (:meth:`AliasTable.draw_excluding`)."""
+        with self._lock:  # the lazily built index, and one generator call sequence
+            state = table.draw_excluding(self._rng, avoid, weighted)
+        if state is None:
             raise self._nothing_available(avoid)
-        return self._rng.choices(left, weights=[state.weight for state in left])[0]
+        return state
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
@@ -157,8 +193,9 @@ class WeightedRandom(_RandomBalancer):
     other (round robin from many clients started together hits the same servers at once), or
     where statistical, not exact, shares are enough. Select and release are O(1) and lock-free:
     Vose's alias method (:class:`AliasTable`), rebuilt only when membership or weights change.
-    ``avoid`` is honoured by redrawing (up to :data:`AVOID_DRAWS` times, then an O(n) filter),
-    which keeps the distribution over the endpoints not avoided exactly proportional to weight.
+    ``avoid`` is honoured by redrawing (up to :data:`AVOID_DRAWS` times, then an exact draw
+    that cuts the avoided out in O(a log a + log n), :meth:`AliasTable.draw_excluding`), which
+    keeps the distribution over the endpoints not avoided exactly proportional to weight.
 
     ``rng=`` takes a :class:`random.Random`; ``seed=`` seeds a new one; the same seed gives the
     same picks everywhere.
@@ -195,7 +232,8 @@ class Random(_RandomBalancer):
 
     Use it for identical servers when many independent clients must not fall into step, or as
     the baseline other strategies are measured against. Select and release are O(1) and
-    lock-free. ``avoid`` is honoured by redrawing, then filtering (uniform over the rest).
+    lock-free. ``avoid`` is honoured by redrawing, then by an exact uniform draw over the rest
+    in O(a log a) for a avoided (:meth:`AliasTable.draw_excluding`).
 
     >>> lb = Random(["a:1", "b:1", "c:1"], seed=1)
     >>> lb.select().address in {"a:1", "b:1", "c:1"}
@@ -228,8 +266,5 @@ class Random(_RandomBalancer):
                 state = states[int(random() * n)]
                 if state.endpoint.address not in avoid:
                     return state
-            left = [s for s in states if s.endpoint.address not in avoid]
-            if not left:
-                raise self._nothing_available(avoid)
-            return self._rng.choice(left)
+            return self._draw_excluding(self._table, avoid, weighted=False)
         return state

@@ -10,19 +10,21 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any, NamedTuple
 
 from .._core import TOKENS, BalancerBase, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
-from .._state import EndpointState
+from .._state import EndpointState, count_value
 from .edf import edf_sequence
+from .smooth import SmoothWeighted, smooth_schedule, smooth_weighted_sequence
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
 
-#: Longest cycle WeightedRoundRobin precomputes; past it, picks are generated online in O(k).
+#: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
+#: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
 
 
@@ -33,6 +35,7 @@ class _ScheduleBalancer(BalancerBase):
         super().__init__(endpoints, clock=clock)
         self._counter = itertools.count()
         self._schedule: tuple[EndpointState, ...] = ()
+        self._ring: tuple[EndpointState, ...] = ()
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
@@ -46,6 +49,8 @@ class _ScheduleBalancer(BalancerBase):
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
+        if state.retired:  # removed since we read the schedule: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -55,12 +60,28 @@ class _ScheduleBalancer(BalancerBase):
         position = next(self._counter)
         state = schedule[position % len(schedule)]
         if avoid and state.endpoint.address in avoid:
-            for step in range(1, len(schedule)):
-                state = schedule[(position + step) % len(schedule)]
-                if state.endpoint.address not in avoid:
-                    return state
-            raise self._nothing_available(avoid)
+            return self._not_avoided(position, avoid)
         return state
+
+    def _not_avoided(self, position: int, avoid: Collection[str]) -> EndpointState:
+        """What a pick at ``position`` returns when its scheduled endpoint is avoided: the
+        eligible endpoints in join order, from ``position mod n`` on, the first not avoided.
+
+        The rotation spreads such picks over every endpoint left (plain round robin over them).
+        Every endpoint passed over is a distinct avoided address, so this is
+        O(min(len(avoid), n)), never a walk along the schedule.
+        """
+        ring = self._ring  # one read: a concurrent rebuild swaps it whole
+        n = len(ring)
+        for step in range(n):
+            candidate = ring[(position + step) % n]
+            if candidate.endpoint.address not in avoid:
+                return candidate
+        raise self._nothing_available(avoid)
+
+    def _set_ring(self, eligible: list[EndpointState]) -> None:
+        """Record the eligible endpoints in join order, for :meth:`_not_avoided`."""
+        self._ring = tuple(eligible)
 
     def _pick_online(self, avoid: Collection[str]) -> EndpointState:
         """The pick when there is no precomputed schedule (none is eligible, by default)."""
@@ -90,51 +111,22 @@ class RoundRobin(_ScheduleBalancer):
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
+        self._set_ring(eligible)
         self._schedule = tuple(eligible)
 
 
-def smooth_weighted_sequence(weights: Sequence[int]) -> Iterator[int]:
-    """Yield, forever, the indices NGINX's smooth weighted round robin picks for ``weights``.
+class _Origin(NamedTuple):
+    """Where the smooth WRR sequence restarted (the last rebuild) and what it is from there."""
 
-    NGINX (``ngx_http_upstream_get_peer`` in ``ngx_http_upstream_round_robin.c``, 2012): each
-    step adds every peer's weight to its ``current``, picks the largest ``current`` (the first in
-    list order on a tie) and subtracts the total weight from it. Weights {5, 1, 1} give
-    ``a a b a c a a``; in every cycle of ``sum(weights)`` steps peer *i* is picked exactly
-    ``weights[i]`` times, spread as evenly as possible.
-
-    NGINX's loop is O(n) per step. Here, after step *t* a peer picked *c* times has
-    ``current = t*w - W*c``, so among peers of equal weight the one picked least (then the first
-    in order) leads, and they take turns in list order. Only one candidate per distinct weight
-    needs comparing: O(k) per step for k distinct weights, O(1) when all weights are equal. The
-    weights are divided by their gcd first, which leaves every comparison, and so the sequence,
-    unchanged.
-    """
-    if not weights or min(weights) < 1:
-        raise ValueError("smooth_weighted_sequence needs one or more positive weights")
-    divisor = math.gcd(*weights)
-    reduced = [weight // divisor for weight in weights]
-    total = sum(reduced)
-    by_weight: dict[int, list[int]] = {}
-    for index, weight in enumerate(reduced):
-        by_weight.setdefault(weight, []).append(index)
-    classes = [(weight, members, len(members)) for weight, members in by_weight.items()]
-    picks = [0] * len(classes)
-    step = 0
-    while True:
-        step += 1
-        best_class = -1
-        best_value = best_index = 0
-        for number, (weight, members, size) in enumerate(classes):
-            taken = picks[number]
-            value = step * weight - total * (taken // size)
-            index = members[taken % size]
-            if best_class < 0 or value > best_value or (value == best_value and index < best_index):
-                best_class, best_value, best_index = number, value, index
-        picks[best_class] += 1
-        yield best_index
-        if step == total:  # every peer has had exactly its weight: all currents are 0 again
-            step = 0
-            picks = [0] * len(classes)
+    states: tuple[EndpointState, ...]  # the eligible endpoints, in join order
+    weights: tuple[int, ...]  # the weights stepped (configured, or slow start's; a change
+    # of an endpoint's weight restarts its current_weight at 0)
+    currents: tuple[int, ...]  # NGINX's current_weight of each at the restart
+    base: int  # the position counter's value at the restart
+    transient: tuple[int, ...]  # picks (indices into states) before the cycle begins
+    cycle: tuple[int, ...]  # then these, forever
+    rotated: tuple[EndpointState, ...]  # the cycle laid out so position p picks rotated[p % L]
+    stepper: SmoothWeighted | None  # instead of transient/cycle: stepped online, under the lock
 
 
 class WeightedRoundRobin(_ScheduleBalancer):
@@ -142,14 +134,30 @@ class WeightedRoundRobin(_ScheduleBalancer):
 
     Use it for servers of different capacity and requests of similar cost. Each cycle of
     ``sum(weights) / gcd(weights)`` picks gives every endpoint exactly its share, interleaved
-    rather than in bursts. Cycles up to :data:`SCHEDULE_LIMIT` picks are precomputed, so a pick is
-    O(1) and lock-free; longer ones are generated online under the lock in O(k) for k distinct
-    weights (see :func:`smooth_weighted_sequence`). A membership or weight change starts a new
-    schedule; the position counter runs on. Source: NGINX ``ngx_http_upstream_round_robin.c``.
+    rather than in bursts. Picks are precomputed up to :data:`SCHEDULE_LIMIT`, so a pick is
+    O(1) and lock-free; a longer cycle is stepped online under the lock in O(k + log n) for k
+    distinct weights (see :mod:`balancekit.strategies.smooth`). Source: NGINX
+    ``ngx_http_upstream_round_robin.c``.
+
+    Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,
+    ``ngx_http_upstream_zone_resolve_handler``): every endpoint keeps its ``current_weight``
+    across ``add``, ``remove``, ``update``, ``mark_down`` and ``mark_up``, where NGINX keeps the
+    surviving peers; a new endpoint starts at 0, as a new peer does; an endpoint whose weight
+    changes (``set_weight``, ``update``, a slow start step) starts at 0 again, as NGINX replaces
+    a peer whose SRV weight changed; one that is down or ejected keeps its value untouched, as
+    NGINX skips a ``down`` peer. The sequence goes on from that state, pick for pick as NGINX's
+    loop would (after a short transient it settles into a cycle with the exact shares again).
+    NGINX's configuration *reload* instead starts every peer at 0: build a new balancer.
+    A pick racing a change may come from the old schedule (not counted in the new state).
+
+    ``avoid``: the position advances by one as for any pick; if the scheduled endpoint is
+    avoided, the pick is round robin over the endpoints not avoided (:meth:`_not_avoided`):
+    O(len(avoid)), where a walk along the schedule could take a whole cycle.
 
     ``order="envoy"`` gives Envoy's earliest-deadline-first order instead (weights {1, 2} give
     b a b b a b ...; see :mod:`balancekit.strategies.edf`): the same shares, generated online
-    under the lock in O(log n) per pick, pick for pick as Envoy's ``EdfScheduler``.
+    under the lock in O(log n) per pick, pick for pick as Envoy's ``EdfScheduler``, which Envoy
+    rebuilds from scratch on every host change (so does this).
 
     >>> from balancekit import Endpoint
     >>> lb = WeightedRoundRobin([Endpoint("a:1", weight=5), "b:1", "c:1"])
@@ -169,46 +177,129 @@ class WeightedRoundRobin(_ScheduleBalancer):
         super().__init__(endpoints, clock=clock)
         self._envoy_order = order == "envoy"
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
+        self._origin: _Origin | None = None
+        self._carried: dict[str, tuple[int, int]] = {}  # not eligible: (weight, current)
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
+        self._set_ring(eligible)
+        if self._envoy_order:
+            self._schedule = ()
+            self._online = (tuple(eligible), edf_sequence([s.weight for s in eligible]), 0)
+            return
+        before = self._current_weights()
+        in_rotation = {id(state) for state in eligible}
+        self._carried = {
+            address: carried
+            for address, carried in before.items()
+            if address in self._members and id(self._members[address]) not in in_rotation
+        }
         if not eligible:
-            self._online, self._schedule = None, ()
+            self._origin, self._online, self._schedule = None, None, ()
             return
-        weights = [state.weight for state in eligible]
-        if self._envoy_order:  # within sum(w) / min(w) + n picks every endpoint comes round
-            bound = sum(weights) // min(weights) + len(weights)
-            self._schedule = ()
-            self._online = (tuple(eligible), edf_sequence(weights), bound)
+        weights = tuple(state.weight for state in eligible)
+        currents = []
+        for state, weight in zip(eligible, weights, strict=True):
+            carried = before.get(state.endpoint.address)
+            currents.append(carried[1] if carried is not None and carried[0] == weight else 0)
+        base = count_value(self._counter)
+        states = tuple(eligible)
+        found = smooth_schedule(weights, currents, SCHEDULE_LIMIT)
+        if found is None:
+            stepper = SmoothWeighted(weights, currents)
+            cycle_length = sum(weights) // math.gcd(*weights)
+            origin = _Origin(states, weights, tuple(currents), base, (), (), (), stepper)
+            self._origin, self._schedule = origin, ()
+            self._online = (states, stepper, cycle_length)
             return
-        cycle = sum(weights) // math.gcd(*weights)
-        sequence = smooth_weighted_sequence(weights)
-        if cycle <= SCHEDULE_LIMIT:
-            self._online = None
-            self._schedule = tuple(eligible[index] for index in itertools.islice(sequence, cycle))
+        transient, cycle = found
+        length = len(cycle)
+        shift = base + len(transient)  # position base + T + m picks cycle[m]
+        rotated = tuple(states[cycle[(p - shift) % length]] for p in range(length))
+        origin = _Origin(
+            states,
+            weights,
+            tuple(currents),
+            base,
+            tuple(transient),
+            tuple(cycle),
+            rotated,
+            None,
+        )
+        self._origin, self._online = origin, None
+        self._schedule = () if transient else rotated  # a transient is picked by _pick_online
+
+    def _current_weights(self) -> dict[str, tuple[int, int]]:
+        """NGINX's ``current_weight`` of every endpoint that has one now, by address, with the
+        weight it was reached under; O(T + L) from the picks since the last rebuild."""
+        result = dict(self._carried)
+        origin = self._origin
+        if origin is None:
+            return result
+        if origin.stepper is not None:
+            currents = origin.stepper.currents()
         else:
-            self._schedule = ()
-            self._online = (tuple(eligible), sequence, cycle)
+            made = count_value(self._counter) - origin.base  # picks since the restart
+            picks = [0] * len(origin.states)
+            transient, cycle = origin.transient, origin.cycle
+            for index in transient[:made]:
+                picks[index] += 1
+            if made > len(transient):
+                rounds, rest = divmod(made - len(transient), len(cycle))
+                for index in cycle:
+                    picks[index] += rounds
+                for index in cycle[:rest]:
+                    picks[index] += 1
+            total = sum(origin.weights)
+            currents = [
+                current + made * weight - total * taken
+                for current, weight, taken in zip(
+                    origin.currents, origin.weights, picks, strict=True
+                )
+            ]
+        for state, weight, current in zip(origin.states, origin.weights, currents, strict=True):
+            result[state.endpoint.address] = (weight, current)
+        return result
 
     def _pick_online(self, avoid: Collection[str]) -> EndpointState:
-        online = self._online
-        if online is None:
-            raise self._nothing_available()
-        states, sequence, cycle = online
-        with self._lock:
-            for _ in range(cycle):
+        # Each branch reads one attribute once: a rebuild assigns them one after another.
+        if self._envoy_order:
+            online = self._online
+            if online is None or not online[0]:
+                raise self._nothing_available()
+            states, sequence, _ = online
+            with self._lock:
                 state = states[next(sequence)]
-                if state.endpoint.address not in avoid:
-                    return state
-        raise self._nothing_available(avoid)
+            position = next(self._counter)  # only for avoid's rotation
+        else:
+            origin = self._origin
+            if origin is None:
+                raise self._nothing_available()
+            position = next(self._counter)
+            if origin.stepper is not None:  # a cycle too long to precompute: NGINX's loop
+                with self._lock:
+                    state = origin.states[next(origin.stepper)]
+            elif position - origin.base < len(origin.transient):  # the transient after a change
+                state = origin.states[origin.transient[position - origin.base]]
+            else:  # then the cycle
+                state = origin.rotated[position % len(origin.rotated)]
+                with self._lock:  # from now on the lock-free fast path
+                    if self._origin is origin:
+                        self._schedule = origin.rotated
+        if avoid and state.endpoint.address in avoid:
+            return self._not_avoided(position, avoid)
+        return state
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        if self._online is None and self._schedule:
-            weights = [state.weight for state in self._eligible()]
-            divisor = math.gcd(*weights)
-            counts: dict[int, int] = {}
-            for state in self._schedule:
-                counts[id(state)] = counts.get(id(state), 0) + 1
-            for state in self._eligible():
-                assert counts.get(id(state), 0) == state.weight // divisor
+        origin = self._origin
+        if self._envoy_order or origin is None or origin.stepper is not None:
+            return
+        assert [id(s) for s in origin.states] == [id(s) for s in self._eligible()]
+        assert self._schedule in ((), origin.rotated)
+        divisor = math.gcd(*origin.weights)
+        counts: dict[int, int] = {}
+        for state in origin.rotated:
+            counts[id(state)] = counts.get(id(state), 0) + 1
+        for state, weight in zip(origin.states, origin.weights, strict=True):
+            assert counts.get(id(state), 0) == weight // divisor
