@@ -144,6 +144,15 @@ def test_a_drain_during_an_ejection_outlasts_it(servers: Start) -> None:
     assert lb.stats()[dead].ejected
 
 
+def test_any_number_of_dead_servers_sit_out_while_one_answers(servers: Start) -> None:
+    (live,) = servers(1)
+    dead = [_closed_port(), _closed_port()]
+    lb = bk.RoundRobin([*dead, live.address])
+    with httpx.Client(base_url="http://backend", transport=BalancedTransport(lb)) as client:
+        assert _count(client, 20) == {"s1": 20}
+    assert [lb.stats()[address].selected for address in dead] == [1, 1]  # found dead, once
+
+
 def test_a_refused_connection_ejects_through_the_balancers_own_health(servers: Start) -> None:
     pool = servers(2)
     dead = _closed_port()

@@ -281,7 +281,11 @@ def send_with_retries(
         following = call.next()
         if following is None:
             return response  # no retry after all: the rejected response is the answer
-        close(response)
+        try:
+            close(response)
+        except BaseException:
+            call.cancel()  # the lease just taken was never used
+            raise
         lease = following
 
 
@@ -338,7 +342,11 @@ async def send_with_retries_async(
         following = call.next()
         if following is None:
             return response
-        await close(response)
+        try:
+            await close(response)
+        except BaseException:
+            call.cancel()
+            raise
         lease = following
 
 

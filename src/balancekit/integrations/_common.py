@@ -135,7 +135,8 @@ class Options(Generic[RequestT]):
         self.ok_status = ok_status
         self.host_header = host_header
         self.context = default_context if context is None else context
-        self.health = connect_health(balancer, eject, max_eject, explicit=explicit)
+        seconds, most = check_eject(eject, max_eject)
+        self.health = connect_health(balancer, seconds, most, explicit=explicit)
 
     def call(self, request: RequestT, *, replayable: bool) -> Call:
         """A new call for ``request``; ``replayable``: may it be sent again once it may have

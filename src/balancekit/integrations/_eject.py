@@ -14,45 +14,60 @@ first ejection, ``eject * n`` for the n-th in a row, at most ``max_eject``).
 
 from __future__ import annotations
 
-import math
 import threading
 
 from .._core import Balancer, BalancerBase
 from .._errors import InvalidOption
+from .._options import number
 from ..health.passive import PassiveHealth
 from ..health.tracker import HealthTracker, health_of, with_health
 
-__all__ = ["DEFAULT_EJECT", "DEFAULT_MAX_EJECT", "check_eject", "connect_health", "connect_only"]
+__all__ = [
+    "DEFAULT_EJECT",
+    "DEFAULT_MAX_EJECT",
+    "ONLY_WHEN_NONE_LEFT",
+    "check_eject",
+    "connect_health",
+    "connect_only",
+]
 
 #: Seconds the first ejection of an endpoint refusing connections lasts, and the most any does.
 DEFAULT_EJECT = 1.0
 DEFAULT_MAX_EJECT = 30.0
+#: The attached tracker's panic threshold: ``healthy / total < 1e-9`` only when none is healthy,
+#: so it fails open only once every endpoint refuses connections (dead servers get no traffic
+#: while one answers; a connect timeout to a black-holed host is never paid for nothing).
+ONLY_WHEN_NONE_LEFT = 1e-9
 
 _attaching = threading.Lock()  # two transports built at once on one balancer attach one tracker
 
 
-def check_eject(eject: object, max_eject: object) -> None:
-    """Validate the ejection times ``eject`` (None: no ejection) and ``max_eject``."""
-    if eject is not None and (
-        isinstance(eject, bool) or not isinstance(eject, int | float) or not 0 < eject < math.inf
-    ):
-        raise InvalidOption(f"eject must be a positive number of seconds or None, not {eject!r}")
-    if isinstance(max_eject, bool) or not isinstance(max_eject, int | float):
-        raise InvalidOption(f"max_eject must be a number of seconds, not {max_eject!r}")
-    if not 0 < max_eject < math.inf or (isinstance(eject, int | float) and max_eject < eject):
-        raise InvalidOption(f"max_eject must be finite and at least eject, not {max_eject!r}")
+def check_eject(eject: object, max_eject: object) -> tuple[float | None, float]:
+    """Validate the ejection times ``eject`` (None: no ejection) and ``max_eject``; as floats.
+
+    Each is a positive number of seconds up to 1e9 (PassiveHealth's bound), ``max_eject`` at
+    least ``eject``.
+    """
+    what = "a positive number of seconds up to 1e9"
+    first = None if eject is None else number("eject", eject, high=1e9, high_open=False, what=what)
+    most = number("max_eject", max_eject, high=1e9, high_open=False, what=what)
+    if first is not None and most < first:
+        raise InvalidOption(f"max_eject ({most}) must be at least eject ({first})")
+    return first, most
 
 
 def connect_only(eject: float, max_eject: float) -> PassiveHealth:
     """The passive health an integration attaches: no failure streaks or rates, only refused
     connections eject (for ``eject`` seconds growing by ``eject`` per repeat up to
-    ``max_eject``), any number of endpoints at once, failing open (panic) below half."""
+    ``max_eject``), any number of endpoints at once, failing open (panic) only when every one
+    is ejected."""
     return PassiveHealth(
         consecutive_failures=None,
         failure_rate=None,
         base_ejection=eject,
         max_ejection=max_eject,
         max_ejection_share=1.0,
+        panic_threshold=ONLY_WHEN_NONE_LEFT,
     )
 
 
