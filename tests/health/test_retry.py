@@ -443,3 +443,20 @@ def test_a_flow_left_without_an_outcome_gives_its_lease_back_uncounted(how: str)
         with pytest.raises(bk.InvalidOption, match="takes an Outcome"):
             flow.send(True)  # type: ignore[arg-type]
     assert _counts(lb, lease.address) == (0, 0, 1, 0)
+
+
+def test_an_acall_closed_mid_attempt_gives_its_lease_back_uncounted() -> None:
+    lb = bk.LeastResponseTime(POOL)
+
+    class Pending:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            yield  # suspends the coroutine once
+
+    async def send(endpoint: bk.Endpoint) -> str:
+        await Pending()
+        return endpoint.address
+
+    call = bk.Retry().acall(lb, send)
+    call.send(None)  # in flight, awaiting
+    call.close()  # GeneratorExit at the await: nobody will see the outcome
+    assert _counts(lb, POOL[0]) == (0, 0, 1, 0)
