@@ -28,7 +28,7 @@ def main() -> None:
                 session.get(f"http://orders/orders/{i}").json()["server"] for i in range(40)
             )
         print("served:", dict(served), "| failed requests: 0")
-        print("down endpoint:", down, "up" if lb.stats()[down].up else "ejected")
+        print("down endpoint:", down, "ejected" if lb.stats()[down].ejected else "in rotation")
 
 
 if __name__ == "__main__":

@@ -61,10 +61,15 @@ class Balancer(Protocol):
         """Report how the request on ``lease`` ended; ``elapsed`` defaults to the clock's."""
         ...
 
+    def cancel(self, lease: Lease) -> None:
+        """Give ``lease`` back with no outcome (the caller gave up): nothing is learned."""
+        ...
+
     def acquire(
         self, context: Any = None, *, avoid: Collection[str] = ()
     ) -> AbstractContextManager[Endpoint]:
-        """Select, run the ``with`` block, release (``ok=False`` if it raised)."""
+        """Select, run the ``with`` block, release (``ok=False`` if it raised; cancel if it was
+        cancelled or interrupted)."""
         ...
 
     def add(self, endpoint: EndpointLike) -> None: ...
@@ -198,6 +203,21 @@ class BalancerBase:
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Learn from an outcome (only called when ``_observes_release`` is set)."""
 
+    def _on_cancel(self, state: EndpointState) -> None:
+        """Give back a cancelled pick's load without learning from it (only called when
+        ``_observes_release`` is set), under the lock.
+
+        The default reuses :meth:`_on_release` as a failure of zero seconds (for every strategy
+        here a sample equal to the current estimate: failures count as at least the estimate)
+        and then puts the estimate (``latency``, ``latency_at``) back as it was, so the load
+        bookkeeping is the strategy's own and nothing it learns survives. A strategy whose
+        failure rule differs overrides this with a direct version.
+        """
+        with self._lock:
+            latency, latency_at = state.latency, state.latency_at
+            self._on_release(state, False, 0.0)
+            state.latency, state.latency_at = latency, latency_at
+
     def _check_invariants(self) -> None:
         """Assert the structures agree with each other; the stateful tests call it every step."""
         with self._lock:
@@ -327,13 +347,40 @@ class BalancerBase:
         if state.retired:
             self._forget_if_idle(state)
 
+    def cancel(self, lease: Lease) -> None:
+        """Give back a lease whose request has no outcome: the caller gave up on it.
+
+        For a cancellation (``asyncio.CancelledError``, a caller's own timeout,
+        ``KeyboardInterrupt``) that ends a request before its answer: the endpoint's in-flight
+        count goes down, and nothing else changes. It counts as neither a success nor a failure
+        (``stats()`` counts it in ``cancelled``), the strategy takes no latency sample from it,
+        and passive health sees no outcome. So a call cancelled after 10 ms never teaches the
+        balancer that a 50 ms server is fast, and a client with tight deadlines never ejects a
+        server for its own impatience. Like :meth:`release`, a lease is given back exactly once
+        (:class:`InvalidLease` for a second time or a foreign lease, changing nothing). O(1),
+        plus the strategy's release cost.
+        """
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
+            state = None
+        if state is None:
+            raise _invalid_lease(lease)
+        next(state.released)  # before ``cancelled``, as release counts before ``failed``
+        next(state.cancelled)
+        if self._observes:
+            self._on_cancel(state)
+        if state.retired:
+            self._forget_if_idle(state)
+
     @contextmanager
     def acquire(self, context: Any = None, *, avoid: Collection[str] = ()) -> Iterator[Endpoint]:
         """Select an endpoint for the ``with`` block and release it when the block ends.
 
         An exception (a subclass of :class:`Exception`) releases with ``ok=False`` and propagates;
-        a cancellation (``asyncio.CancelledError``, ``KeyboardInterrupt``) releases without
-        counting a failure.
+        a cancellation or interrupt (``asyncio.CancelledError``, ``KeyboardInterrupt``,
+        ``GeneratorExit``: any other :class:`BaseException`) gives the lease back with
+        :meth:`cancel`, uncounted, and propagates.
         """
         lease = self.select(context, avoid=avoid)
         try:
@@ -342,7 +389,7 @@ class BalancerBase:
             self.release(lease, ok=False)
             raise
         except BaseException:
-            self.release(lease, ok=True)
+            self.cancel(lease)
             raise
         self.release(lease, ok=True)
 
@@ -425,18 +472,23 @@ class BalancerBase:
     def _stats_of(self, state: EndpointState) -> EndpointStats:
         """One endpoint's counters as they were at one instant.
 
-        Selects and releases count without the lock (a release is two steps: ``released``,
-        then ``failed``), so the three counters are read in the order that keeps every derived
-        value >= 0 (``failed`` <= ``released`` <= ``selected`` at every instant), then the first
-        two again: unchanged, they held all through the read of ``selected``, so the triple is
-        one instant's. A release racing every try (``STATS_TRIES``) leaves the last ordered read,
-        still non-negative and adding up.
+        Selects, releases and cancels count without the lock (a release is two steps:
+        ``released``, then ``failed`` or ``cancelled``), so the counters are read in the order
+        that keeps every derived value >= 0 (``failed + cancelled`` <= ``released`` <=
+        ``selected`` at every instant), then the first three again: unchanged, they held all
+        through the read of ``selected``, so the values are one instant's. A release racing
+        every try (``STATS_TRIES``) leaves the last ordered read, still non-negative and adding up.
         """
         for _ in range(STATS_TRIES):
             failed = count_value(state.failed)
+            cancelled = count_value(state.cancelled)
             released = count_value(state.released)
             selected = count_value(state.selected)
-            if count_value(state.failed) == failed and count_value(state.released) == released:
+            if (
+                count_value(state.failed) == failed
+                and count_value(state.cancelled) == cancelled
+                and count_value(state.released) == released
+            ):
                 break
         return EndpointStats(
             address=state.endpoint.address,
@@ -444,11 +496,12 @@ class BalancerBase:
             up=state.up,
             in_flight=selected - released,
             selected=selected,
-            succeeded=released - failed,
+            succeeded=released - failed - cancelled,
             failed=failed,
             latency=state.latency,
             ejected=state.ejected,
             checked_down=state.health is not None and state.health.check_down,
+            cancelled=cancelled,
         )
 
     # -- internals ------------------------------------------------------------------------------

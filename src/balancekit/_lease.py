@@ -34,7 +34,8 @@ class EndpointStats:
     """A snapshot of one endpoint's live state, as ``Balancer.stats()`` reports it.
 
     ``selected`` counts every lease issued for the endpoint, ``succeeded`` and ``failed`` the
-    releases by outcome, ``in_flight`` the leases not yet released. ``latency`` is the strategy's
+    releases by outcome, ``cancelled`` those given back without one (``cancel``: the caller
+    gave up), ``in_flight`` the leases not yet released. ``latency`` is the strategy's
     current response-time estimate in seconds, where the strategy keeps one (else ``None``).
     ``ejected`` is set while passive health keeps the endpoint out of rotation, ``checked_down``
     while an active health check does (``balancekit.health``).
@@ -50,6 +51,7 @@ class EndpointStats:
     latency: float | None = None
     ejected: bool = False
     checked_down: bool = False
+    cancelled: int = 0
 
     @property
     def available(self) -> bool:

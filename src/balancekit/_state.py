@@ -33,6 +33,7 @@ class EndpointState:
     """
 
     __slots__ = (
+        "cancelled",
         "deadline",
         "ejected",
         "endpoint",
@@ -60,6 +61,7 @@ class EndpointState:
         self.selected = itertools.count()
         self.released = itertools.count()
         self.failed = itertools.count()
+        self.cancelled = itertools.count()  # releases with no outcome (``Balancer.cancel``)
         self.load = 0  # in-flight count kept under the strategy's lock (load-aware strategies)
         self.deadline = 0.0  # virtual finish time of the earliest-deadline-first tie-breaker
         self.rank: tuple[float, float, int, EndpointState] | None = None  # entry in a sorted index

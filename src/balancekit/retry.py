@@ -20,7 +20,16 @@ retries, so they never multiply the load on a struggling service.
 Async callers use the same policy: ``await retry.acall(lb, async_send, context)``. A result that
 should count as a failed attempt (an HTTP 503) is named by ``retry_result=``; when attempts run
 out the last such result is returned, and results thrown away are handed to ``discard=`` (to
-close an HTTP response).
+close an HTTP response). The HTTP client integrations honour ``retry_result`` too, for
+idempotent requests (see docs/integrations.md).
+
+What each attempt's lease is released with: a success ``ok=True``; an exception, or a result
+``retry_result`` rejects, ``ok=False``; a cancellation or interrupt (``asyncio.CancelledError``,
+``KeyboardInterrupt``: a :class:`BaseException` that is no :class:`Exception`) is given back with
+``cancel``, uncounted: no success, no failure, no latency sample. A user hook that raises
+(``retry_result``, ``discard``) ends the call with its exception, the lease released exactly once:
+as a failure when ``retry_result`` raised on the attempt's result (as any exception from the
+attempt counts), uncounted when ``discard`` raised (the lease then held was never used).
 
 One generator, many drivers (the pattern of httpx's auth flow): :meth:`Retry.flow` yields a
 delay (``float`` seconds to wait) or a :class:`~balancekit.Lease` to try, and receives an
@@ -48,18 +57,17 @@ here on every success, as gRPC's retry throttling credits ``token_ratio``);
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Generator
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
 
+from ._attempts import Attempts, Outcome, RetryFlow
 from ._core import Balancer
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
-from ._lease import Lease
 from ._options import integer, number, seconds
 
 __all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
@@ -67,25 +75,8 @@ __all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
 T = TypeVar("T")
 
 
-class Outcome(enum.Enum):
-    """What the driver tells :meth:`Retry.flow` about the lease it was given."""
-
-    #: It worked: release ``ok=True``, deposit into the budget, stop.
-    SUCCEEDED = "succeeded"
-    #: It failed in a way worth retrying elsewhere: release ``ok=False``, maybe retry.
-    FAILED = "failed"
-    #: It failed and must not be retried (not idempotent, a client error): release ``ok=False``.
-    FAILED_FINAL = "failed_final"
-    #: The caller gave up (cancellation): release without counting a failure, stop.
-    CANCELLED = "cancelled"
-
-
 class _Default(enum.Enum):
     BUDGET = "a new RetryBudget() for this policy"
-
-
-#: The retry generator: yields a delay in seconds or a lease to try, receives an Outcome per lease.
-RetryFlow = Generator["float | Lease", "Outcome | None", None]
 
 
 class RetryBudget:
@@ -233,6 +224,11 @@ class Retry:
         self._async_sleep = async_sleep
         self._clock = clock
 
+    @property
+    def retry_result(self) -> Callable[[Any], bool] | None:
+        """The predicate that makes a returned value a retryable failure, or None."""
+        return self._retry_result
+
     def delay(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
         cap = min(self._max_backoff, self._backoff * self._multiplier ** (retry - 1))
@@ -249,7 +245,11 @@ class Retry:
         After :attr:`Outcome.FAILED` it yields the backoff delay, then a lease on an endpoint not
         tried yet, as long as attempts, the budget and untried endpoints remain; otherwise it
         stops (``StopIteration``), and the driver reports the last failure. Every lease is
-        released by the generator, also when the driver closes it early.
+        released by the generator exactly once: ``ok=True`` for :attr:`Outcome.SUCCEEDED`,
+        ``ok=False`` for the failures, and with ``cancel`` (uncounted) for
+        :attr:`Outcome.CANCELLED`, for no outcome (``next()`` instead of ``send``), and when the
+        driver closes the generator or throws into it. Anything else sent is refused with
+        :class:`InvalidOption` (after the lease went back uncounted).
         """
         if isinstance(avoid, str | bytes):
             raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
@@ -266,14 +266,18 @@ class Retry:
             else:
                 lease = balancer.select(context, avoid=tried)
             tried.add(lease[0].address)
-            outcome: Outcome | None = Outcome.CANCELLED
+            outcome: object = Outcome.CANCELLED
             try:
                 outcome = yield lease
             finally:  # GeneratorExit or a thrown exception: give the lease back, uncounted
-                if outcome is Outcome.SUCCEEDED or outcome is Outcome.CANCELLED or outcome is None:
+                if outcome is Outcome.SUCCEEDED:
                     balancer.release(lease, ok=True)
-                else:
+                elif outcome is Outcome.FAILED or outcome is Outcome.FAILED_FINAL:
                     balancer.release(lease, ok=False)
+                else:  # cancelled, no outcome, or not an Outcome at all
+                    balancer.cancel(lease)
+            if outcome is not None and not isinstance(outcome, Outcome):
+                raise InvalidOption(f"the retry flow takes an Outcome, not {outcome!r}")
             if outcome is Outcome.SUCCEEDED:
                 if self.budget is not None:
                     self.budget.deposit()
@@ -301,15 +305,21 @@ class Retry:
     ) -> T:
         """Run ``fn(endpoint)`` with retries; return its result or raise its last exception.
 
-        ``discard`` receives each result that ``retry_result`` rejected and a retry replaced.
+        ``discard`` receives each result that ``retry_result`` rejected and a retry replaced, and
+        a result the call cannot return (its ``retry_result`` raised, or the call was
+        interrupted while it waited to retry).
         """
-        attempts: _Attempts[T] = _Attempts(
+        attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
         while (step := attempts.step) is not None:
             if not isinstance(step, tuple):  # a delay, then the next lease (or the end)
                 if step > 0:
-                    self._sleep(step)
+                    try:
+                        self._sleep(step)
+                    except BaseException:
+                        attempts.abort()
+                        raise
                 attempts.waited()
                 continue
             try:
@@ -329,13 +339,17 @@ class Retry:
         discard: Callable[[T], object] | None = None,
     ) -> T:
         """The async twin of :meth:`call`: ``await fn(endpoint)``, waiting with ``async_sleep``."""
-        attempts: _Attempts[T] = _Attempts(
+        attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
         while (step := attempts.step) is not None:
             if not isinstance(step, tuple):
                 if step > 0:
-                    await self._async_sleep(step)
+                    try:
+                        await self._async_sleep(step)
+                    except BaseException:  # cancelled while waiting: no lease is out
+                        attempts.abort()
+                        raise
                 attempts.waited()
                 continue
             try:
@@ -345,91 +359,3 @@ class Retry:
             else:
                 attempts.returned(result)
         return attempts.answer()
-
-
-class _Attempts(Generic[T]):
-    """What :meth:`Retry.call` and :meth:`Retry.acall` share: the flow, judging, the last try.
-
-    ``step`` is what the driver does next: wait a delay (``float``), call ``fn`` on a lease, or,
-    once it is None, return :meth:`answer`. The driver only waits and calls; it reports back
-    with :meth:`waited`, :meth:`returned` or :meth:`raised`, which judge the attempt, tell the
-    flow and advance ``step``.
-    """
-
-    __slots__ = (
-        "_discard",
-        "_flow",
-        "_retry_on",
-        "_retry_result",
-        "error",
-        "has_result",
-        "result",
-        "step",
-    )
-
-    def __init__(
-        self,
-        flow: RetryFlow,
-        retry_on: tuple[type[BaseException], ...],
-        retry_result: Callable[[Any], bool] | None,
-        discard: Callable[[T], object] | None,
-    ) -> None:
-        self._flow = flow
-        self._retry_on = retry_on
-        self._retry_result = retry_result
-        self._discard = discard
-        self.has_result = False
-        self.result: T | None = None
-        self.error: BaseException | None = None
-        self.step: float | Lease | None = next(flow)  # the first lease (or NoEndpointAvailable)
-
-    def waited(self) -> None:
-        """The delay is over: take the next lease, or end the call.
-
-        A retry replaces the last result: it is handed to ``discard`` (to close a response).
-        """
-        try:
-            self.step = next(self._flow)
-        except StopIteration:
-            self.step = None
-            return
-        if self.has_result and self._discard is not None:
-            self._discard(cast(T, self.result))
-        self.has_result, self.result = False, None
-
-    def returned(self, result: T) -> None:
-        """``fn`` returned ``result``: a success, or a failure if ``retry_result`` says so."""
-        self.has_result, self.result, self.error = True, result, None
-        if self._retry_result is not None and self._retry_result(result):
-            self._send(Outcome.FAILED)
-        else:
-            self._send(Outcome.SUCCEEDED)
-
-    def raised(self, error: BaseException) -> None:
-        """Remember ``error``; one not in ``retry_on`` releases the lease and propagates at once.
-
-        A :class:`BaseException` that is no :class:`Exception` (cancellation) releases uncounted.
-        """
-        self.has_result, self.result, self.error = False, None, error
-        if not isinstance(error, Exception):
-            outcome = Outcome.CANCELLED
-        else:
-            outcome = Outcome.FAILED if isinstance(error, self._retry_on) else Outcome.FAILED_FINAL
-        if outcome is not Outcome.FAILED:
-            with contextlib.suppress(StopIteration):  # a final outcome always stops the flow
-                self._flow.send(outcome)  # which releases the lease
-            raise error
-        self._send(outcome)
-
-    def _send(self, outcome: Outcome) -> None:
-        try:
-            self.step = self._flow.send(outcome)
-        except StopIteration:
-            self.step = None
-
-    def answer(self) -> T:
-        """What the call gives back once the flow stopped: the last result, or raise its error."""
-        if self.has_result:
-            return cast(T, self.result)
-        assert self.error is not None
-        raise self.error

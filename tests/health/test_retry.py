@@ -168,8 +168,8 @@ def test_cancellation_releases_without_a_failure() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         bk.Retry(sleep=no_sleep).call(lb, interrupted)
-    stats = lb.stats()[POOL[0]]
-    assert (stats.failed, stats.succeeded, stats.in_flight) == (0, 1, 0)
+    stats = lb.stats()[POOL[0]]  # neither a success nor a failure (issue 10, item 9)
+    assert (stats.failed, stats.succeeded, stats.cancelled, stats.in_flight) == (0, 0, 1, 0)
 
 
 def test_retry_result_retries_and_discards_replaced_results() -> None:
@@ -331,3 +331,132 @@ def test_budget_bound_holds_for_any_sequence(
             retry.call(lb, fn)
     assert budget.retries <= burst + ratio * budget.successes + 1e-9
     assert all(s.in_flight == 0 for s in lb.stats().values())
+
+
+# -- issue 10, items 9 and 10: cancellation is uncounted; a raising hook never leaks a lease ------
+
+
+def _counts(lb: bk.Balancer, address: str) -> tuple[int, int, int, int]:
+    stats = lb.stats()[address]
+    return stats.succeeded, stats.failed, stats.cancelled, stats.in_flight
+
+
+def test_acall_cancelled_in_flight_is_uncounted() -> None:
+    lb = bk.LeastResponseTime(POOL)
+
+    async def cancelled(endpoint: bk.Endpoint) -> str:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(bk.Retry().acall(lb, cancelled))
+    assert _counts(lb, POOL[0]) == (0, 0, 1, 0)
+    assert lb.stats()[POOL[0]].latency is None
+
+
+@pytest.mark.parametrize("driver", ["call", "acall"])
+def test_an_interrupted_backoff_leaks_no_lease_and_discards_the_held_result(driver: str) -> None:
+    lb = bk.RoundRobin(POOL)
+    discarded: list[int] = []
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    async def cancelled(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    retry = bk.Retry(
+        retry_result=lambda code: code >= 500, sleep=interrupted, async_sleep=cancelled
+    )
+    if driver == "call":
+        with pytest.raises(KeyboardInterrupt):
+            retry.call(lb, lambda endpoint: 503, discard=discarded.append)
+    else:
+
+        async def send(endpoint: bk.Endpoint) -> int:
+            return 503
+
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(retry.acall(lb, send, discard=discarded.append))
+    assert discarded == [503]  # the caller never gets it: handed to discard (closed)
+    assert _counts(lb, POOL[0]) == (0, 1, 0, 0)  # the rejected attempt, a failure
+    assert sum(s.selected for s in lb.stats().values()) == 1  # no lease taken for the retry
+
+
+@pytest.mark.parametrize("driver", ["call", "acall"])
+def test_a_raising_retry_result_releases_its_lease_once_as_a_failure(driver: str) -> None:
+    lb = bk.LeastResponseTime(POOL)
+    discarded: list[str] = []
+
+    def broken(result: str) -> bool:
+        raise ValueError("a bug in the predicate")
+
+    retry = bk.Retry(retry_result=broken, sleep=no_sleep)
+    with pytest.raises(ValueError, match="a bug"):
+        if driver == "call":
+            retry.call(lb, lambda endpoint: "answer", discard=discarded.append)
+        else:
+
+            async def send(endpoint: bk.Endpoint) -> str:
+                return "answer"
+
+            asyncio.run(retry.acall(lb, send, discard=discarded.append))
+    assert _counts(lb, POOL[0]) == (0, 1, 0, 0)  # released once, as a failure: no leak
+    assert sum(s.selected for s in lb.stats().values()) == 1
+    assert discarded == ["answer"]
+
+
+def test_a_raising_discard_gives_the_unused_lease_back_uncounted() -> None:
+    lb = bk.RoundRobin(POOL)
+    tried: list[str] = []
+
+    def send(endpoint: bk.Endpoint) -> int:
+        tried.append(endpoint.address)
+        return 503
+
+    def broken(result: int) -> None:
+        raise OSError("could not close")
+
+    retry = bk.Retry(retry_result=lambda code: code >= 500, sleep=no_sleep)
+    with pytest.raises(OSError, match="could not close"):
+        retry.call(lb, send, discard=broken)
+    assert tried == [POOL[0]]
+    assert _counts(lb, POOL[0]) == (0, 1, 0, 0)  # the rejected attempt
+    assert _counts(lb, POOL[1]) == (0, 0, 1, 0)  # taken for the retry, never used: uncounted
+    assert all(s.in_flight == 0 for s in lb.stats().values())
+
+
+@pytest.mark.parametrize("how", ["close", "throw", "next", "garbage"])
+def test_a_flow_left_without_an_outcome_gives_its_lease_back_uncounted(how: str) -> None:
+    lb = bk.LeastResponseTime(POOL)
+    flow = bk.Retry().flow(lb)
+    lease = next(flow)
+    assert isinstance(lease, bk.Lease)
+    if how == "close":
+        flow.close()
+    elif how == "throw":
+        with pytest.raises(RuntimeError):
+            flow.throw(RuntimeError("the driver broke"))
+    elif how == "next":
+        with pytest.raises(StopIteration):
+            next(flow)
+    else:
+        with pytest.raises(bk.InvalidOption, match="takes an Outcome"):
+            flow.send(True)  # type: ignore[arg-type]
+    assert _counts(lb, lease.address) == (0, 0, 1, 0)
+
+
+def test_an_acall_closed_mid_attempt_gives_its_lease_back_uncounted() -> None:
+    lb = bk.LeastResponseTime(POOL)
+
+    class Pending:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            yield  # suspends the coroutine once
+
+    async def send(endpoint: bk.Endpoint) -> str:
+        await Pending()
+        return endpoint.address
+
+    call = bk.Retry().acall(lb, send)
+    call.send(None)  # in flight, awaiting
+    call.close()  # GeneratorExit at the await: nobody will see the outcome
+    assert _counts(lb, POOL[0]) == (0, 0, 1, 0)

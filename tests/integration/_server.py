@@ -5,6 +5,8 @@ Run in a thread (:func:`serve_in_thread`) or as a process
 ``PORT <n>`` once it listens. ``GET /`` answers ``{"id", "host", "path"}`` as JSON after the
 server's ``delay``; ``/big`` answers 256 KiB; ``/hangup`` closes the connection without an
 answer; ``/status/<n>`` answers status ``n``. POST and PUT read the body and answer like GET.
+A thread server with ``failures=f`` answers that share of its requests 503 instead, spread
+evenly and deterministically (request ``n`` fails when ``floor((n + 1) f) > floor(n f)``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import ssl
 import sys
 import threading
@@ -24,6 +27,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     ident = "?"
     delay = 0.0
+    failures = 0.0
+    answered = 0
+    failed = 0
+    count_lock = threading.Lock()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,6 +54,14 @@ class _Handler(BaseHTTPRequestHandler):
         status = 200
         if self.path.startswith("/status/"):
             status = int(self.path.rsplit("/", 1)[1])
+        share = self.server.failures
+        if share:
+            with self.server.count_lock:
+                n = self.server.answered
+                self.server.answered += 1
+                if math.floor((n + 1) * share) > math.floor(n * share):
+                    status = 503
+                    self.server.failed += 1
         if self.path == "/big":
             body = self.server.ident.encode().ljust(256 * 1024, b".")
         else:
@@ -73,12 +88,15 @@ class ThreadServer:
         ident: str,
         *,
         delay: float = 0.0,
+        failures: float = 0.0,
         port: int = 0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.httpd = _Server((host, port), _Handler)
         self.httpd.ident = ident
         self.httpd.delay = delay
+        self.httpd.failures = failures
+        self.httpd.count_lock = threading.Lock()
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.ident = ident

@@ -19,13 +19,23 @@ SERVER_SCRIPT = Path(__file__).with_name("_server.py")
 
 @pytest.fixture
 def servers() -> Iterator[Callable[..., list[ThreadServer]]]:
-    """Start ``n`` thread servers on 127.0.0.2, .3, ... (ids s1, s2, ...); all stopped after."""
+    """Start ``n`` thread servers on 127.0.0.2, .3, ... (ids s1, s2, ...); all stopped after.
+
+    ``delays`` and ``failures`` map a server's index to its delay and its share of 503s."""
     started: list[ThreadServer] = []
 
-    def start(n: int, *, delays: dict[int, float] | None = None) -> list[ThreadServer]:
+    def start(
+        n: int,
+        *,
+        delays: dict[int, float] | None = None,
+        failures: dict[int, float] | None = None,
+    ) -> list[ThreadServer]:
         for i in range(n):
             delay = (delays or {}).get(i, 0.0)
-            started.append(ThreadServer(f"127.0.0.{i + 2}", f"s{i + 1}", delay=delay))
+            failing = (failures or {}).get(i, 0.0)
+            started.append(
+                ThreadServer(f"127.0.0.{i + 2}", f"s{i + 1}", delay=delay, failures=failing)
+            )
         return started[-n:]
 
     yield start

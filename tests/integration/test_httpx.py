@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -121,8 +122,47 @@ def test_connection_refused_is_retried_elsewhere_and_ejected(servers: Start) -> 
         posted = client.post("/", content=b"data")  # nothing was sent: any method is retried
     assert posted.status_code == 200
     assert counts == {"s1": 10, "s2": 10}
-    assert lb.stats()[dead].failed == 1 and not lb.stats()[dead].up
-    assert transport.ejector is not None and dead in transport.ejector.ejected
+    assert lb.stats()[dead].failed == 1 and lb.stats()[dead].ejected
+    assert transport.health is not None and transport.health.ejected() == [dead]
+
+
+def test_a_drain_during_an_ejection_outlasts_it(servers: Start) -> None:
+    """Issue 10, item 13: an operator's mark_down is never undone when an ejection ends."""
+    pool = servers(2)
+    dead = _closed_port()
+    lb = bk.RoundRobin([dead, *(s.address for s in pool)])
+    transport = BalancedTransport(lb, eject=0.05, max_eject=0.05)
+    with httpx.Client(base_url="http://backend", transport=transport) as client:
+        assert client.get("/").status_code == 200  # dead refused it: ejected, retried elsewhere
+        lb.mark_down(dead)  # the operator drains it meanwhile
+        time.sleep(0.1)  # the ejection is over
+        assert _count(client, 10) == {"s1": 5, "s2": 5}
+        assert lb.stats()[dead].selected == 1 and not lb.stats()[dead].up  # still drained
+        lb.mark_up(dead)
+        assert _count(client, 10) == {"s1": 5, "s2": 5}  # refused again, and retried
+    assert lb.stats()[dead].selected == 2 and lb.stats()[dead].up
+    assert lb.stats()[dead].ejected
+
+
+def test_any_number_of_dead_servers_sit_out_while_one_answers(servers: Start) -> None:
+    (live,) = servers(1)
+    dead = [_closed_port(), _closed_port()]
+    lb = bk.RoundRobin([*dead, live.address])
+    with httpx.Client(base_url="http://backend", transport=BalancedTransport(lb)) as client:
+        assert _count(client, 20) == {"s1": 20}
+    assert [lb.stats()[address].selected for address in dead] == [1, 1]  # found dead, once
+
+
+def test_a_refused_connection_ejects_through_the_balancers_own_health(servers: Start) -> None:
+    pool = servers(2)
+    dead = _closed_port()
+    passive = bk.PassiveHealth(consecutive_failures=5, base_ejection=60.0)
+    lb = bk.with_health(bk.RoundRobin([dead, *(s.address for s in pool)]), passive)
+    with httpx.Client(base_url="http://backend", transport=BalancedTransport(lb)) as client:
+        assert _count(client, 20) == {"s1": 10, "s2": 10}
+    tracker = bk.health_of(lb)
+    assert tracker is not None and tracker.ejected() == [dead]  # at once, not after 5
+    assert lb.stats()[dead].selected == 1 and lb.stats()[dead].up  # one mechanism: no mark_down
 
 
 def test_broken_connection_is_retried_only_for_idempotent_methods(servers: Start) -> None:

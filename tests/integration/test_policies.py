@@ -12,7 +12,8 @@ import requests
 
 import balancekit as bk
 from balancekit.discovery import Snapshot, Static, Watcher
-from balancekit.integrations import Ejector
+from balancekit.health import Ejected, HealthEvent
+from balancekit.integrations._eject import connect_health, connect_only
 from balancekit.integrations.httpx import rewrite
 from balancekit.integrations.requests import BalancedAdapter, _with_endpoint
 
@@ -29,58 +30,59 @@ class Clock:
         return self.now
 
 
-def test_ejection_doubles_until_an_answer_and_returns_after_its_time() -> None:
-    lb = bk.RoundRobin([A, B, C])
+def test_connect_failures_eject_at_once_for_longer_on_repeats_until_max_eject() -> None:
     clock = Clock()
-    ejector = Ejector(lb, eject=1.0, max_eject=3.0, clock=clock)
-    ejector.connect_failed(A)
-    assert not lb.stats()[A].up and ejector.ejected == {A: 1.0}
-    ejector.connect_failed(A)  # already out: nothing changes
-    assert ejector.ejected == {A: 1.0}
+    events: list[HealthEvent] = []
+    lb = bk.with_health(
+        bk.RoundRobin([A, B, C], clock=clock), connect_only(1.0, 3.0), on_event=events.append
+    )
+    tracker = connect_health(lb, 1.0, 3.0, explicit=True)  # the same times: this one is used
+    assert tracker is not None and bk.health_of(lb) is tracker
+    assert tracker.connect_failed(A)
+    assert tracker.ejected() == [A] and lb.stats()[A].up  # ejected, never marked down
+    assert not tracker.connect_failed(A)  # already out: nothing changes
+    assert not tracker.connect_failed("10.9.9.9:80")  # not a member: ignored
     clock.now = 0.99
-    ejector.check()
-    assert not lb.stats()[A].up
+    assert {lb.select().address for _ in range(4)} == {B, C}
     clock.now = 1.0
-    ejector.check()  # its time is over: back on trial
-    assert lb.stats()[A].up and ejector.ejected == {}
-    ejector.connect_failed(A)  # failed again on trial: twice as long
-    assert ejector.ejected == {A: 3.0}
+    assert A in {lb.select().address for _ in range(3)}  # its time is over
+    tracker.connect_failed(A)  # failed again at once: twice as long
+    tracker.connect_failed(B)  # any number at once: only refused connections eject
     clock.now = 3.0
-    ejector.check()
-    ejector.connect_failed(A)  # capped by max_eject
-    assert ejector.ejected == {A: 6.0}
-    clock.now = 6.0
-    ejector.check()
-    ejector.succeeded(A)  # it answered: history forgotten
-    ejector.connect_failed(A)
-    assert ejector.ejected == {A: 7.0}
+    lb.select()
+    tracker.connect_failed(A)  # the third in a row: capped by max_eject (3 s)
+    untils = [(e.address, e.at, e.until) for e in events if isinstance(e, Ejected)]
+    assert untils == [(A, 0.0, 1.0), (A, 1.0, 3.0), (B, 1.0, 2.0), (A, 3.0, 6.0)]
+    assert all(e.reason == "connect_failure" for e in events if isinstance(e, Ejected))
 
 
-def test_ejection_never_empties_the_pool_and_respects_other_mark_downs() -> None:
-    lb = bk.RoundRobin([A, B])
+def test_an_ejection_ending_never_undoes_an_operators_mark_down() -> None:
     clock = Clock()
-    ejector = Ejector(lb, clock=clock)
-    ejector.connect_failed(A)
-    ejector.connect_failed(B)  # the last one up stays up
-    assert [s.up for s in lb.stats().values()] == [False, True]
-    lb.add(C)
-    lb.mark_down(C)  # marked down by someone else: never marked up by the ejector
-    clock.now = 10.0
-    ejector.check()
-    assert lb.stats()[A].up and not lb.stats()[C].up
+    lb = bk.RoundRobin([A, B, C], clock=clock)
+    tracker = connect_health(lb, 1.0, 30.0, explicit=False)
+    assert tracker is not None
+    tracker.connect_failed(A)
+    lb.mark_down(A)  # an operator drains A while it is ejected
+    clock.now = 10.0  # the ejection is over
+    assert {lb.select().address for _ in range(6)} == {B, C}
+    assert not lb.stats()[A].up and not lb.stats()[A].ejected  # drained until mark_up
+    lb.mark_up(A)
+    assert A in {lb.select().address for _ in range(3)}
 
 
-def test_ejection_of_an_endpoint_removed_meanwhile_is_forgotten() -> None:
-    lb = bk.RoundRobin([A, B, C])
-    clock = Clock()
-    ejector = Ejector(lb, clock=clock)
-    ejector.connect_failed(A)
-    lb.remove(A)
-    clock.now = 10.0
-    ejector.check()
-    assert ejector.ejected == {} and A not in lb
-    ejector.connect_failed("10.9.9.9:80")  # not a member: ignored
-    assert ejector.ejected == {}
+def test_the_balancers_own_health_is_used_and_explicit_times_must_agree_with_it() -> None:
+    own = bk.with_health(bk.RoundRobin([A, B, C]), bk.PassiveHealth(base_ejection=7.0))
+    assert connect_health(own, 1.0, 30.0, explicit=False) is bk.health_of(own)
+    with pytest.raises(bk.InvalidOption, match="has its own"):
+        BalancedAdapter(own, eject=2.0)
+    assert connect_health(own, None, 30.0, explicit=True) is None
+    plain = bk.RoundRobin([A, B])
+    first = BalancedAdapter(plain, eject=2.0, max_eject=4.0)
+    assert BalancedAdapter(plain, eject=2.0, max_eject=4.0).health is first.health  # agree
+    with pytest.raises(bk.InvalidOption, match="has its own"):
+        BalancedAdapter(plain, eject=3.0, max_eject=4.0)
+    with pytest.raises(bk.InvalidOption, match="balancer's clock"):
+        BalancedAdapter(bk.RoundRobin([A]), clock=Clock())  # type: ignore[call-arg]
 
 
 def test_urls_are_rewritten_to_the_endpoint_and_the_host_kept() -> None:

@@ -77,7 +77,7 @@ def test_refused_connections_are_retried_and_ejected(servers: Start) -> None:
     with _session(lb, eject=60.0, max_eject=60.0) as session:
         assert _count(session, 20) == {"s1": 10, "s2": 10}
         assert session.post("http://backend/", data=b"x").status_code == 200
-    assert lb.stats()[dead].failed == 1 and not lb.stats()[dead].up
+    assert lb.stats()[dead].failed == 1 and lb.stats()[dead].ejected
 
 
 def test_broken_connection_is_retried_only_for_idempotent_methods(servers: Start) -> None:

@@ -26,14 +26,15 @@ __all__ = [
 class Ejected:
     """Passive health took ``address`` out of rotation until ``until`` (its ``ejections``-th time).
 
-    ``reason`` is ``"consecutive_failures"`` or ``"failure_rate"``.
+    ``reason`` is ``"consecutive_failures"``, ``"failure_rate"`` or ``"connect_failure"`` (a
+    refused connection an integration reported: ``HealthTracker.connect_failed``).
     """
 
     address: str
     at: float
     until: float
     ejections: int
-    reason: Literal["consecutive_failures", "failure_rate"]
+    reason: Literal["consecutive_failures", "failure_rate", "connect_failure"]
 
 
 @dataclass(frozen=True, slots=True)

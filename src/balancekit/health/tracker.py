@@ -224,6 +224,28 @@ class HealthTracker:
                 self._emit(CheckFailed(address=address, at=now, detail=detail))
             lb._refresh()
 
+    # -- connection failures --------------------------------------------------------------------
+
+    def connect_failed(self, address: str) -> bool:
+        """A connection to ``address`` failed before anything was sent: eject it at once.
+
+        What the HTTP client integrations report for a refused (or timed-out) connection: the
+        endpoint cannot be reached, so no failure streak is waited for (Envoy outlier
+        detection's local-origin errors with ``consecutive_local_origin_failure: 1``). The
+        ejection is like any other (reason ``"connect_failure"``): its time grows with repeats,
+        the max ejection share and panic apply, and it ends by clearing ``ejected`` only, so an
+        endpoint an operator marked down stays down until ``mark_up``. Returns whether it is
+        ejected now; an address that is not a member, or is ejected already, changes nothing.
+        O(1), plus one index rebuild when it ejects.
+        """
+        lb = self._lb
+        with lb._lock:
+            state = lb._members.get(address)
+            if state is None or state.ejected:
+                return False
+            self._eject(state, _record(state), "connect_failure")
+            return state.ejected
+
     # -- reading --------------------------------------------------------------------------------
 
     def ejected(self) -> list[str]:
@@ -267,7 +289,7 @@ class HealthTracker:
         self,
         state: EndpointState,
         record: _Record,
-        reason: Literal["consecutive_failures", "failure_rate"],
+        reason: Literal["consecutive_failures", "failure_rate", "connect_failure"],
     ) -> None:
         passive = self.passive
         if len(self._ejected) >= passive.ejection_limit(len(self._lb._members)):

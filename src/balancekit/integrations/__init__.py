@@ -10,6 +10,5 @@ docs/integrations.md for how URLs are rewritten, what is retried and how outcome
 """
 
 from ._common import IDEMPOTENT_METHODS, default_ok_status
-from ._eject import Ejector
 
-__all__ = ["IDEMPOTENT_METHODS", "Ejector", "default_ok_status"]
+__all__ = ["IDEMPOTENT_METHODS", "default_ok_status"]

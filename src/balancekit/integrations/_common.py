@@ -5,20 +5,20 @@
 - :class:`ClientOptions`: the keyword options the transports and the adapter share.
 - :class:`Options`: those options validated, with their defaults in one place; it starts each
   request's :class:`~balancekit.integrations._call.Call`.
-- :class:`Balancing`: the ``balancer`` and ``ejector`` properties they expose."""
+- :class:`Balancing`: the ``balancer`` and ``health`` properties they expose."""
 
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
-from .._core import Balancer, Clock
+from .._core import Balancer
 from .._errors import InvalidOption
+from ..health.tracker import HealthTracker
 from ..retry import Retry
 from ._call import Call
-from ._eject import Ejector, check_eject
+from ._eject import DEFAULT_EJECT, DEFAULT_MAX_EJECT, check_eject, connect_health
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 #: Methods RFC 9110 §9.2.2 defines as idempotent: repeating them has the effect of sending once,
-#: so a request that may have reached a server can be sent again to another one.
+#: so a request that may have reached a server (a broken connection, a response ``retry_result``
+#: rejects) can be sent again to another one. POST and PATCH are not; CONNECT is not balanced.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 #: Decides from a status code whether the request counts as a success for the balancer.
@@ -80,19 +81,20 @@ class ClientOptions(TypedDict, Generic[RequestT], total=False):
     context: Callable[[RequestT], Any] | None
     eject: float | None
     max_eject: float
-    clock: Clock
 
 
 class _Default(enum.Enum):
     RETRY = "Retry(): 3 attempts, a retry budget"
+    EJECT = f"{DEFAULT_EJECT} s, or the balancer's own health"
+    MAX_EJECT = f"{DEFAULT_MAX_EJECT} s, or the balancer's own health"
 
 
 class Options(Generic[RequestT]):
     """The shared options, validated; ``default_context`` is the library's ``Request.from_*``.
 
     Defaults: ``retry=Retry()``, ``ok_status=default_ok_status``, ``host_header="logical"``,
-    ``context=None`` (``default_context``), ``eject=1.0``, ``max_eject=30.0``,
-    ``clock=time.monotonic`` (the ejection clock).
+    ``context=None`` (``default_context``), ``eject=1.0``, ``max_eject=30.0`` (used when the
+    balancer has no health tracker: see :mod:`balancekit.integrations._eject`).
     """
 
     def __init__(
@@ -100,16 +102,24 @@ class Options(Generic[RequestT]):
         balancer: Balancer,
         default_context: Callable[[RequestT], Any],
         *,
-        retry: Retry | _Default | None = _Default.RETRY,
+        retry: Retry | Literal[_Default.RETRY] | None = _Default.RETRY,
         ok_status: OkStatus = default_ok_status,
         host_header: HostHeader = "logical",
         context: Callable[[RequestT], Any] | None = None,
-        eject: float | None = 1.0,
-        max_eject: float = 30.0,
-        clock: Clock = time.monotonic,
+        eject: float | Literal[_Default.EJECT] | None = _Default.EJECT,
+        max_eject: float | Literal[_Default.MAX_EJECT] = _Default.MAX_EJECT,
+        clock: object = None,
     ) -> None:
+        if clock is not None:  # the ejector's clock, before ejections moved to the tracker
+            raise InvalidOption(
+                "clock= is no longer an option of the integrations: ejections run on the"
+                " balancer's clock (pass clock= to the balancer)"
+            )
         if retry is _Default.RETRY:
             retry = Retry()
+        explicit = eject is not _Default.EJECT or max_eject is not _Default.MAX_EJECT
+        eject = DEFAULT_EJECT if eject is _Default.EJECT else eject
+        max_eject = DEFAULT_MAX_EJECT if max_eject is _Default.MAX_EJECT else max_eject
         check_options(
             retry=retry,
             ok_status=ok_status,
@@ -125,16 +135,19 @@ class Options(Generic[RequestT]):
         self.ok_status = ok_status
         self.host_header = host_header
         self.context = default_context if context is None else context
-        self.ejector = (
-            None
-            if eject is None
-            else Ejector(balancer, eject=eject, max_eject=max_eject, clock=clock)
-        )
+        seconds, most = check_eject(eject, max_eject)
+        self.health = connect_health(balancer, seconds, most, explicit=explicit)
 
     def call(self, request: RequestT, *, replayable: bool) -> Call:
-        """A new call for ``request``; ``replayable``: may a broken connection be retried."""
+        """A new call for ``request``; ``replayable``: may it be sent again once it may have
+        reached a server (an idempotent method with a body that can be sent again)."""
         return Call(
-            self.balancer, self.retry, self.context(request), self.ejector, replayable=replayable
+            self.balancer,
+            self.retry,
+            self.context(request),
+            self.health,
+            self.ok_status,
+            replayable=replayable,
         )
 
 
@@ -149,6 +162,8 @@ class Balancing:
         return self._options.balancer
 
     @property
-    def ejector(self) -> Ejector | None:
-        """The ejector marking down endpoints that refuse connections (None if disabled)."""
-        return self._options.ejector
+    def health(self) -> HealthTracker | None:
+        """The balancer's health tracker that refused connections eject through (None with
+        ``eject=None`` or a balancer that is no ``BalancerBase``); ``health.ejected()`` lists
+        who is out."""
+        return self._options.health

@@ -1,106 +1,101 @@
-"""Passive health for the HTTP client integrations: endpoints that refuse connections sit out.
+"""Endpoints that refuse connections sit out, through the balancer's one health tracker.
 
-:class:`Ejector` takes an endpoint that refused a connection out of rotation for a while, then
-lets one request try it again (until the balancer has its own health, ``bk.with_health``).
+The integrations keep no ejection list of their own (docs/architecture.md: one health
+mechanism). A failed connection is reported to the balancer's health tracker
+(:meth:`~balancekit.health.HealthTracker.connect_failed`), which ejects the endpoint at once; the
+ejection ends on the tracker's clock, and only ever clears the tracker's ``ejected`` flag, so an
+operator's ``mark_down`` (a drain) stays in force until ``mark_up``.
+
+:func:`connect_health` finds that tracker: the balancer's own if ``bk.with_health`` attached one
+(its :class:`~balancekit.PassiveHealth` then decides how long ejections last), otherwise one the
+integration attaches whose only job is this (:func:`connect_only`: ``eject`` seconds for the
+first ejection, ``eject * n`` for the n-th in a row, at most ``max_eject``).
 """
 
 from __future__ import annotations
 
-import math
 import threading
-import time
-from typing import Any
 
-from .._core import Balancer, Clock, check_clock
-from .._errors import InvalidOption, UnknownEndpoint
+from .._core import Balancer, BalancerBase
+from .._errors import InvalidOption
+from .._options import number
+from ..health.passive import PassiveHealth
+from ..health.tracker import HealthTracker, health_of, with_health
 
-__all__ = ["Ejector", "check_eject"]
+__all__ = [
+    "DEFAULT_EJECT",
+    "DEFAULT_MAX_EJECT",
+    "ONLY_WHEN_NONE_LEFT",
+    "check_eject",
+    "connect_health",
+    "connect_only",
+]
+
+#: Seconds the first ejection of an endpoint refusing connections lasts, and the most any does.
+DEFAULT_EJECT = 1.0
+DEFAULT_MAX_EJECT = 30.0
+#: The attached tracker's panic threshold: ``healthy / total < 1e-9`` only when none is healthy,
+#: so it fails open only once every endpoint refuses connections (dead servers get no traffic
+#: while one answers; a connect timeout to a black-holed host is never paid for nothing).
+ONLY_WHEN_NONE_LEFT = 1e-9
+
+_attaching = threading.Lock()  # two transports built at once on one balancer attach one tracker
 
 
-def check_eject(eject: object, max_eject: object) -> None:
-    """Validate the ejection times ``eject`` (None: no ejection) and ``max_eject``."""
-    if eject is not None and (
-        isinstance(eject, bool) or not isinstance(eject, int | float) or not 0 < eject < math.inf
-    ):
-        raise InvalidOption(f"eject must be a positive number of seconds or None, not {eject!r}")
-    if isinstance(max_eject, bool) or not isinstance(max_eject, int | float):
-        raise InvalidOption(f"max_eject must be a number of seconds, not {max_eject!r}")
-    if not 0 < max_eject < math.inf or (isinstance(eject, int | float) and max_eject < eject):
-        raise InvalidOption(f"max_eject must be finite and at least eject, not {max_eject!r}")
+def check_eject(eject: object, max_eject: object) -> tuple[float | None, float]:
+    """Validate the ejection times ``eject`` (None: no ejection) and ``max_eject``; as floats.
 
-
-class Ejector:
-    """Takes endpoints that refuse connections out of rotation, and tries them again later.
-
-    After a failed connection to an endpoint it calls ``balancer.mark_down(address)`` for
-    ``eject`` seconds; the first request after that time calls ``mark_up`` and so lets traffic
-    try the endpoint again. If a connection fails again before any request to it succeeded, the
-    next ejection lasts twice as long (up to ``max_eject``); a success resets it. It never ejects
-    the last endpoint that is up (as Envoy's ``max_ejection_percent`` keeps a pool from emptying).
-    Only endpoints it marked down itself are ever marked up again.
-
-    Thread-safe. ``check()`` is O(1) while nothing is ejected (a dict test), O(ejected)
-    otherwise; an ejection costs one ``stats()`` (O(n)), and happens once per failing endpoint
-    per ejection period. Source: Envoy outlier detection (``consecutive_gateway_failure``,
-    ``base_ejection_time`` growing with the number of ejections).
+    Each is a positive number of seconds up to 1e9 (PassiveHealth's bound), ``max_eject`` at
+    least ``eject``.
     """
+    what = "a positive number of seconds up to 1e9"
+    first = None if eject is None else number("eject", eject, high=1e9, high_open=False, what=what)
+    most = number("max_eject", max_eject, high=1e9, high_open=False, what=what)
+    if first is not None and most < first:
+        raise InvalidOption(f"max_eject ({most}) must be at least eject ({first})")
+    return first, most
 
-    def __init__(
-        self,
-        balancer: Balancer,
-        *,
-        eject: float = 1.0,
-        max_eject: float = 30.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        check_eject(eject, max_eject)
-        self._balancer = balancer
-        self._eject = float(eject)
-        self._max_eject = float(max_eject)
-        self._clock = check_clock(clock)
-        self._lock = threading.Lock()
-        # address -> [until, ejections in a row, on trial (marked up again)]
-        self._ejected: dict[str, list[Any]] = {}
 
-    @property
-    def ejected(self) -> dict[str, float]:
-        """Addresses currently kept out of rotation, with the clock time they return."""
-        with self._lock:
-            return {a: e[0] for a, e in self._ejected.items() if not e[2]}
+def connect_only(eject: float, max_eject: float) -> PassiveHealth:
+    """The passive health an integration attaches: no failure streaks or rates, only refused
+    connections eject (for ``eject`` seconds growing by ``eject`` per repeat up to
+    ``max_eject``), any number of endpoints at once, failing open (panic) only when every one
+    is ejected."""
+    return PassiveHealth(
+        consecutive_failures=None,
+        failure_rate=None,
+        base_ejection=eject,
+        max_ejection=max_eject,
+        max_ejection_share=1.0,
+        panic_threshold=ONLY_WHEN_NONE_LEFT,
+    )
 
-    def check(self) -> None:
-        """Mark up the endpoints whose ejection is over (call before each selection)."""
-        if not self._ejected:
-            return
-        now = self._clock()
-        with self._lock:
-            for address, entry in list(self._ejected.items()):
-                if not entry[2] and entry[0] <= now:
-                    entry[2] = True
-                    try:
-                        self._balancer.mark_up(address)
-                    except UnknownEndpoint:  # removed by discovery meanwhile
-                        del self._ejected[address]
 
-    def connect_failed(self, address: str) -> None:
-        """Eject ``address`` after a failed connection (no-op if it is already ejected)."""
-        now = self._clock()
-        with self._lock:
-            entry = self._ejected.get(address)
-            if entry is not None and not entry[2]:
-                return
-            stats = self._balancer.stats()
-            if address not in stats or sum(1 for s in stats.values() if s.up) <= 1:
-                return
-            count = 1 if entry is None else entry[1] + 1
-            duration = min(self._eject * 2.0 ** min(count - 1, 60), self._max_eject)
-            self._balancer.mark_down(address)
-            self._ejected[address] = [now + duration, count, False]
+def connect_health(
+    balancer: Balancer, eject: float | None, max_eject: float, *, explicit: bool
+) -> HealthTracker | None:
+    """The tracker that connection failures eject through (None: ``eject=None``, or a balancer
+    that is no :class:`~balancekit.BalancerBase`, which then only learns the failed outcomes).
 
-    def succeeded(self, address: str) -> None:
-        """A request to ``address`` got an answer: forget its ejection history."""
-        if address in self._ejected:
-            with self._lock:
-                entry = self._ejected.get(address)
-                if entry is not None and entry[2]:
-                    del self._ejected[address]
+    A balancer without a tracker gets one (:func:`connect_only`). One that has its own keeps it,
+    with its own ejection times: ``eject``/``max_eject`` given ``explicit``-ly then must agree
+    with it (a tracker an integration attached with the same times), else :class:`InvalidOption`
+    rather than times silently unused.
+    """
+    if eject is None or not isinstance(balancer, BalancerBase):
+        return None
+    wanted = connect_only(eject, max_eject)
+    with _attaching:
+        tracker = health_of(balancer)
+        if tracker is None:
+            with_health(balancer, wanted)  # InvalidOption if another kind of hook is attached
+            tracker = health_of(balancer)
+            assert tracker is not None
+        elif explicit and tracker.passive != wanted:
+            raise InvalidOption(
+                f"eject={eject!r}, max_eject={max_eject!r} set the ejections of the health an"
+                " integration attaches, but this balancer has its own (bk.with_health): set"
+                " base_ejection/max_ejection in its PassiveHealth and leave eject out"
+                " (eject=None: connection failures only count as failed requests)"
+            )
+    return tracker

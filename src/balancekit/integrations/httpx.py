@@ -18,12 +18,14 @@ transport})``.
 Every request is released back to the balancer when its response body is closed (``ok`` when no
 transport error occurred and ``ok_status(status)`` holds: status < 500 by default), so the
 elapsed time covers the whole body, as NGINX's ``least_time last_byte``. A streamed response
-(``client.stream(...)``) stays in flight until it is closed. Failed connections are retried at
-once on another endpoint for every method (nothing was sent), without spending the retry budget;
-a connection broken after sending is retried only for idempotent methods (RFC 9110 §9.2.2)
-with a replayable body, following a :class:`balancekit.retry.Retry` policy (attempts, backoff,
-budget). An endpoint that refuses a connection is ejected for a while
-(:class:`~balancekit.integrations.Ejector`).
+(``client.stream(...)``) stays in flight until it is closed; a request cancelled before its
+answer is given back uncounted (``Balancer.cancel``). Failed connections are retried at once on
+another endpoint for every method (nothing was sent), without spending the retry budget; a
+connection broken after sending, or a response the policy's ``retry_result`` rejects, is
+retried only for idempotent methods (RFC 9110 §9.2.2) with a replayable body, following a
+:class:`balancekit.retry.Retry` policy (attempts, backoff, budget). An endpoint that refuses a
+connection is ejected for a while through the balancer's health tracker
+(:mod:`balancekit.integrations._eject`).
 
 Both transports are as thread-safe (or task-safe) as the balancer and the inner transport.
 Source: httpx ``BaseTransport.handle_request`` (``httpx/_transports/base.py``).
@@ -101,19 +103,35 @@ def _started_call(options: Options[httpx.Request], request: httpx.Request) -> Ca
     return call
 
 
+def _close(response: httpx.Response) -> None:
+    """Close a response the transport will not return (a rejected one, before its retry)."""
+    response.close()
+
+
+async def _aclose(response: httpx.Response) -> None:
+    await response.aclose()
+
+
 class _ReleasingStream(httpx.SyncByteStream):
     """A response body that releases the lease when it is closed (or garbage-collected)."""
 
-    def __init__(self, stream: httpx.SyncByteStream, call: Call, ok: bool) -> None:
+    def __init__(self, stream: httpx.SyncByteStream, call: Call) -> None:
         self._stream = stream
-        self._release = BodyRelease(self, call, ok)
+        self._release = BodyRelease(self, call)
 
     def __iter__(self) -> Iterator[bytes]:
+        release = self._release
+        release.reading = True
         try:
             yield from self._stream
         except Exception:
-            self._release.ok = False
+            release.ok = False
             raise
+        except BaseException:  # KeyboardInterrupt, or GeneratorExit: the reader stopped early
+            release.interrupted()
+            raise
+        finally:
+            release.reading = False
 
     def close(self) -> None:
         try:
@@ -125,17 +143,24 @@ class _ReleasingStream(httpx.SyncByteStream):
 class _AsyncReleasingStream(httpx.AsyncByteStream):
     """The async twin of :class:`_ReleasingStream`."""
 
-    def __init__(self, stream: httpx.AsyncByteStream, call: Call, ok: bool) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, call: Call) -> None:
         self._stream = stream
-        self._release = BodyRelease(self, call, ok)
+        self._release = BodyRelease(self, call)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        release = self._release
+        release.reading = True
         try:
             async for chunk in self._stream:
                 yield chunk
         except Exception:
-            self._release.ok = False
+            release.ok = False
             raise
+        except BaseException:  # CancelledError, or GeneratorExit: the reader stopped early
+            release.interrupted()
+            raise
+        finally:
+            release.reading = False
 
     async def aclose(self) -> None:
         try:
@@ -152,15 +177,19 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
     - ``transport``: the inner transport that does the I/O (default ``httpx.HTTPTransport()``;
       pass one to set pool limits, HTTP/2, TLS options).
     - ``retry``: a :class:`balancekit.retry.Retry` (default ``Retry()``: 3 attempts on distinct
-      endpoints, jittered backoff, a retry budget); ``None`` for a single attempt.
+      endpoints, jittered backoff, a retry budget); ``None`` for a single attempt. Its
+      ``retry_result`` (a predicate on the ``httpx.Response``) retries rejected responses of
+      idempotent requests.
     - ``ok_status``: a function of the status code deciding success (default: status < 500).
     - ``host_header``: ``"logical"`` (default) or ``"endpoint"`` (see the module docs).
     - ``context``: what ``select`` receives, a function of the ``httpx.Request`` (default
       :meth:`balancekit.Request.from_httpx`, which the key extractors in ``balancekit.keys``
       read: ``bk.IPHash(..., key=bk.keys.header("x-user"))``).
-    - ``eject``: seconds an endpoint refusing connections stays marked down (doubling on each
-      repeat up to ``max_eject``, default 30); ``None`` to leave health to the balancer.
-    - ``clock``: the ejection clock (default :func:`time.monotonic`).
+    - ``eject``: an endpoint refusing connections is ejected at once through the balancer's
+      health tracker; if the balancer has none, one is attached whose ejections last ``eject``
+      seconds (default 1), ``eject * n`` for the n-th in a row, at most ``max_eject`` (default
+      30); with its own tracker, that tracker's times apply. ``None``: refused connections only
+      count as failed requests.
 
     Per request: one ``select`` and one ``release`` per attempt, plus the inner transport's work.
     """
@@ -182,12 +211,14 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
         call = _started_call(options, request)
 
         def send(lease: Lease) -> httpx.Response:
-            return self._transport.handle_request(rewrite(request, lease[0], options.host_header))
+            sent = rewrite(request, lease[0], options.host_header)
+            response = self._transport.handle_request(sent)
+            response.request = request  # the logical request, as the client will set it
+            return response
 
-        response = send_with_retries(call, send, httpx.TransportError, classify)
+        response = send_with_retries(call, send, httpx.TransportError, classify, _close)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        ok = options.ok_status(response.status_code)
-        response.stream = _ReleasingStream(response.stream, call, ok)
+        response.stream = _ReleasingStream(response.stream, call)
         return response
 
     def close(self) -> None:
@@ -198,7 +229,7 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
     """The asyncio twin of :class:`BalancedTransport`, with the same options.
 
     ``transport`` defaults to ``httpx.AsyncHTTPTransport()``. Backoff waits use
-    :func:`asyncio.sleep`; a cancelled request releases its lease without counting a failure.
+    :func:`asyncio.sleep`; a cancelled request gives its lease back uncounted (``cancel``).
     """
 
     def __init__(
@@ -219,12 +250,15 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
 
         async def send(lease: Lease) -> httpx.Response:
             sent = rewrite(request, lease[0], options.host_header)
-            return await self._transport.handle_async_request(sent)
+            response = await self._transport.handle_async_request(sent)
+            response.request = request
+            return response
 
-        response = await send_with_retries_async(call, send, httpx.TransportError, classify)
+        response = await send_with_retries_async(
+            call, send, httpx.TransportError, classify, _aclose
+        )
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        ok = options.ok_status(response.status_code)
-        response.stream = _AsyncReleasingStream(response.stream, call, ok)
+        response.stream = _AsyncReleasingStream(response.stream, call)
         return response
 
     async def aclose(self) -> None:

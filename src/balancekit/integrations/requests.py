@@ -16,8 +16,10 @@ redirects, cookies and ``raise_for_status`` messages speak of the service, not t
 
 Outcomes, retries and ejection behave as in :mod:`balancekit.integrations.httpx`: the lease is
 released when the body has been read to the end or the response is closed (``stream=True`` keeps
-it in flight until then); connection failures are retried on another endpoint for any method,
-broken connections only for idempotent methods with a ``bytes``/``str`` body. Over ``https`` the
+it in flight until then), and given back uncounted when the caller gives up before the answer;
+connection failures are retried on another endpoint for any method, broken connections and
+responses the policy's ``retry_result`` rejects only for idempotent methods with a
+``bytes``/``str`` body. Over ``https`` the
 default inner adapter (:class:`LogicalNameAdapter`) sends the logical name as the TLS server name
 and checks the certificate against it.
 Thread-safe as far as the balancer and requests' HTTPAdapter are.
@@ -103,20 +105,26 @@ def _with_endpoint(url: str, endpoint: Endpoint) -> str:
 class _ReleasingRaw:
     """Wraps urllib3's response: releases the lease when the body ends or is closed."""
 
-    def __init__(self, raw: Any, call: Call, ok: bool) -> None:
+    def __init__(self, raw: Any, call: Call) -> None:
         self._raw = raw
-        self._release = BodyRelease(self, call, ok)
+        self._release = BodyRelease(self, call)
 
     def stream(
         self, amt: int | None = 2**16, decode_content: bool | None = None
     ) -> Iterator[bytes]:
+        release = self._release
+        release.reading = True
         try:
             yield from self._raw.stream(amt, decode_content=decode_content)
         except Exception:
-            self._release.ok = False
-            self._release.closed()
+            release.reading, release.ok = False, False
+            release.closed()
             raise
-        self._release.closed()
+        except BaseException:  # KeyboardInterrupt, or GeneratorExit: the reader stopped early
+            release.interrupted()
+            raise
+        release.reading = False
+        release.closed()
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         try:
@@ -124,6 +132,9 @@ class _ReleasingRaw:
         except Exception:
             self._release.ok = False
             self._release.closed()
+            raise
+        except BaseException:
+            self._release.interrupted()
             raise
         if amt is None or not data:
             self._release.closed()
@@ -152,7 +163,9 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
     :class:`~balancekit.integrations.httpx.BalancedTransport`: ``adapter`` (the inner
     ``HTTPAdapter`` doing the I/O, default a new :class:`LogicalNameAdapter`), ``retry``,
     ``ok_status``, ``host_header``, ``context`` (a function of the ``PreparedRequest``; default
-    :meth:`balancekit.Request.from_requests`), ``eject``, ``max_eject``, ``clock``.
+    :meth:`balancekit.Request.from_requests`), ``eject``, ``max_eject``. The policy's
+    ``retry_result`` receives the ``requests.Response`` (its ``url`` and ``request`` the logical
+    ones).
     """
 
     def __init__(
@@ -196,7 +209,7 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
             raise NoEndpointError(str(error), request=request) from error
 
         def send_to(lease: Lease) -> requests.Response:
-            return self._adapter.send(
+            response = self._adapter.send(
                 self._prepare(request, lease[0]),
                 stream=stream,
                 timeout=timeout,
@@ -204,12 +217,14 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
                 cert=cert,
                 proxies=dict(proxies) if proxies is not None else None,
             )
+            response.url = str(request.url)  # the logical ones, for retry_result and the caller
+            response.request = request
+            return response
 
-        response = send_with_retries(call, send_to, requests.RequestException, classify)
-        ok = self._options.ok_status(response.status_code)
-        response.raw = _ReleasingRaw(response.raw, call, ok)
-        response.url = str(request.url)
-        response.request = request
+        response = send_with_retries(
+            call, send_to, requests.RequestException, classify, requests.Response.close
+        )
+        response.raw = _ReleasingRaw(response.raw, call)
         return response
 
     def close(self) -> None:
