@@ -23,19 +23,19 @@ CASES = load_cases()
 
 # family: (attacks flagged, attacks, benign flagged, benign), rules at paranoia level 1
 PINNED_PL1 = {
-    "java": (209, 601, 22, 27),
-    "lfi": (20, 56, 1, 15),
-    "rce": (37, 384, 16, 144),
-    "sqli": (111, 320, 3, 51),
-    "xss": (85, 186, 4, 54),
+    "java": (557, 601, 24, 27),
+    "lfi": (38, 56, 1, 15),
+    "rce": (194, 384, 19, 144),
+    "sqli": (191, 320, 4, 51),
+    "xss": (125, 186, 4, 54),
 }
 # the same over every paranoia level (1-4)
 PINNED_ALL = {
-    "java": (275, 1139, 24, 33),
-    "lfi": (25, 66, 1, 16),
-    "rce": (82, 703, 16, 259),
-    "sqli": (183, 868, 5, 163),
-    "xss": (93, 207, 4, 54),
+    "java": (623, 1139, 26, 33),
+    "lfi": (47, 66, 1, 16),
+    "rce": (243, 703, 19, 259),
+    "sqli": (268, 868, 6, 163),
+    "xss": (133, 207, 4, 54),
 }
 
 

@@ -65,6 +65,31 @@ def test_issue_false_positives_pass(request_: Request) -> None:
     assert SCREEN.scan(request_) == ()
 
 
+CODE_AND_PROSE = [
+    {"code": "if x == 1:\n    print(x)\nfor i in range(3):\n    pass"},
+    {"code": "if (a == b) { window.scrollTo(0, 0); } for (const k in obj) { call(k); }"},
+    {"css": "/* header */ body { color: red; } a:hover { color: blue }"},
+    {"text": "Use the settings page, then select an option. Either/or works; update it later."},
+    {"html": '<p>Hello <a href="https://example.com/docs">docs</a></p><img src="/a.png" alt="">'},
+    {"question": "How do I select rows where a column is null?"},
+]
+QUERIES = ["if you want it", "for sale in (london)", "time flies", "find my phone", "cd player"]
+
+
+def test_code_prose_and_queries_that_look_like_the_new_rules_pass() -> None:
+    """The rules added for the CRS corpus (cmd.exe for/if, window[...], quote+on...=) must not
+    flag ordinary code and prose."""
+    for body in CODE_AND_PROSE:
+        request = Request(
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps(body).encode(),
+        )
+        assert SCREEN.scan(request) == (), body
+    for query in QUERIES:
+        assert SCREEN.scan(Request(query="q=" + query.replace(" ", "+"))) == (), query
+
+
 def test_the_sensitive_file_and_svg_rules_still_fire_on_the_real_thing() -> None:
     assert "lfi-files" in SCREEN.scan(Request(path="/.env"))
     assert "lfi-files" in SCREEN.scan(Request(path="/.env.local"))

@@ -20,7 +20,15 @@ _Q = r"['\"`]"  # a quote that can close a SQL string
 _SHELL = (
     r"(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|netcat|bash|sh|zsh|ksh|python[23]?|perl"
     r"|ruby|php|ping|nslookup|rm|chmod|chown|kill|ps|ifconfig|powershell|cmd|time|echo"
-    r"|env|sleep|tftp|telnet|certutil|bitsadmin|busybox)"
+    r"|env|sleep|tftp|telnet|certutil|bitsadmin|busybox|iwr|iex|iwmi|mshta|regedit|wmic"
+    r"|rundll32|regsvr32|bcdboot|set|irb|gcc|socat)"
+)
+# Commands that are also English words: flagged only with an argument that looks like one.
+_SHELL_ARGS = (
+    r"(?:cd|find|gunzip|zcat|zstdcat|xxd|base64|head|tail|more|less|nl|tac|awk|sed|grep|tar"
+    r"|unzip|python3\.\d{1,2}|node|java|ssh|scp|rsync|dig|nmap|column|bridge|sort|uniq|wc"
+    r"|strings|od|file|stat|touch|cp|mv|ln|mkdir|dd|openssl|sudo|su|nohup|xargs|crontab"
+    r"|systemctl|service|mount|ip|ss|netstat|lsof|who|w|last|history|alias|export|unset)"
 )
 _CMP = r"(?:[<>]=?|!=|<>|=|\blike\b|\brlike\b|\bregexp\b|\bis\b)"
 #: The default rule set; ids are stable and appear in verdicts.
@@ -56,9 +64,13 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
         "sqli-stacked",
         r";\s*+(?:drop\s++(?:table|database)|delete\s++from|insert\s++into"
         r"|update\s++\w++\s++set|truncate\s++table|alter\s++table|shutdown\b"
-        r"|exec(?:ute)?\s++(?:xp|sp)_|declare\s++@)",
-        triggers=(";",),
-        description="stacked query: ; drop table ...",
+        r"|exec(?:ute)?\s++(?:xp|sp)_|declare\s++@)"
+        r"|" + _Q + r"\s*+\)*+\s*+;\s*+(?:select|insert|update|delete|drop|exec|declare|create"
+        r"|alter|truncate|replace|shutdown)\b"
+        r"|\bdeclare\s*+@\w|\bexec(?:ute)?\s*+\(\s*+@|\bprocedure\s++analyse\b"
+        r"|\bexecute\s++immediate\b|/\*[!+]",
+        triggers=(";", "declare", "exec", "procedure", "/*"),
+        description="stacked query (; drop table ...), procedural SQL, MySQL /*! and /*+ comments",
     ),
     _S(
         "sqli-comment",
@@ -68,8 +80,9 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     ),
     _S(
         "sqli-time",
-        r"\b(?:pg_)?sleep\s*+\(\s*+\d++(?:\.\d++)?\s*+\)|\bbenchmark\s*+\(\s*+\d++\s*+,"
-        r"|\bwaitfor\s++delay\s++['\"]",
+        r"\b(?:pg_)?sleep\s*+\(\s*+\d++(?:\.\d++)?\s*+(?:\)|[-+*/^%]|div\b|mod\b|\.to_i)"
+        r"|\bselect\s*+\(?\s*+(?:pg_)?sleep\b|\bsleep\s*+\(\s*+\(?\s*+(?:select|mod|if)\b"
+        r"|\bbenchmark\s*+\(\s*+\d|\bwaitfor\s++delay\s++['\"]",
         triggers=("sleep", "benchmark", "waitfor"),
         description="time-based blind SQL injection",
     ),
@@ -78,7 +91,11 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
         r"(?:information_schema|sysobjects|pg_catalog|sqlite_master|xp_cmdshell)\b"
         r"|\bload_file\s*+\(|\binto\s++(?:out|dump)file\b|@@(?:version|datadir|hostname)\b"
         r"|\b(?:database|db_name|schema_name|current_user|session_user|system_user"
-        r"|extractvalue|updatexml|group_concat)\s*+\(",
+        r"|extractvalue|updatexml|group_concat|find_in_set|sqlite_compileoption_(?:used|get)"
+        r"|sqlite_version|load_extension|utl_inaddr\.\w++|utl_http\.\w++|dbms_\w{1,30}+"
+        r"|sys_context|pg_read_file|pg_ls_dir|lo_import|name_const|make_set)\s*+\("
+        r"|\b(?:tempdb|msdb|msysaccessobjects|msysobjects|pg_shadow|mysql\.(?:db|user))\b"
+        r"|" + _Q + r"\s*+::\s*+(?:jsonb?|text|int\w{0,10}+|varchar)\b|\b\d++\.e\s*+\(",
         triggers=(
             "information_schema",
             "sysobjects",
@@ -90,26 +107,46 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
             "dumpfile",
             "@@",
             "(",
+            "tempdb",
+            "msdb",
+            "msys",
+            "pg_shadow",
+            "mysql.",
+            "::",
         ),
         description="SQL catalogue probing, file access and error-based extraction",
     ),
-    _S("xss-script", r"<\s*+/?\s*+script\b", triggers=("<",), description="<script> tag"),
+    _S(
+        "sqli-nosql",
+        r"\[\s*+\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|expr|or|and|not|nor)\s*+\]"
+        r"|['\"]\$(?:ne|gt|gte|lt|lte|regex|where|expr|nin)['\"]\s*+:",
+        triggers=("$",),
+        description='MongoDB operator injection: u[$ne]=1, {"$where": ...}',
+    ),
+    _S(
+        "xss-script",
+        r"<\s*+/?\s*+(?:[\w-]{1,20}+\s*+:\s*+)?script\b|\+adw-",
+        triggers=("<", "+adw-"),
+        description="<script> tag, also namespaced or UTF-7 (+ADw-)",
+    ),
     _S(
         "xss-event-handler",
-        r"<[^<>]*?\bon[a-z]{3,30}\s*+=",
-        triggers=("<",),
-        description="HTML tag with an on...= event handler",
+        r"<[^<>]*?\bon[a-z]{3,30}\s*+=|['\"]\s*+/?\s*+(?:on[a-z]{3,30}|formaction)\s*+=",
+        triggers=("<", "on", "formaction"),
+        description="HTML tag with an on...= event handler, or one injected after a quote",
     ),
     _S(
         "xss-tag",
-        r"<\s*+(?:iframe|object|embed|applet|base|meta|frameset|frame)\b",
-        triggers=("<",),
+        r"<\s*+(?:[\w-]{1,20}+\s*+:\s*+)?(?:iframe|object|embed|applet|base|meta|frameset|frame"
+        r"|vmlframe)\b|<\s*+\?\s*+import\b|-moz-binding\b|<\s*+style\b[^<]{0,200}?@import",
+        triggers=("<", "-moz-binding"),
         description="tags that run or load active content (not <svg>/<math>: see their handlers)",
     ),
     _S(
         "xss-js-uri",
         r"(?:java|vb)script\s*+:\s*+(?:[\w$.]++\s*+\(|//|\[|`"
-        r"|(?:alert|eval|prompt|confirm|window|document|top|self|this|location|fetch)\b)",
+        r"|(?:alert|eval|prompt|confirm|window|document|top|self|this|location|fetch|msgbox)\b)"
+        r"|\burl\s*+\(\s*+['\"]?+\s*+(?:java|vb)script\b",
         triggers=("javascript", "vbscript"),
         description="javascript: URI with code",
     ),
@@ -118,7 +155,11 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
         r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval)\s*+[(`]\s*+"
         r"(?:\d|['\"`/]|document|window|this|name|location)"
         r"|\bdocument\s*+\)?\s*+(?:\.\s*+|\[\s*+['\"`])(?:cookie|domain|write)\b"
-        r"|\bstring\s*+\.\s*+fromcharcode\b",
+        r"|\bstring\s*+\.\s*+fromcharcode\b|\b(?:alert|prompt|confirm)\s*+\(\s*+\)"
+        r"|\b(?:window|self|top|parent|frames|globalthis)\s*+\[\s*+['\"`]"
+        r"|\b(?:window|document)\s*+\.\s*+location\b|\bnew\s++function\s*+\("
+        r"|\.\s*+(?:call|apply)\s*+`|\$\{\s*+(?:alert|prompt|confirm|eval)\s*+\}"
+        r"|!!?\s*+\[\s*+\]\s*+\+|\+\s*+!\s*+\+?\s*+\[\s*+\]",
         triggers=(
             "alert",
             "prompt",
@@ -128,8 +169,18 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
             "setinterval",
             "document",
             "fromcharcode",
+            "window",
+            "self",
+            "top",
+            "parent",
+            "frames",
+            "globalthis",
+            "function",
+            "call",
+            "apply",
+            "[",
         ),
-        description="typical XSS payload calls",
+        description="typical XSS payload calls, JSFuck, window['alert']",
     ),
     _S(
         "lfi-traversal",
@@ -139,11 +190,14 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     ),
     _S(
         "lfi-files",
-        r"/etc/(?:passwd|shadow|group|hosts|issue)\b|/proc/(?:self|\d++)/"
-        r"|\b(?:boot|win|system)\.ini\b"
+        r"/etc/(?:passwd|shadow|group|hosts|issue|subuid|subgid|sudoers)\b"
+        r"|/proc/(?:self|\d++|version|cpuinfo|meminfo|interrupts|mounts|net)\b"
+        r"|/sys/(?:class|kernel|devices|block|firmware|module)\b|\b(?:boot|win|system)\.ini\b"
         r"|/\.(?:env|git|svn|hg|htaccess|htpasswd|aws|ssh|bash_history|docker|kube|npmrc"
-        r"|pgpass|netrc|ds_store)(?![\w-])|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\bwp-config\.php\b",
-        triggers=("/etc/", "/proc/", ".ini", "/.", "id_", "wp-config"),
+        r"|pgpass|netrc|ds_store|claude|cursor|codex|aider|continue|kiro|plandex|opencode|fabric"
+        r"|a0proj|vscode|idea)(?![\w-])|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\bwp-config\.php\b"
+        r"|/wp-content/debug\.log\b",
+        triggers=("/etc/", "/proc/", "/sys/", ".ini", "/.", "id_", "wp-config", "debug.log"),
         description="well-known sensitive files (not /.env-guide: the name must end)",
     ),
     _S(
@@ -156,18 +210,34 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     _S(
         "rce-chain",
         r"(?:[;|`\n]|\$\(|&&)\s*+" + _SHELL + r"\b(?=\s*+$|\s*+[;|`&)\n]|\s++[-/$~.]"
-        r"|\s++[^\s/]*+/)",
-        triggers=(";", "|", "`", "$(", "&&", "\n"),
+        r"|\s++[^\s/]*+/)"
+        r"|(?:[;|`\n]|\$\(|&&|^|=)\s*+" + _SHELL_ARGS + r"\b(?=\s++(?:-\w++\s++)*+[/~$])"
+        r"|(?:^|=)\s*+" + _SHELL + r"\s++(?:-\w++\s++)*+/",
+        triggers=(";", "|", "`", "$(", "&&", "\n", "=", "/"),
         fields=("path", "query", "body"),
-        description="shell command after ; | && ` $( or a line break",
+        description="shell command after ; | && ` $( or a line break, or as a value with a path",
     ),
     _S(
         "rce-shell-path",
         r"/bin/(?:ba|z|k|c|da)?sh\b|/usr/bin/(?:env|perl|python\d?)\b"
         r"|\bcmd(?:\.exe)?\s++/c\b|\bpowershell(?:\.exe)?\s++-"
-        r"|\b(?:invoke-(?:webrequest|expression|restmethod)|downloadstring|start-process)\b",
-        triggers=("/bin/", "cmd", "powershell", "invoke-", "downloadstring", "start-process"),
-        description="shell interpreters by path, PowerShell download-and-run",
+        r"|\b(?:invoke-(?:webrequest|expression|restmethod)|downloadstring|start-process)\b"
+        r"|\bpowershell(?:\.exe)?\s++[a-z]:"
+        r"|\bfor\s++(?:/[dflr]\b[^%]{0,80}+)?%%?[\w\[~]{1,20}+\s*+in\s*+\("
+        r"|\bif\s++(?:/i\s++)?(?:not\s++)?(?:(?:exist|defined|errorlevel|cmdextversion)\s"
+        r"|%[\w~]|\"%|\(%|[\w\"%][^\s()=]{0,60}+\s*+(?:==|\b(?:equ|neq|lss|leq|gtr|geq)\b)"
+        r"\s*+[^\s:]{1,60}+\s++[a-z(])",
+        triggers=(
+            "/bin/",
+            "cmd",
+            "powershell",
+            "invoke-",
+            "downloadstring",
+            "start-process",
+            "for",
+            "if",
+        ),
+        description="shell interpreters by path, PowerShell download-and-run, cmd.exe for/if",
     ),
     _S(
         "rce-shellshock",
@@ -189,12 +259,19 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     ),
     _S(
         "java-class",
-        r"\bjava\.(?:lang\.(?:runtime|processbuilder|reflect|class|system|thread)"
-        r"|io\.\w{0,40}+(?:stream|reader|file)|beans\.|rmi\.)|\bprocessbuilder\b"
+        r"\bjava\.(?:(?:lang|io|beans|rmi|net)\.[a-z]|runtime\b|processbuilder\b)"
+        r"|\bjavax\.(?:script|naming|management)\.|\bcom\.opensymphony\.xwork2\b"
+        r"|\bcom\.sun\.(?:org\.apache|rowset|jndi)\.|\borg\.omg\.corba\b"
+        r"|\borg\.codehaus\.groovy\.|\borg\.apache\.commons\.beanutils\b|\bprocessbuilder\b"
         r"|\bgetruntime\s*+\(|\bclass\.module\.classloader|\binvokertransformer\b"
         r"|\borg\.apache\.commons\.collections|(?<![\w+/])ro0ab|\baced0005",
         triggers=(
             "java.",
+            "javax.",
+            "com.opensymphony",
+            "com.sun.",
+            "org.omg",
+            "org.codehaus",
             "processbuilder",
             "getruntime",
             "class.module",
