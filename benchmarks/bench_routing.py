@@ -116,6 +116,7 @@ def screen_requests() -> dict[str, Request]:
 HOSTILE_UNITS = {
     "'<' repeated": "<",
     "'/*' repeated": "/*",
+    "'/*x' repeated (unterminated comments)": "/*x",
     "quote repeated": "'",
     "'${' repeated": "${",
     "'<a b' repeated": "<a b",

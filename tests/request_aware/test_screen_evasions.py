@@ -8,7 +8,7 @@ import json
 import pytest
 
 from balancekit import InvalidOption, Request
-from balancekit.guard import Chain, Signature, SignatureScreen, Verdict
+from balancekit.guard import Chain, Signature, SignatureScreen, Verdict, normalise
 
 SCREEN = SignatureScreen()
 FORM = "application/x-www-form-urlencoded"
@@ -127,3 +127,8 @@ def test_skip_headers_as_a_collection_skips_that_header_only() -> None:
     assert screen.scan(request) == ("xss-script",)
     assert screen.scan(Request(headers={"X-Token": "<script>"})) == ()
     assert SignatureScreen(skip_headers=["t"]).scan(Request(headers={"X-Token": "<script>"}))
+
+
+def test_path_parameters_are_dropped_only_after_dot_segments() -> None:
+    assert normalise("/static/..;x=1/admin/.;y/z", path=True) == "/static/../admin/z"
+    assert "xss-script" in SCREEN.scan(Request(path="/search;jsessionid=<script>x</script>"))

@@ -48,7 +48,7 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     _S(
         "sqli-numeric-tautology",
         r"(?:or(?<=\bor)|and(?<=\band)|\|\|) ?(\d++) ?= ?\1\b",
-        triggers=("or", "and", "||"),
+        triggers=("or ", "and ", "||"),
         description="numeric always-true condition: 1 or 1=1, '||1=1",
     ),
     _S(
@@ -66,11 +66,16 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
         r"|update\s++\w++\s++set|truncate\s++table|alter\s++table|shutdown\b"
         r"|exec(?:ute)?\s++(?:xp|sp)_|declare\s++@)"
         r"|" + _Q + r"\s*+\)*+\s*+;\s*+(?:select|insert|update|delete|drop|exec|declare|create"
-        r"|alter|truncate|replace|shutdown)\b"
-        r"|\bdeclare\s*+@\w|\bexec(?:ute)?\s*+\(\s*+@|\bprocedure\s++analyse\b"
-        r"|\bexecute\s++immediate\b|/\*[!+]",
-        triggers=(";", "declare", "exec", "procedure", "/*"),
-        description="stacked query (; drop table ...), procedural SQL, MySQL /*! and /*+ comments",
+        r"|alter|truncate|replace|shutdown)\b",
+        triggers=(";",),
+        description="stacked query: ; drop table ..., ';select",
+    ),
+    _S(
+        "sqli-procedural",
+        r"declare\s*+@\w|exec(?:ute)?\s*+\(\s*+@|procedure\s++analyse\b"
+        r"|execute\s++immediate\b|/\*[!+]",
+        triggers=("declare", "exec", "procedure", "/*!", "/*+"),
+        description="procedural SQL (declare @x, exec(@q)), MySQL /*! and /*+ comments",
     ),
     _S(
         "sqli-comment",
@@ -88,33 +93,63 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     ),
     _S(
         "sqli-probe",
-        r"(?:information_schema|sysobjects|pg_catalog|sqlite_master|xp_cmdshell)\b"
-        r"|\bload_file\s*+\(|\binto\s++(?:out|dump)file\b|@@(?:version|datadir|hostname)\b"
-        r"|\b(?:database|db_name|schema_name|current_user|session_user|system_user"
-        r"|extractvalue|updatexml|group_concat|find_in_set|sqlite_compileoption_(?:used|get)"
-        r"|sqlite_version|load_extension|utl_inaddr\.\w++|utl_http\.\w++|dbms_\w{1,30}+"
-        r"|sys_context|pg_read_file|pg_ls_dir|lo_import|name_const|make_set)\s*+\("
-        r"|\b(?:tempdb|msdb|msysaccessobjects|msysobjects|pg_shadow|mysql\.(?:db|user))\b"
-        r"|" + _Q + r"\s*+::\s*+(?:jsonb?|text|int\w{0,10}+|varchar)\b|\b\d++\.e\s*+\(",
+        r"(?:information_schema|sysobjects|pg_catalog|sqlite_master|xp_cmdshell|tempdb|msdb"
+        r"|msysaccessobjects|msysobjects|pg_shadow|mysql\.(?:db|user))\b"
+        r"|load_file\s*+\(|into\s++(?:out|dump)file\b|@@(?:version|datadir|hostname)\b",
         triggers=(
             "information_schema",
             "sysobjects",
             "pg_catalog",
             "sqlite_master",
             "xp_cmdshell",
-            "load_file",
-            "outfile",
-            "dumpfile",
-            "@@",
-            "(",
             "tempdb",
             "msdb",
             "msys",
             "pg_shadow",
             "mysql.",
-            "::",
+            "load_file",
+            "outfile",
+            "dumpfile",
+            "@@",
         ),
-        description="SQL catalogue probing, file access and error-based extraction",
+        description="SQL catalogue probing and file access",
+    ),
+    _S(
+        "sqli-functions",
+        r"\b(?:database|db_name|schema_name|current_user|session_user|system_user"
+        r"|extractvalue|updatexml|group_concat|find_in_set|sqlite_compileoption_(?:used|get)"
+        r"|sqlite_version|load_extension|utl_inaddr\.\w++|utl_http\.\w++|dbms_\w{1,30}+"
+        r"|sys_context|pg_read_file|pg_ls_dir|lo_import|name_const|make_set)\s*+\("
+        r"|" + _Q + r"\s*+::\s*+(?:jsonb?|text|int\w{0,10}+|varchar)\b|\b\d++\.e\s*+\(",
+        triggers=(
+            "database",
+            "db_name",
+            "schema_name",
+            "current_user",
+            "session_user",
+            "system_user",
+            "extractvalue",
+            "updatexml",
+            "group_concat",
+            "find_in_set",
+            "sqlite_compileoption_used",
+            "sqlite_compileoption_get",
+            "sqlite_version",
+            "load_extension",
+            "utl_inaddr",
+            "utl_http",
+            "dbms_",
+            "sys_context",
+            "pg_read_file",
+            "pg_ls_dir",
+            "lo_import",
+            "name_const",
+            "make_set",
+            "::",
+            ".e(",
+            ".e (",
+        ),
+        description="SQL functions used for error-based extraction, casts after a quote",
     ),
     _S(
         "sqli-nosql",
@@ -131,9 +166,15 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     ),
     _S(
         "xss-event-handler",
-        r"<[^<>]*?\bon[a-z]{3,30}\s*+=|['\"]\s*+/?\s*+(?:on[a-z]{3,30}|formaction)\s*+=",
-        triggers=("<", "on", "formaction"),
-        description="HTML tag with an on...= event handler, or one injected after a quote",
+        r"<[^<>]*?\bon[a-z]{3,30}\s*+=",
+        triggers=("<",),
+        description="HTML tag with an on...= event handler",
+    ),
+    _S(
+        "xss-attribute",
+        r"['\"]\s*+/?\s*+(?:on[a-z]{3,30}|formaction)\s*+=",
+        triggers=("on", "formaction"),
+        description='an event handler injected after a quote: " onfocus=',
     ),
     _S(
         "xss-tag",
@@ -210,12 +251,18 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     _S(
         "rce-chain",
         r"(?:[;|`\n]|\$\(|&&)\s*+" + _SHELL + r"\b(?=\s*+$|\s*+[;|`&)\n]|\s++[-/$~.]"
-        r"|\s++[^\s/]*+/)"
-        r"|(?:[;|`\n]|\$\(|&&|^|=)\s*+" + _SHELL_ARGS + r"\b(?=\s++(?:-\w++\s++)*+[/~$])"
-        r"|(?:^|=)\s*+" + _SHELL + r"\s++(?:-\w++\s++)*+/",
-        triggers=(";", "|", "`", "$(", "&&", "\n", "=", "/"),
+        r"|\s++[^\s/]*+/)",
+        triggers=(";", "|", "`", "$(", "&&", "\n"),
         fields=("path", "query", "body"),
-        description="shell command after ; | && ` $( or a line break, or as a value with a path",
+        description="shell command after ; | && ` $( or a line break",
+    ),
+    _S(
+        "rce-command-value",
+        r"(?:^|[;|`\n=]|\$\(|&&)\s*+(?:" + _SHELL_ARGS + r"\b(?=\s++(?:-\w++\s++)*+[/~$])"
+        r"|" + _SHELL + r"\s++(?:-\w++\s++)*+/)",
+        triggers=(";", "|", "`", "$(", "&&", "\n", "=", "/", "~", "$"),
+        fields=("query", "body"),
+        description="a shell command with a path argument as a value: cmd=gunzip -c /var/...",
     ),
     _S(
         "rce-shell-path",
@@ -242,7 +289,7 @@ DEFAULT_SIGNATURES: tuple[Signature, ...] = (
     _S(
         "rce-shellshock",
         r"(?:^|[\n=]) ?\(\s*+\)\s*+\{",
-        triggers=("{",),
+        triggers=("()", "( )"),
         description="Shellshock function definition () { (CVE-2014-6271)",
     ),
     _S(

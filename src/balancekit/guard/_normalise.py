@@ -22,7 +22,9 @@ __all__ = ["normalise", "views"]
 _PERCENT_U = re.compile(r"%u([0-9a-fA-F]{4})")  # IIS %uXXXX (CRS t:urlDecodeUni)
 _SLASHES = re.compile(r"/{2,}+")
 _DOT_SEGMENTS = re.compile(r"/(?:\./)++")
-_PATH_PARAMS = re.compile(r";[^/]*+")  # /a;jsessionid=1/b, /..;/ (Tomcat): parameters dropped
+# Tomcat ignores ;parameters in a segment, so /..;x/ is /../ to it; only dot segments lose them
+# here (elsewhere the parameter text is screened as it is: it may be reflected).
+_PATH_PARAMS = re.compile(r"(?<=/\.\.);[^/]*+|(?<=/\.);[^/]*+")
 # ${lower:j} ${upper:j} ${date:'j'} ${anything:-j} -> j (Log4j lookups that only spell letters)
 _LOOKUP = re.compile(
     r"\$\{(?:(?:lower|upper|date)\s*+:|(?:[^{}$:]|:(?!-))*+:-)\s*+'?+([^{}$']*+)'?\}"

@@ -5,7 +5,8 @@ does before matching (the OWASP Core Rule Set's transformations ``t:urlDecodeUni
 ``t:htmlEntityDecode``, ``t:lowercase``, ``t:normalizePath``, ``t:replaceComments``,
 ``t:compressWhitespace``): percent-decoding (also IIS ``%uXXXX``) repeated up to three times
 (double and triple encoding), HTML entities, NUL removal, lower case, for paths ``\\`` to ``/``,
-collapsed ``//`` and ``/./`` and dropped ``;parameters`` (``..`` is kept: it is what the
+collapsed ``//`` and ``/./``, ``;parameters`` of dot segments dropped (``/..;x/`` is ``/../`` to
+Tomcat; ``..`` is kept: it is what the
 traversal rule looks for), SQL comments ``/*...*/`` to a space (a MySQL versioned comment
 ``/*!x*/`` to its content), runs of whitespace to one space, and Log4j lookups that only spell
 letters (``${lower:j}``, ``${::-j}``, ``${env:X:-j}``) resolved, so ``${${lower:j}ndi:`` reads
@@ -126,15 +127,22 @@ class SignatureScreen:
         self._skip = frozenset(name.lower() for name in skip)
         self._bans = bans
         self._status = check_status(status)
-        # Per field: (trigger, rules having it) pairs, each trigger once, rules in rule order.
-        self._probes: dict[str, tuple[tuple[str, tuple[Signature, ...]], ...]] = {}
+        # Per field: the distinct triggers, and for each the indices of the rules having it. A
+        # trigger that contains another whose rules include all of its own is dropped: when it
+        # occurs, so does the shorter one, which runs the same rules.
+        self._probes: dict[str, tuple[tuple[str, ...], tuple[frozenset[int], ...]]] = {}
         for field in FIELDS:
-            by_trigger: dict[str, list[Signature]] = {}
-            for rule in rules:
+            owners: dict[str, set[int]] = {}
+            for index, rule in enumerate(rules):
                 if field in rule.fields:
                     for trigger in rule.triggers:
-                        by_trigger.setdefault(trigger, []).append(rule)
-            self._probes[field] = tuple((t, tuple(rs)) for t, rs in by_trigger.items())
+                        owners.setdefault(trigger, set()).add(index)
+            kept = [
+                t
+                for t, mine in owners.items()
+                if not any(o != t and o in t and mine <= owners[o] for o in owners)
+            ]
+            self._probes[field] = (tuple(kept), tuple(frozenset(owners[t]) for t in kept))
 
     @property
     def signatures(self) -> tuple[Signature, ...]:
@@ -185,16 +193,16 @@ class SignatureScreen:
 
     def scan_text(self, field: str, text: str) -> list[str]:
         """Ids of the rules for ``field`` that match already-normalised ``text``."""
-        hits: list[str] = []
-        tried: set[str] = set()
-        for trigger, rules in self._probes[field]:
-            if trigger in text:
-                for rule in rules:
-                    if rule.id not in tried:
-                        tried.add(rule.id)
-                        if rule.pattern.search(text) is not None:
-                            hits.append(rule.id)
-        return hits
+        triggers, owners = self._probes[field]
+        present = [owners[k] for k, trigger in enumerate(triggers) if trigger in text]
+        if not present:
+            return []
+        rules = self._rules
+        return [
+            rules[index].id
+            for index in sorted(frozenset().union(*present))
+            if rules[index].pattern.search(text) is not None
+        ]
 
     def scan(self, request: Request) -> tuple[str, ...]:
         """Ids of every rule that matches some field, in rule order (``()`` when clean);
