@@ -192,3 +192,25 @@ def test_comment_scan_handles_unterminated_and_versioned_comments() -> None:
     assert strip("a/*b") == "a/*b"  # unterminated: kept
     assert strip("/* a /* b") == "/* a /* b"
     assert strip("/*/*/x") == " x"  # the first */ after the opener closes it
+
+
+FRAGMENTS = [
+    *sorted({t for rule in DEFAULT_SIGNATURES for t in rule.triggers}),
+    *[" ", "1", "=", "'", "<", "x", "select ", "/etc/passwd", "alert(1)", "cat /x", "\n"],
+]
+
+
+@given(
+    st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=60),
+    st.sampled_from(sorted(["path", "query", "headers", "body"])),
+)
+def test_trigger_probing_and_its_character_gate_lose_no_rule(parts: list[str], field: str) -> None:
+    """scan_text (triggers, and for long texts the rarest-character gate) finds exactly the
+    rules whose regex matches: no rule can match a text without one of its triggers."""
+    text = "".join(parts)
+    expected = [
+        rule.id
+        for rule in DEFAULT_SIGNATURES
+        if field in rule.fields and rule.pattern.search(text) is not None
+    ]
+    assert SignatureScreen().scan_text(field, text) == expected

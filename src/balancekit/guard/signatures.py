@@ -70,7 +70,16 @@ __all__ = [
 
 #: The rule id of a rejection for a field longer than ``field_limit``.
 OVERSIZE_RULE = "screen-oversize"
+# Letters from most to least common in English text: a trigger is gated by its rarest character.
+_COMMON = " etaoinsrhldcumfpgwybvkxjqz0123456789"
+_GATED = 64  # texts at least this long are probed through the character gate
 _MAX_LIMIT = 1 << 24  # 16 MiB: a limit, not a promise to screen that much quickly
+
+
+def _rarity(char: str) -> int:
+    """Rank of ``char`` from rare (non-alphanumeric: 0) to common (``_COMMON`` order)."""
+    index = _COMMON.find(char)
+    return len(_COMMON) - index if index >= 0 else 0
 
 
 class SignatureScreen:
@@ -131,6 +140,9 @@ class SignatureScreen:
         # trigger that contains another whose rules include all of its own is dropped: when it
         # occurs, so does the shorter one, which runs the same rules.
         self._probes: dict[str, tuple[tuple[str, ...], tuple[frozenset[int], ...]]] = {}
+        # Per field: (character, indices of the triggers whose rarest character it is). A long
+        # text is probed only for the triggers whose gate character it contains (one set()).
+        self._gates: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {}
         for field in FIELDS:
             owners: dict[str, set[int]] = {}
             for index, rule in enumerate(rules):
@@ -143,6 +155,10 @@ class SignatureScreen:
                 if not any(o != t and o in t and mine <= owners[o] for o in owners)
             ]
             self._probes[field] = (tuple(kept), tuple(frozenset(owners[t]) for t in kept))
+            gates: dict[str, list[int]] = {}
+            for k, trigger in enumerate(kept):
+                gates.setdefault(min(trigger, key=_rarity), []).append(k)
+            self._gates[field] = tuple((char, tuple(ks)) for char, ks in gates.items())
 
     @property
     def signatures(self) -> tuple[Signature, ...]:
@@ -194,7 +210,17 @@ class SignatureScreen:
     def scan_text(self, field: str, text: str) -> list[str]:
         """Ids of the rules for ``field`` that match already-normalised ``text``."""
         triggers, owners = self._probes[field]
-        present = [owners[k] for k, trigger in enumerate(triggers) if trigger in text]
+        if len(text) < _GATED:
+            present = [owners[k] for k, trigger in enumerate(triggers) if trigger in text]
+        else:
+            chars = set(text)
+            present = [
+                owners[k]
+                for char, ks in self._gates[field]
+                if char in chars
+                for k in ks
+                if triggers[k] in text
+            ]
         if not present:
             return []
         rules = self._rules
