@@ -73,6 +73,7 @@ OVERSIZE_RULE = "screen-oversize"
 # Letters from most to least common in English text: a trigger is gated by its rarest character.
 _COMMON = " etaoinsrhldcumfpgwybvkxjqz0123456789"
 _GATED = 64  # texts at least this long are probed through the character gate
+_SUBSUME_MAX = 512  # drop subsumed triggers only up to this many (the check is quadratic)
 _MAX_LIMIT = 1 << 24  # 16 MiB: a limit, not a promise to screen that much quickly
 
 
@@ -149,11 +150,13 @@ class SignatureScreen:
                 if field in rule.fields:
                     for trigger in rule.triggers:
                         owners.setdefault(trigger, set()).add(index)
-            kept = [
-                t
-                for t, mine in owners.items()
-                if not any(o != t and o in t and mine <= owners[o] for o in owners)
-            ]
+            kept = list(owners)
+            if len(kept) <= _SUBSUME_MAX:  # quadratic in the triggers: only for small sets
+                kept = [
+                    t
+                    for t, mine in owners.items()
+                    if not any(o != t and o in t and mine <= owners[o] for o in owners)
+                ]
             self._probes[field] = (tuple(kept), tuple(frozenset(owners[t]) for t in kept))
             gates: dict[str, list[int]] = {}
             for k, trigger in enumerate(kept):
