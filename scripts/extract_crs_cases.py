@@ -1,12 +1,13 @@
 """Extract the OWASP CRS regression tests of the families the signature screen covers.
 
 Reads a checkout of https://github.com/coreruleset/coreruleset (Apache-2.0) and writes the
-compact case file ``tests/request_aware/crs/crs_cases.json`` that
-``tests/request_aware/test_crs_corpus.py`` replays through :class:`SignatureScreen`. Only the
-requests are taken (method, URI, the headers that differ from the tests' boilerplate, body),
-with each test's rule id, paranoia level and expected outcome; no rule or regex is copied.
+compact case file that ``tests/request_aware/test_crs_corpus.py`` replays through
+:class:`SignatureScreen`. Only the requests are taken (method, URI, the headers that differ
+from the tests' boilerplate, body), with each test's rule id, paranoia level and expected
+outcome; no rule or regex is copied. The output is fetched material: keep it out of this
+repository's commits (see tests/request_aware/crs_corpus.py for where the tests look for it).
 
-    python scripts/extract_crs_cases.py /path/to/coreruleset [COMMIT]
+    python scripts/extract_crs_cases.py /path/to/coreruleset COMMIT OUT.json
 
 A test is an *attack* when its ``expect_ids`` name its rule, *benign* when it only has
 ``no_expect_ids`` (it must not trigger its rule, and names no rule that should fire). Needs
@@ -36,7 +37,6 @@ BOILERPLATE = {
     "accept": "text/xml,application/xml,application/xhtml+xml,text/html;q=0.9,text/plain;q=0.8,"
     "image/png,*/*;q=0.5",
 }
-OUT = Path(__file__).resolve().parents[1] / "tests/request_aware/crs/crs_cases.json"
 
 
 def paranoia_levels(rules_dir: Path) -> dict[int, int]:
@@ -61,8 +61,9 @@ def stage_log(stage: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    repo = Path(sys.argv[1])
-    commit = sys.argv[2] if len(sys.argv) > 2 else "unknown"
+    if len(sys.argv) != 4:
+        raise SystemExit("usage: extract_crs_cases.py CORERULESET_CHECKOUT COMMIT OUT.json")
+    repo, commit, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     levels = paranoia_levels(repo / "rules")
     cases: list[list[Any]] = []
     skipped = 0
@@ -108,14 +109,14 @@ def main() -> None:
     document = {
         "source": "https://github.com/coreruleset/coreruleset tests/regression/tests",
         "commit": commit,
-        "license": "Apache-2.0 (see LICENSE-CRS beside this file)",
+        "license": "Apache-2.0, (c) the OWASP CRS project (LICENSE in the source repository)",
         "columns": ["test", "family", "paranoia", "expected", "method", "uri", "headers", "body"],
         "skipped": skipped,
         "cases": cases,
     }
     text = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
-    OUT.write_text(text.replace('],["', '],\n["') + "\n", encoding="utf-8")
-    print(f"{len(cases)} cases ({skipped} skipped) -> {OUT}")
+    out.write_text(text.replace('],["', '],\n["') + "\n", encoding="utf-8")
+    print(f"{len(cases)} cases ({skipped} skipped) -> {out}")
 
 
 if __name__ == "__main__":

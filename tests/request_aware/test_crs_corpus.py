@@ -1,11 +1,14 @@
 """Issue 10.21: detection and false-positive rates on a corpus we did not write, the OWASP CRS
-regression tests (see crs_corpus.py and crs/README.md), per rule family, kept at or better
-than the figures in docs/request-aware.md ("Measured against the OWASP CRS regression tests").
+regression tests (see crs_corpus.py for where the cases come from), per rule family, kept at or
+better than the figures in docs/request-aware.md.
 
 An *attack* case is one whose CRS rule must fire; a *benign* case is a CRS negative test (its
 rule must not fire). Many CRS negatives are attacks aimed at another rule (``;wget http://...``
 as a negative of 932230, ``<java.lang.Runtime>`` XML element names for 944100), so the benign
 figures overstate our false positives; they are pinned as measured, not excused.
+
+The case file is fetched material and lives outside the repository (crs_corpus.py): without it
+these tests are skipped, saying how to make it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from balancekit.guard import SignatureScreen
 
 from .crs_corpus import DATA, load_cases, rates
 
+pytestmark = pytest.mark.skipif(
+    DATA is None,
+    reason="CRS case file not found: run scripts/extract_crs_cases.py on a coreruleset checkout "
+    "(commit 2cbd1d019cb7c85319ba4d9102a382c9de7a8e53) and set BALANCEKIT_CRS_CASES, or put it "
+    "at shared/crs/crs_cases.json",
+)
 SCREEN = SignatureScreen()
 CASES = load_cases()
 
@@ -40,15 +49,11 @@ PINNED_ALL = {
 
 
 def test_the_corpus_names_its_source_commit_and_licence() -> None:
+    assert DATA is not None
     document = json.loads(DATA.read_text(encoding="utf-8"))
     assert document["source"].startswith("https://github.com/coreruleset/coreruleset")
-    assert len(document["commit"]) == 40 and document["license"].startswith("Apache-2.0")
-    assert (
-        (DATA.parent / "LICENSE-CRS")
-        .read_text(encoding="utf-8")
-        .lstrip()
-        .startswith("Apache License")
-    )
+    assert document["commit"] == "2cbd1d019cb7c85319ba4d9102a382c9de7a8e53"
+    assert document["license"].startswith("Apache-2.0")
     assert len(CASES) == 3508 and all(case.request is not None for case in CASES)
 
 
