@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_routing.py          # full run, about half a minute
     python benchmarks/bench_routing.py --quick  # fewer repeats, a few seconds
+    python benchmarks/bench_routing.py --hostile  # only the 8/32/128 KiB hostile-input rows
 
 Method: plain ``time.perf_counter_ns`` loops over a fixed, seeded mix of requests; each figure
 is the median of the repeats of (loop time / requests). The naive column scans the rule list
@@ -112,10 +113,59 @@ def screen_requests() -> dict[str, Request]:
     }
 
 
+HOSTILE_UNITS = {
+    "'<' repeated": "<",
+    "'/*' repeated": "/*",
+    "'/*x' repeated (unterminated comments)": "/*x",
+    "quote repeated": "'",
+    "'${' repeated": "${",
+    "'<a b' repeated": "<a b",
+}
+SIZES_KIB = (8, 32, 128)
+
+
+def best_ms(func: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` runs, in ms (one call can take long: no inner loop)."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        func()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return min(samples)
+
+
+def hostile_rows(repeats: int) -> None:
+    """Issue 10.3: the screen and Request construction on 8/32/128 KiB of hostile input."""
+    whole = SignatureScreen(field_limit=1 << 20)  # screen all of it: shows the linear cost
+    default = SignatureScreen()  # field_limit=8192: longer fields are rejected at once
+    print("\n| hostile query value, SignatureScreen.check (ms) | 8 KiB | 32 KiB | 128 KiB |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, unit in HOSTILE_UNITS.items():
+        for label, screen in (("whole field screened", whole), ("default limits", default)):
+            cells = []
+            for kib in SIZES_KIB:
+                size = kib * 1024
+                value = (unit * (size // len(unit) + 1))[: size - 2]
+                request = Request(query="q=" + value)  # raw_query of exactly `size` chars
+                cells.append(f"{best_ms(lambda r=request, s=screen: s.check(r), repeats):,.2f}")
+            print(f"| {name}, {label} | " + " | ".join(cells) + " |")
+    print("\n| Request construction (ms) | 8 KiB | 32 KiB | 128 KiB |")
+    print("| --- | ---: | ---: | ---: |")
+    cells = []
+    for kib in SIZES_KIB:
+        headers = [("x", "1")] * (kib * 1024 // 6)  # "x: 1\r\n" is 6 bytes on the wire
+        cells.append(f"{best_ms(lambda h=headers: Request(headers=h), repeats):,.2f}")
+    print("| repeated same-name header `x: 1` | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and repeats")
+    parser.add_argument("--hostile", action="store_true", help="only the hostile-input rows")
     args = parser.parse_args()
+    if args.hostile:
+        hostile_rows(3)
+        return
     repeats, sample = (3, 500) if args.quick else (9, 5000)
     rng = random.Random(20261128)
 
@@ -150,6 +200,7 @@ def main() -> None:
     for name, request in screen_requests().items():
         items = [request] * (sample // 5)
         print(f"| {name} | {per_item_ns(screen.check, items, repeats):,.0f} |")
+    hostile_rows(3 if args.quick else 5)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from .._errors import InvalidOption
 from ..request import Request
+from ._collection import collection
 
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
 
@@ -40,7 +41,7 @@ class Verdict:
         banned_until: float | None = None,
     ) -> Verdict:
         """A rejection; ``rule_ids`` must name at least one rule."""
-        ids = tuple(rule_ids)
+        ids = collection("rule_ids", rule_ids)
         if not ids:
             raise InvalidOption("a rejection must name the rule ids that fired")
         if not isinstance(status, int) or not 400 <= status <= 599:
@@ -95,7 +96,7 @@ class Chain:
     __slots__ = ("_guards", "_releasing")
 
     def __init__(self, guards: Iterable[Guard]) -> None:
-        self._guards = tuple(guards)
+        self._guards: tuple[Guard, ...] = collection("guards", guards)
         for guard in self._guards:
             if not callable(getattr(guard, "check", None)):
                 raise InvalidOption(f"Chain takes guards (objects with check()), got {guard!r}")
