@@ -197,3 +197,24 @@ def test_least_response_time_outside_the_tolerance_the_faster_wins() -> None:
             bk.LeastResponseTime(tolerance=hostile)  # type: ignore[arg-type]
     with pytest.raises(bk.InvalidOption, match="tolerance"):
         bk.LeastResponseTime(tolerance=math.inf)
+
+
+def test_least_response_time_a_slow_endpoint_measured_first_is_not_the_reference_for_long() -> None:
+    # Found by the httpx test on loopback: the slow server answered first, became the
+    # reference, and every endpoint within 1.5x of 50 ms (all of them) tied for a second.
+    clock = Clock()
+    lb = bk.LeastResponseTime(["slow:1", "a:1", "b:1"], clock=clock)
+    everyone = {"slow:1", "a:1", "b:1"}
+    latency = {"slow:1": 0.050, "a:1": 0.0016, "b:1": 0.0015}
+    for address in ("slow:1", "a:1", "b:1"):  # measured in that order
+        lease = lb.select(avoid=everyone - {address})
+        clock.now += latency[address]
+        lb.release(lease, elapsed=latency[address])
+    picks: Counter[str] = Counter()
+    for _ in range(300):  # about 0.5 s of sequential requests: no probe yet
+        lease = lb.select()
+        clock.now += latency[lease.address]
+        lb.release(lease, elapsed=latency[lease.address])
+        picks[lease.address] += 1
+    assert picks["slow:1"] <= 2, picks
+    lb._check_invariants()

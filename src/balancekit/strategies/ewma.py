@@ -167,8 +167,13 @@ class PeakEWMA(_TwoChoices):
         return state.latency if since <= 0 else state.latency * math.exp(-since / self._decay)
 
     def _better(self, first: EndpointState, second: EndpointState) -> EndpointState:
-        now = self._clock()
-        a, b = self._sampled(first, now), self._sampled(second, now)
+        # _sampled inlined for both (two Python calls fewer on every pick)
+        now, decay = self._clock(), self._decay
+        a, b = first.latency, second.latency
+        if a is not None and now > first.latency_at:
+            a *= math.exp((first.latency_at - now) / decay)
+        if b is not None and now > second.latency_at:
+            b *= math.exp((second.latency_at - now) / decay)
         tie = self._tie
         if a is None or b is None or (a <= b * tie and b <= a * tie):  # as fast: load decides
             if (second.load + 1) * first.weight < (first.load + 1) * second.weight:

@@ -45,9 +45,10 @@ class LeastResponseTime(_LoadOrdered):
     least the current estimate: failing fast never makes an endpoint look faster.
 
     *Ties within a tolerance*: the *reference* is the lowest estimate among the endpoints,
-    taken again every ``probe_interval`` seconds (and sooner when the endpoint that set it
-    slows past the tolerance). An estimate up to ``1 + tolerance`` times the reference
-    (default 0.5), or no estimate yet, scores as the reference itself: such endpoints are
+    taken again every ``probe_interval`` seconds, and within ``probe_interval / 16`` when the
+    endpoint that set it slows past the tolerance or another is faster beyond it. An estimate
+    up to ``1 + tolerance`` times the reference (default 0.5), or no estimate yet, scores as
+    the reference itself: such endpoints are
     equals, ordered by in-flight requests per weight and then by earliest deadline (they take
     turns in proportion to weight, as in :class:`LeastConnections`). Only an endpoint slower
     than that is scored by its own estimate. ``tolerance=0`` orders by the estimates exactly.
@@ -69,7 +70,7 @@ class LeastResponseTime(_LoadOrdered):
     endpoint wins its share back within about ``probe_interval * log2(old / new latency)``
     seconds, and no endpoint starves. Select and release are O(log n), under the balancer's
     lock; re-taking the reference re-files every endpoint, O(n), at most once per
-    ``probe_interval`` (16 times as often when the best endpoint slows).
+    ``probe_interval`` (16 times as often while the best estimate moves past the tolerance).
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
     linkerd2-proxy ``linkerd/ewma``. The tolerance and the reference are this library's.
@@ -125,7 +126,9 @@ class LeastResponseTime(_LoadOrdered):
     def _rereference(self, now: float) -> None:
         """Take the best estimate as the reference again and re-file every endpoint (O(n)):
         every ``probe_interval``, and sooner (at most 16 times as often) when the best one's
-        estimate rises out of the tolerance, or at the first sample of all (under the lock)."""
+        estimate rises out of the tolerance or another's falls below it (not with
+        ``tolerance=0``, where any move would), and at the first sample of all (under the
+        lock)."""
         self._refreshed_at, self._refresh_at = now, now + self._probe_interval
         live = [entry[3] for entry in self._heap if entry[3].rank is entry]
         measured = [state for state in live if state.latency is not None]
@@ -204,7 +207,10 @@ class LeastResponseTime(_LoadOrdered):
                     step = max(step, PROBE_STEP)
                 state.latency += step * (sample - state.latency)
             state.latency_at = now
-            if state is self._best and state.latency > self._limit:  # the best has slowed
+            latency, tie = state.latency, self._tie
+            if tie > 1.0 and (
+                (state is self._best and latency > self._limit) or latency * tie < self._reference
+            ):  # the best has slowed, or one is faster beyond the tolerance: look again soon
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
