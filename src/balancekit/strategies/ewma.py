@@ -72,8 +72,8 @@ class PeakEWMA(_TwoChoices):
     (``python -m balancekit.sim.sequential``, docs/simulator.md). A response slower than
     ``1 + tolerance`` times the other's estimate still moves all the traffic away until it has
     decayed back within the tolerance (``decay * ln(peak / other / (1 + tolerance))`` seconds),
-    which is the point of peak sensitivity: with heavy-tailed latencies (sigma 1) the split over
-    a minute is between 40/60 and 60/40.
+    which is the point of peak sensitivity: with heavy-tailed latencies (sigma 1) the larger
+    share of a minute's sequential requests is 50-62 % (ten seeds).
 
     ``choices=2`` (default): two distinct candidates drawn by weight, the cheaper wins (Finagle,
     linkerd2-proxy), O(1) per pick; with two endpoints both are always the candidates, so the
