@@ -255,3 +255,19 @@ def test_outside_the_tolerance_the_faster_wins_and_unsampled_ties() -> None:
             bk.PeakEWMA(tolerance=hostile)  # type: ignore[arg-type]
     with pytest.raises(bk.InvalidOption, match="tolerance"):
         bk.PeakEWMA(tolerance=math.nan)
+
+
+@pytest.mark.parametrize("choices", [2, "all"])
+def test_sequential_traffic_follows_the_weights_among_equals(choices: int | str) -> None:
+    # (in_flight + 1) / weight made the heavier of two equally fast endpoints win every time
+    clock, rng = Clock(), random.Random(5)
+    endpoints = [bk.Endpoint("a:80", weight=1), bk.Endpoint("b:80", weight=3)]
+    lb = bk.PeakEWMA(endpoints, choices=choices, seed=5, clock=clock)  # type: ignore[arg-type]
+    counts: Counter[str] = Counter()
+    for _ in range(10_000):
+        lease = lb.select()
+        elapsed = lognormal_ms(rng)
+        clock.now += elapsed
+        lb.release(lease, elapsed=elapsed)
+        counts[lease.address] += 1
+    assert 0.70 <= counts["b:80"] / 10_000 <= 0.80, counts

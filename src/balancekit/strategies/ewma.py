@@ -32,7 +32,7 @@ DEFAULT_TOLERANCE = 0.5
 
 
 class PeakEWMA(_TwoChoices):
-    """Pick the endpoint with the lowest expected wait: latency estimate x (in flight + 1).
+    """Pick the endpoint with the lowest expected wait: latency estimate x (1 + in flight / weight).
 
     Each endpoint keeps a *peak-sensitive*, time-decayed moving average of its response times:
 
@@ -48,7 +48,10 @@ class PeakEWMA(_TwoChoices):
     decay it in place on every read; here reads are pure, so the same samples give the same
     estimates however often a pick looks). A failed request counts as at least the current
     estimate: failing fast never makes a server look fast. The cost compared is
-    ``estimate(now) * (in_flight + 1) / weight`` (:meth:`cost`), with two rules for estimates
+    ``estimate(now) * (1 + in_flight / weight)`` (:meth:`cost`; tower's ``estimate * (pending
+    + 1)`` for weight 1: the weight counts the requests served side by side, not the speed of
+    an idle server, so an idle heavy endpoint is not taken as faster than an idle light one),
+    with two rules for estimates
     that do not tell the candidates apart:
 
     * *tolerance*: two estimates within a factor ``1 + tolerance`` of each other (default
@@ -138,7 +141,7 @@ class PeakEWMA(_TwoChoices):
             return self._estimate(self._member(address), self._clock() if now is None else now)
 
     def cost(self, address: EndpointLike, now: float | None = None) -> float:
-        """What a pick compares for a member: ``estimate * (in_flight + 1) / weight``; O(1)."""
+        """What a pick compares for a member: ``estimate * (1 + in_flight / weight)``; O(1)."""
         with self._lock:
             return self._cost(self._member(address), self._clock() if now is None else now)
 
@@ -152,7 +155,7 @@ class PeakEWMA(_TwoChoices):
         return latency * math.exp(-since / self._decay)
 
     def _cost(self, state: EndpointState, now: float) -> float:
-        return self._estimate(state, now) * (state.load + 1) / state.weight
+        return self._estimate(state, now) * (1 + state.load / state.weight)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         now, joined = self._clock(), self._joined
@@ -176,10 +179,10 @@ class PeakEWMA(_TwoChoices):
             b *= math.exp((second.latency_at - now) / decay)
         tie = self._tie
         if a is None or b is None or (a <= b * tie and b <= a * tie):  # as fast: load decides
-            if (second.load + 1) * first.weight < (first.load + 1) * second.weight:
+            if second.load * first.weight < first.load * second.weight:  # in flight per weight
                 return second
             return first
-        if b * (second.load + 1) / second.weight < a * (first.load + 1) / first.weight:
+        if b * (1 + second.load / second.weight) < a * (1 + first.load / first.weight):
             return second
         return first
 
@@ -199,13 +202,13 @@ class PeakEWMA(_TwoChoices):
         if best is None:  # nothing measured yet: every estimate is equal, the load decides
             best = 0.0
         limit = best * self._tie
+        scale = best if best > 0.0 else 1e-9  # a 0 s best counts as 1 ns: the load still counts
         chosen, chosen_cost = start, math.inf
         for state, estimate in zip(order, estimates, strict=True):
-            # within the tolerance of the best (or not measured yet): as fast as the best
-            term = best if estimate is None or estimate <= limit else estimate
-            cost = (
-                term * (state.load + 1) / state.weight if term else (state.load + 1) / state.weight
-            )
+            if estimate is None or estimate <= limit:  # as fast as the best: least connections
+                cost = scale * state.load / state.weight
+            else:  # slower: its expected wait
+                cost = estimate * (1 + state.load / state.weight)
             if cost < chosen_cost:
                 chosen, chosen_cost = state, cost
         return chosen

@@ -45,13 +45,16 @@ class LeastResponseTime(_LoadOrdered):
     least the current estimate: failing fast never makes an endpoint look faster.
 
     *Ties within a tolerance*: the *reference* is the lowest estimate among the endpoints,
-    taken again every ``probe_interval`` seconds, and within ``probe_interval / 16`` when the
-    endpoint that set it slows past the tolerance or another is faster beyond it. An estimate
+    taken again every ``probe_interval`` seconds, and sooner (after ``probe_interval / 16`` and
+    n picks) when the endpoint that set it slows past the tolerance or another is faster
+    beyond it. An estimate
     up to ``1 + tolerance`` times the reference (default 0.5), or no estimate yet, scores as
-    the reference itself: such endpoints are
-    equals, ordered by in-flight requests per weight and then by earliest deadline (they take
-    turns in proportion to weight, as in :class:`LeastConnections`). Only an endpoint slower
-    than that is scored by its own estimate. ``tolerance=0`` orders by the estimates exactly.
+    the reference itself, and such endpoints are
+    equals, scored ``in_flight * reference / weight``: ordered by in-flight requests per weight
+    and then by earliest deadline (they take turns in proportion to weight, as in
+    :class:`LeastConnections`; with ``in_flight + 1`` the heaviest idle one would win every
+    sequential request). Only an endpoint slower than that is scored by its own estimate,
+    ``(in_flight + 1) * latency / weight``. ``tolerance=0`` orders by the estimates exactly.
     Before any sample the reference is ``default_latency``. A new endpoint is one of the equals
     at once: not the best score (it would take every request until measured) and not a fixed
     pessimistic default (it would wait for a probe).
@@ -71,8 +74,8 @@ class LeastResponseTime(_LoadOrdered):
     probe's sample moves its estimate at least halfway (:data:`PROBE_STEP`), so a recovered
     endpoint wins its share back within about ``probe_interval * log2(old / new latency)``
     seconds, and no endpoint starves. Select and release are O(log n), under the balancer's
-    lock; re-taking the reference re-files every endpoint, O(n), at most once per
-    ``probe_interval`` (16 times as often while the best estimate moves past the tolerance).
+    lock; re-taking the reference re-files every endpoint, O(n), once per ``probe_interval``,
+    and early at most once per n picks (O(1) amortised).
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
     linkerd2-proxy ``linkerd/ewma``. The tolerance and the reference are this library's.
@@ -111,7 +114,11 @@ class LeastResponseTime(_LoadOrdered):
         self._reference = default_latency
         self._limit = default_latency * self._tie
         self._best: EndpointState | None = None  # whose estimate _reference is
-        self._refreshed_at = self._refresh_at = -math.inf
+        # When to look at the reference again: _refresh_at, possibly early (see _on_release);
+        # an early look also waits for as many picks as endpoints since the last (_picks,
+        # _picks_at), so its O(n) costs O(1) per pick amortised; _due_at is the periodic one.
+        self._refreshed_at = self._refresh_at = self._due_at = -math.inf
+        self._picks = self._picks_at = 0
         # Eligible endpoints, least recently picked first; each one's state.picked_at says when.
         self._last_picked: OrderedDict[int, EndpointState] = OrderedDict()
         # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
@@ -121,17 +128,19 @@ class LeastResponseTime(_LoadOrdered):
 
     def _score(self, state: EndpointState) -> float:
         latency = state.latency
-        if latency is None or latency <= self._limit:  # as fast as the best, within tolerance
-            latency = self._reference
+        if latency is None or latency <= self._limit:  # as fast as the best: least connections
+            return state.load * self._reference / state.weight
         return (state.load + 1) * latency / state.weight
 
     def _rereference(self, now: float) -> None:
         """Take the best estimate as the reference again and re-file every endpoint (O(n)):
-        every ``probe_interval``, and sooner (at most 16 times as often) when the best one's
-        estimate rises out of the tolerance or another's falls below it (not with
-        ``tolerance=0``, where any move would), and at the first sample of all (under the
-        lock)."""
-        self._refreshed_at, self._refresh_at = now, now + self._probe_interval
+        every ``probe_interval``, and sooner (at most 16 times as often, and only after as many
+        picks as there are endpoints) when the best one's estimate rises out of the tolerance
+        or another's falls below it (not with ``tolerance=0``, where any move would), and at
+        the first sample of all (under the lock)."""
+        self._refreshed_at = now
+        self._refresh_at = self._due_at = now + self._probe_interval
+        self._picks_at = self._picks
         live = [entry[3] for entry in self._heap if entry[3].rank is entry]
         measured = [state for state in live if state.latency is not None]
         self._best = min(measured, key=_latency) if measured else None
@@ -169,7 +178,10 @@ class LeastResponseTime(_LoadOrdered):
         lock.acquire()  # explicit: half the cost of `with` on this path
         try:
             now = self._clock()
-            if now >= self._refresh_at:
+            self._picks += 1
+            if now >= self._refresh_at and (
+                now >= self._due_at or self._picks - self._picks_at > self._live
+            ):
                 self._rereference(now)
             last_picked = self._last_picked
             state = next(iter(last_picked.values()), None)
@@ -195,7 +207,7 @@ class LeastResponseTime(_LoadOrdered):
             if state.latency is None:
                 state.latency = elapsed if ok else max(elapsed, self._default_latency)
                 if self._best is None:  # the first sample of all: the next pick refreshes
-                    self._refresh_at = now
+                    self._refresh_at = self._due_at = now
             else:
                 sample = elapsed if ok else max(elapsed, state.latency)
                 # max() spelled as conditionals (the same values, max's tie rule included):
