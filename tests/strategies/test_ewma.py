@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -61,7 +63,8 @@ def test_failure_counts_as_at_least_the_estimate() -> None:
 
 def test_slow_server_is_avoided_at_once_and_retried_after_decay() -> None:
     clock = Clock()
-    lb = bk.PeakEWMA(["slow:80", "fast:80"], seed=7, clock=clock)
+    # tolerance=0: the exact comparison (tower's); the default's ties are tested below
+    lb = bk.PeakEWMA(["slow:80", "fast:80"], seed=7, tolerance=0, clock=clock)
     one_sample(lb, "slow:80", 1.0)
     picked_slow_at = None
     for step in range(400):  # 0.25 s apart: up to 100 s of sequential traffic
@@ -87,7 +90,7 @@ def test_in_flight_multiplies_the_cost() -> None:
 def test_full_scan_picks_the_cheapest() -> None:
     clock = Clock()
     pool = [f"h{i}:80" for i in range(6)]
-    lb = bk.PeakEWMA(pool, choices="all", seed=2, clock=clock)
+    lb = bk.PeakEWMA(pool, choices="all", seed=2, tolerance=0, clock=clock)  # exact costs
     for i, address in enumerate(pool):
         one_sample(lb, address, 0.01 * (6 - i))  # h5 is the fastest
     for _ in range(20):
@@ -158,3 +161,113 @@ def test_peaks_replace_and_lower_samples_never_raise(samples: list[tuple[float, 
         else:
             assert elapsed <= after <= before
     lb._check_invariants()
+
+
+# Issue 10 item 11: at concurrency 1 the estimates alone decide. Two identical servers must
+# share the traffic (main put 100 % of 2,000 sequential requests on one), and a replica added
+# at 100 requests/s must be tried within a second (main: never in 10 s, its 30 ms prior had
+# to decay below the others' 2 ms). Simulated time, lognormal service times, fixed seeds.
+
+
+def lognormal_ms(rng: random.Random, mean: float = 0.002, sigma: float = 0.3) -> float:
+    return rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_two_identical_servers_split_evenly_at_concurrency_one(seed: int) -> None:
+    clock, rng = Clock(), random.Random(seed)
+    lb = bk.PeakEWMA(["a:80", "b:80"], seed=seed, clock=clock)
+    counts: Counter[str] = Counter()
+    for _ in range(10_000):  # back to back: never more than one in flight
+        lease = lb.select()
+        elapsed = lognormal_ms(rng)
+        clock.now += elapsed
+        lb.release(lease, elapsed=elapsed)
+        counts[lease.address] += 1
+    assert 0.45 <= counts["a:80"] / 10_000 <= 0.55, counts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_new_replica_gets_traffic_within_a_second(seed: int) -> None:
+    clock, rng = Clock(), random.Random(seed)
+    lb = bk.PeakEWMA(["a:80", "b:80"], seed=seed, clock=clock)
+    start = clock.now
+    first, sent = None, Counter[str]()
+    for step in range(2_000):  # 100 requests/s, one at a time, for 20 s; c joins at 10 s
+        now = start + step * 0.01
+        clock.now = now
+        if step == 1_000:
+            lb.add("c:80")
+        lease = lb.select()
+        elapsed = lognormal_ms(rng)
+        clock.now += elapsed
+        lb.release(lease, elapsed=elapsed)
+        if step >= 1_000:
+            sent[lease.address] += 1
+            if lease.address == "c:80" and first is None:
+                first = now - (start + 10.0)
+    assert first is not None and first < 1.0
+    assert sent["c:80"] >= 0.2 * 1_000  # a real share, not a probe now and then
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(1e-4, 10.0),
+    st.floats(0.0, 0.5),
+    st.integers(0, 3),
+    st.integers(0, 3),
+)
+def test_estimates_within_the_tolerance_tie_and_the_load_decides(
+    a: float, ratio: float, load_a: int, load_b: int
+) -> None:
+    clock = Clock()
+    lb = bk.PeakEWMA(["a:80", "b:80"], seed=1, clock=clock)  # default tolerance: 0.5
+    first, second = lb._members["a:80"], lb._members["b:80"]
+    first.latency, first.latency_at = a, clock.now
+    second.latency, second.latency_at = a * (1 + ratio), clock.now
+    first.load, second.load = load_a, load_b
+    with lb._lock:
+        winner = lb._better(first, second)
+        swapped = lb._better(second, first)
+    if load_a == load_b:  # a tie: the first candidate, drawn by weight, wins either way round
+        assert winner is first and swapped is second
+    else:
+        expected = first if load_a < load_b else second
+        assert winner is expected and swapped is expected
+    first.load = second.load = 0
+
+
+def test_outside_the_tolerance_the_faster_wins_and_unsampled_ties() -> None:
+    clock = Clock()
+    lb = bk.PeakEWMA(["a:80", "b:80", "new:80"], seed=1, tolerance=0.25, clock=clock)
+    a, b, new = (lb._members[x] for x in ("a:80", "b:80", "new:80"))
+    a.latency = 0.010
+    b.latency = 0.0126  # 26 % slower: outside the tolerance
+    a.latency_at = b.latency_at = clock.now
+    with lb._lock:
+        assert lb._better(b, a) is a and lb._better(a, b) is a
+        # not measured yet: as fast as whoever it is compared with (no best score, no worst)
+        assert lb._better(new, a) is new and lb._better(a, new) is a
+    with pytest.raises(bk.InvalidOption, match="tolerance"):
+        bk.PeakEWMA(tolerance=-0.1)
+    for hostile in (10**400, 101, True, "0.5"):  # refused before any arithmetic
+        with pytest.raises(bk.InvalidOption, match="tolerance"):
+            bk.PeakEWMA(tolerance=hostile)  # type: ignore[arg-type]
+    with pytest.raises(bk.InvalidOption, match="tolerance"):
+        bk.PeakEWMA(tolerance=math.nan)
+
+
+@pytest.mark.parametrize("choices", [2, "all"])
+def test_sequential_traffic_follows_the_weights_among_equals(choices: int | str) -> None:
+    # (in_flight + 1) / weight made the heavier of two equally fast endpoints win every time
+    clock, rng = Clock(), random.Random(5)
+    endpoints = [bk.Endpoint("a:80", weight=1), bk.Endpoint("b:80", weight=3)]
+    lb = bk.PeakEWMA(endpoints, choices=choices, seed=5, clock=clock)  # type: ignore[arg-type]
+    counts: Counter[str] = Counter()
+    for _ in range(10_000):
+        lease = lb.select()
+        elapsed = lognormal_ms(rng)
+        clock.now += elapsed
+        lb.release(lease, elapsed=elapsed)
+        counts[lease.address] += 1
+    assert 0.70 <= counts["b:80"] / 10_000 <= 0.80, counts

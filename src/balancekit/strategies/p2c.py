@@ -131,6 +131,14 @@ class PowerOfTwoChoices(_TwoChoices):
     ``load=lambda s: s.in_flight + 5 * s.failed`` penalises failing servers. Load functions are
     called under the balancer's lock and must not call back into it.
 
+    At low concurrency (one request at a time) both candidates have 0 in flight, so the first
+    candidate, drawn by weight, wins: sequential traffic is weighted random (two equal servers
+    split about 50/50, never a hot spot), and a new endpoint gets its share from its first
+    draw. It does not see latency (:class:`~balancekit.PeakEWMA` is this with latency).
+    :class:`~balancekit.LoadReportWeightedRoundRobin` is not affected by concurrency either:
+    its weights come from the servers' own reports, not from what this client measures, so
+    sequential traffic follows the reported weights.
+
     Select and release are O(1) expected (two alias-table draws, redrawn on a collision or an
     avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make the draws
     reproducible.
