@@ -246,6 +246,8 @@ class LeastConnections(_LoadOrdered):
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
