@@ -204,19 +204,14 @@ class BalancerBase:
         """Learn from an outcome (only called when ``_observes_release`` is set)."""
 
     def _on_cancel(self, state: EndpointState) -> None:
-        """Give back a cancelled pick's load without learning from it (only called when
-        ``_observes_release`` is set), under the lock.
+        """Give back a cancelled pick's load without learning anything from it.
 
-        The default reuses :meth:`_on_release` as a failure of zero seconds (for every strategy
-        here a sample equal to the current estimate: failures count as at least the estimate)
-        and then puts the estimate (``latency``, ``latency_at``) back as it was, so the load
-        bookkeeping is the strategy's own and nothing it learns survives. A strategy whose
-        failure rule differs overrides this with a direct version.
+        Only called when ``_observes_release`` is set: every strategy that observes releases
+        keeps load of its own and overrides this to give it back, and nothing else (no latency
+        sample, no probe or reference bookkeeping). Raising here, rather than reusing
+        :meth:`_on_release`, keeps a new strategy from learning from cancellations by accident.
         """
-        with self._lock:
-            latency, latency_at = state.latency, state.latency_at
-            self._on_release(state, False, 0.0)
-            state.latency, state.latency_at = latency, latency_at
+        raise NotImplementedError(f"{type(self).__name__} observes releases: define _on_cancel")
 
     def _check_invariants(self) -> None:
         """Assert the structures agree with each other; the stateful tests call it every step."""

@@ -140,6 +140,12 @@ class _LoadOrdered(BalancerBase):
         finally:
             lock.release()
 
+    def _on_cancel(self, state: EndpointState) -> None:
+        """A cancelled pick: its load back, re-filed; nothing learned (no latency sample)."""
+        with self._lock:
+            state.load -= 1
+            self._refile_released(state)
+
     def _refile_released(self, state: EndpointState) -> None:
         """After a release: re-file ``state`` if its entry is the top or its key fell below it."""
         rank = state.rank

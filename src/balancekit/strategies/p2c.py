@@ -105,6 +105,11 @@ class _TwoChoices(_RandomBalancer):
         finally:
             lock.release()
 
+    def _on_cancel(self, state: EndpointState) -> None:
+        """A cancelled pick: its load back; nothing learned (no latency sample)."""
+        with self._lock:
+            state.load -= 1
+
     def _learn(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         """Update what the score depends on besides the load (under the lock)."""
 

@@ -155,6 +155,10 @@ class BoundedLoadHash(IPHash):
         finally:
             lock.release()
 
+    def _on_cancel(self, state: EndpointState) -> None:
+        """A cancelled pick: its load back (this strategy learns nothing from outcomes)."""
+        self._on_release(state, True, 0.0)
+
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
