@@ -39,7 +39,8 @@ class BoundedLoadHash(IPHash):
 
     Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
     balancer's lock; picks and releases take it. ``lookup()`` answers where a key would go now
-    without counting it. Lookup: O(1/epsilon^2) expected. Rebuild as ``IPHash``.
+    without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
+    (point by point), plus O(N) for the eligible set and total weight.
 
     >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
     >>> held = [lb.select("same-key") for _ in range(4)]
@@ -118,23 +119,16 @@ class BoundedLoadHash(IPHash):
     def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
         ring = self._ring
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        points = ring.points
-        end = len(points)
-        if not end:
+        if not ring.count:
             raise self._nothing_available()
-        index = ring.starts[hashed >> ring.shift]
-        while index < end and points[index] < hashed:
-            index += 1
-        owners = ring.owners
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight
         fallback: EndpointState | None = None
-        for step in range(end):
-            state = owners[(index + step) % end]
+        for state in ring.walk(hashed):  # clockwise from the key, each point once
             if avoid and state.endpoint.address in avoid:
                 continue
             if state.load * scale < scaled_arrivals * state.weight:  # load < cap, exactly

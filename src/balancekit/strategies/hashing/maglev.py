@@ -15,7 +15,7 @@ from ..._core import Clock
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
+from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
 from .maglev_envoy import envoy_key_hash, envoy_maglev_table, envoy_permutation
 
 __all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
@@ -55,7 +55,7 @@ def maglev_permutation(address: str, size: int) -> tuple[int, int]:
     ``offset = low % size``, the high 64 bits ``skip = high % (size - 1) + 1`` — the paper's two
     independent hashes ``h1``, ``h2`` taken from one 128-bit hash.
     """
-    digest = _murmur128(address)
+    digest = _murmur128(utf8(address))
     return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
 
 
@@ -168,14 +168,16 @@ class Maglev(KeyedBalancer):
 
     def add(self, endpoint: EndpointLike) -> None:
         """Add an endpoint; refused if the table has no slot left for it (``N > table_size``)."""
-        self._check_room(len(self._members) + 1)
-        super().add(endpoint)
+        with self._lock:  # check and add in one step: concurrent adds cannot overfill the table
+            self._check_room(len(self._members) + 1)
+            super().add(endpoint)
 
     def update(self, endpoints: Iterable[EndpointLike]) -> None:
         """Replace the membership; refused if the table is smaller than the new pool."""
         endpoints = as_endpoints(endpoints)
-        self._check_room(len(endpoints))
-        super().update(endpoints)
+        with self._lock:
+            self._check_room(len(endpoints))
+            super().update(endpoints)
 
     def _check_room(self, count: int) -> None:
         if count > self._size:  # some endpoint would own no slot and never get a key
@@ -203,8 +205,8 @@ class Maglev(KeyedBalancer):
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table, owners = self._table  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         if not owners:
             raise self._nothing_available()
         xxh64 = self._xxh64
