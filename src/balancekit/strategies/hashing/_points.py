@@ -24,7 +24,7 @@ new one, never half of a change.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..._state import EndpointState
@@ -81,23 +81,35 @@ class PointRing:
                 return owner
         return None
 
-    def walk(self, hashed: int) -> Iterator[EndpointState]:
-        """Every point's owner clockwise from ``hashed`` (as :meth:`owner_at` starts), once each."""
+    def find(self, hashed: int, accept: Callable[[EndpointState], bool]) -> EndpointState | None:
+        """The first owner clockwise from ``hashed`` (as :meth:`owner_at` starts) that ``accept``
+        takes, looking at every point once; None if none is taken. (A loop, not a generator:
+        abandoning a generator suspended in its loop cost ~10 us per call on CPython 3.11.)"""
         buckets, mask = self.buckets, self.mask
         first = hashed >> self.shift
         bucket = buckets[first]
         size = len(bucket) >> 1
         search = bisect_right if self.past_equal else bisect_left
         start = search(bucket, hashed, 0, size)
-        yield from bucket[size + start :]
+        for at in range(size + start, 2 * size):
+            if accept(bucket[at]):
+                found: EndpointState = bucket[at]
+                return found
         index = first
         for _ in range(mask):
             index = (index + 1) & mask
             bucket = buckets[index]
-            yield from bucket[len(bucket) >> 1 :]
+            for at in range(len(bucket) >> 1, len(bucket)):
+                if accept(bucket[at]):
+                    found = bucket[at]
+                    return found
         bucket = buckets[first]  # back where we started: the points before ``hashed``
         size = len(bucket) >> 1
-        yield from bucket[size : size + min(start, size)]
+        for at in range(size, size + min(start, size)):
+            if accept(bucket[at]):
+                found = bucket[at]
+                return found
+        return None
 
     def items(self) -> list[tuple[int, EndpointState]]:
         """Every ``(point, owner)`` in ring order (equal points in ``first`` order)."""

@@ -122,22 +122,30 @@ class BoundedLoadHash(IPHash):
         if type(key) is not bytes and (type(key) is not str or not key.isascii()):
             key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        if not ring.count:
+        first = ring.owner_at(hashed)
+        if first is None:
             raise self._nothing_available()
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight
-        fallback: EndpointState | None = None
-        for state in ring.walk(hashed):  # clockwise from the key, each point once
-            if avoid and state.endpoint.address in avoid:
-                continue
-            if state.load * scale < scaled_arrivals * state.weight:  # load < cap, exactly
-                return state
-            if fallback is None:
-                fallback = state
-        if fallback is None:
+        if (not avoid or first.endpoint.address not in avoid) and (
+            first.load * scale < scaled_arrivals * first.weight
+        ):
+            return first  # the usual case, without starting a walk
+
+        def free(state: EndpointState) -> bool:  # not avoided and load < cap, exactly
+            return (not avoid or state.endpoint.address not in avoid) and (
+                state.load * scale < scaled_arrivals * state.weight
+            )
+
+        found = ring.find(hashed, free)  # clockwise from the key, each point once
+        if found is None:  # every endpoint left is full: the first one not avoided
+            found = ring.find(
+                hashed, lambda state: not avoid or state.endpoint.address not in avoid
+            )
+        if found is None:
             raise self._nothing_available(avoid)
-        return fallback
+        return found
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock

@@ -197,10 +197,10 @@ class Ketama(KeyedBalancer):
                 raise self._nothing_available()
             state = found
         if avoid and state.endpoint.address in avoid:
-            for other in ring.walk(hashed):
-                if other.endpoint.address not in avoid:
-                    return other
-            raise self._nothing_available(avoid)
+            found = ring.find(hashed, lambda other: other.endpoint.address not in avoid)
+            if found is None:
+                raise self._nothing_available(avoid)
+            return found
         return state
 
     def continuum(self) -> list[tuple[int, str]]:

@@ -210,10 +210,10 @@ class IPHash(KeyedBalancer):
     def _next_not_avoided(
         self, ring: PointRing, hashed: int, avoid: Collection[str]
     ) -> EndpointState:
-        for state in ring.walk(hashed):
-            if state.endpoint.address not in avoid:
-                return state
-        raise self._nothing_available(avoid)
+        found = ring.find(hashed, lambda state: state.endpoint.address not in avoid)
+        if found is None:
+            raise self._nothing_available(avoid)
+        return found
 
     def continuum(self) -> list[tuple[int, str]]:
         """The ring as ``(point, address)`` pairs in point order (equal points by address)."""
