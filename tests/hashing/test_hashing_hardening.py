@@ -136,3 +136,34 @@ def test_concurrent_maglev_adds_never_overfill_the_table() -> None:
         lb._check_invariants()
         table, _owners = lb._table
         assert set(table) == set(range(7))  # every member owns a slot
+
+
+def test_a_health_ejection_filters_maglev_instead_of_rebuilding_in_the_request() -> None:
+    # Issue 11: an ejection ran a full table rebuild inside the release() that reported it (and
+    # its end inside a select()). Now the table stays; the ejected endpoint is skipped at pick.
+    now = [0.0]
+    pool = [f"10.7.0.{i}:80" for i in range(1, 6)]
+    lb = bk.with_health(
+        bk.Maglev(pool, table_size=1009, clock=lambda: now[0]),
+        bk.PassiveHealth(consecutive_failures=1, max_ejection_share=0.5, base_ejection=30.0),
+    )
+    keys = [f"user-{i}" for i in range(400)]
+    before = {key: lb.lookup(key).address for key in keys}
+    table = lb._table
+    victim = before[keys[0]]
+    lb.release(lb.select(keys[0]), ok=False)  # ejects victim
+    assert lb.stats()[victim].ejected
+    assert lb._table is table  # no rebuild in that release
+    during = {key: lb.lookup(key).address for key in keys}
+    assert victim not in during.values()
+    assert all(during[k] == before[k] for k in keys if before[k] != victim)  # only its keys move
+    lb._check_invariants()
+    now[0] = 31.0  # the ejection ends: the next select lets it back in, still no rebuild
+    lb.release(lb.select(keys[1]))
+    assert not lb.stats()[victim].ejected
+    assert lb._table is table
+    assert {key: lb.lookup(key).address for key in keys} == before
+    lb.remove(pool[-1])  # an operator's change still rebuilds, as before
+    assert lb._table is not table
+    fresh = bk.Maglev(pool[:-1], table_size=1009)
+    assert all(lb.lookup(key).address == fresh.lookup(key).address for key in keys)

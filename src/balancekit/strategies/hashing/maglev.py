@@ -141,6 +141,10 @@ class Maglev(KeyedBalancer):
     large pools that change often the table-size rule costs: 100 x N slots at N = 10,000 is a
     1,000,003-slot rebuild per change; prefer :class:`IPHash` (incremental) or :class:`JumpHash`
     there, or accept a smaller table and worse balance (the paper asks for M > 100 x N).
+    With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
+    out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
+    ``avoid``), so an ejection and its end never rebuild the table inside the request that
+    triggers them, and only the ejected endpoint's keys move.
     ``avoid`` walks on to the next slot whose owner is not avoided.
 
     ``compat="envoy"`` builds Envoy's table instead, slot for slot (xxHash64 permutations,
@@ -185,6 +189,8 @@ class Maglev(KeyedBalancer):
         super().__init__(endpoints, key=key, clock=clock)
         self._size = table_size
         self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
+        self._shape: dict[EndpointState, int] | None = None  # what the table was built from
+        self._held_out: frozenset[EndpointState] = frozenset()  # up, but not eligible (health)
         self._start()
 
     def add(self, endpoint: EndpointLike) -> None:
@@ -213,7 +219,20 @@ class Maglev(KeyedBalancer):
         return self._size
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        ordered = sorted(eligible, key=lambda state: state.endpoint.address)
+        # The table follows the membership an operator set (members that are up, their weights);
+        # endpoints a health tracker holds out (ejected, failing checks) are filtered at pick
+        # instead, so an ejection or its end never rebuilds the table inside the select() or
+        # release() that triggers it (issue 11). Their keys walk on to the next slot, as avoid.
+        up = [state for state in self._members.values() if state.up]
+        shape = {state: state.weight for state in up}
+        if shape != self._shape:
+            self._shape = shape
+            self._build(up)
+        chosen = set(eligible)
+        self._held_out = frozenset(state for state in up if state not in chosen)
+
+    def _build(self, states: list[EndpointState]) -> None:
+        ordered = sorted(states, key=lambda state: state.endpoint.address)
         weights = [s.weight for s in ordered]
         if self._xxh64 is None:
             permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
@@ -236,23 +255,28 @@ class Maglev(KeyedBalancer):
         else:
             slot = xxh64(key.encode() if isinstance(key, str) else key) % self._size
         state = owners[table[slot]]
-        if avoid and state.endpoint.address in avoid:
-            return self._next_not_avoided(table, owners, slot, avoid)
+        held_out = self._held_out
+        if (avoid and state.endpoint.address in avoid) or (held_out and state in held_out):
+            return self._next_allowed(table, owners, slot, avoid, held_out)
         return state
 
-    def _next_not_avoided(
+    def _next_allowed(
         self,
         table: array[int],
         owners: tuple[EndpointState, ...],
         slot: int,
         avoid: Collection[str],
+        held_out: frozenset[EndpointState],
     ) -> EndpointState:
-        if all(state.endpoint.address in avoid for state in owners):
+        def allowed(state: EndpointState) -> bool:
+            return state not in held_out and state.endpoint.address not in avoid
+
+        if not any(allowed(state) for state in owners):
             raise self._nothing_available(avoid)
         size = len(table)
         for step in range(1, size):
             state = owners[table[(slot + step) % size]]
-            if state.endpoint.address not in avoid:
+            if allowed(state):
                 return state
         raise self._nothing_available(avoid)  # an owner with no slot (N > table_size)
 
@@ -260,8 +284,9 @@ class Maglev(KeyedBalancer):
         super()._check_invariants()
         table, owners = self._table
         eligible = self._eligible()
-        assert len(owners) == len(eligible)
-        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in eligible)
+        up = [state for state in self._members.values() if state.up]
+        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in up)
+        assert self._held_out == frozenset(up) - frozenset(eligible)
         if owners:
             assert len(table) == self._size
             assert max(table) < len(owners)
