@@ -7,6 +7,7 @@ Source: Mirrokni, Thorup & Zadimoghaddam, "Consistent Hashing with Bounded Loads
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
@@ -122,9 +123,16 @@ class BoundedLoadHash(IPHash):
         if type(key) is not bytes and (type(key) is not str or not key.isascii()):
             key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        first = ring.owner_at(hashed)
-        if first is None:
-            raise self._nothing_available()
+        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined (every pick)
+        size = len(bucket) >> 1
+        at = bisect_left(bucket, hashed, 0, size)
+        if at < size:
+            first: EndpointState = bucket[size + at]
+        else:
+            found = ring.owner_at(hashed)
+            if found is None:
+                raise self._nothing_available()
+            first = found
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight

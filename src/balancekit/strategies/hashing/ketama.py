@@ -180,7 +180,9 @@ class Ketama(KeyedBalancer):
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         ring = self._ring  # one read: a re-layout swaps the whole ring
         key = context if self._key is None else self._key(context)
-        if type(key) is not bytes:  # str and anything else: the text policy (see _keyed)
+        if type(key) is str and key.isascii():  # ASCII: the same bytes under any policy
+            key = key.encode()
+        elif type(key) is not bytes:  # other text and anything else: the policy (see _keyed)
             key = key_bytes(key, self._key is not None)
         hashed: int = _first_word(md5(key).digest())[0]
         bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined
