@@ -127,7 +127,7 @@ class BoundedLoadHash(IPHash):
         size = len(bucket) >> 1
         at = bisect_left(bucket, hashed, 0, size)
         if at < size:
-            first: EndpointState = bucket[size + at]
+            first: EndpointState = ring.slots[bucket[size + at]]
         else:
             found = ring.owner_at(hashed)
             if found is None:

@@ -144,13 +144,14 @@ class Ketama(KeyedBalancer):
         first = self._first
         for state, digests in placed.items() - wanted.items():
             keep = wanted.get(state, 0)
-            if keep >= digests:
-                continue  # it grows: below
-            ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
-            if keep:
-                placed[state] = keep
-            else:
+            if keep < digests:
+                ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
+            if state not in wanted:
                 del placed[state]
+            elif keep < digests:
+                placed[state] = keep  # it shrank (a grown one is handled below)
+            if not keep:
+                ring.forget(state)
         for state, digests in wanted.items() - placed.items():
             have = placed.get(state, 0)
             if have < digests:  # only the new digests' points: k = have .. digests - 1
@@ -161,7 +162,7 @@ class Ketama(KeyedBalancer):
     def _layout(self, eligible: list[EndpointState], wanted: dict[EndpointState, int]) -> None:
         """Build the continuum from scratch (first build, or a size far from the last layout)."""
         bits = max(1, len(eligible).bit_length())
-        top = (1 << bits) - 1
+        top = len(eligible) - 1
         flip = self._past_equal  # equal points: uhashring serves the later server first
         packed: list[int] = []
         for rank, state in enumerate(eligible):
@@ -169,9 +170,7 @@ class Ketama(KeyedBalancer):
             points = ketama_points(state.endpoint.address, wanted[state])
             packed.extend([(point << bits) | tie for point in points])
         packed.sort()
-        owners = list(eligible)
-        if flip and eligible:  # the tie bits hold top - rank: index the owners by them
-            owners = [eligible[min(top - tie, len(eligible) - 1)] for tie in range(top + 1)]
+        owners = eligible[::-1] if flip else list(eligible)  # indexed by the tie bits
         ring = PointRing(32, len(packed), past_equal=self._past_equal)
         ring.fill(owners, packed, bits)
         self._placed = dict(wanted)
@@ -192,7 +191,7 @@ class Ketama(KeyedBalancer):
         else:
             at = bisect_left(bucket, hashed, 0, size)
         if at < size:
-            state: EndpointState = bucket[size + at]
+            state: EndpointState = ring.slots[bucket[size + at]]
         else:
             found = ring.owner_at(hashed)
             if found is None:

@@ -153,13 +153,14 @@ class IPHash(KeyedBalancer):
         first = self._first
         for state, count in drop:
             keep = wanted.get(state, 0)
-            if keep >= count:
-                continue  # it grows: below
-            ring.delete(state, ring_points(state.endpoint.address, count)[keep:])
-            if keep:
-                placed[state] = keep
-            else:
+            if keep < count:
+                ring.delete(state, ring_points(state.endpoint.address, count)[keep:])
+            if state not in wanted:
                 del placed[state]
+            elif keep < count:
+                placed[state] = keep  # it shrank (a grown one is handled below)
+            if not keep:
+                ring.forget(state)
         for state, count in grow:
             have = placed.get(state, 0)
             if have < count:
@@ -197,7 +198,7 @@ class IPHash(KeyedBalancer):
         size = len(bucket) >> 1
         at = bisect_left(bucket, hashed, 0, size)
         if at < size:
-            state: EndpointState = bucket[size + at]
+            state: EndpointState = ring.slots[bucket[size + at]]
         else:
             found = ring.owner_at(hashed)  # past the bucket's last point: the next bucket on
             if found is None:
@@ -231,7 +232,8 @@ class IPHash(KeyedBalancer):
                 assert len(bucket) == 2 * size
                 assert all(bucket[at] >> ring.shift == index for at in range(size))
             eligible = self._eligible()
-            assert set(self._placed) == set(eligible)
+            assert set(self._placed) == set(eligible) == set(ring.ids)
+            assert all(ring.slots[ident] is state for state, ident in ring.ids.items())
             divisor = point_divisor(
                 [s.weight for s in eligible], self._replicas, self._max_ring_size
             )
