@@ -10,10 +10,12 @@ the hash it takes the first point of the next non-empty bucket.
 
 Why this and not ``sortedcontainers.SortedList`` (measured in docs/benchmarks.md, "Membership
 changes"): a SortedList lookup bisects two levels (~11 + 10 comparisons at 1.6M points) where a
-bucket has ~4 points, and its index does not give O(1) lookups; inserting a point costs about
-the same in both (a copy of ~4 points here). Why tuples of ``int`` and not an ``array('Q')``:
-``bisect`` on an array boxes every element it compares (~2x slower lookups); the price is ~56
-bytes per point instead of ~20. The bucket count follows the ring's size (4 points per bucket
+bucket has ~4 points, and its index does not give O(1) lookups; measured at 1.6M points
+(``benchmarks/bench_ring_structures.py``) its lookups were 5x and its changes 28x slower.
+Why tuples of ``int`` and not an ``array('Q')``:
+``bisect`` on an array boxes every element it compares (~2x slower lookups); the price is ~70
+bytes per point instead of the ~26 of flat arrays, and lookups 1.1-1.6x slower than those (more
+cache misses; docs/benchmarks.md). The bucket count follows the ring's size (4 points per bucket
 on average, laid out again when that leaves 1..16), so lookups stay O(1) and the re-layout is
 amortised.
 
