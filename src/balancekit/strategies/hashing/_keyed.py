@@ -2,6 +2,13 @@
 
 The hash is MurmurHash3_x64_128 (Appleby) with seed 0, via ``mmh3``; its low 64 bits (``h1``) are
 the 64-bit hash. Never Python's ``hash()``, which is salted per process for strings.
+
+Text policy (one place, :func:`utf8`): every ``str`` that reaches a hash (a key, an address) is
+hashed as its UTF-8 bytes, and a lone surrogate (``"\\ud800"``, which JSON and ``surrogateescape``
+can produce) is encoded with Python's ``surrogatepass`` handler (as CESU-style 3 bytes) instead
+of reaching ``mmh3``, ``xxhash`` or ``md5`` unencodable: mmh3 dereferences the failed conversion
+and kills the process. Valid text hashes exactly as before. Hot paths pass an ASCII ``str``
+straight to mmh3 (``str.isascii()`` is O(1)) and send everything else through :func:`key_bytes`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from ..._core import BalancerBase, Clock
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 
-__all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes"]
+__all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "utf8"]
 
 #: Turns a selection context (e.g. a request) into the key to hash, or None if it has none.
 KeyFunction = Callable[[Any], "str | bytes | None"]
@@ -25,17 +32,28 @@ _MASK64 = (1 << 64) - 1
 _murmur128 = mmh3.hash128
 
 
+def utf8(text: str) -> bytes:
+    r"""``text`` as UTF-8, a lone surrogate as its ``surrogatepass`` bytes (never an error).
+
+    >>> utf8("é"), utf8("\ud800")
+    (b'\xc3\xa9', b'\xed\xa0\x80')
+    """
+    return text.encode("utf-8", "surrogatepass")
+
+
 def hash64(data: bytes | str) -> int:
-    """The low 64 bits (``h1``) of MurmurHash3_x64_128 of ``data`` (UTF-8 for str), seed 0.
+    """The low 64 bits (``h1``) of MurmurHash3_x64_128 of ``data`` (:func:`utf8` for str), seed 0.
 
     >>> hash64(b"abc")
     13012657714217449575
     """
-    return mmh3.hash128(data) & _MASK64
+    if type(data) is not bytes:
+        data = key_bytes(data)
+    return _murmur128(data) & _MASK64
 
 
 def key_bytes(key: object, extracted: bool = False) -> bytes:
-    """Validate a key: ``bytes`` as they are, ``str`` as UTF-8; anything else is refused.
+    """Validate a key: ``bytes`` as they are, ``str`` as :func:`utf8`; anything else is refused.
 
     ``extracted`` says the key came from the balancer's key function (not the context itself),
     which only changes what the error says.
@@ -43,7 +61,7 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
     if isinstance(key, bytes):
         return key
     if isinstance(key, str):
-        return key.encode()
+        return key.encode("utf-8", "surrogatepass")
     if key is None and extracted:
         raise InvalidOption(
             "the key function found no key in this context (it returned None): compose it with"
@@ -86,15 +104,16 @@ class KeyedBalancer(BalancerBase):
         return self._pick(context, ()).endpoint
 
     def _key_of(self, context: Any) -> bytes | str:
-        """The key to hash: the context or ``key(context)``; str and bytes hash alike (UTF-8)."""
+        """The key to hash: the context or ``key(context)``; an ASCII str as it is (mmh3 encodes
+        it), other text as :func:`utf8` bytes; bytes as they are."""
         key = context if self._key is None else self._key(context)
-        if type(key) is str or type(key) is bytes:  # the fast path: no copy, no call
+        if type(key) is bytes or (type(key) is str and key.isascii()):  # fast path: no copy
             return key
         return key_bytes(key, self._key is not None)
 
     def _hash_of(self, context: Any) -> int:
         """``hash64`` of the key taken from ``context`` (inlined: this is every pick's cost)."""
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see the module
         return _murmur128(key) & _MASK64

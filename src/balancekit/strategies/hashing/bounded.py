@@ -7,6 +7,7 @@ Source: Mirrokni, Thorup & Zadimoghaddam, "Consistent Hashing with Bounded Loads
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
@@ -39,7 +40,8 @@ class BoundedLoadHash(IPHash):
 
     Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
     balancer's lock; picks and releases take it. ``lookup()`` answers where a key would go now
-    without counting it. Lookup: O(1/epsilon^2) expected. Rebuild as ``IPHash``.
+    without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
+    (point by point), plus O(N) for the eligible set and total weight.
 
     >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
     >>> held = [lb.select("same-key") for _ in range(4)]
@@ -118,32 +120,40 @@ class BoundedLoadHash(IPHash):
     def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
         ring = self._ring
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        points = ring.points
-        end = len(points)
-        if not end:
-            raise self._nothing_available()
-        index = ring.starts[hashed >> ring.shift]
-        while index < end and points[index] < hashed:
-            index += 1
-        owners = ring.owners
+        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined (every pick)
+        size = len(bucket) >> 1
+        at = bisect_left(bucket, hashed, 0, size)
+        if at < size:
+            first: EndpointState = ring.slots[bucket[size + at]]
+        else:
+            found = ring.owner_at(hashed)
+            if found is None:
+                raise self._nothing_available()
+            first = found
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight
-        fallback: EndpointState | None = None
-        for step in range(end):
-            state = owners[(index + step) % end]
-            if avoid and state.endpoint.address in avoid:
-                continue
-            if state.load * scale < scaled_arrivals * state.weight:  # load < cap, exactly
-                return state
-            if fallback is None:
-                fallback = state
-        if fallback is None:
+        if (not avoid or first.endpoint.address not in avoid) and (
+            first.load * scale < scaled_arrivals * first.weight
+        ):
+            return first  # the usual case, without starting a walk
+
+        def free(state: EndpointState) -> bool:  # not avoided and load < cap, exactly
+            return (not avoid or state.endpoint.address not in avoid) and (
+                state.load * scale < scaled_arrivals * state.weight
+            )
+
+        found = ring.find(hashed, free)  # clockwise from the key, each point once
+        if found is None:  # every endpoint left is full: the first one not avoided
+            found = ring.find(
+                hashed, lambda state: not avoid or state.endpoint.address not in avoid
+            )
+        if found is None:
             raise self._nothing_available(avoid)
-        return fallback
+        return found
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock

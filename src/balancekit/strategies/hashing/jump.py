@@ -175,8 +175,8 @@ class JumpHash(KeyedBalancer):
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table = self._published  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         count = table.size
         if not count:
             raise self._nothing_available()

@@ -9,18 +9,17 @@ from __future__ import annotations
 import math
 import struct
 import time
-from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 from hashlib import md5
-from itertools import accumulate
 from typing import Any, Literal
 
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, key_bytes
+from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
+from ._points import PointRing
 
 __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]
 
@@ -42,7 +41,7 @@ def ketama_hash(key: bytes | str) -> int:
     >>> ketama_hash("test")  # libketama's python_ketama test: hashi("test") == 3446378249
     3446378249
     """
-    data = key.encode() if isinstance(key, str) else key
+    data = key_bytes(key)
     return _from_le(md5(data).digest()[:4], "little")
 
 
@@ -64,7 +63,7 @@ def ketama_points(address: str, digests: int) -> list[int]:
     MD5(f"{address}-{k}"), in order (``ketama_create_continuum``)."""
     points: list[int] = []
     for k in range(digests):
-        digest = md5(f"{address}-{k}".encode()).digest()
+        digest = md5(utf8(f"{address}-{k}")).digest()
         points.extend(struct.unpack("<4I", digest))
     return points
 
@@ -93,8 +92,11 @@ class Ketama(KeyedBalancer):
     so unequal weights move more keys than the 1/N ideal. Balance is that of a 160-point ring
     (the busiest of 100 servers carries about 1.2-1.3x the mean).
 
-    Lookup: one MD5 and a bucket index over the sorted points (O(1) expected), lock-free.
-    Rebuild: O(points log points). ``avoid`` walks clockwise to the next server not avoided.
+    Lookup: one MD5 and one bucket of ~4 points (O(1) expected), lock-free. A membership
+    change inserts or deletes only the points whose digest count changed (O(1) each; with equal
+    weights that is the one server added or removed, except at the pool sizes where libketama's
+    single-precision ``ks`` changes for every server), plus O(N) to compare the counts.
+    ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
     >>> lb.lookup("test").address in {"127.0.0.1:11211", "127.0.0.1:11212"}
@@ -114,100 +116,113 @@ class Ketama(KeyedBalancer):
         super().__init__(endpoints, key=key, clock=clock)
         self._compat: Compat = compat
         self._past_equal = compat == "uhashring"  # uhashring bisects right: skips an equal point
-        self._continuum = _Continuum(array("I"), ())
+        self._ring = PointRing(32, past_equal=self._past_equal)
+        self._placed: dict[EndpointState, int] = {}  # state -> MD5 digests it has on the ring
+        self._ranks: dict[EndpointState, int] | None = None  # join order, computed on a tie
+        self._eligible_now: list[EndpointState] = []
         self._start()
+
+    def _first(self, a: EndpointState, b: EndpointState) -> bool:
+        """On an equal point: libketama serves the earlier server, uhashring the later one."""
+        ranks = self._ranks
+        if ranks is None:  # only on a 32-bit collision: the join order of the eligible servers
+            ranks = self._ranks = {state: rank for rank, state in enumerate(self._eligible_now)}
+        return (ranks[a] < ranks[b]) != self._past_equal
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         total = sum(state.weight for state in eligible)
         servers = len(eligible)
-        bits = max(1, servers.bit_length())
+        counts: dict[int, int] = {}  # weight -> digests: one computation per distinct weight
+        for weight in {state.weight for state in eligible}:
+            counts[weight] = ketama_point_count(weight, total, servers, self._compat)
+        wanted = {state: counts[state.weight] for state in eligible}
+        self._eligible_now, self._ranks = eligible, None
+        placed, ring = self._placed, self._ring
+        if ring.needs_relayout(4 * sum(wanted.values())):
+            self._layout(eligible, wanted)
+            return
+        first = self._first
+        for state, digests in placed.items() - wanted.items():
+            keep = wanted.get(state, 0)
+            if keep < digests:
+                ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
+            if state not in wanted:
+                del placed[state]
+            elif keep < digests:
+                placed[state] = keep  # it shrank (a grown one is handled below)
+            if not keep:
+                ring.forget(state)
+        for state, digests in wanted.items() - placed.items():
+            have = placed.get(state, 0)
+            if have < digests:  # only the new digests' points: k = have .. digests - 1
+                points = ketama_points(state.endpoint.address, digests)[4 * have :]
+                ring.insert(state, points, first)
+            placed[state] = digests
+
+    def _layout(self, eligible: list[EndpointState], wanted: dict[EndpointState, int]) -> None:
+        """Build the continuum from scratch (first build, or a size far from the last layout)."""
+        bits = max(1, len(eligible).bit_length())
+        top = len(eligible) - 1
+        flip = self._past_equal  # equal points: uhashring serves the later server first
         packed: list[int] = []
         for rank, state in enumerate(eligible):
-            digests = ketama_point_count(state.weight, total, servers, self._compat)
-            points = ketama_points(state.endpoint.address, digests)
-            packed.extend([(point << bits) | rank for point in points])
+            tie = top - rank if flip else rank
+            points = ketama_points(state.endpoint.address, wanted[state])
+            packed.extend([(point << bits) | tie for point in points])
         packed.sort()
-        # One owner per point: libketama's search lands on the first of equal points (the earlier
-        # server here); uhashring's dict keeps the last server written.
-        mask = (1 << bits) - 1
-        keep_last = self._compat == "uhashring"
-        points_out: list[int] = []
-        owners: list[EndpointState] = []
-        for value in packed:
-            point, owner = value >> bits, eligible[value & mask]
-            if points_out and points_out[-1] == point:
-                if keep_last:
-                    owners[-1] = owner
-                continue
-            points_out.append(point)
-            owners.append(owner)
-        self._continuum = _Continuum(array("I", points_out), tuple(owners))
+        owners = eligible[::-1] if flip else list(eligible)  # indexed by the tie bits
+        ring = PointRing(32, len(packed), past_equal=self._past_equal)
+        ring.fill(owners, packed, bits)
+        self._placed = dict(wanted)
+        self._ring = ring  # one assignment: readers see the old continuum or the new one
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        continuum = self._continuum  # one read: a concurrent rebuild cannot tear it
+        ring = self._ring  # one read: a re-layout swaps the whole ring
         key = context if self._key is None else self._key(context)
-        if type(key) is str:
+        if type(key) is str and key.isascii():  # ASCII: the same bytes under any policy
             key = key.encode()
-        elif type(key) is not bytes:
+        elif type(key) is not bytes:  # other text and anything else: the policy (see _keyed)
             key = key_bytes(key, self._key is not None)
         hashed: int = _first_word(md5(key).digest())[0]
-        points = continuum.points
-        index = continuum.starts[hashed >> continuum.shift]
-        end = len(points)
+        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined
+        size = len(bucket) >> 1
         if self._past_equal:
-            while index < end and points[index] <= hashed:
-                index += 1
+            at = bisect_right(bucket, hashed, 0, size)
         else:
-            while index < end and points[index] < hashed:
-                index += 1
-        if index == end:
-            if not end:
+            at = bisect_left(bucket, hashed, 0, size)
+        if at < size:
+            state: EndpointState = ring.slots[bucket[size + at]]
+        else:
+            found = ring.owner_at(hashed)
+            if found is None:
                 raise self._nothing_available()
-            index = 0
-        state = continuum.owners[index]
+            state = found
         if avoid and state.endpoint.address in avoid:
-            owners = continuum.owners
-            for step in range(1, len(owners)):
-                state = owners[(index + step) % len(owners)]
-                if state.endpoint.address not in avoid:
-                    return state
-            raise self._nothing_available(avoid)
+            found = ring.find(hashed, lambda other: other.endpoint.address not in avoid)
+            if found is None:
+                raise self._nothing_available(avoid)
+            return found
         return state
 
     def continuum(self) -> list[tuple[int, str]]:
-        """The ring as ``(point, address)`` pairs in point order (libketama's ``get_points``)."""
-        continuum = self._continuum
-        return [
-            (p, s.endpoint.address) for p, s in zip(continuum.points, continuum.owners, strict=True)
-        ]
+        """The ring as ``(point, address)`` pairs in point order (libketama's ``get_points``),
+        one pair per distinct point: the server a lookup lands on."""
+        out: list[tuple[int, str]] = []
+        for point, state in self._ring.items():
+            if not out or out[-1][0] != point:
+                out.append((point, state.endpoint.address))
+        return out
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        continuum = self._continuum
-        points = continuum.points
-        assert len(points) == len(continuum.owners)
-        assert all(points[i] < points[i + 1] for i in range(len(points) - 1))
-        eligible = self._eligible()
-        assert {id(s) for s in continuum.owners} <= {id(s) for s in eligible}
-        for bucket, start in enumerate(continuum.starts):
-            assert start == bisect_left(points, bucket << continuum.shift)
-
-
-class _Continuum:
-    """Sorted 32-bit points (``array('I')``), their owners, and a bucket index for O(1) lookup.
-
-    ``starts[b]`` is the index of the first point >= ``b << shift``; with as many buckets as
-    points a lookup jumps to its bucket and steps past about one point.
-    """
-
-    __slots__ = ("owners", "points", "shift", "starts")
-
-    def __init__(self, points: array[int], owners: tuple[EndpointState, ...]) -> None:
-        bits = max(1, len(points).bit_length())
-        self.shift = 32 - min(bits, 24)
-        self.points = points
-        self.owners = owners
-        counts = [0] * ((1 << (32 - self.shift)) + 1)
-        for point in points:
-            counts[(point >> self.shift) + 1] += 1
-        self.starts = array("I", accumulate(counts[:-1]))
+        with self._lock:
+            ring = self._ring
+            items = ring.items()
+            assert len(items) == ring.count == 4 * sum(self._placed.values())
+            assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
+            eligible = self._eligible()
+            assert {state for _, state in items} <= set(eligible)
+            total = sum(state.weight for state in eligible)
+            for state in eligible:
+                digests = ketama_point_count(state.weight, total, len(eligible), self._compat)
+                assert self._placed.get(state, 0) == digests

@@ -15,7 +15,7 @@ from ..._core import Clock
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
+from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
 from .maglev_envoy import envoy_key_hash, envoy_maglev_table, envoy_permutation
 
 __all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
@@ -55,7 +55,7 @@ def maglev_permutation(address: str, size: int) -> tuple[int, int]:
     ``offset = low % size``, the high 64 bits ``skip = high % (size - 1) + 1`` — the paper's two
     independent hashes ``h1``, ``h2`` taken from one 128-bit hash.
     """
-    digest = _murmur128(address)
+    digest = _murmur128(utf8(address))
     return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
 
 
@@ -71,28 +71,44 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
     table = array("I" if count > 0xFFFF else "H", [0]) * size
     if not count:
         return array(table.typecode)
-    owner = [-1] * size
+    taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list of owners
     positions = [offset for offset, _ in permutations]
     skips = [skip for _, skip in permutations]
     top = max(weights)
-    credit = [0] * count
-    equal = all(weight == top for weight in weights)
     filled = 0
-    while True:
-        for i in range(count):
-            if equal:
-                turns = 1
-            else:
-                credit[i] += weights[i]
-                turns, credit[i] = divmod(credit[i], top)
-            skip = skips[i]
-            slot = positions[i]
-            for _ in range(turns):
-                while owner[slot] >= 0:
+    if all(weight == top for weight in weights):  # the paper's algorithm: one claim per turn
+        turn = range(count)
+        while True:
+            for i in turn:
+                slot = positions[i]
+                if taken[slot]:
+                    skip = skips[i]
                     slot += skip
                     if slot >= size:
                         slot -= size
-                owner[slot] = i
+                    while taken[slot]:
+                        slot += skip
+                        if slot >= size:
+                            slot -= size
+                taken[slot] = 1
+                table[slot] = i
+                positions[i] = slot
+                filled += 1
+                if filled == size:
+                    return table
+    credit = [0] * count
+    while True:
+        for i in range(count):
+            credit[i] += weights[i]
+            turns, credit[i] = divmod(credit[i], top)
+            skip = skips[i]
+            slot = positions[i]
+            for _ in range(turns):
+                while taken[slot]:
+                    slot += skip
+                    if slot >= size:
+                        slot -= size
+                taken[slot] = 1
                 table[slot] = i
                 filled += 1
                 if filled == size:
@@ -119,7 +135,16 @@ class Maglev(KeyedBalancer):
     ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
     100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
     lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
-    and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size; ~0.1 s at 65,537).
+    and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size), a
+    few hundred ns per slot with a ``bytearray`` of taken slots (3-5x less than a list of owners,
+    ``benchmarks/bench_maglev_fill.py``); every membership change rebuilds the whole table, so for
+    large pools that change often the table-size rule costs: 100 x N slots at N = 10,000 is a
+    1,000,003-slot rebuild per change; prefer :class:`IPHash` (incremental) or :class:`JumpHash`
+    there, or accept a smaller table and worse balance (the paper asks for M > 100 x N).
+    With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
+    out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
+    ``avoid``), so an ejection and its end never rebuild the table inside the request that
+    triggers them, and only the ejected endpoint's keys move.
     ``avoid`` walks on to the next slot whose owner is not avoided.
 
     ``compat="envoy"`` builds Envoy's table instead, slot for slot (xxHash64 permutations,
@@ -164,18 +189,22 @@ class Maglev(KeyedBalancer):
         super().__init__(endpoints, key=key, clock=clock)
         self._size = table_size
         self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
+        self._shape: dict[EndpointState, int] | None = None  # what the table was built from
+        self._held_out: frozenset[EndpointState] = frozenset()  # up, but not eligible (health)
         self._start()
 
     def add(self, endpoint: EndpointLike) -> None:
         """Add an endpoint; refused if the table has no slot left for it (``N > table_size``)."""
-        self._check_room(len(self._members) + 1)
-        super().add(endpoint)
+        with self._lock:  # check and add in one step: concurrent adds cannot overfill the table
+            self._check_room(len(self._members) + 1)
+            super().add(endpoint)
 
     def update(self, endpoints: Iterable[EndpointLike]) -> None:
         """Replace the membership; refused if the table is smaller than the new pool."""
         endpoints = as_endpoints(endpoints)
-        self._check_room(len(endpoints))
-        super().update(endpoints)
+        with self._lock:
+            self._check_room(len(endpoints))
+            super().update(endpoints)
 
     def _check_room(self, count: int) -> None:
         if count > self._size:  # some endpoint would own no slot and never get a key
@@ -190,7 +219,20 @@ class Maglev(KeyedBalancer):
         return self._size
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        ordered = sorted(eligible, key=lambda state: state.endpoint.address)
+        # The table follows the membership an operator set (members that are up, their weights);
+        # endpoints a health tracker holds out (ejected, failing checks) are filtered at pick
+        # instead, so an ejection or its end never rebuilds the table inside the select() or
+        # release() that triggers it (issue 11). Their keys walk on to the next slot, as avoid.
+        up = [state for state in self._members.values() if state.up]
+        shape = {state: state.weight for state in up}
+        if shape != self._shape:
+            self._shape = shape
+            self._build(up)
+        chosen = set(eligible)
+        self._held_out = frozenset(state for state in up if state not in chosen)
+
+    def _build(self, states: list[EndpointState]) -> None:
+        ordered = sorted(states, key=lambda state: state.endpoint.address)
         weights = [s.weight for s in ordered]
         if self._xxh64 is None:
             permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
@@ -203,8 +245,8 @@ class Maglev(KeyedBalancer):
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table, owners = self._table  # one read: a concurrent rebuild cannot tear it
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         if not owners:
             raise self._nothing_available()
         xxh64 = self._xxh64
@@ -213,23 +255,28 @@ class Maglev(KeyedBalancer):
         else:
             slot = xxh64(key.encode() if isinstance(key, str) else key) % self._size
         state = owners[table[slot]]
-        if avoid and state.endpoint.address in avoid:
-            return self._next_not_avoided(table, owners, slot, avoid)
+        held_out = self._held_out
+        if (avoid and state.endpoint.address in avoid) or (held_out and state in held_out):
+            return self._next_allowed(table, owners, slot, avoid, held_out)
         return state
 
-    def _next_not_avoided(
+    def _next_allowed(
         self,
         table: array[int],
         owners: tuple[EndpointState, ...],
         slot: int,
         avoid: Collection[str],
+        held_out: frozenset[EndpointState],
     ) -> EndpointState:
-        if all(state.endpoint.address in avoid for state in owners):
+        def allowed(state: EndpointState) -> bool:
+            return state not in held_out and state.endpoint.address not in avoid
+
+        if not any(allowed(state) for state in owners):
             raise self._nothing_available(avoid)
         size = len(table)
         for step in range(1, size):
             state = owners[table[(slot + step) % size]]
-            if state.endpoint.address not in avoid:
+            if allowed(state):
                 return state
         raise self._nothing_available(avoid)  # an owner with no slot (N > table_size)
 
@@ -237,8 +284,9 @@ class Maglev(KeyedBalancer):
         super()._check_invariants()
         table, owners = self._table
         eligible = self._eligible()
-        assert len(owners) == len(eligible)
-        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in eligible)
+        up = [state for state in self._members.values() if state.up]
+        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in up)
+        assert self._held_out == frozenset(up) - frozenset(eligible)
         if owners:
             assert len(table) == self._size
             assert max(table) < len(owners)

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Callable, Sequence
 
 from ..._errors import InvalidOption
+from ._keyed import utf8
 
 __all__ = ["envoy_key_hash", "envoy_maglev_table", "envoy_permutation"]
 
@@ -49,7 +50,7 @@ def envoy_key_hash() -> Callable[[bytes], int]:
 
 def envoy_permutation(address: str, size: int) -> tuple[int, int]:
     """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them."""
-    xxh64, key = _xxh64(), address.encode()
+    xxh64, key = _xxh64(), utf8(address)
     return xxh64(key, seed=0) % size, xxh64(key, seed=1) % (size - 1) + 1
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, _murmur128
+from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, utf8
 
 _log = math.log
 
@@ -35,7 +35,7 @@ def rendezvous_score(key: bytes | str, address: str) -> int:
     Seeding by the key (not by the endpoint) keeps every bid distinct for distinct addresses, and
     lets one C-level ``map`` compute all bids of a lookup.
     """
-    return int(_murmur128(address, _murmur128(key) & _MASK32))
+    return int(_murmur128(utf8(address), hash64(key) & _MASK32))
 
 
 def _weighted(weight: float, bid: int) -> float:
@@ -83,7 +83,7 @@ class Rendezvous(KeyedBalancer):
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         ordered = sorted(eligible, key=lambda state: state.endpoint.address)
-        names = [state.endpoint.address.encode() for state in ordered]
+        names = [utf8(state.endpoint.address) for state in ordered]
         weights = [-float(state.weight) for state in ordered]
         equal = len(set(weights)) <= 1
         self._bidders = (names, None if equal else weights, tuple(ordered))
@@ -123,5 +123,5 @@ class Rendezvous(KeyedBalancer):
         eligible = self._eligible()
         assert len(names) == len(states) == len(eligible)
         assert [s.endpoint.address for s in states] == sorted(s.endpoint.address for s in eligible)
-        assert names == [s.endpoint.address.encode() for s in states]
+        assert names == [utf8(s.endpoint.address) for s in states]
         assert weights is None or weights == [-float(s.weight) for s in states]

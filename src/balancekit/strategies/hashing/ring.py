@@ -1,50 +1,94 @@
-"""IPHash: a consistent-hash ring with virtual nodes, in a sorted ``array('Q')`` searched by bisect.
+"""IPHash: a consistent-hash ring with virtual nodes, changed point by point as members change.
 
 Karger et al., "Consistent hashing and random trees" (STOC 1997); virtual nodes as in
-Dynamo (DeCandia et al., SOSP 2007) and libketama.
+Dynamo (DeCandia et al., SOSP 2007) and libketama; the bound on ring size follows Envoy's
+ring hash (``source/extensions/load_balancing_policies/ring_hash/ring_hash_lb.cc``:
+``minimum_ring_size``/``maximum_ring_size``, weights scale the points within them).
 """
 
 from __future__ import annotations
 
 import time
-from array import array
 from bisect import bisect_left
 from collections.abc import Collection, Iterable
-from itertools import accumulate
 from typing import Any
 
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, hash64, key_bytes
+from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
+from ._points import PointRing
 
-__all__ = ["IPHash", "ring_points"]
+__all__ = ["MAX_POINTS_PER_ENDPOINT", "IPHash", "point_divisor", "ring_points"]
+
+#: The most points one endpoint may own (a weight above ``65,536 / replicas`` scales down).
+MAX_POINTS_PER_ENDPOINT = 65_536
+#: Envoy's default ``maximum_ring_size`` (8M points); IPHash's default ``max_ring_size``.
+DEFAULT_MAX_RING_SIZE = 8 * 1024 * 1024
 
 
 def ring_points(address: str, count: int) -> list[int]:
     """The ring positions of an endpoint: ``hash64(f"{address}#{i}")`` for i in range(count).
 
     ``hash64`` is the low 64 bits of MurmurHash3_x64_128 with seed 0 over the UTF-8 bytes, so
-    anyone can rebuild the ring: an endpoint of weight w owns ``replicas * w`` points, and a key
-    belongs to the owner of the first point at or after ``hash64(key)``, wrapping past the top.
-    Equal points (a 64-bit collision) are ordered by address.
+    anyone can rebuild the ring: an endpoint of weight w owns ``replicas * w // d`` points
+    (at least one; ``d`` from :func:`point_divisor`, 1 unless the ring would be too big), and a
+    key belongs to the owner of the first point at or after ``hash64(key)``, wrapping past the
+    top. Equal points (a 64-bit collision) are ordered by address. The points of a count are the
+    first ``count`` of the sequence, so a weight change adds or drops only the tail.
     """
-    return [hash64(f"{address}#{index}") for index in range(count)]
+    prefix = utf8(address) + b"#"
+    return [_murmur128(prefix + b"%d" % index) & _MASK64 for index in range(count)]
+
+
+def _pow2_at_least(value: int) -> int:
+    return 1 << max(0, value - 1).bit_length()
+
+
+def point_divisor(weights: list[int], replicas: int, max_ring_size: int) -> int:
+    """The ``d`` that weights are divided by: 1 while ``replicas * w`` fits, else a power of two.
+
+    ``d = 1`` when every endpoint's ``replicas * weight`` is at most
+    :data:`MAX_POINTS_PER_ENDPOINT` and the ring (``replicas * sum(weights)``) at most
+    ``max_ring_size``: the layout is exactly ``replicas * weight`` points. Otherwise ``d`` is the
+    largest of: the greatest power of two <= the smallest weight (so equal huge weights, e.g. DNS
+    SRV weights of 65,535, get under ``2 * replicas`` points each), and the smallest powers
+    of two bringing the heaviest endpoint under the per-endpoint bound and the ring under
+    ``max_ring_size``. Weights keep their ratios within a point (Envoy scales the same way,
+    within its minimum and maximum ring size).
+
+    >>> point_divisor([1, 2, 3], 160, 8 << 20), point_divisor([65535] * 3, 160, 8 << 20)
+    (1, 32768)
+    """
+    if not weights:
+        return 1
+    heaviest = max(weights)
+    total = replicas * sum(weights)
+    if replicas * heaviest <= MAX_POINTS_PER_ENDPOINT and total <= max_ring_size:
+        return 1
+    by_lightest = 1 << (min(weights).bit_length() - 1)
+    by_heaviest = _pow2_at_least(-(-replicas * heaviest // MAX_POINTS_PER_ENDPOINT))
+    by_ring = _pow2_at_least(-(-total // max_ring_size))
+    return max(by_lightest, by_heaviest, by_ring)
 
 
 class IPHash(KeyedBalancer):
     """Consistent hashing on a key (a client IP, a session id): the same key, the same endpoint.
 
-    Each endpoint owns ``replicas * weight`` points on a 64-bit ring (see :func:`ring_points`);
-    a key goes to the first point clockwise from its hash. Removing or marking down an endpoint
-    moves only the keys it owned; adding one of N moves about 1/N of the keys. The mapping depends
-    only on the addresses, weights and keys, so it is the same in every process and on every
-    machine. With 160 replicas the busiest of N endpoints carries about 1.2-1.3x the mean load.
+    Each endpoint owns ``replicas * weight`` points on a 64-bit ring (see :func:`ring_points`;
+    weights so large that an endpoint would own more than 65,536 points, or the ring more than
+    ``max_ring_size``, are scaled down by :func:`point_divisor`); a key goes to the first point
+    clockwise from its hash. Removing or marking down an endpoint moves only the keys it owned;
+    adding one of N moves about 1/N of the keys. The mapping depends only on the addresses,
+    weights and keys, so it is the same in every process and on every machine. With 160
+    replicas the busiest of N endpoints carries about 1.2-1.3x the mean load.
 
-    Lookup is O(1) expected (one MurmurHash3 and a bucket index over the ring), lock-free; a
-    membership change rebuilds the ring in O(N * replicas * log) and swaps it in at once. ``avoid``
-    walks clockwise to the next endpoint not avoided.
+    Lookup is O(1) expected (one MurmurHash3 and one bucket of ~4 points), lock-free. A
+    membership change inserts or deletes only the points that change (an endpoint's own, a
+    weight change only the difference): O(points x 1) plus an O(N) comparison of the eligible
+    set; the ring is laid out afresh only when the divisor changes or its size leaves 1/4..4x
+    of the last layout. ``avoid`` walks clockwise to the next endpoint not avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
     >>> lb.select("203.0.113.7").address == lb.select("203.0.113.7").address
@@ -57,6 +101,7 @@ class IPHash(KeyedBalancer):
         *,
         key: KeyFunction | None = None,
         replicas: int = 160,
+        max_ring_size: int = DEFAULT_MAX_RING_SIZE,
         clock: Clock = time.monotonic,
     ) -> None:
         if (
@@ -65,85 +110,133 @@ class IPHash(KeyedBalancer):
             or not 1 <= replicas <= 10_000
         ):
             raise InvalidOption(f"replicas must be an int from 1 to 10000, not {replicas!r}")
+        if (
+            isinstance(max_ring_size, bool)
+            or not isinstance(max_ring_size, int)
+            or not 1024 <= max_ring_size <= 1 << 26
+        ):
+            raise InvalidOption(
+                f"max_ring_size must be an int from 1024 to {1 << 26}, not {max_ring_size!r}"
+            )
         super().__init__(endpoints, key=key, clock=clock)
         self._replicas = replicas
-        self._ring = _Ring(array("Q"), ())
+        self._max_ring_size = max_ring_size
+        self._ring = PointRing(64)
+        self._divisor = 1
+        self._placed: dict[EndpointState, int] = {}  # state -> points it owns on the ring
         self._start()
 
+    @staticmethod
+    def _first(a: EndpointState, b: EndpointState) -> bool:
+        return a.endpoint.address < b.endpoint.address
+
+    def _counts(self, eligible: list[EndpointState]) -> dict[EndpointState, int]:
+        weights = [state.weight for state in eligible]
+        divisor = point_divisor(weights, self._replicas, self._max_ring_size)
+        self._divisor = divisor
+        replicas = self._replicas
+        if divisor == 1:
+            return {state: replicas * state.weight for state in eligible}
+        return {state: max(1, replicas * state.weight // divisor) for state in eligible}
+
     def _rebuild(self, eligible: list[EndpointState]) -> None:
+        divisor = self._divisor
+        wanted = self._counts(eligible)
+        placed = self._placed
+        total = sum(wanted.values())
+        ring = self._ring
+        if divisor != self._divisor or ring.needs_relayout(total):
+            self._layout(wanted, total)
+            return
+        drop = placed.items() - wanted.items()  # gone, or owning another count now
+        grow = wanted.items() - placed.items()
+        first = self._first
+        for state, count in drop:
+            keep = wanted.get(state, 0)
+            if keep < count:
+                ring.delete(state, ring_points(state.endpoint.address, count)[keep:])
+            if state not in wanted:
+                del placed[state]
+            elif keep < count:
+                placed[state] = keep  # it shrank (a grown one is handled below)
+            if not keep:
+                ring.forget(state)
+        for state, count in grow:
+            have = placed.get(state, 0)
+            if have < count:
+                ring.insert(state, ring_points(state.endpoint.address, count)[have:], first)
+            placed[state] = count
+
+    def _layout(self, wanted: dict[EndpointState, int], total: int) -> None:
+        """Build the ring from scratch (first build, a new divisor, or a size far from the last)."""
         # Sort (point, owner) pairs packed into one int each: point in the high bits, the owner's
         # rank by address in the low bits, so equal points order by address. Sorting plain ints
         # is several times faster than sorting tuples.
-        owners_by_address = sorted(eligible, key=lambda state: state.endpoint.address)
-        bits = max(1, len(owners_by_address).bit_length())
+        owners = sorted(wanted, key=lambda state: state.endpoint.address)
+        bits = max(1, len(owners).bit_length())
         packed: list[int] = []
-        for rank, state in enumerate(owners_by_address):
-            points = ring_points(state.endpoint.address, self._replicas * state.weight)
-            packed.extend([(point << bits) | rank for point in points])
+        for rank, state in enumerate(owners):
+            packed.extend(
+                [
+                    (point << bits) | rank
+                    for point in ring_points(state.endpoint.address, wanted[state])
+                ]
+            )
         packed.sort()
-        mask = (1 << bits) - 1
-        self._ring = _Ring(
-            array("Q", [value >> bits for value in packed]),
-            tuple([owners_by_address[value & mask] for value in packed]),
-        )
+        ring = PointRing(64, total)
+        ring.fill(owners, packed, bits)
+        self._placed = dict(wanted)
+        self._ring = ring  # one assignment: readers see the old ring or the new one
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        ring = self._ring  # one read: a concurrent rebuild cannot tear it
+        ring = self._ring  # one read: a re-layout swaps the whole ring
         key = context if self._key is None else self._key(context)
-        if type(key) is not str and type(key) is not bytes:
-            key = key_bytes(key, self._key is not None)
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        points = ring.points
-        index = ring.starts[hashed >> ring.shift]
-        end = len(points)
-        while index < end and points[index] < hashed:  # about one step: see _Ring
-            index += 1
-        if index == end:
-            if not end:
+        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined (every pick)
+        size = len(bucket) >> 1
+        at = bisect_left(bucket, hashed, 0, size)
+        if at < size:
+            state: EndpointState = ring.slots[bucket[size + at]]
+        else:
+            found = ring.owner_at(hashed)  # past the bucket's last point: the next bucket on
+            if found is None:
                 raise self._nothing_available()
-            index = 0
-        state = ring.owners[index]
+            state = found
         if avoid and state.endpoint.address in avoid:
-            return self._next_not_avoided(ring.owners, index, avoid)
+            return self._next_not_avoided(ring, hashed, avoid)
         return state
 
     def _next_not_avoided(
-        self, owners: tuple[EndpointState, ...], start: int, avoid: Collection[str]
+        self, ring: PointRing, hashed: int, avoid: Collection[str]
     ) -> EndpointState:
-        for step in range(1, len(owners)):
-            state = owners[(start + step) % len(owners)]
-            if state.endpoint.address not in avoid:
-                return state
-        raise self._nothing_available(avoid)
+        found = ring.find(hashed, lambda state: state.endpoint.address not in avoid)
+        if found is None:
+            raise self._nothing_available(avoid)
+        return found
+
+    def continuum(self) -> list[tuple[int, str]]:
+        """The ring as ``(point, address)`` pairs in point order (equal points by address)."""
+        return [(point, state.endpoint.address) for point, state in self._ring.items()]
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        ring = self._ring
-        points = ring.points
-        assert len(points) == len(ring.owners)
-        assert all(points[i] <= points[i + 1] for i in range(len(points) - 1))
-        eligible = self._eligible()
-        assert len(points) == sum(self._replicas * s.weight for s in eligible)
-        for bucket, start in enumerate(ring.starts):  # starts[b] = first point in bucket b or later
-            assert start == bisect_left(points, bucket << ring.shift)
-
-
-class _Ring:
-    """The ring: sorted points, their owners, and a bucket index that makes lookup O(1).
-
-    ``starts[b]`` is the index of the first point >= ``b << shift``; with at least as many
-    buckets as points, a lookup jumps to its bucket's start and steps past about one point,
-    where a bisect of a boxed ``array('Q')`` costs ~11 comparisons. 4-8 bytes per point.
-    """
-
-    __slots__ = ("owners", "points", "shift", "starts")
-
-    def __init__(self, points: array[int], owners: tuple[EndpointState, ...]) -> None:
-        bits = max(1, len(points).bit_length())
-        self.shift = 64 - bits
-        self.points = points
-        self.owners = owners
-        counts = [0] * ((1 << bits) + 1)  # counts[b + 1]: points in bucket b
-        for point in points:
-            counts[(point >> self.shift) + 1] += 1
-        self.starts = array("I", accumulate(counts[:-1]))  # points in buckets before b
+        with self._lock:
+            ring = self._ring
+            items = ring.items()
+            assert len(items) == ring.count == sum(self._placed.values())
+            assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
+            for index, bucket in enumerate(ring.buckets):
+                size = len(bucket) >> 1
+                assert len(bucket) == 2 * size
+                assert all(bucket[at] >> ring.shift == index for at in range(size))
+            eligible = self._eligible()
+            assert set(self._placed) == set(eligible) == set(ring.ids)
+            assert all(ring.slots[ident] is state for state, ident in ring.ids.items())
+            divisor = point_divisor(
+                [s.weight for s in eligible], self._replicas, self._max_ring_size
+            )
+            assert divisor == self._divisor
+            for state in eligible:
+                assert self._placed[state] == max(1, self._replicas * state.weight // divisor)

@@ -1,0 +1,161 @@
+"""Incremental rings equal rings built from scratch, point for point and key for key.
+
+IPHash, BoundedLoadHash and Ketama (both compat modes) change their ring point by point on every
+membership change (docs/hashing.md, "Membership changes"). After any sequence of adds, removes,
+weight changes, updates, mark_down and mark_up, the ring must hold exactly the points, in
+exactly the order (equal points included), of a balancer built afresh from the final
+membership, and send every probe key to the same endpoint. Weights include huge ones, so the
+point divisor (``point_divisor``) changes along the way, and pools grow and shrink enough to
+re-lay the buckets out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+import balancekit as bk
+from balancekit.strategies.hashing import ring as ring_module
+from balancekit.strategies.hashing._points import PointRing
+from balancekit.strategies.hashing.ring import point_divisor
+
+ADDRESSES = [f"10.3.0.{i}:6379" for i in range(1, 25)]
+PROBES = [f"key-{i}" for i in range(60)]
+WEIGHTS = st.sampled_from([1, 1, 1, 2, 3, 7, 31, 33, 65_535, 1_000_000])
+#: The per-endpoint bound, lowered from 65,536 so huge weights stay quick to rebuild from scratch
+#: at every step: with 16 replicas a weight of 33 (528 points) already needs a divisor.
+SMALL_BOUND = 512
+
+Factory = Callable[[list[bk.Endpoint]], Any]
+EXAMPLES: dict[str, int] = {}  # machines run per strategy (printed with -s; in the report)
+FACTORIES: dict[str, Factory] = {
+    "IPHash": lambda eps: bk.IPHash(eps, replicas=16),
+    "BoundedLoadHash": lambda eps: bk.BoundedLoadHash(eps, replicas=16),
+    "Ketama": lambda eps: bk.Ketama(eps),
+    "Ketama-uhashring": lambda eps: bk.Ketama(eps, compat="uhashring"),
+}
+
+
+def ring_of(lb: Any) -> list[tuple[int, str]]:
+    """Every point of the ring with its owner's address, in ring order (equal points too)."""
+    return [(point, state.endpoint.address) for point, state in lb._ring.items()]
+
+
+def machine_for(name: str) -> type[RuleBasedStateMachine]:
+    factory = FACTORIES[name]
+
+    class IncrementalEqualsScratch(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            EXAMPLES[name] = EXAMPLES.get(name, 0) + 1
+            self.lb = factory([bk.Endpoint(ADDRESSES[0]), bk.Endpoint(ADDRESSES[1], weight=2)])
+            self.down: set[str] = set()
+
+        @rule(index=st.integers(0, len(ADDRESSES) - 1), weight=WEIGHTS)
+        def add(self, index: int, weight: int) -> None:
+            address = ADDRESSES[index]
+            if address not in self.lb:
+                self.lb.add(bk.Endpoint(address, weight=weight))
+                self.down.discard(address)
+
+        @rule(index=st.integers(0, len(ADDRESSES) - 1))
+        def remove(self, index: int) -> None:
+            if ADDRESSES[index] in self.lb:
+                self.lb.remove(ADDRESSES[index])
+                self.down.discard(ADDRESSES[index])
+
+        @rule(index=st.integers(0, len(ADDRESSES) - 1), weight=WEIGHTS)
+        def set_weight(self, index: int, weight: int) -> None:
+            if ADDRESSES[index] in self.lb:
+                self.lb.set_weight(ADDRESSES[index], weight)
+
+        @rule(index=st.integers(0, len(ADDRESSES) - 1), up=st.booleans())
+        def mark(self, index: int, up: bool) -> None:
+            address = ADDRESSES[index]
+            if address in self.lb:
+                (self.lb.mark_up if up else self.lb.mark_down)(address)
+                (self.down.discard if up else self.down.add)(address)
+
+        @rule(
+            chosen=st.lists(st.integers(0, len(ADDRESSES) - 1), unique=True, max_size=24),
+            weight=WEIGHTS,
+        )
+        def update(self, chosen: list[int], weight: int) -> None:
+            self.lb.update([bk.Endpoint(ADDRESSES[i], weight=weight) for i in chosen])
+            self.down &= {ADDRESSES[i] for i in chosen}
+
+        @invariant()
+        def equals_a_ring_built_from_scratch(self) -> None:
+            self.lb._check_invariants()
+            fresh = factory(list(self.lb.endpoints))  # same members, same join order
+            for address in self.down:
+                fresh.mark_down(address)
+            assert ring_of(self.lb) == ring_of(fresh)
+            if not self.lb._eligible():
+                return
+            for key in PROBES:
+                assert self.lb.lookup(key).address == fresh.lookup(key).address
+
+    IncrementalEqualsScratch.__name__ = f"IncrementalEqualsScratch{name}"
+    return IncrementalEqualsScratch
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_incremental_ring_equals_scratch(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ring_module, "MAX_POINTS_PER_ENDPOINT", SMALL_BOUND)
+    machine = machine_for(name)
+    machine.TestCase.settings = settings(
+        max_examples=60, stateful_step_count=25, deadline=None, database=None
+    )
+    machine.TestCase().runTest()
+    print(f"{name}: {EXAMPLES[name]} examples of up to 25 steps")
+    assert EXAMPLES[name] >= 60
+
+
+def by_address(a: Any, b: Any) -> bool:
+    return bool(a.endpoint.address < b.endpoint.address)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    points=st.lists(
+        st.tuples(st.integers(0, 7), st.sampled_from([0, 1 << 31, (1 << 32) - 1, 12345])),
+        max_size=40,
+    ),
+    removed=st.sets(st.integers(0, 7)),
+)
+def test_point_ring_orders_equal_points_like_a_sorted_build(
+    points: list[tuple[int, int]], removed: set[int]
+) -> None:
+    # Few distinct points, so most are equal: insert and delete must keep ties in owner order.
+    owners = [
+        bk.IPHash([f"10.4.0.{i}:1"])._eligible()[0] for i in range(8)
+    ]  # real EndpointStates, addresses in index order
+    by_owner: dict[int, list[int]] = {}
+    for owner, point in points:
+        by_owner.setdefault(owner, []).append(point)
+    ring = PointRing(32)
+    for owner, owned in by_owner.items():
+        ring.insert(owners[owner], owned, by_address)
+    for owner in removed & set(by_owner):
+        ring.delete(owners[owner], by_owner.pop(owner))
+    left = sorted((point, owner) for owner, owned in by_owner.items() for point in owned)
+    assert [(p, owners.index(s)) for p, s in ring.items()] == left
+    packed = sorted((point << 3) | owner for point, owner in left)
+    fresh = PointRing(32, len(packed))
+    fresh.fill(owners, packed, 3)
+    assert fresh.items() == ring.items()
+    assert ring.count == len(left)
+
+
+def test_point_divisor_keeps_small_weights_and_bounds_large_ones() -> None:
+    assert ring_module.MAX_POINTS_PER_ENDPOINT == 65_536
+    assert point_divisor([1, 2, 3, 409], 160, 8 << 20) == 1  # today's layout exactly
+    assert point_divisor([65_535] * 3, 160, 8 << 20) == 32_768  # 319 points each
+    assert point_divisor([1, 1_000_000], 160, 8 << 20) == 4096  # heaviest <= 65,536 points
+    assert point_divisor([1] * 100_000, 160, 8 << 20) == 2  # ring <= max_ring_size
