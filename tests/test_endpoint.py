@@ -117,7 +117,7 @@ def test_addresses_are_stored_in_canonical_form(spellings: list[str], canonical:
         assert endpoint.address == canonical == bk.Endpoint(canonical).address
         assert endpoint == bk.Endpoint(canonical)
     with pytest.raises(bk.DuplicateEndpoint, match="listed twice"):
-        bk.RoundRobin(spellings + [canonical])
+        bk.RoundRobin([*spellings, canonical])
 
 
 @pytest.mark.parametrize(

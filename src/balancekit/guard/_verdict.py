@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._errors import InvalidOption
+from .._options import describe
 from ..request import Request
 
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
@@ -44,7 +45,9 @@ class Verdict:
         if not ids:
             raise InvalidOption("a rejection must name the rule ids that fired")
         if not isinstance(status, int) or not 400 <= status <= 599:
-            raise InvalidOption(f"status must be an HTTP error status (4xx/5xx), got {status!r}")
+            raise InvalidOption(
+                f"status must be an HTTP error status (4xx/5xx), got {describe(status)}"
+            )
         return cls(False, reason, status, ids, retry_after, banned_until)
 
 
@@ -70,7 +73,9 @@ class ReleasingGuard(Guard, Protocol):
 def check_status(status: object) -> int:
     """Validate a guard's ``status`` option."""
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
-        raise InvalidOption(f"status must be an HTTP error status (4xx/5xx), got {status!r}")
+        raise InvalidOption(
+            f"status must be an HTTP error status (4xx/5xx), got {describe(status)}"
+        )
     return status
 
 
@@ -87,18 +92,22 @@ def key_text(key: str | bytes | None) -> str:
 class Chain:
     """Run guards in order; the first rejection wins (later guards do not see the request).
 
-    When a guard rejects, the :class:`ReleasingGuard` s before it that allowed the request are
-    released at once. After an allowed request completes, call :meth:`release`. Put cheap,
-    decisive guards first: ``Chain([bans, rate, concurrency, screen])``. O(guards).
+    When a guard rejects or raises, the :class:`ReleasingGuard` s before it that allowed the
+    request are released at once. After an allowed request completes, call :meth:`release`.
+    Put cheap, decisive guards first: ``Chain([bans, rate, concurrency, screen])``. O(guards).
     """
 
     __slots__ = ("_guards", "_releasing")
 
     def __init__(self, guards: Iterable[Guard]) -> None:
+        if isinstance(guards, str | bytes) or not isinstance(guards, Iterable):
+            raise InvalidOption(f"Chain takes a list of guards, got {describe(guards)}")
         self._guards = tuple(guards)
         for guard in self._guards:
             if not callable(getattr(guard, "check", None)):
-                raise InvalidOption(f"Chain takes guards (objects with check()), got {guard!r}")
+                raise InvalidOption(
+                    f"Chain takes guards (objects with check()), got {describe(guard)}"
+                )
         self._releasing = tuple(g if isinstance(g, ReleasingGuard) else None for g in self._guards)
 
     @property
@@ -107,18 +116,49 @@ class Chain:
         return self._guards
 
     def check(self, request: Request) -> Verdict:
-        """The first rejection among the guards, or :data:`ALLOW`."""
-        for index, guard in enumerate(self._guards):
-            verdict = guard.check(request)
-            if not verdict.allowed:
-                for earlier in self._releasing[:index]:
-                    if earlier is not None:
-                        earlier.release(request)
-                return verdict
-        return ALLOW
+        """The first rejection among the guards, or :data:`ALLOW`.
+
+        When a guard rejects *or raises* (any exception, also ``KeyboardInterrupt`` or a
+        cancellation), the releasing guards before it, which took a slot, are released before
+        the verdict is returned or the exception propagates: a check either holds every slot
+        (it returned ``ALLOW``) or none.
+        """
+        held = 0  # guards that allowed the request (and may hold a slot)
+        try:
+            for guard in self._guards:
+                verdict = guard.check(request)
+                if not isinstance(verdict, Verdict):
+                    raise InvalidOption(
+                        f"guard {describe(guard)} returned {describe(verdict)}, not a Verdict"
+                    )
+                if not verdict.allowed:
+                    break
+                held += 1
+            else:
+                return ALLOW
+        except BaseException:
+            self._release(self._releasing[:held], request)
+            raise
+        self._release(self._releasing[:held], request)
+        return verdict
 
     def release(self, request: Request) -> None:
-        """Tell every releasing guard that an allowed request has finished."""
-        for guard in self._releasing:
+        """Tell every releasing guard that an allowed request has finished.
+
+        Every guard is released even if one of them raises; the first exception then
+        propagates.
+        """
+        self._release(self._releasing, request)
+
+    @staticmethod
+    def _release(guards: tuple[ReleasingGuard | None, ...], request: Request) -> None:
+        failure: BaseException | None = None
+        for guard in guards:
             if guard is not None:
-                guard.release(request)
+                try:
+                    guard.release(request)
+                except BaseException as exc:  # release the rest, then report the first
+                    if failure is None:
+                        failure = exc
+        if failure is not None:
+            raise failure
