@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import balancekit
+
 LINES = 2**18
 TIMEOUT = 30.0  # seconds; the linear code takes well under 1 s here, the quadratic ~90 s
 
@@ -36,7 +38,7 @@ CHECK = {
 
 @pytest.mark.parametrize("field", sorted(BUILD))
 def test_many_lines_of_one_name_build_in_linear_time(field: str) -> None:
-    src = str(Path(__file__).resolve().parents[2] / "src")
+    src = str(Path(balancekit.__file__).resolve().parents[1])  # the balancekit under test
     code = f"from balancekit import Request\nr = {BUILD[field]}\nprint({CHECK[field]})"
     env = {**os.environ, "PYTHONPATH": src}
     done = subprocess.run(

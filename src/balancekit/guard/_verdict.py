@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -79,14 +80,34 @@ def check_status(status: object) -> int:
     return status
 
 
-def key_text(key: str | bytes | None) -> str:
-    """A key as a storage identifier: ``str`` keys prefixed ``s:``, ``bytes`` as ``b:`` + hex,
-    ``None`` (no key) as the shared ``-`` bucket, so the three can never collide."""
+#: Keys longer than this (characters of a str, bytes of a bytes key) are stored as a digest.
+MAX_KEY_LENGTH = 64
+
+
+def key_text(key: object) -> str:
+    """A key as a storage identifier of bounded size.
+
+    ``str`` keys become ``s:`` + the key, ``bytes`` ``b:`` + hex, ``None`` (no key) the shared
+    ``-`` bucket, so the three can never collide. A key longer than :data:`MAX_KEY_LENGTH` is
+    stored as ``hs:`` / ``hb:`` + its 128-bit BLAKE2b digest (str as UTF-8 with
+    ``surrogatepass``, so a lone surrogate still has one), which bounds each guard's memory per
+    key (a 1 MB header value as a key costs 36 bytes, not 1 MB) and is the same in every
+    process. Anything else raises :class:`InvalidOption`. O(len(key)).
+    """
     if key is None:
         return "-"
-    if isinstance(key, bytes):
-        return "b:" + key.hex()
-    return "s:" + key
+    if isinstance(key, bytes | bytearray):
+        if len(key) <= MAX_KEY_LENGTH:
+            return "b:" + key.hex()
+        return "hb:" + hashlib.blake2b(key, digest_size=16).hexdigest()
+    if isinstance(key, str):
+        if len(key) <= MAX_KEY_LENGTH:
+            return "s:" + key
+        data = key.encode("utf-8", "surrogatepass")
+        return "hs:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+    raise InvalidOption(
+        f"a guard's key extractor must return str, bytes or None, got {describe(key)}"
+    )
 
 
 class Chain:
