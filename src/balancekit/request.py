@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from ._errors import InvalidOption
-from ._options import describe
+from ._options import describe, integer
 
 __all__ = ["Cookies", "Headers", "QueryParams", "Request"]
 
@@ -278,20 +278,44 @@ class Request:
         ALPN-style name (``"http/1.1"``, ``"h2"``, ``"h3"``; ``"websocket"`` for websockets).
         The body is not part of a scope: pass a prefix as ``body`` if the screen should see it.
         """
+        if not isinstance(scope, Mapping):
+            raise InvalidOption(f"from_asgi needs an ASGI scope (a mapping), got {describe(scope)}")
         kind = scope.get("type")
         if kind not in ("http", "websocket"):
             raise InvalidOption(
                 f"from_asgi needs an 'http' or 'websocket' scope, got {describe(kind)}"
             )
-        client = scope.get("client") or (None, None)
-        server = scope.get("server") or (None, None)
-        version = str(scope.get("http_version", "1.1"))
+        client = _asgi_peer(scope.get("client"), "client")
+        server = _asgi_peer(scope.get("server"), "server")
+        version = scope.get("http_version", "1.1")
+        if not isinstance(version, str):
+            raise InvalidOption(f"scope['http_version'] must be a str, got {describe(version)}")
         protocol = "websocket" if kind == "websocket" else _ALPN.get(version, f"http/{version}")
-        headers = [
-            (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-            for k, v in scope.get("headers", ())
-        ]
-        raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        raw_headers = scope.get("headers", ())
+        if isinstance(raw_headers, bytes | bytearray | str):
+            raise InvalidOption("scope['headers'] must be [name, value] byte pairs")
+        try:
+            items = iter(raw_headers)
+        except TypeError:
+            raise InvalidOption(
+                f"scope['headers'] must be [name, value] byte pairs, got {describe(raw_headers)}"
+            ) from None
+        headers: list[tuple[str, str]] = []
+        for item in items:
+            if not (
+                isinstance(item, tuple | list)
+                and len(item) == 2
+                and all(isinstance(part, bytes | bytearray) for part in item)
+            ):
+                raise InvalidOption(
+                    f"scope['headers'] must be [name, value] byte pairs, got {describe(item)}"
+                )
+            headers.append((bytes(item[0]).decode("latin-1"), bytes(item[1]).decode("latin-1")))
+        query_string = scope.get("query_string", b"")
+        if not isinstance(query_string, bytes | bytearray):
+            raise InvalidOption(
+                f"scope['query_string'] must be bytes, got {describe(query_string)}"
+            )
         default_scheme = "ws" if kind == "websocket" else "http"
         server_host = server[0] if server[0] is not None else ""
         return cls(
@@ -300,11 +324,11 @@ class Request:
             local_addr=server[0],
             local_port=server[1],
             protocol=protocol,
-            method=str(scope.get("method", "GET")),
-            scheme=str(scope.get("scheme", default_scheme)),
+            method=scope.get("method", "GET"),
+            scheme=scope.get("scheme", default_scheme),
             host=next((v for k, v in headers if k.lower() == "host"), server_host),
-            path=str(scope.get("path", "/")),
-            query=raw_query,
+            path=scope.get("path", "/"),
+            query=bytes(query_string).decode("latin-1"),
             headers=headers,
             body=body,
         )
@@ -314,16 +338,24 @@ class Request:
         """Build from an ``httpx.Request`` (duck-typed: ``method``, ``url``, ``headers``).
 
         An outgoing request has no client connection yet, so the client and local fields are
-        ``None``. The body is not read (it may be a stream): pass a prefix as ``body``.
+        ``None``. The body is not read (it may be a stream): pass a prefix as ``body``. Anything
+        that is not shaped like an ``httpx.Request`` raises :class:`InvalidOption`.
         """
-        url = request.url
-        headers = [(str(k), str(v)) for k, v in request.headers.multi_items()]
-        query = bytes(url.query).decode("latin-1")
+        try:
+            url = request.url
+            headers = [(str(k), str(v)) for k, v in request.headers.multi_items()]
+            query = bytes(url.query).decode("latin-1")
+            fields = (str(request.method), str(url.scheme), str(url.host), str(url.path))
+        except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
+            raise InvalidOption(
+                f"from_httpx needs an httpx.Request, got {describe(request)}: {exc!r}"
+            ) from None
+        method, scheme, host, path = fields
         return cls(
-            method=str(request.method),
-            scheme=str(url.scheme),
-            host=str(url.host),
-            path=str(url.path),
+            method=method,
+            scheme=scheme,
+            host=host,
+            path=path,
             query=query,
             headers=headers,
             body=body,
@@ -333,21 +365,46 @@ class Request:
     def from_requests(cls, prepared: Any, *, body_limit: int = 4096) -> Request:
         """Build from a ``requests.PreparedRequest`` (duck-typed: ``method``, ``url``,
         ``headers``, ``body``). ``body`` keeps the first ``body_limit`` bytes of a ``bytes`` or
-        ``str`` body; a streamed body (a file or an iterator) is not consumed.
+        ``str`` body (a ``str`` as UTF-8, lone surrogates passed through); a streamed body (a
+        file or an iterator) is not consumed. Anything not shaped like a ``PreparedRequest``
+        raises :class:`InvalidOption`.
         """
-        parts = urlsplit(str(prepared.url))
-        headers = [(str(k), str(v)) for k, v in (prepared.headers or {}).items()]
-        raw = prepared.body
-        data = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else b""
+        limit = integer("body_limit", body_limit, 0, 2**63 - 1)
+        try:
+            parts = urlsplit(str(prepared.url))
+            headers = [(str(k), str(v)) for k, v in (prepared.headers or {}).items()]
+            raw = prepared.body
+            data = (
+                raw[:limit].encode("utf-8", "surrogatepass")
+                if isinstance(raw, str)
+                else bytes(raw[:limit])
+                if isinstance(raw, bytes | bytearray)
+                else b""
+            )
+            method = str(prepared.method or "GET")
+        except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
+            raise InvalidOption(
+                f"from_requests needs a requests.PreparedRequest, got {describe(prepared)}: {exc!r}"
+            ) from None
         return cls(
-            method=str(prepared.method or "GET"),
+            method=method,
             scheme=parts.scheme or "http",
             host=parts.netloc.rpartition("@")[2],
             path=parts.path or "/",
             query=parts.query,
             headers=headers,
-            body=data[:body_limit],
+            body=data[:limit],
         )
+
+
+def _asgi_peer(value: object, what: str) -> tuple[str | None, int | None]:
+    """An ASGI ``client`` / ``server`` entry: ``[host, port]``, ``[path, None]`` or ``None``."""
+    if value is None or (isinstance(value, tuple | list) and not value):
+        return None, None
+    if not (isinstance(value, tuple | list) and len(value) == 2):
+        raise InvalidOption(f"scope[{what!r}] must be [host, port] or None, got {describe(value)}")
+    host, port = value
+    return host, port
 
 
 _ALPN = {"1.0": "http/1.0", "1.1": "http/1.1", "2": "h2", "2.0": "h2", "3": "h3", "3.0": "h3"}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._errors import InvalidOption
-from .._options import describe
+from .._options import describe, number
 from ..request import Request
 
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
@@ -42,14 +43,22 @@ class Verdict:
         banned_until: float | None = None,
     ) -> Verdict:
         """A rejection; ``rule_ids`` must name at least one rule."""
-        ids = tuple(rule_ids)
+        if isinstance(rule_ids, str) or not isinstance(rule_ids, Iterable):
+            raise InvalidOption(f"rule_ids must be a list of str, got {describe(rule_ids)}")
+        ids_list: list[str] = []
+        for rule in rule_ids:
+            if not isinstance(rule, str):
+                raise InvalidOption(f"rule_ids must be str, got {describe(rule)}")
+            ids_list.append(rule)
+        ids = tuple(ids_list)
         if not ids:
             raise InvalidOption("a rejection must name the rule ids that fired")
-        if not isinstance(status, int) or not 400 <= status <= 599:
-            raise InvalidOption(
-                f"status must be an HTTP error status (4xx/5xx), got {describe(status)}"
-            )
-        return cls(False, reason, status, ids, retry_after, banned_until)
+        if not isinstance(reason, str):
+            raise InvalidOption(f"reason must be a str, got {describe(reason)}")
+        for name, value in (("retry_after", retry_after), ("banned_until", banned_until)):
+            if value is not None:
+                number(name, value, low=-math.inf, low_open=False, what="a number or None")
+        return cls(False, reason, check_status(status), ids, retry_after, banned_until)
 
 
 #: The verdict of a guard that lets the request through.
@@ -123,12 +132,14 @@ class Chain:
     def __init__(self, guards: Iterable[Guard]) -> None:
         if isinstance(guards, str | bytes) or not isinstance(guards, Iterable):
             raise InvalidOption(f"Chain takes a list of guards, got {describe(guards)}")
-        self._guards = tuple(guards)
-        for guard in self._guards:
+        checked: list[Guard] = []
+        for guard in guards:  # checked as read: an endless iterable of non-guards stops here
             if not callable(getattr(guard, "check", None)):
                 raise InvalidOption(
                     f"Chain takes guards (objects with check()), got {describe(guard)}"
                 )
+            checked.append(guard)
+        self._guards = tuple(checked)
         self._releasing = tuple(g if isinstance(g, ReleasingGuard) else None for g in self._guards)
 
     @property

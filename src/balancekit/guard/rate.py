@@ -73,8 +73,10 @@ def _limiter(strategy: str, storage: Any) -> RateLimiter:
         "fixed-window": package.strategies.FixedWindowRateLimiter,
         "sliding-window": package.strategies.SlidingWindowCounterRateLimiter,
     }
-    if strategy not in classes:
+    if not isinstance(strategy, str) or strategy not in classes:
         raise InvalidOption(f"strategy must be one of {sorted(classes)}, got {describe(strategy)}")
+    if storage is not None and not isinstance(storage, package.storage.Storage):
+        raise InvalidOption(f"storage must be a limits storage or None, got {describe(storage)}")
     return classes[strategy](storage if storage is not None else package.storage.MemoryStorage())
 
 
