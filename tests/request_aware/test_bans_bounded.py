@@ -218,3 +218,10 @@ def test_rate_limit_keeps_at_most_max_keys_windows() -> None:
     assert rate.check(first).allowed  # its window was cleared: it counts afresh
     with pytest.raises(InvalidOption, match="max_keys"):
         RateLimit("2/hour", max_keys=-1)
+
+
+def test_a_ban_that_ends_at_infinity_still_rejects() -> None:
+    bans = BanList(clock=lambda: 1e308)
+    until = bans.ban(client(1), seconds=1e308)  # 1e308 + 1e308 overflows to inf
+    verdict = bans.check(client(1))
+    assert until == float("inf") and not verdict.allowed and verdict.banned_until == until

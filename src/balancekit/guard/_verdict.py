@@ -57,7 +57,15 @@ class Verdict:
             raise InvalidOption(f"reason must be a str, got {describe(reason)}")
         for name, value in (("retry_after", retry_after), ("banned_until", banned_until)):
             if value is not None:
-                number(name, value, low=-math.inf, low_open=False, what="a number or None")
+                number(
+                    name,
+                    value,
+                    low=-math.inf,
+                    high=math.inf,
+                    low_open=False,
+                    high_open=False,
+                    what="a number (not NaN) or None",
+                )
         return cls(False, reason, check_status(status), ids, retry_after, banned_until)
 
 
