@@ -98,3 +98,91 @@ def test_hash_key_errors() -> None:
 def test_any_hostname_and_port_round_trip(host: str, port: int) -> None:
     endpoint = bk.Endpoint(f"{host}:{port}")
     assert (endpoint.host, endpoint.port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("spellings", "canonical"),
+    [
+        (["a:80", "a:080", "A:80", "a.:80", "A.:00080"], "a:80"),
+        (["[::1]:80", "[0::1]:80", "[0:0:0:0:0:0:0:1]:080"], "[::1]:80"),
+        (["[2001:DB8::0:1]:443", "[2001:db8:0:0:0:0:0:1]:443"], "[2001:db8::1]:443"),
+        (["[::FFFF:0102:0304]:1", "[::ffff:1.2.3.4]:1"], "[::ffff:1.2.3.4]:1"),
+        (["[FE80::1%eth0]:80"], "[fe80::1%eth0]:80"),
+        (["Db-1.Internal:5432"], "db-1.internal:5432"),
+    ],
+)
+def test_addresses_are_stored_in_canonical_form(spellings: list[str], canonical: str) -> None:
+    for spelling in spellings:
+        endpoint = bk.Endpoint(spelling)
+        assert endpoint.address == canonical == bk.Endpoint(canonical).address
+        assert endpoint == bk.Endpoint(canonical)
+    with pytest.raises(bk.DuplicateEndpoint, match="listed twice"):
+        bk.RoundRobin([*spellings, canonical])
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("host\n:80", "neither an IP address nor a hostname"),
+        ("host:80\n", "port"),
+        ("\nhost:80", "neither an IP address nor a hostname"),
+        ("[fe80::1%eth0\r\n]:80", "zone id"),
+        ("[fe80::1%" + "x" * 100_000 + "]:80", "at most 260 characters"),
+        ("[fe80::1%" + "x" * 65 + "]:80", "zone id"),
+        ("[fe80::1%]:80", "zone id"),
+        ("999.1.1.1:80", "not an IPv4 address"),
+        ("1.2.3.4.5:80", "not an IPv4 address"),
+        ("127.1:80", "not an IPv4 address"),
+        ("010.0.0.1:80", "not an IPv4 address"),
+        ("0x7f.0.0.1:80", "not an IPv4 address"),
+        ("example.123:80", "numeric label"),
+        ("a" * 64 + ".example:80", "1 to 63 characters"),
+        (".".join(["a" * 63] * 4) + ":80", "at most 253"),
+        ("a..b:80", "neither an IP address nor a hostname"),
+        ("-a:80", "neither an IP address nor a hostname"),
+        ("a:000080", "at most 5 digits"),
+    ],
+)
+def test_addresses_that_are_not_canonicalisable_are_refused(address: str, message: str) -> None:
+    with pytest.raises(bk.InvalidEndpoint, match=message):
+        bk.Endpoint(address)
+
+
+def test_metadata_must_be_a_mapping() -> None:
+    for metadata in (None, 3, "zone=a", [("zone", "a")]):
+        with pytest.raises(bk.InvalidEndpoint, match="metadata"):
+            bk.Endpoint("10.0.0.1:80", metadata=metadata)  # type: ignore[arg-type]
+
+
+@given(st.text(max_size=40))
+def test_canonical_form_is_a_fixed_point_and_has_no_control_characters(text: str) -> None:
+    try:
+        endpoint = bk.Endpoint(text)
+    except bk.InvalidEndpoint:
+        return
+    address = endpoint.address
+    assert bk.Endpoint(address).address == address
+    assert address.isascii() and address.isprintable() and len(address) <= 260
+    assert not any(c in address for c in "\r\n\t ")
+
+
+@given(
+    st.ip_addresses(v=4) | st.ip_addresses(v=6),
+    st.integers(0, 65535),
+    st.integers(0, 2),
+)
+def test_every_ip_spelling_maps_to_one_address(ip: object, port: int, zeros: int) -> None:
+    import ipaddress
+
+    assert isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    port_text = "0" * zeros + str(port) if len(str(port)) + zeros <= 5 else str(port)
+    if ip.version == 4:
+        spellings = [f"{ip}:{port_text}"]
+    else:
+        spellings = [f"[{ip.exploded}]:{port_text}", f"[{ip.compressed.upper()}]:{port}"]
+    addresses = {bk.Endpoint(s).address for s in spellings}
+    assert len(addresses) == 1
+    (address,) = addresses
+    assert address.endswith(f":{port}")
+    host = bk.Endpoint(address).host
+    assert ipaddress.ip_address(host) == ip

@@ -24,9 +24,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ._endpoint import Endpoint, EndpointLike, as_endpoint, as_endpoints
+from ._endpoint import Endpoint, EndpointLike, as_endpoint, as_endpoints, canonical_address
 from ._errors import (
     DuplicateEndpoint,
+    InvalidEndpoint,
     InvalidLease,
     InvalidOption,
     NoEndpointAvailable,
@@ -109,6 +110,15 @@ def _address_of(item: EndpointLike) -> str:
     if isinstance(item, str):
         return item
     raise InvalidOption(f"expected an address string or an Endpoint, not {item!r}")
+
+
+def _canonical(address: str) -> str:
+    """``address`` in the form :class:`Endpoint` stores (``A.:080`` -> ``a:80``), or unchanged
+    if it is no address at all (it then matches no member)."""
+    try:
+        return canonical_address(address)
+    except InvalidEndpoint:
+        return address
 
 
 def _invalid_lease(lease: object) -> InvalidLease:
@@ -235,6 +245,7 @@ class BalancerBase:
         """
         if avoid:
             check_avoid(avoid)
+            avoid = self._as_stored(avoid)
         health = self._health  # _catch_up_health, inlined on the hot path
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
@@ -286,6 +297,7 @@ class BalancerBase:
         for address in avoid:
             if not isinstance(address, str):
                 raise InvalidOption(f"avoid holds addresses (str), not {address!r}")
+        avoid = self._as_stored(avoid)
         self._catch_up_health()
         eligible = self._eligible_by_address  # one read: a concurrent rebuild swaps it whole
         if len(avoid) < len(eligible):
@@ -304,9 +316,12 @@ class BalancerBase:
         key = _address_of(address)
         self._catch_up_health()
         with self._lock:  # membership changes take it too: the state stays eligible until claimed
-            state = self._eligible_by_address.get(key)
+            eligible = self._eligible_by_address
+            state = eligible.get(key)
             if state is None:
-                return None
+                state = eligible.get(_canonical(key))  # "A:80" for "a:80": parsed on a miss only
+                if state is None:
+                    return None
             self._claim(state)
             token = next(TOKENS)
             next(state.selected)  # under the lock: a remove cannot drop it between
@@ -401,7 +416,8 @@ class BalancerBase:
     def __contains__(self, address: object) -> bool:
         if isinstance(address, Endpoint):
             address = address.address
-        return address in self._members
+        members = self._members
+        return address in members or (isinstance(address, str) and _canonical(address) in members)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.endpoints)!r})"
@@ -503,12 +519,23 @@ class BalancerBase:
 
     def _member(self, address: EndpointLike) -> EndpointState:
         key = _address_of(address)
-        try:
-            return self._members[key]
-        except KeyError:
-            raise UnknownEndpoint(
-                f"{key!r} is not a member of this {type(self).__name__}"
-            ) from None
+        members = self._members
+        state = members.get(key)
+        if state is None:
+            state = members.get(_canonical(key))  # "A:80" for "a:80": parsed on a miss only
+            if state is None:
+                raise UnknownEndpoint(f"{key!r} is not a member of this {type(self).__name__}")
+        return state
+
+    def _as_stored(self, avoid: Collection[str]) -> Collection[str]:
+        """``avoid`` with its addresses as members are stored: unchanged in the common case
+        (every item a member's address, e.g. taken from leases), else canonicalised
+        (``{"A:80"}`` avoids ``a:80``); O(len(avoid))."""
+        members = self._members
+        for address in avoid:
+            if type(address) is str and address not in members:
+                return frozenset(_canonical(a) if type(a) is str else a for a in avoid)
+        return avoid
 
     def _admit(self, endpoint: EndpointLike) -> EndpointState:
         endpoint = as_endpoint(endpoint)

@@ -10,61 +10,151 @@ from types import MappingProxyType
 from typing import Any
 
 from ._errors import DuplicateEndpoint, InvalidEndpoint
+from ._options import describe
 
-__all__ = ["MAX_WEIGHT", "Endpoint", "EndpointLike", "as_endpoint", "as_endpoints", "split_address"]
+__all__ = [
+    "MAX_ADDRESS_LENGTH",
+    "MAX_WEIGHT",
+    "Endpoint",
+    "EndpointLike",
+    "as_endpoint",
+    "as_endpoints",
+    "canonical_address",
+    "split_address",
+]
 
 #: The largest weight an endpoint may carry (NGINX allows up to 2**31 - 1; HAProxy 256).
 MAX_WEIGHT = 1_000_000
 
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$"
-)
+#: Longest address text parsed: a 253-character hostname, a trailing dot, ``:`` and a 5-digit
+#: port. Longer text is refused before any parsing (so 100 KB costs nothing).
+MAX_ADDRESS_LENGTH = 260
+
+# Every pattern below is applied with fullmatch() to text already cut to MAX_ADDRESS_LENGTH
+# (``$`` would also match before a final newline: "host\n" passed the old pattern).
+# A label (RFC 1123 section 2.1: letters, digits, hyphens, 1 to 63 characters, a digit may
+# lead). Kept lenient as before: "_" is allowed (Docker Compose and SRV-style names) and so is a
+# trailing hyphen; a leading hyphen is refused (it reads as an option to command-line tools).
+_LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}")
+# A last label that a resolver's inet_aton() would read as a number ("1.2.3.4.5", "127.1",
+# "0x7f.1", "999.1.1.1"): RFC 1123 section 2.1 and RFC 3696 section 2 rule out an all-numeric
+# top-level label, so such a host must be a strict dotted-quad IPv4 address or nothing.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+# An IPv6 zone id (RFC 6874 section 2: unreserved characters), at most 64 of them; Linux
+# interface names have at most 15.
+_ZONE = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+
+
+def _canonical_host(host: str, address: str) -> str:
+    """A hostname or IPv4 address in canonical form: lower case, no trailing dot."""
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidEndpoint(
+            f"{describe(host)} in {describe(address)} is neither an IP address nor a hostname"
+            " (labels of letters, digits, '-' and '_', 1 to 63 characters, at most 253 in all)"
+        )
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:
+            return str(ipaddress.IPv4Address(name))
+        except ValueError:
+            raise InvalidEndpoint(
+                f"{describe(host)} in {describe(address)} is not an IPv4 address (four decimal"
+                " numbers 0 to 255 without leading zeros) and a hostname cannot end in a"
+                " numeric label"
+            ) from None
+    return name.lower()
+
+
+def _canonical_ipv6(text: str, address: str) -> str:
+    """An IPv6 address (optionally ``%zone``) in RFC 5952 form, brackets not included."""
+    addr, percent, zone = text.partition("%")
+    if percent and not _ZONE.fullmatch(zone):
+        raise InvalidEndpoint(
+            f"the zone id in {describe(address)} must be 1 to 64 letters, digits, '.', '_', '~'"
+            " or '-' (RFC 6874)"
+        )
+    try:
+        ip = ipaddress.IPv6Address(addr)
+    except ValueError:
+        raise InvalidEndpoint(
+            f"{describe(text)} in {describe(address)} is not an IPv6 address"
+        ) from None
+    # RFC 5952 section 5: an IPv4-mapped address keeps its dotted tail. Written out here
+    # because str() of one differs between Python versions (3.13 changed it).
+    mapped = ip.ipv4_mapped
+    canonical = f"::ffff:{mapped}" if mapped is not None else ip.compressed
+    return f"{canonical}%{zone}" if percent else canonical
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """Split ``host:port`` (or ``[v6]:port``) into its host and port, validating both.
+    """Split ``host:port`` (or ``[v6]:port``) into its canonical host and port, validating both.
+
+    Canonical form: hostnames lower-case without a trailing dot; IPv4 as a strict dotted quad;
+    IPv6 in RFC 5952 form (lower case, zeros compressed; ``::ffff:1.2.3.4`` for IPv4-mapped),
+    a zone id kept as given; the port without leading zeros. Anything else raises
+    :class:`InvalidEndpoint`. O(len(address)), at most :data:`MAX_ADDRESS_LENGTH` characters.
 
     >>> split_address("10.0.0.1:8080")
     ('10.0.0.1', 8080)
     >>> split_address("[::1]:443")
     ('::1', 443)
+    >>> split_address("DB.Example.:05432")
+    ('db.example', 5432)
     """
     if not isinstance(address, str):
-        raise InvalidEndpoint(f"an address must be a str like 'host:port', not {address!r}")
+        raise InvalidEndpoint(f"an address must be a str like 'host:port', not {describe(address)}")
+    if len(address) > MAX_ADDRESS_LENGTH:
+        raise InvalidEndpoint(
+            f"an address has at most {MAX_ADDRESS_LENGTH} characters, got {len(address)}:"
+            f" {describe(address)}"
+        )
     if address.startswith("["):
         close = address.find("]")
         if close < 0 or address[close + 1 : close + 2] != ":":
-            raise InvalidEndpoint(f"cannot parse {address!r}: write IPv6 addresses as '[::1]:8080'")
-        host, port_text = address[1:close], address[close + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise InvalidEndpoint(f"{host!r} in {address!r} is not an IPv6 address") from None
+            raise InvalidEndpoint(
+                f"cannot parse {describe(address)}: write IPv6 addresses as '[::1]:8080'"
+            )
+        host, port_text = _canonical_ipv6(address[1:close], address), address[close + 2 :]
     else:
-        host, sep, port_text = address.rpartition(":")
-        if not sep or not host:
+        text, sep, port_text = address.rpartition(":")
+        if not sep or not text:
             raise InvalidEndpoint(
-                f"cannot parse {address!r}: expected 'host:port', e.g. '10.0.0.1:8080'"
+                f"cannot parse {describe(address)}: expected 'host:port', e.g. '10.0.0.1:8080'"
             )
-        if ":" in host:
+        if ":" in text:
             raise InvalidEndpoint(
-                f"cannot parse {address!r}: put IPv6 hosts in brackets, '[::1]:8080'"
+                f"cannot parse {describe(address)}: put IPv6 hosts in brackets, '[::1]:8080'"
             )
-        if not _HOSTNAME.match(host):
-            raise InvalidEndpoint(
-                f"{host!r} in {address!r} is neither an IP address nor a hostname"
-            )
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
-        raise InvalidEndpoint(f"the port in {address!r} must be a number from 0 to 65535")
+        host = _canonical_host(text, address)
+    if (
+        not 1 <= len(port_text) <= 5
+        or not (port_text.isascii() and port_text.isdigit())
+        or not 0 <= int(port_text) <= 65535
+    ):
+        raise InvalidEndpoint(
+            f"the port in {describe(address)} must be a number from 0 to 65535 (at most 5 digits)"
+        )
     return host, int(port_text)
+
+
+def canonical_address(address: str) -> str:
+    """``address`` in the canonical form :class:`Endpoint` stores (see :func:`split_address`).
+
+    >>> canonical_address("API.example.com.:0080"), canonical_address("[0:0::1]:80")
+    ('api.example.com:80', '[::1]:80')
+    """
+    host, port = split_address(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _check_weight(weight: object, address: str) -> int:
     if isinstance(weight, bool) or not isinstance(weight, int):
-        raise InvalidEndpoint(f"the weight of {address!r} must be an int, not {weight!r}")
+        raise InvalidEndpoint(f"the weight of {address!r} must be an int, not {describe(weight)}")
     if not 1 <= weight <= MAX_WEIGHT:
         raise InvalidEndpoint(
-            f"the weight of {address!r} is {weight}: weights are whole numbers 1 to {MAX_WEIGHT}"
+            f"the weight of {address!r} is {describe(weight)}: weights are whole numbers 1 to"
+            f" {MAX_WEIGHT}"
             " (use mark_down() to take an endpoint out of rotation)"
         )
     return weight
@@ -75,12 +165,16 @@ class Endpoint:
     """One server a balancer can choose: its ``host:port`` address, a weight and metadata.
 
     Endpoints are immutable and compare by address and weight; metadata (zone, version, ...) is
-    carried along for the caller and never read by a strategy.
+    carried along for the caller and never read by a strategy. The address is stored in its
+    canonical form (:func:`split_address`), so ``"A.example.:080"`` and ``"a.example:80"`` are
+    one member, and a hash strategy hashes the same string for both.
 
     >>> Endpoint("10.0.0.1:8080", weight=5)
     Endpoint(address='10.0.0.1:8080', weight=5)
     >>> Endpoint("10.0.0.1:8080").port
     8080
+    >>> Endpoint("[2001:DB8:0::1]:080").address
+    '[2001:db8::1]:80'
     """
 
     address: str
@@ -90,8 +184,15 @@ class Endpoint:
     )
 
     def __post_init__(self) -> None:
-        split_address(self.address)
-        _check_weight(self.weight, self.address)
+        address = canonical_address(self.address)
+        _check_weight(self.weight, address)
+        if not isinstance(self.metadata, Mapping):
+            raise InvalidEndpoint(
+                f"the metadata of {address!r} must be a mapping (e.g. a dict), not"
+                f" {describe(self.metadata)}"
+            )
+        if address != self.address:
+            object.__setattr__(self, "address", address)
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
@@ -120,13 +221,19 @@ def as_endpoint(item: EndpointLike) -> Endpoint:
         return item
     if isinstance(item, str):
         return Endpoint(item)
-    raise InvalidEndpoint(f"expected an Endpoint or a 'host:port' string, not {item!r}")
+    raise InvalidEndpoint(f"expected an Endpoint or a 'host:port' string, not {describe(item)}")
 
 
 def as_endpoints(items: Iterable[EndpointLike]) -> list[Endpoint]:
     """Coerce many endpoints, refusing the same address twice."""
     if isinstance(items, str | Endpoint):
-        raise InvalidEndpoint("pass a list of endpoints, not a single one: [" + repr(items) + "]")
+        raise InvalidEndpoint(
+            "pass a list of endpoints, not a single one: [" + describe(items) + "]"
+        )
+    try:
+        items = iter(items)
+    except TypeError:
+        raise InvalidEndpoint(f"endpoints must be a list, not {describe(items)}") from None
     result: list[Endpoint] = []
     seen: set[str] = set()
     for item in items:

@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from ._errors import InvalidOption
+from ._options import describe, integer
 
 __all__ = ["Cookies", "Headers", "QueryParams", "Request"]
 
@@ -32,14 +33,23 @@ PairsLike: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]]"
 
 
 def _pairs(value: PairsLike, what: str) -> tuple[tuple[str, str], ...]:
-    items: Iterable[Any] = value.items() if isinstance(value, Mapping) else value
+    if isinstance(value, str | bytes | bytearray):
+        raise InvalidOption(f"{what} must be a mapping or (name, value) pairs, not a {type(value)}")
+    try:
+        items: Iterable[Any] = iter(value.items() if isinstance(value, Mapping) else value)
+    except TypeError:
+        raise InvalidOption(
+            f"{what} must be a mapping or (name, value) pairs, got {type(value).__name__}"
+        ) from None
     pairs: list[tuple[str, str]] = []
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2):
-            raise InvalidOption(f"{what} must be a mapping or (name, value) pairs, got {item!r}")
+            raise InvalidOption(
+                f"{what} must be a mapping or (name, value) pairs, got {describe(item)}"
+            )
         name, val = item
         if not isinstance(name, str) or not isinstance(val, str):
-            raise InvalidOption(f"{what} names and values must be str, got {item!r}")
+            raise InvalidOption(f"{what} names and values must be str, got {describe(item)}")
         pairs.append((name, val))
     return tuple(pairs)
 
@@ -56,11 +66,13 @@ class _MultiMap(Mapping[str, str]):
 
     def __init__(self, pairs: PairsLike = ()) -> None:
         self._pairs = _pairs(pairs, type(self).__name__)
-        index: dict[str, tuple[str, ...]] = {}
+        # Lists while building, tuples once: appending is O(1), so n lines of one name cost
+        # O(n), where re-building a tuple per line cost O(n^2) (32,000 lines: seconds).
+        lists: dict[str, list[str]] = {}
+        fold = self._fold
         for name, value in self._pairs:
-            key = name.lower() if self._fold else name
-            index[key] = (*index.get(key, ()), value)
-        self._index = index
+            lists.setdefault(name.lower() if fold else name, []).append(value)
+        self._index: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in lists.items()}
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``, in order; ``()`` when absent. O(1)."""
@@ -211,14 +223,21 @@ class Request:
             if port is not None and (
                 not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535
             ):
-                raise InvalidOption(f"{name} must be an int in 0..65535 or None, got {port!r}")
+                raise InvalidOption(
+                    f"{name} must be an int in 0..65535 or None, got {describe(port)}"
+                )
+        for name, addr in (("client_addr", client_addr), ("local_addr", local_addr)):
+            if addr is not None and not isinstance(addr, str):
+                raise InvalidOption(
+                    f"{name} must be a str (an IP address) or None, got {describe(addr)}"
+                )
         for name, text in (("protocol", protocol), ("method", method), ("scheme", scheme)):
             if not isinstance(text, str) or not text:
-                raise InvalidOption(f"{name} must be a non-empty str, got {text!r}")
+                raise InvalidOption(f"{name} must be a non-empty str, got {describe(text)}")
         if not isinstance(path, str):
-            raise InvalidOption(f"path must be a str, got {path!r}")
+            raise InvalidOption(f"path must be a str, got {describe(path)}")
         if not isinstance(host, str):
-            raise InvalidOption(f"host must be a str, got {host!r}")
+            raise InvalidOption(f"host must be a str, got {describe(host)}")
         if not isinstance(body, bytes | bytearray | memoryview):
             raise InvalidOption(f"body must be bytes (a prefix of the body), got {type(body)}")
         if isinstance(query, str):
@@ -259,18 +278,44 @@ class Request:
         ALPN-style name (``"http/1.1"``, ``"h2"``, ``"h3"``; ``"websocket"`` for websockets).
         The body is not part of a scope: pass a prefix as ``body`` if the screen should see it.
         """
+        if not isinstance(scope, Mapping):
+            raise InvalidOption(f"from_asgi needs an ASGI scope (a mapping), got {describe(scope)}")
         kind = scope.get("type")
         if kind not in ("http", "websocket"):
-            raise InvalidOption(f"from_asgi needs an 'http' or 'websocket' scope, got {kind!r}")
-        client = scope.get("client") or (None, None)
-        server = scope.get("server") or (None, None)
-        version = str(scope.get("http_version", "1.1"))
+            raise InvalidOption(
+                f"from_asgi needs an 'http' or 'websocket' scope, got {describe(kind)}"
+            )
+        client = _asgi_peer(scope.get("client"), "client")
+        server = _asgi_peer(scope.get("server"), "server")
+        version = scope.get("http_version", "1.1")
+        if not isinstance(version, str):
+            raise InvalidOption(f"scope['http_version'] must be a str, got {describe(version)}")
         protocol = "websocket" if kind == "websocket" else _ALPN.get(version, f"http/{version}")
-        headers = [
-            (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-            for k, v in scope.get("headers", ())
-        ]
-        raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        raw_headers = scope.get("headers", ())
+        if isinstance(raw_headers, bytes | bytearray | str):
+            raise InvalidOption("scope['headers'] must be [name, value] byte pairs")
+        try:
+            items = iter(raw_headers)
+        except TypeError:
+            raise InvalidOption(
+                f"scope['headers'] must be [name, value] byte pairs, got {describe(raw_headers)}"
+            ) from None
+        headers: list[tuple[str, str]] = []
+        for item in items:
+            if not (
+                isinstance(item, tuple | list)
+                and len(item) == 2
+                and all(isinstance(part, bytes | bytearray) for part in item)
+            ):
+                raise InvalidOption(
+                    f"scope['headers'] must be [name, value] byte pairs, got {describe(item)}"
+                )
+            headers.append((bytes(item[0]).decode("latin-1"), bytes(item[1]).decode("latin-1")))
+        query_string = scope.get("query_string", b"")
+        if not isinstance(query_string, bytes | bytearray):
+            raise InvalidOption(
+                f"scope['query_string'] must be bytes, got {describe(query_string)}"
+            )
         default_scheme = "ws" if kind == "websocket" else "http"
         server_host = server[0] if server[0] is not None else ""
         return cls(
@@ -279,11 +324,11 @@ class Request:
             local_addr=server[0],
             local_port=server[1],
             protocol=protocol,
-            method=str(scope.get("method", "GET")),
-            scheme=str(scope.get("scheme", default_scheme)),
+            method=scope.get("method", "GET"),
+            scheme=scope.get("scheme", default_scheme),
             host=next((v for k, v in headers if k.lower() == "host"), server_host),
-            path=str(scope.get("path", "/")),
-            query=raw_query,
+            path=scope.get("path", "/"),
+            query=bytes(query_string).decode("latin-1"),
             headers=headers,
             body=body,
         )
@@ -293,16 +338,24 @@ class Request:
         """Build from an ``httpx.Request`` (duck-typed: ``method``, ``url``, ``headers``).
 
         An outgoing request has no client connection yet, so the client and local fields are
-        ``None``. The body is not read (it may be a stream): pass a prefix as ``body``.
+        ``None``. The body is not read (it may be a stream): pass a prefix as ``body``. Anything
+        that is not shaped like an ``httpx.Request`` raises :class:`InvalidOption`.
         """
-        url = request.url
-        headers = [(str(k), str(v)) for k, v in request.headers.multi_items()]
-        query = bytes(url.query).decode("latin-1")
+        try:
+            url = request.url
+            headers = [(str(k), str(v)) for k, v in request.headers.multi_items()]
+            query = bytes(url.query).decode("latin-1")
+            fields = (str(request.method), str(url.scheme), str(url.host), str(url.path))
+        except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
+            raise InvalidOption(
+                f"from_httpx needs an httpx.Request, got {describe(request)}: {exc!r}"
+            ) from None
+        method, scheme, host, path = fields
         return cls(
-            method=str(request.method),
-            scheme=str(url.scheme),
-            host=str(url.host),
-            path=str(url.path),
+            method=method,
+            scheme=scheme,
+            host=host,
+            path=path,
             query=query,
             headers=headers,
             body=body,
@@ -312,21 +365,46 @@ class Request:
     def from_requests(cls, prepared: Any, *, body_limit: int = 4096) -> Request:
         """Build from a ``requests.PreparedRequest`` (duck-typed: ``method``, ``url``,
         ``headers``, ``body``). ``body`` keeps the first ``body_limit`` bytes of a ``bytes`` or
-        ``str`` body; a streamed body (a file or an iterator) is not consumed.
+        ``str`` body (a ``str`` as UTF-8, lone surrogates passed through); a streamed body (a
+        file or an iterator) is not consumed. Anything not shaped like a ``PreparedRequest``
+        raises :class:`InvalidOption`.
         """
-        parts = urlsplit(str(prepared.url))
-        headers = [(str(k), str(v)) for k, v in (prepared.headers or {}).items()]
-        raw = prepared.body
-        data = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else b""
+        limit = integer("body_limit", body_limit, 0, 2**63 - 1)
+        try:
+            parts = urlsplit(str(prepared.url))
+            headers = [(str(k), str(v)) for k, v in (prepared.headers or {}).items()]
+            raw = prepared.body
+            data = (
+                raw[:limit].encode("utf-8", "surrogatepass")
+                if isinstance(raw, str)
+                else bytes(raw[:limit])
+                if isinstance(raw, bytes | bytearray)
+                else b""
+            )
+            method = str(prepared.method or "GET")
+        except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
+            raise InvalidOption(
+                f"from_requests needs a requests.PreparedRequest, got {describe(prepared)}: {exc!r}"
+            ) from None
         return cls(
-            method=str(prepared.method or "GET"),
+            method=method,
             scheme=parts.scheme or "http",
             host=parts.netloc.rpartition("@")[2],
             path=parts.path or "/",
             query=parts.query,
             headers=headers,
-            body=data[:body_limit],
+            body=data[:limit],
         )
+
+
+def _asgi_peer(value: object, what: str) -> tuple[str | None, int | None]:
+    """An ASGI ``client`` / ``server`` entry: ``[host, port]``, ``[path, None]`` or ``None``."""
+    if value is None or (isinstance(value, tuple | list) and not value):
+        return None, None
+    if not (isinstance(value, tuple | list) and len(value) == 2):
+        raise InvalidOption(f"scope[{what!r}] must be [host, port] or None, got {describe(value)}")
+    host, port = value
+    return host, port
 
 
 _ALPN = {"1.0": "http/1.0", "1.1": "http/1.1", "2": "h2", "2.0": "h2", "3": "h3", "3.0": "h3"}

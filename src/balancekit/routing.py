@@ -36,9 +36,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from ._errors import BalancekitError, InvalidOption
+from ._options import describe
 from ._routing_index import PathIndex, literal_prefix
 from .request import Request
 
@@ -49,6 +50,7 @@ T = TypeVar("T")
 #: ``True`` (present) or ``False`` (absent).
 Matcher: TypeAlias = "str | re.Pattern[str] | bool"
 _Check: TypeAlias = Callable[[Request], bool]
+_HOST_RULE = "a non-empty str or a list of them"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -84,38 +86,58 @@ def _matchers(
     if spec is None:
         return ()
     if not isinstance(spec, Mapping):
-        raise InvalidOption(f"{kind} must be a mapping of name to matcher, got {spec!r}")
+        raise InvalidOption(f"{kind} must be a mapping of name to matcher, got {describe(spec)}")
     out: list[tuple[str, Matcher]] = []
     for name, matcher in spec.items():
         if not isinstance(name, str) or not name:
-            raise InvalidOption(f"{kind} names must be non-empty str, got {name!r}")
+            raise InvalidOption(f"{kind} names must be non-empty str, got {describe(name)}")
         if not isinstance(matcher, str | bool | re.Pattern) or (
             isinstance(matcher, re.Pattern) and not isinstance(matcher.pattern, str)
         ):
             raise InvalidOption(
-                f"{kind}[{name!r}] must be a str (equal), a compiled str regex (fullmatch), True"
-                f" (present) or False (absent), got {matcher!r}"
+                f"{kind}[{describe(name)}] must be a str (equal), a compiled str regex "
+                f"(fullmatch), True (present) or False (absent), got {describe(matcher)}"
             )
         out.append((name.lower() if fold else name, matcher))
+    return tuple(out)
+
+
+def _collection(kind: str, value: Any, item: type, what: str) -> tuple[Any, ...]:
+    """``value``'s items as a tuple, each checked to be an ``item`` as it is read, so a huge or
+    endless iterable of the wrong things (a ``range``, an IP network) is refused at its first
+    item rather than materialised. Not iterable, or bytes: :class:`InvalidOption`."""
+    if isinstance(value, bytes | bytearray):
+        raise InvalidOption(f"{kind} must be {what}, got {describe(value)}")
+    try:
+        items = iter(value)
+    except TypeError:
+        raise InvalidOption(f"{kind} must be {what}, got {describe(value)}") from None
+    out: list[Any] = []
+    for entry in items:
+        if not isinstance(entry, item):
+            raise InvalidOption(f"{kind} must be {what}, got an item {describe(entry)}")
+        out.append(entry)
     return tuple(out)
 
 
 def _hosts(host: str | Iterable[str] | None) -> tuple[str, ...]:
     if host is None:
         return ()
-    items = (host,) if isinstance(host, str) else tuple(host)
+    items = (host,) if isinstance(host, str) else _collection("host", host, str, _HOST_RULE)
     out: list[str] = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise InvalidOption(f"host must be a non-empty str or a list of them, got {item!r}")
+            raise InvalidOption(
+                f"host must be a non-empty str or a list of them, got {describe(item)}"
+            )
         name = item.strip().lower().rstrip(".")
         if name == "*":
             return ()
         bare = name[2:] if name.startswith("*.") else name
         if "*" in bare or "/" in bare or " " in bare or not bare:
             raise InvalidOption(
-                f"host {item!r}: use an exact name ('api.example.com') or a leading wildcard "
-                f"('*.example.com'), without scheme, path or port"
+                f"host {describe(item)}: use an exact name ('api.example.com') or a leading "
+                "wildcard ('*.example.com'), without scheme, path or port"
             )
         out.append(name)
     return tuple(dict.fromkeys(out))
@@ -162,20 +184,28 @@ class Route(Generic[T]):
             raise InvalidOption("give at most one of path=, prefix= and regex= per Route")
         for kind, value in (("path", path), ("prefix", prefix)):
             if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-                raise InvalidOption(f"{kind} must be a str starting with '/', got {value!r}")
+                raise InvalidOption(
+                    f"{kind} must be a str starting with '/', got {describe(value)}"
+                )
         compiled: re.Pattern[str] | None = None
         if regex is not None:
             try:
                 compiled = re.compile(regex) if isinstance(regex, str) else regex
             except re.error as exc:
-                raise InvalidOption(f"regex {regex!r} does not compile: {exc}") from None
+                raise InvalidOption(f"regex {describe(regex)} does not compile: {exc}") from None
             if not isinstance(compiled, re.Pattern) or not isinstance(compiled.pattern, str):
-                raise InvalidOption(f"regex must be a str or a compiled str pattern, got {regex!r}")
+                raise InvalidOption(
+                    f"regex must be a str or a compiled str pattern, got {describe(regex)}"
+                )
         allowed: frozenset[str] | None = None
         if methods is not None:
-            items = (methods,) if isinstance(methods, str) else tuple(methods)
+            items = (
+                (methods,)
+                if isinstance(methods, str)
+                else _collection("methods", methods, str, "HTTP method names")
+            )
             if not items or not all(isinstance(m, str) and _TOKEN.fullmatch(m) for m in items):
-                raise InvalidOption(f"methods must be HTTP method names, got {methods!r}")
+                raise InvalidOption(f"methods must be HTTP method names, got {describe(methods)}")
             allowed = frozenset(m.upper() for m in items)
         setter = object.__setattr__
         setter(self, "target", target)
@@ -187,7 +217,9 @@ class Route(Generic[T]):
         setter(self, "headers", _matchers("headers", headers, fold=True))
         setter(self, "cookies", _matchers("cookies", cookies, fold=False))
         setter(self, "query", _matchers("query", query, fold=False))
-        setter(self, "name", str(name))
+        if not isinstance(name, str):
+            raise InvalidOption(f"name must be a str, got {describe(name)}")
+        setter(self, "name", name)
 
     def matches(self, request: Request) -> bool:
         """Evaluate every predicate directly, O(predicates); the router's reference semantics."""
@@ -244,10 +276,9 @@ class Router(Generic[T]):
     __slots__ = ("_any", "_checks", "_default", "_exact", "_routes", "_wild")
 
     def __init__(self, routes: Iterable[Route[T]], *, default: T | _Missing = _MISSING) -> None:
-        self._routes: tuple[Route[T], ...] = tuple(routes)
-        for item in self._routes:
-            if not isinstance(item, Route):
-                raise InvalidOption(f"Router takes Route rules, got {item!r}")
+        self._routes: tuple[Route[T], ...] = _collection(
+            "routes", routes, Route, "a list of Route rules"
+        )
         self._default = default
         self._exact: dict[str, PathIndex] = {}
         self._wild: dict[str, PathIndex] = {}

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._errors import BalancekitError, InvalidOption, NoEndpointAvailable
-from ._options import seconds
+from ._options import describe, seconds
 
 __all__ = ["InvalidToken", "StickyChoice", "StickySessions", "TokenInfo"]
 
@@ -132,6 +132,10 @@ class StickySessions:
         clock: Callable[[], float] = time.time,
         leeway: float = 60.0,
     ) -> None:
+        if isinstance(previous_keys, bytes | str) or not isinstance(previous_keys, Iterable):
+            raise InvalidOption(
+                f"previous_keys must be a list of bytes keys, got {describe(previous_keys)}"
+            )
         keys = (key, *previous_keys)
         for item in keys:
             if not isinstance(item, bytes) or len(item) < _MIN_KEY:
@@ -143,7 +147,9 @@ class StickySessions:
         max_age = None if max_age is None else seconds("max_age", max_age)
         leeway = seconds("leeway", leeway, zero=True)
         if not callable(clock):
-            raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
+            raise InvalidOption(
+                f"clock must be a function returning seconds, got {describe(clock)}"
+            )
         self._keys = keys
         self._max_age = max_age
         self._clock = clock
@@ -156,9 +162,15 @@ class StickySessions:
     def issue(self, address: str) -> str:
         """A new token naming ``address``, issued now."""
         if not isinstance(address, str) or not address:
-            raise InvalidOption(f"address must be a non-empty str, got {address!r}")
+            raise InvalidOption(f"address must be a non-empty str, got {describe(address)}")
+        try:
+            encoded = address.encode()
+        except UnicodeEncodeError:
+            raise InvalidOption(
+                f"address must be encodable as UTF-8 (no lone surrogates), got {describe(address)}"
+            ) from None
         issued = max(0, math.floor(self._clock()))
-        message = _HEADER.pack(_VERSION, issued) + address.encode()
+        message = _HEADER.pack(_VERSION, issued) + encoded
         raw = message + self._tag(self._keys[0], message)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

@@ -221,3 +221,47 @@ def test_one_trusted_network_object_is_one_network() -> None:
     extract = bk.keys.client_ip(trusted_proxies=ipaddress.ip_network("10.0.0.0/8"))
     request = bk.Request(client_addr="10.1.2.3", headers={"X-Forwarded-For": "198.51.100.7"})
     assert extract(request) == "198.51.100.7"
+
+
+def _forwarded_for_reference(values: tuple[str, ...]) -> list[str]:
+    """The character-by-character parser the tokenizer replaced: the model it must agree with."""
+    hops: list[str] = []
+    for line in values:
+        element: list[str] = []
+        quoted = False
+        current = ""
+        for char in line + ",":
+            if char == '"':
+                quoted = not quoted
+            if not quoted and char in ",;":
+                element.append(current)
+                current = ""
+                if char == ",":
+                    found = ""
+                    for param in element:
+                        name, _, value = param.partition("=")
+                        if name.strip().lower() == "for":
+                            found = value.strip()
+                    if any(part.strip() for part in element):
+                        hops.append(found)
+                    element = []
+                continue
+            current += char
+    return hops
+
+
+@given(st.lists(st.text(alphabet='for=";, 1.[]:aF\n', max_size=40), max_size=4))
+def test_forwarded_tokenizer_agrees_with_the_char_by_char_parser(lines: list[str]) -> None:
+    from balancekit.keys import _forwarded_for
+
+    assert _forwarded_for(tuple(lines)) == _forwarded_for_reference(tuple(lines))
+
+
+def test_huge_forwarded_and_xff_hops_are_not_parsed_or_cached() -> None:
+    from balancekit.keys import _parse_ip
+
+    key = keys.client_ip(trusted_proxies=PROXIES)
+    hop = "1" * 100_000
+    r = Request(client_addr="10.0.0.1", headers={"X-Forwarded-For": f"{hop}, 10.0.0.2"})
+    assert key(r) == "10.0.0.2"  # the huge hop is not an address: the walk stops at its proxy
+    assert _parse_ip(hop) is None

@@ -3,9 +3,9 @@
 A guard is anything with ``check(request) -> Verdict`` (the :class:`Guard` protocol). Compose
 them with :class:`Chain`; the first rejection wins. The building blocks:
 
-* :class:`RateLimit` (per-key rate, on the ``limits`` library), :class:`ConcurrencyLimit`
-  (per-key requests in progress) and :class:`BanList` (temporary bans after repeated strikes)
-  in :mod:`balancekit.guard.rate`;
+* :class:`RateLimit` (per-key rate, on the ``limits`` library) and :class:`ConcurrencyLimit`
+  (per-key requests in progress) in :mod:`balancekit.guard.rate`; :class:`BanList` (temporary
+  bans after repeated strikes, bounded by ``max_keys``) in :mod:`balancekit.guard.bans`;
 * :class:`AnomalyDetector`, which learns each key's normal rate, in
   :mod:`balancekit.guard.anomaly`;
 * :class:`SignatureScreen` and :data:`DEFAULT_SIGNATURES` in :mod:`balancekit.guard.signatures`.
@@ -16,7 +16,8 @@ imported only when a ``RateLimit`` is built.
 
 from ._verdict import ALLOW, Chain, Guard, ReleasingGuard, Verdict
 from .anomaly import AnomalyDetector
-from .rate import BanList, ConcurrencyLimit, RateLimit
+from .bans import BanList
+from .rate import ConcurrencyLimit, RateLimit
 from .signatures import DEFAULT_SIGNATURES, Signature, SignatureScreen, normalise
 
 __all__ = [

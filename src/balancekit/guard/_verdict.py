@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._errors import InvalidOption
+from .._options import describe, number
 from ..request import Request
-from ._collection import collection
 
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
 
@@ -41,12 +43,30 @@ class Verdict:
         banned_until: float | None = None,
     ) -> Verdict:
         """A rejection; ``rule_ids`` must name at least one rule."""
-        ids = collection("rule_ids", rule_ids)
+        if isinstance(rule_ids, str) or not isinstance(rule_ids, Iterable):
+            raise InvalidOption(f"rule_ids must be a list of str, got {describe(rule_ids)}")
+        ids_list: list[str] = []
+        for rule in rule_ids:
+            if not isinstance(rule, str):
+                raise InvalidOption(f"rule_ids must be str, got {describe(rule)}")
+            ids_list.append(rule)
+        ids = tuple(ids_list)
         if not ids:
             raise InvalidOption("a rejection must name the rule ids that fired")
-        if not isinstance(status, int) or not 400 <= status <= 599:
-            raise InvalidOption(f"status must be an HTTP error status (4xx/5xx), got {status!r}")
-        return cls(False, reason, status, ids, retry_after, banned_until)
+        if not isinstance(reason, str):
+            raise InvalidOption(f"reason must be a str, got {describe(reason)}")
+        for name, value in (("retry_after", retry_after), ("banned_until", banned_until)):
+            if value is not None:
+                number(
+                    name,
+                    value,
+                    low=-math.inf,
+                    high=math.inf,
+                    low_open=False,
+                    high_open=False,
+                    what="a number (not NaN) or None",
+                )
+        return cls(False, reason, check_status(status), ids, retry_after, banned_until)
 
 
 #: The verdict of a guard that lets the request through.
@@ -71,35 +91,63 @@ class ReleasingGuard(Guard, Protocol):
 def check_status(status: object) -> int:
     """Validate a guard's ``status`` option."""
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
-        raise InvalidOption(f"status must be an HTTP error status (4xx/5xx), got {status!r}")
+        raise InvalidOption(
+            f"status must be an HTTP error status (4xx/5xx), got {describe(status)}"
+        )
     return status
 
 
-def key_text(key: str | bytes | None) -> str:
-    """A key as a storage identifier: ``str`` keys prefixed ``s:``, ``bytes`` as ``b:`` + hex,
-    ``None`` (no key) as the shared ``-`` bucket, so the three can never collide."""
+#: Keys longer than this (characters of a str, bytes of a bytes key) are stored as a digest.
+MAX_KEY_LENGTH = 64
+
+
+def key_text(key: object) -> str:
+    """A key as a storage identifier of bounded size.
+
+    ``str`` keys become ``s:`` + the key, ``bytes`` ``b:`` + hex, ``None`` (no key) the shared
+    ``-`` bucket, so the three can never collide. A key longer than :data:`MAX_KEY_LENGTH` is
+    stored as ``hs:`` / ``hb:`` + its 128-bit BLAKE2b digest (str as UTF-8 with
+    ``surrogatepass``, so a lone surrogate still has one), which bounds each guard's memory per
+    key (a 1 MB header value as a key costs 36 bytes, not 1 MB) and is the same in every
+    process. Anything else raises :class:`InvalidOption`. O(len(key)).
+    """
     if key is None:
         return "-"
-    if isinstance(key, bytes):
-        return "b:" + key.hex()
-    return "s:" + key
+    if isinstance(key, bytes | bytearray):
+        if len(key) <= MAX_KEY_LENGTH:
+            return "b:" + key.hex()
+        return "hb:" + hashlib.blake2b(key, digest_size=16).hexdigest()
+    if isinstance(key, str):
+        if len(key) <= MAX_KEY_LENGTH:
+            return "s:" + key
+        data = key.encode("utf-8", "surrogatepass")
+        return "hs:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+    raise InvalidOption(
+        f"a guard's key extractor must return str, bytes or None, got {describe(key)}"
+    )
 
 
 class Chain:
     """Run guards in order; the first rejection wins (later guards do not see the request).
 
-    When a guard rejects, the :class:`ReleasingGuard` s before it that allowed the request are
-    released at once. After an allowed request completes, call :meth:`release`. Put cheap,
-    decisive guards first: ``Chain([bans, rate, concurrency, screen])``. O(guards).
+    When a guard rejects or raises, the :class:`ReleasingGuard` s before it that allowed the
+    request are released at once. After an allowed request completes, call :meth:`release`.
+    Put cheap, decisive guards first: ``Chain([bans, rate, concurrency, screen])``. O(guards).
     """
 
     __slots__ = ("_guards", "_releasing")
 
     def __init__(self, guards: Iterable[Guard]) -> None:
-        self._guards: tuple[Guard, ...] = collection("guards", guards)
-        for guard in self._guards:
+        if isinstance(guards, str | bytes) or not isinstance(guards, Iterable):
+            raise InvalidOption(f"Chain takes a list of guards, got {describe(guards)}")
+        checked: list[Guard] = []
+        for guard in guards:  # checked as read: an endless iterable of non-guards stops here
             if not callable(getattr(guard, "check", None)):
-                raise InvalidOption(f"Chain takes guards (objects with check()), got {guard!r}")
+                raise InvalidOption(
+                    f"Chain takes guards (objects with check()), got {describe(guard)}"
+                )
+            checked.append(guard)
+        self._guards = tuple(checked)
         self._releasing = tuple(g if isinstance(g, ReleasingGuard) else None for g in self._guards)
 
     @property
@@ -108,18 +156,49 @@ class Chain:
         return self._guards
 
     def check(self, request: Request) -> Verdict:
-        """The first rejection among the guards, or :data:`ALLOW`."""
-        for index, guard in enumerate(self._guards):
-            verdict = guard.check(request)
-            if not verdict.allowed:
-                for earlier in self._releasing[:index]:
-                    if earlier is not None:
-                        earlier.release(request)
-                return verdict
-        return ALLOW
+        """The first rejection among the guards, or :data:`ALLOW`.
+
+        When a guard rejects *or raises* (any exception, also ``KeyboardInterrupt`` or a
+        cancellation), the releasing guards before it, which took a slot, are released before
+        the verdict is returned or the exception propagates: a check either holds every slot
+        (it returned ``ALLOW``) or none.
+        """
+        held = 0  # guards that allowed the request (and may hold a slot)
+        try:
+            for guard in self._guards:
+                verdict = guard.check(request)
+                if not isinstance(verdict, Verdict):
+                    raise InvalidOption(
+                        f"guard {describe(guard)} returned {describe(verdict)}, not a Verdict"
+                    )
+                if not verdict.allowed:
+                    break
+                held += 1
+            else:
+                return ALLOW
+        except BaseException:
+            self._release(self._releasing[:held], request)
+            raise
+        self._release(self._releasing[:held], request)
+        return verdict
 
     def release(self, request: Request) -> None:
-        """Tell every releasing guard that an allowed request has finished."""
-        for guard in self._releasing:
+        """Tell every releasing guard that an allowed request has finished.
+
+        Every guard is released even if one of them raises; the first exception then
+        propagates.
+        """
+        self._release(self._releasing, request)
+
+    @staticmethod
+    def _release(guards: tuple[ReleasingGuard | None, ...], request: Request) -> None:
+        failure: BaseException | None = None
+        for guard in guards:
             if guard is not None:
-                guard.release(request)
+                try:
+                    guard.release(request)
+                except BaseException as exc:  # release the rest, then report the first
+                    if failure is None:
+                        failure = exc
+        if failure is not None:
+            raise failure

@@ -39,20 +39,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .._errors import InvalidOption
+from .._options import describe, integer, number
 from ..keys import KeyFunc, client_ip
 from ..request import Request
 from ._verdict import ALLOW, Verdict, check_status, key_text
-from .rate import BanList
+from .bans import BanList
 
 __all__ = ["AnomalyDetector"]
 
 
 def _number(name: str, value: object, low: float) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidOption(f"{name} must be a number, got {value!r}")
-    if not (low < value < math.inf):
-        raise InvalidOption(f"{name} must be finite and greater than {low:g}, got {value!r}")
-    return float(value)
+    return number(name, value, low=low, what=f"a finite number greater than {low:g}")
 
 
 class _KeyState:
@@ -90,17 +87,21 @@ class AnomalyDetector:
     ) -> None:
         extractor = key if key is not None else client_ip()
         if not callable(extractor):
-            raise InvalidOption(f"key must be a key extractor, got {key!r}")
+            raise InvalidOption(f"key must be a key extractor, got {describe(key)}")
         if not callable(clock):
-            raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
-        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
-            raise InvalidOption(f"min_count must be an int >= 1, got {min_count!r}")
-        if not isinstance(max_keys, int) or isinstance(max_keys, bool) or max_keys < 1:
-            raise InvalidOption(f"max_keys must be an int >= 1, got {max_keys!r}")
+            raise InvalidOption(
+                f"clock must be a function returning seconds, got {describe(clock)}"
+            )
+        integer("min_count", min_count, 1, 2**53)
+        integer("max_keys", max_keys, 1, 2**53)
         if bans is not None and not isinstance(bans, BanList):
-            raise InvalidOption(f"bans must be a BanList or None, got {bans!r}")
+            raise InvalidOption(f"bans must be a BanList or None, got {describe(bans)}")
         self._key = extractor
-        self._bucket = _number("bucket", bucket, 0.0)
+        # A bucket under a millisecond would turn clock readings into bucket numbers beyond
+        # the float range (clock / 5e-324 is inf); half_life and factor stay finite.
+        self._bucket = number(
+            "bucket", bucket, low=0.001, low_open=False, what="a finite number of seconds >= 0.001"
+        )
         half = _number("half_life", half_life, 0.0)
         self._factor = _number("factor", factor, 1.0)
         self._min = min_count

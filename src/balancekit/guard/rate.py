@@ -1,4 +1,6 @@
-"""Per-key rate limits (via the ``limits`` library), concurrency limits and temporary bans.
+"""Per-key rate limits (via the ``limits`` library) and concurrency limits.
+
+:class:`BanList` (temporary bans) lives in :mod:`balancekit.guard.bans` and is re-exported here.
 
 Rate windows are not re-implemented: :class:`RateLimit` delegates to ``limits``
 (https://limits.readthedocs.io), whose moving-window, fixed-window and sliding-window-counter
@@ -22,17 +24,19 @@ True
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import InvalidOption
+from .._options import describe, number
+from .._options import integer as _integer
 from ..keys import KeyFunc, client_ip
 from ..request import Request
 from ._verdict import ALLOW, Verdict, check_status, key_text
+from .bans import MAX_COUNT, BanList
+from .bans import check_key as _check_key
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -44,138 +48,9 @@ Strategy = Literal["moving-window", "fixed-window", "sliding-window"]
 
 
 def _positive(name: str, value: object, *, integer: bool = False) -> float:
-    ok_type = int if integer else (int, float)
-    if not isinstance(value, ok_type) or isinstance(value, bool) or not (0 < value < math.inf):
-        kind = "a positive int" if integer else "a positive finite number"
-        raise InvalidOption(f"{name} must be {kind}, got {value!r}")
-    return float(value)
-
-
-def _check_key(key: object) -> KeyFunc:
-    if not callable(key):
-        raise InvalidOption(f"key must be a key extractor (e.g. keys.client_ip()), got {key!r}")
-    return key
-
-
-class BanList:
-    """Temporary bans: a key that earns ``strikes`` strikes within ``within`` seconds is banned
-    for ``ban_for`` seconds. Other guards add strikes (``bans=`` option) when they reject.
-
-    As a guard, ``check`` rejects a banned key with ``status`` (403) and rule id ``"ban"``.
-    Times come from ``clock`` (default ``time.monotonic``). Memory is bounded by ``max_keys``:
-    beyond it, expired entries are swept and then the oldest strike records dropped. ``check``
-    and ``strike`` are O(1) amortised; thread-safe (one lock).
-    """
-
-    def __init__(
-        self,
-        *,
-        key: KeyFunc | None = None,
-        strikes: int = 5,
-        within: float = 60.0,
-        ban_for: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-        status: int = 403,
-    ) -> None:
-        self._key = _check_key(key if key is not None else client_ip())
-        self._strikes = int(_positive("strikes", strikes, integer=True))
-        self._within = _positive("within", within)
-        self._ban_for = _positive("ban_for", ban_for)
-        self._max_keys = int(_positive("max_keys", max_keys, integer=True))
-        if not callable(clock):
-            raise InvalidOption(f"clock must be a function returning seconds, got {clock!r}")
-        self._clock = clock
-        self._status = check_status(status)
-        self._bans: dict[str, tuple[float, str]] = {}
-        self._records: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _until(self, ident: str, now: float) -> float | None:
-        entry = self._bans.get(ident)
-        if entry is None:
-            return None
-        if entry[0] <= now:
-            del self._bans[ident]
-            return None
-        return entry[0]
-
-    def banned_until(self, request: Request) -> float | None:
-        """When the request's key's ban ends (clock reading), or ``None`` if it is not banned."""
-        with self._lock:
-            return self._until(key_text(self._key(request)), self._clock())
-
-    def check(self, request: Request) -> Verdict:
-        """Reject while the request's key is banned."""
-        ident = key_text(self._key(request))
-        with self._lock:
-            now = self._clock()
-            until = self._until(ident, now)
-            if until is None:
-                return ALLOW
-            reason = self._bans[ident][1]
-        return Verdict.reject(
-            f"banned until t={until:g} ({reason})",
-            status=self._status,
-            rule_ids=("ban",),
-            retry_after=until - now,
-            banned_until=until,
-        )
-
-    def ban(
-        self, request: Request, *, seconds: float | None = None, reason: str = "manual"
-    ) -> float:
-        """Ban the request's key now for ``seconds`` (default ``ban_for``); return the end."""
-        length = self._ban_for if seconds is None else _positive("seconds", seconds)
-        ident = key_text(self._key(request))
-        with self._lock:
-            until = self._clock() + length
-            self._bans[ident] = (until, reason)
-            self._records.pop(ident, None)
-            self._bound()
-        return until
-
-    def unban(self, request: Request) -> None:
-        """Lift the request's key's ban and forget its strikes."""
-        ident = key_text(self._key(request))
-        with self._lock:
-            self._bans.pop(ident, None)
-            self._records.pop(ident, None)
-
-    def strike(self, request: Request, reason: str) -> float | None:
-        """Record an offence; return the ban's end if this strike bans the key, else ``None``."""
-        ident = key_text(self._key(request))
-        with self._lock:
-            now = self._clock()
-            if self._until(ident, now) is not None:
-                return None
-            times = self._records.setdefault(ident, deque())
-            times.append(now)
-            while times and times[0] <= now - self._within:
-                times.popleft()
-            if len(times) < self._strikes:
-                self._bound()
-                return None
-            del self._records[ident]
-            until = now + self._ban_for
-            self._bans[ident] = (until, f"{self._strikes} strikes in {self._within:g}s: {reason}")
-            self._bound()
-            return until
-
-    def _bound(self) -> None:
-        if len(self._bans) + len(self._records) <= self._max_keys:
-            return
-        now = self._clock()
-        for ident in [i for i, (until, _) in self._bans.items() if until <= now]:
-            del self._bans[ident]
-        for ident in [i for i, t in self._records.items() if not t or t[-1] <= now - self._within]:
-            del self._records[ident]
-        while self._records and len(self._bans) + len(self._records) > self._max_keys:
-            del self._records[next(iter(self._records))]
-
-    def __len__(self) -> int:
-        """Keys currently tracked (bans and strike records, expired ones not yet swept)."""
-        return len(self._bans) + len(self._records)
+    if integer:
+        return float(_integer(name, value, 1, MAX_COUNT))
+    return number(name, value, what="a positive finite number")
 
 
 def _limits() -> Any:
@@ -198,8 +73,10 @@ def _limiter(strategy: str, storage: Any) -> RateLimiter:
         "fixed-window": package.strategies.FixedWindowRateLimiter,
         "sliding-window": package.strategies.SlidingWindowCounterRateLimiter,
     }
-    if strategy not in classes:
-        raise InvalidOption(f"strategy must be one of {sorted(classes)}, got {strategy!r}")
+    if not isinstance(strategy, str) or strategy not in classes:
+        raise InvalidOption(f"strategy must be one of {sorted(classes)}, got {describe(strategy)}")
+    if storage is not None and not isinstance(storage, package.storage.Storage):
+        raise InvalidOption(f"storage must be a limits storage or None, got {describe(storage)}")
     return classes[strategy](storage if storage is not None else package.storage.MemoryStorage())
 
 
@@ -213,6 +90,11 @@ class RateLimit:
     a new ``MemoryStorage``). ``bans``: a :class:`BanList` to which each rejection adds a strike.
     A rejection has ``status`` (429), rule id ``"rate:<limit>"`` and ``retry_after``. O(1) for
     the fixed and sliding windows, O(log limit) for the moving window (``limits``' memory storage).
+    ``max_keys``: keys whose windows are kept; beyond it the least recently seen key's window is
+    cleared from the storage (its count starts afresh), so memory is O(max_keys) however many
+    keys a flood rotates through. Default 100,000 with the default memory storage, and ``0``
+    (no bound: the storage's own expiry) with a ``storage`` you pass, whose keys other
+    processes may share.
     """
 
     def __init__(
@@ -224,17 +106,25 @@ class RateLimit:
         storage: Any = None,
         bans: BanList | None = None,
         status: int = 429,
+        max_keys: int | None = None,
     ) -> None:
         if not isinstance(limit, str):
-            raise InvalidOption(f"limit must be a string like '100/minute', got {limit!r}")
+            raise InvalidOption(f"limit must be a string like '100/minute', got {describe(limit)}")
         try:
             self._item: RateLimitItem = _limits().parse(limit)
         except ValueError as exc:
-            raise InvalidOption(f"limit {limit!r} is not a rate like '100/minute': {exc}") from None
+            raise InvalidOption(
+                f"limit {describe(limit)} is not a rate like '100/minute': {exc}"
+            ) from None
         if bans is not None and not isinstance(bans, BanList):
-            raise InvalidOption(f"bans must be a BanList or None, got {bans!r}")
+            raise InvalidOption(f"bans must be a BanList or None, got {describe(bans)}")
         self._key = _check_key(key if key is not None else client_ip())
         self._limiter = _limiter(strategy, storage)
+        if max_keys is None:
+            max_keys = 100_000 if storage is None else 0
+        self._max_keys = _integer("max_keys", max_keys, 0, MAX_COUNT)
+        self._seen: OrderedDict[str, None] = OrderedDict()  # keys in use, least recent first
+        self._lock = threading.Lock()
         self._bans = bans
         self._status = check_status(status)
         self._rule = f"rate:{limit.replace(' ', '')}"
@@ -242,6 +132,8 @@ class RateLimit:
     def check(self, request: Request) -> Verdict:
         """Count the request against its key's limit; reject if over it."""
         ident = key_text(self._key(request))
+        if self._max_keys:
+            self._track(ident)
         if self._limiter.hit(self._item, ident):
             return ALLOW
         stats = self._limiter.get_window_stats(self._item, ident)
@@ -256,6 +148,20 @@ class RateLimit:
             retry_after=retry,
             banned_until=banned,
         )
+
+    def _track(self, ident: str) -> None:
+        """Note ``ident`` as the most recent key; beyond ``max_keys``, clear the least recent
+        key's window from the storage. O(1)."""
+        with self._lock:
+            seen = self._seen
+            if ident in seen:
+                seen.move_to_end(ident)
+                return
+            seen[ident] = None
+            if len(seen) <= self._max_keys:
+                return
+            oldest = seen.popitem(last=False)[0]
+        self._limiter.clear(self._item, oldest)
 
 
 class ConcurrencyLimit:
@@ -278,6 +184,8 @@ class ConcurrencyLimit:
     ) -> None:
         self._max = int(_positive("max_in_flight", max_in_flight, integer=True))
         self._key = _check_key(key if key is not None else client_ip())
+        if bans is not None and not isinstance(bans, BanList):
+            raise InvalidOption(f"bans must be a BanList or None, got {describe(bans)}")
         self._bans = bans
         self._status = check_status(status)
         self._active: dict[str, int] = {}
