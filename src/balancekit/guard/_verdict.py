@@ -44,7 +44,10 @@ class Verdict:
     ) -> Verdict:
         """A rejection; ``rule_ids`` must name at least one rule."""
         if isinstance(rule_ids, str) or not isinstance(rule_ids, Iterable):
-            raise InvalidOption(f"rule_ids must be a list of str, got {describe(rule_ids)}")
+            raise InvalidOption(
+                f"rule_ids must be a collection of str (one string is refused: use"
+                f" rule_ids=[...]), got {describe(rule_ids)}"
+            )
         ids_list: list[str] = []
         for rule in rule_ids:
             if not isinstance(rule, str):
@@ -139,7 +142,9 @@ class Chain:
 
     def __init__(self, guards: Iterable[Guard]) -> None:
         if isinstance(guards, str | bytes) or not isinstance(guards, Iterable):
-            raise InvalidOption(f"Chain takes a list of guards, got {describe(guards)}")
+            raise InvalidOption(
+                f"Chain takes a collection of guards (not one string), got {describe(guards)}"
+            )
         checked: list[Guard] = []
         for guard in guards:  # checked as read: an endless iterable of non-guards stops here
             if not callable(getattr(guard, "check", None)):
