@@ -17,7 +17,7 @@ pick and release hooks. See docs/architecture.md.
 from __future__ import annotations
 
 import itertools
-import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -320,12 +320,18 @@ class BalancerBase:
         released exactly once: a second release, or a lease this balancer never issued, raises
         :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
         """
-        if elapsed is not None and not (
-            isinstance(elapsed, int | float)
-            and not isinstance(elapsed, bool)
-            and 0 <= elapsed < math.inf
-        ):
-            raise InvalidOption(f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}")
+        if elapsed is not None:
+            # <= the largest float, not < inf: an int such as 10**400 is finite to Python but
+            # is no float, and a latency-aware strategy storing it overflowed on every pick.
+            if not (
+                isinstance(elapsed, int | float)
+                and not isinstance(elapsed, bool)
+                and 0 <= elapsed <= sys.float_info.max
+            ):
+                raise InvalidOption(
+                    f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}"
+                )
+            elapsed = float(elapsed)
         try:
             state = self._outstanding.pop(lease[1], None)
         except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
