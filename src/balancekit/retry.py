@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
 import threading
 import time
@@ -65,7 +66,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from ._attempts import Attempts, Outcome, RetryFlow
-from ._core import Balancer
+from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
 from ._options import integer, number, seconds
@@ -231,7 +232,13 @@ class Retry:
 
     def delay(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
-        cap = min(self._max_backoff, self._backoff * self._multiplier ** (retry - 1))
+        if self._backoff == 0:
+            return 0.0
+        try:
+            growth = self._multiplier ** (retry - 1)
+        except OverflowError:  # a float power past the largest float raises, unlike a product
+            growth = math.inf
+        cap = min(self._max_backoff, self._backoff * growth)
         return self._rng.uniform(0.0, cap) if cap > 0 else 0.0
 
     # -- the one generator ----------------------------------------------------------------------
@@ -251,8 +258,9 @@ class Retry:
         driver closes the generator or throws into it. Anything else sent is refused with
         :class:`InvalidOption` (after the lease went back uncounted).
         """
-        if isinstance(avoid, str | bytes):
-            raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
+        check_avoid(avoid)  # one string, or no collection at all (an int): refused
+        if not all(isinstance(address, str) for address in avoid):
+            raise InvalidOption(f"avoid must be a collection of addresses (str), not {avoid!r}")
         tried = set(avoid)
         attempt = 0
         started = self._clock() if self._timeout is not None else 0.0
