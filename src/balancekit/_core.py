@@ -578,6 +578,8 @@ class BalancerBase:
                     "every endpoint that is up is ejected or failing health checks"
                     " (set a panic_threshold to fail open instead)"
                 )
-        return NoEndpointAvailable(
-            f"every endpoint that is up ({len(up)}) is in avoid={sorted(avoid)!r}"
-        )
+        # The avoided endpoints, not all of avoid: it may hold entries that match nothing,
+        # which need not sort (str and int) and may be any number.
+        avoided = sorted(state.endpoint.address for state in up if state.endpoint.address in avoid)
+        shown = ", ".join(avoided[:5]) + (f", ... ({len(avoided)})" if len(avoided) > 5 else "")
+        return NoEndpointAvailable(f"every endpoint that is up ({len(up)}) is avoided: {shown}")
