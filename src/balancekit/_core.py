@@ -316,7 +316,8 @@ class BalancerBase:
     def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
         """Report how the request on ``lease`` ended.
 
-        ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started``. A lease is
+        ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started`` (0 if the
+        clock went back meanwhile). A lease is
         released exactly once: a second release, or a lease this balancer never issued, raises
         :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
         """
@@ -342,7 +343,10 @@ class BalancerBase:
         if not ok:
             next(state.failed)
         if self._observes:
-            self._on_release(state, ok, self._clock() - lease[2] if elapsed is None else elapsed)
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = self._clock() - lease[2]
+                elapsed = elapsed if elapsed > 0.0 else 0.0
+            self._on_release(state, ok, elapsed)
         if self._health is not None:
             self._health.observe(state, ok)
         if state.retired:

@@ -73,3 +73,28 @@ def test_extreme_finite_elapsed_values_keep_every_strategy_picking(
     for address, stats in lb.stats().items():
         assert stats.in_flight == 0, address
         assert stats.latency is None or 0 <= stats.latency <= sys.float_info.max
+
+
+@by_case
+@settings(max_examples=20, deadline=None)
+@given(
+    jumps=st.lists(
+        st.tuples(st.sampled_from([-3600.0, -5.0, -1e-9, 0.0, 0.001, 2.0]), st.booleans()),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_clock_going_back_never_makes_a_negative_latency(
+    case: Case, jumps: list[tuple[float, bool]]
+) -> None:
+    """The default ``elapsed`` is the clock's reading minus ``lease.started``: a clock set back
+    while a request ran (a wall clock passed as ``clock=``, NTP) made it negative, and PeakEWMA
+    and LeastResponseTime stored negative latency estimates (negative costs)."""
+    now = [1000.0]
+    lb = case.factory([bk.Endpoint("10.0.0.1:80"), bk.Endpoint("10.0.0.2:80")], lambda: now[0])
+    for i, (jump, ok) in enumerate(jumps):
+        lease = lb.select(key(case, i))
+        now[0] += jump
+        lb.release(lease, ok=ok)
+    for address, stats in lb.stats().items():
+        assert stats.latency is None or stats.latency >= 0, address
