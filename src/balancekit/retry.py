@@ -140,6 +140,15 @@ class RetryBudget:
         return f"RetryBudget(ratio={self._ratio}, burst={self._burst}, tokens={self._tokens:.2f})"
 
 
+def _check_functions(fn: object, discard: object) -> None:
+    """Refuse a ``fn`` or ``discard`` that is not callable before any select: calling it in
+    the attempt raised TypeError, which counted as the endpoint's failure and was retried."""
+    if not callable(fn):
+        raise InvalidOption(f"fn must be a function of the endpoint, not {fn!r}")
+    if discard is not None and not callable(discard):
+        raise InvalidOption(f"discard must be a function of a result, or None, not {discard!r}")
+
+
 def _can_select(balancer: Balancer, avoid: Collection[str]) -> bool:
     """Whether ``balancer.select(avoid=avoid)`` would find an endpoint: a balancekit balancer
     knows (``can_select``, panic included); for another, an ``available`` endpoint not tried."""
@@ -317,6 +326,7 @@ class Retry:
         a result the call cannot return (its ``retry_result`` raised, or the call was
         interrupted while it waited to retry).
         """
+        _check_functions(fn, discard)
         attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
@@ -347,6 +357,7 @@ class Retry:
         discard: Callable[[T], object] | None = None,
     ) -> T:
         """The async twin of :meth:`call`: ``await fn(endpoint)``, waiting with ``async_sleep``."""
+        _check_functions(fn, discard)
         attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
