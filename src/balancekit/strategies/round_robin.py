@@ -76,16 +76,23 @@ class _ScheduleBalancer(BalancerBase):
 
     def _not_avoided(self, position: int, avoid: Collection[str]) -> EndpointState:
         """What a pick at ``position`` returns when its scheduled endpoint is avoided: the
-        eligible endpoints in join order, from ``position mod n`` on, the first not avoided.
+        eligible endpoints in join order, from ``position + 1 + position // n`` (mod n) on,
+        the first not avoided.
 
-        The rotation spreads such picks over every endpoint left (plain round robin over them).
+        The start moves on by one every n positions, so such picks rotate over every endpoint
+        left; the one after a run of m avoided endpoints also gets the run's turns once in n
+        (one endpoint always avoided out of n: n*n picks give the one after it n + 2 and the
+        others n + 1; exact shares would need the count of avoided endpoints, O(n)). Starting
+        at ``position`` itself, in round robin (whose schedule is this ring) every such pick
+        began at the avoided endpoint and went to the one after it.
         Every endpoint passed over is a distinct avoided address, so this is
         O(min(len(avoid), n)), never a walk along the schedule.
         """
         ring = self._ring  # one read: a concurrent rebuild swaps it whole
         n = len(ring)
+        start = position + 1 + position // n if n else 0
         for step in range(n):
-            candidate = ring[(position + step) % n]
+            candidate = ring[(start + step) % n]
             if candidate.endpoint.address not in avoid:
                 return candidate
         raise self._nothing_available(avoid)
