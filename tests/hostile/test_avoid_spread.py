@@ -38,3 +38,15 @@ def test_one_avoided_endpoint_costs_at_most_one_extra_turn_in_n() -> None:
     n = len(ADDRESSES)
     picks = Counter(lb.select(avoid={ADDRESSES[0]}).address for _ in range(n * n))
     assert sorted(picks.values()) == [6, 6, 6, 7]
+
+
+@pytest.mark.parametrize("avoided", [[0], [2], [1, 2], [4, 0]], ids=str)
+def test_load_report_round_robin_spreads_avoided_picks_alike(avoided: list[int]) -> None:
+    """Before two endpoints have weights LoadReportWeightedRoundRobin is plain round robin,
+    whose avoided picks took the successor in the same way."""
+    lb = bk.LoadReportWeightedRoundRobin(ADDRESSES)
+    avoid = {ADDRESSES[i] for i in avoided}
+    n = len(ADDRESSES)
+    picks = Counter(lb.select(avoid=avoid).address for _ in range(40 * n * n))
+    assert set(picks) == set(ADDRESSES) - avoid
+    assert max(picks.values()) < 1.6 * min(picks.values()), picks

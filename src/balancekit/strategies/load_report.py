@@ -246,9 +246,16 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         counter = self._counter
         if weights is None:  # round robin
             position = next(counter)
+            state = states[position % n]
+            if not (avoid and state.endpoint.address in avoid):
+                return state
+            # Avoided: walk from a start that moves on by one every n positions, so such picks
+            # rotate over the rest (from `position` itself they all took the one after it), as
+            # RoundRobin's _not_avoided does.
+            start = position + 1 + position // n
             for step in range(n):
-                state = states[(position + step) % n]
-                if not (avoid and state.endpoint.address in avoid):
+                state = states[(start + step) % n]
+                if state.endpoint.address not in avoid:
                     return state
             raise self._nothing_available(avoid)
         top, offset = STRIDE_MAX_WEIGHT, STRIDE_MAX_WEIGHT // 2
