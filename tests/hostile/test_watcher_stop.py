@@ -10,6 +10,7 @@ ran two refresh threads, the old one reading the new stop event.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import balancekit as bk
 from balancekit.discovery import Snapshot, Watcher
@@ -69,3 +70,28 @@ def test_a_watcher_started_again_while_its_old_thread_blocks_runs_one_thread() -
     old.join(5)
     assert not old.is_alive()  # it saw its own stop event, not the new one
     watcher.stop(timeout=5)
+
+
+def test_stop_called_from_inside_an_update_does_not_hang_the_thread() -> None:
+    """A hook that runs inside ``update`` (e.g. a health event callback) may call ``stop``;
+    the refresh thread holds the apply lock there, so the lock must be re-entrant."""
+    stopping: list[Watcher] = []
+
+    class StopsInUpdate(bk.RoundRobin):
+        def update(self, endpoints: Any) -> None:
+            super().update(endpoints)
+            if stopping:
+                stopping[0].stop(timeout=0)
+
+    class Twice:
+        def resolve(self) -> Snapshot:
+            return Snapshot(FIRST, ttl=0.0)
+
+    lb = StopsInUpdate()
+    watcher = Watcher(lb, Twice(), min_interval=0.01)
+    watcher.start()
+    thread = watcher._thread
+    assert thread is not None
+    stopping.append(watcher)  # the next refresh, in the thread, stops the watcher
+    thread.join(5)
+    assert not thread.is_alive()

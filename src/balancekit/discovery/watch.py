@@ -86,7 +86,7 @@ class _Policy:
         self.last_error: BaseException | None = None
         self.snapshot: Snapshot | None = None  #: the last answer applied
         # Held by Watcher's thread to apply an answer and by stop() to set the stop event.
-        self._applying = threading.Lock()
+        self._applying = threading.RLock()  # re-entrant: a hook inside update may call stop()
 
     def apply(self, snapshot: Snapshot) -> None:
         """Hand a snapshot to the balancer and schedule the next refresh from its ttl.
