@@ -152,6 +152,21 @@ def check_clock(clock: object) -> Clock:
     return clock
 
 
+def clock_reading(now: object) -> float | None:
+    """A ``now=`` option of a read-only method: None (read the clock), or a finite number of
+    seconds; anything else (NaN, ``10**400``, a str, a bool) raises :class:`InvalidOption`."""
+    if now is None:
+        return None
+    if (
+        isinstance(now, bool)
+        or not isinstance(now, int | float)
+        or not -sys.float_info.max <= now <= sys.float_info.max  # NaN too
+    ):
+        shown = f"an int of {now.bit_length()} bits" if isinstance(now, int) else repr(now)
+        raise InvalidOption(f"now must be a clock reading in seconds (finite), not {shown}")
+    return float(now)
+
+
 class BalancerBase:
     """Membership, live state, lease bookkeeping and stats shared by every strategy.
 

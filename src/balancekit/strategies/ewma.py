@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import random as _random
-import sys
 import time
 from collections.abc import Collection, Iterable
 from typing import Literal
 
-from .._core import Clock
+from .._core import Clock, clock_reading
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._options import number, seconds
@@ -30,20 +29,6 @@ DEFAULT_LATENCY = 0.030
 #: Estimates within this fraction of each other count as equal (``tolerance=``): then the
 #: in-flight counts decide, and with those equal the first candidate, drawn by weight.
 DEFAULT_TOLERANCE = 0.5
-
-
-def _reading(now: object) -> float | None:
-    """``now=`` as a clock reading: None, or a finite number of seconds (InvalidOption)."""
-    if now is None:
-        return None
-    if (
-        isinstance(now, bool)
-        or not isinstance(now, int | float)
-        or not -sys.float_info.max <= now <= sys.float_info.max  # NaN too
-    ):
-        shown = f"an int of {now.bit_length()} bits" if isinstance(now, int) else repr(now)
-        raise InvalidOption(f"now must be a clock reading in seconds (finite), not {shown}")
-    return float(now)
 
 
 class PeakEWMA(_TwoChoices):
@@ -152,13 +137,13 @@ class PeakEWMA(_TwoChoices):
 
         Pure: reading changes nothing.
         """
-        when = _reading(now)
+        when = clock_reading(now)
         with self._lock:
             return self._estimate(self._member(address), self._clock() if when is None else when)
 
     def cost(self, address: EndpointLike, now: float | None = None) -> float:
         """What a pick compares for a member: ``estimate * (1 + in_flight / weight)``; O(1)."""
-        when = _reading(now)
+        when = clock_reading(now)
         with self._lock:
             return self._cost(self._member(address), self._clock() if when is None else when)
 

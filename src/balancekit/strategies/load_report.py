@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from .._core import BalancerBase, Clock
+from .._core import BalancerBase, Clock, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -203,9 +203,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
         """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
         has none yet (no report, blackout, or expired); before the fallback to the mean."""
+        when = clock_reading(now)
         with self._lock:
             state = self._member(address)
-            return self._weight_of(state.endpoint.address, self._clock() if now is None else now)
+            return self._weight_of(state.endpoint.address, self._clock() if when is None else when)
 
     def _weight_of(self, address: str, now: float) -> float:
         record = self._weights.get(address)
