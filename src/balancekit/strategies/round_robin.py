@@ -21,22 +21,11 @@ from .._state import EndpointState, count_value
 from .edf import edf_sequence
 from .smooth import SmoothWeighted, smooth_schedule, smooth_weighted_sequence
 
-__all__ = [
-    "SCHEDULE_LIMIT",
-    "SCHEDULE_WORK",
-    "RoundRobin",
-    "WeightedRoundRobin",
-    "smooth_weighted_sequence",
-]
+__all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
 
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
-#: Most work a rebuild spends precomputing: picks stepped times distinct weights (each step of
-#: :class:`~balancekit.strategies.smooth.SmoothWeighted` is O(k) for k distinct weights). With
-#: the pick limit alone, 300 distinct weights stepped ~20 million times (~1.5 s under the lock)
-#: on every change; with it a rebuild takes ~0.1 s at most, and such pools step online.
-SCHEDULE_WORK = 1 << 21
 
 
 class _ScheduleBalancer(BalancerBase):
@@ -153,9 +142,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
     ``sum(weights) / gcd(weights)`` picks gives every endpoint exactly its share, interleaved
     rather than in bursts. Picks are precomputed up to :data:`SCHEDULE_LIMIT`, so a pick is
     O(1) and lock-free; a longer cycle is stepped online under the lock in O(k + log n) for k
-    distinct weights (see :mod:`balancekit.strategies.smooth`), and so is one whose
-    precomputation would take more than :data:`SCHEDULE_WORK` / k steps (many distinct weights:
-    a rebuild stays ~0.1 s at most). Source: NGINX
+    distinct weights (see :mod:`balancekit.strategies.smooth`). Source: NGINX
     ``ngx_http_upstream_round_robin.c``.
 
     Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,
@@ -223,8 +210,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             currents.append(carried[1] if carried is not None and carried[0] == weight else 0)
         base = count_value(self._counter)
         states = tuple(eligible)
-        limit = min(SCHEDULE_LIMIT, SCHEDULE_WORK // len(set(weights)))
-        found = smooth_schedule(weights, currents, limit)
+        found = smooth_schedule(weights, currents, SCHEDULE_LIMIT)
         if found is None:
             stepper = SmoothWeighted(weights, currents)
             cycle_length = sum(weights) // math.gcd(*weights)
