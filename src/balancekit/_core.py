@@ -17,7 +17,7 @@ pick and release hooks. See docs/architecture.md.
 from __future__ import annotations
 
 import itertools
-import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -160,6 +160,21 @@ def check_clock(clock: object) -> Clock:
     if not callable(clock):
         raise InvalidOption(f"clock must be a function returning seconds, not {clock!r}")
     return clock
+
+
+def clock_reading(now: object) -> float | None:
+    """A ``now=`` option of a read-only method: None (read the clock), or a finite number of
+    seconds; anything else (NaN, ``10**400``, a str, a bool) raises :class:`InvalidOption`."""
+    if now is None:
+        return None
+    if (
+        isinstance(now, bool)
+        or not isinstance(now, int | float)
+        or not -sys.float_info.max <= now <= sys.float_info.max  # NaN too
+    ):
+        shown = f"an int of {now.bit_length()} bits" if isinstance(now, int) else repr(now)
+        raise InvalidOption(f"now must be a clock reading in seconds (finite), not {shown}")
+    return float(now)
 
 
 class BalancerBase:
@@ -331,16 +346,23 @@ class BalancerBase:
     def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
         """Report how the request on ``lease`` ended.
 
-        ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started``. A lease is
+        ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started`` (0 if the
+        clock went back meanwhile). A lease is
         released exactly once: a second release, or a lease this balancer never issued, raises
         :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
         """
-        if elapsed is not None and not (
-            isinstance(elapsed, int | float)
-            and not isinstance(elapsed, bool)
-            and 0 <= elapsed < math.inf
-        ):
-            raise InvalidOption(f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}")
+        if elapsed is not None:
+            # <= the largest float, not < inf: an int such as 10**400 is finite to Python but
+            # is no float, and a latency-aware strategy storing it overflowed on every pick.
+            if not (
+                isinstance(elapsed, int | float)
+                and not isinstance(elapsed, bool)
+                and 0 <= elapsed <= sys.float_info.max
+            ):
+                raise InvalidOption(
+                    f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}"
+                )
+            elapsed = float(elapsed)
         try:
             state = self._outstanding.pop(lease[1], None)
         except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
@@ -351,7 +373,10 @@ class BalancerBase:
         if not ok:
             next(state.failed)
         if self._observes:
-            self._on_release(state, ok, self._clock() - lease[2] if elapsed is None else elapsed)
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = self._clock() - lease[2]
+                elapsed = elapsed if elapsed > 0.0 else 0.0
+            self._on_release(state, ok, elapsed)
         if self._health is not None:
             self._health.observe(state, ok)
         if state.retired:
@@ -599,6 +624,8 @@ class BalancerBase:
                     "every endpoint that is up is ejected or failing health checks"
                     " (set a panic_threshold to fail open instead)"
                 )
-        return NoEndpointAvailable(
-            f"every endpoint that is up ({len(up)}) is in avoid={sorted(avoid)!r}"
-        )
+        # The avoided endpoints, not all of avoid: it may hold entries that match nothing,
+        # which need not sort (str and int) and may be any number.
+        avoided = sorted(state.endpoint.address for state in up if state.endpoint.address in avoid)
+        shown = ", ".join(avoided[:5]) + (f", ... ({len(avoided)})" if len(avoided) > 5 else "")
+        return NoEndpointAvailable(f"every endpoint that is up ({len(up)}) is avoided: {shown}")

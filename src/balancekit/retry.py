@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
 import threading
 import time
@@ -65,7 +66,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from ._attempts import Attempts, Outcome, RetryFlow
-from ._core import Balancer
+from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
 from ._options import integer, number, seconds
@@ -137,6 +138,15 @@ class RetryBudget:
 
     def __repr__(self) -> str:
         return f"RetryBudget(ratio={self._ratio}, burst={self._burst}, tokens={self._tokens:.2f})"
+
+
+def _check_functions(fn: object, discard: object) -> None:
+    """Refuse a ``fn`` or ``discard`` that is not callable before any select: calling it in
+    the attempt raised TypeError, which counted as the endpoint's failure and was retried."""
+    if not callable(fn):
+        raise InvalidOption(f"fn must be a function of the endpoint, not {fn!r}")
+    if discard is not None and not callable(discard):
+        raise InvalidOption(f"discard must be a function of a result, or None, not {discard!r}")
 
 
 def _can_select(balancer: Balancer, avoid: Collection[str]) -> bool:
@@ -231,7 +241,13 @@ class Retry:
 
     def delay(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
-        cap = min(self._max_backoff, self._backoff * self._multiplier ** (retry - 1))
+        if self._backoff == 0:
+            return 0.0
+        try:
+            growth = self._multiplier ** (retry - 1)
+        except OverflowError:  # a float power past the largest float raises, unlike a product
+            growth = math.inf
+        cap = min(self._max_backoff, self._backoff * growth)
         return self._rng.uniform(0.0, cap) if cap > 0 else 0.0
 
     # -- the one generator ----------------------------------------------------------------------
@@ -251,8 +267,9 @@ class Retry:
         driver closes the generator or throws into it. Anything else sent is refused with
         :class:`InvalidOption` (after the lease went back uncounted).
         """
-        if isinstance(avoid, str | bytes):
-            raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
+        check_avoid(avoid)  # one string, or no collection at all (an int): refused
+        if not all(isinstance(address, str) for address in avoid):
+            raise InvalidOption(f"avoid must be a collection of addresses (str), not {avoid!r}")
         tried = set(avoid)
         attempt = 0
         started = self._clock() if self._timeout is not None else 0.0
@@ -309,6 +326,7 @@ class Retry:
         a result the call cannot return (its ``retry_result`` raised, or the call was
         interrupted while it waited to retry).
         """
+        _check_functions(fn, discard)
         attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
@@ -339,6 +357,7 @@ class Retry:
         discard: Callable[[T], object] | None = None,
     ) -> T:
         """The async twin of :meth:`call`: ``await fn(endpoint)``, waiting with ``async_sleep``."""
+        _check_functions(fn, discard)
         attempts: Attempts[T] = Attempts(
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )

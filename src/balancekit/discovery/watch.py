@@ -85,6 +85,8 @@ class _Policy:
         self.errors = 0  #: failed refreshes in a row
         self.last_error: BaseException | None = None
         self.snapshot: Snapshot | None = None  #: the last answer applied
+        # Held by Watcher's thread to apply an answer and by stop() to set the stop event.
+        self._applying = threading.RLock()  # re-entrant: a hook inside update may call stop()
 
     def apply(self, snapshot: Snapshot) -> None:
         """Hand a snapshot to the balancer and schedule the next refresh from its ttl.
@@ -159,17 +161,29 @@ class Watcher(_Policy):
         if self._thread is not None:
             raise InvalidOption("this watcher is already running")
         self.refresh()
-        self._stop = threading.Event()
+        self._stop = stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"balancekit-discovery-{describe(self.source)}", daemon=True
+            target=self._run,
+            args=(stop,),
+            name=f"balancekit-discovery-{describe(self.source)}",
+            daemon=True,
         )
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(None if self.interval == math.inf else self.interval):
+    def _run(self, stop: threading.Event) -> None:
+        """Refresh until ``stop`` (this run's own event: a restart makes a new one) is set.
+
+        An answer that arrives after ``stop()`` (a source blocked in ``resolve`` outlives
+        ``stop``'s timeout) is dropped: once ``stop()`` returns the membership is the caller's.
+        """
+        while not stop.wait(None if self.interval == math.inf else self.interval):
             try:
-                self.refresh()
+                snapshot = self.source.resolve()
+                with self._applying:
+                    if stop.is_set():
+                        return
+                    self.apply(snapshot)
             except Exception as error:  # keep the membership; back off
                 self.failed(error)
 
@@ -178,11 +192,15 @@ class Watcher(_Policy):
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop refreshing and wait up to ``timeout`` seconds for the thread (one resolve)."""
+        """Stop refreshing and wait up to ``timeout`` seconds for the thread (one resolve).
+
+        Once it returns the watcher changes the balancer no more: an answer from a ``resolve``
+        still blocked is dropped, and a ``start()`` later runs a new thread of its own."""
         timeout = seconds("timeout", timeout, zero=True, high=LONGEST_WAIT)
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._stop.set()
+            with self._applying:  # an update in progress ends first; none starts after
+                self._stop.set()
             thread.join(timeout)
 
     def __enter__(self) -> Watcher:

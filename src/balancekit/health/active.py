@@ -172,6 +172,22 @@ class HttpCheck:
                 await writer.wait_closed()
 
 
+def _verdict_of(result: object) -> tuple[bool, str]:
+    """A check's ``(passed, detail)``, or a failed probe saying what it returned instead.
+
+    Unpacking anything else (``True``, ``None``, a 3-tuple) raised out of the round and ended
+    the checker's thread or task, leaving the endpoints it held down out for good.
+    """
+    if (
+        type(result) is tuple
+        and len(result) == 2
+        and isinstance(result[0], bool)
+        and isinstance(result[1], str)
+    ):
+        return result
+    return False, f"check returned {type(result).__name__}, not (passed: bool, detail: str)"
+
+
 class ActiveChecker:
     """Probes a balancer's endpoints and feeds rise/fall verdicts to its health tracker.
 
@@ -250,13 +266,13 @@ class ActiveChecker:
     def _probe(self, endpoint: Endpoint) -> tuple[bool, str]:
         """One probe; a check that raises counts as a failed probe (the checker keeps going)."""
         try:
-            return self._check.check(endpoint)
+            return _verdict_of(self._check.check(endpoint))
         except Exception as error:
             return False, f"check raised {error!r}"
 
     async def _aprobe(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
-            return await self._check.acheck(endpoint)
+            return _verdict_of(await self._check.acheck(endpoint))
         except Exception as error:
             return False, f"check raised {error!r}"
 

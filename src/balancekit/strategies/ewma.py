@@ -8,7 +8,7 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Literal
 
-from .._core import Clock
+from .._core import Clock, clock_reading
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._options import number, seconds
@@ -137,13 +137,15 @@ class PeakEWMA(_TwoChoices):
 
         Pure: reading changes nothing.
         """
+        when = clock_reading(now)
         with self._lock:
-            return self._estimate(self._member(address), self._clock() if now is None else now)
+            return self._estimate(self._member(address), self._clock() if when is None else when)
 
     def cost(self, address: EndpointLike, now: float | None = None) -> float:
         """What a pick compares for a member: ``estimate * (1 + in_flight / weight)``; O(1)."""
+        when = clock_reading(now)
         with self._lock:
-            return self._cost(self._member(address), self._clock() if now is None else now)
+            return self._cost(self._member(address), self._clock() if when is None else when)
 
     def _estimate(self, state: EndpointState, now: float) -> float:
         if state.latency is None:  # the prior, decaying since the endpoint joined

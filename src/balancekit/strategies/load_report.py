@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from .._core import BalancerBase, Clock
+from .._core import BalancerBase, Clock, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -162,6 +162,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         self._penalty = float(error_utilization_penalty)
         self._weights: dict[str, _Weight] = {}
         self._counter = itertools.count()
+        self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._scheduler: tuple[tuple[EndpointState, ...], array[int] | None] = ((), None)
         self._up_ids: set[int] = set()
         self._next_update = -math.inf
@@ -202,9 +203,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
         """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
         has none yet (no report, blackout, or expired); before the fallback to the mean."""
+        when = clock_reading(now)
         with self._lock:
             state = self._member(address)
-            return self._weight_of(state.endpoint.address, self._clock() if now is None else now)
+            return self._weight_of(state.endpoint.address, self._clock() if when is None else when)
 
     def _weight_of(self, address: str, now: float) -> float:
         record = self._weights.get(address)
@@ -246,11 +248,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         counter = self._counter
         if weights is None:  # round robin
             position = next(counter)
-            for step in range(n):
-                state = states[(position + step) % n]
-                if not (avoid and state.endpoint.address in avoid):
-                    return state
-            raise self._nothing_available(avoid)
+            state = states[position % n]
+            if not (avoid and state.endpoint.address in avoid):
+                return state
+            return self._not_avoided(states, avoid)
         top, offset = STRIDE_MAX_WEIGHT, STRIDE_MAX_WEIGHT // 2
         index = candidates = 0
         for _ in range(AVOID_CANDIDATES * n):  # a candidate within every n steps (weight 65535)
@@ -264,10 +265,21 @@ class LoadReportWeightedRoundRobin(BalancerBase):
                 candidates += 1
                 if candidates == AVOID_CANDIDATES:
                     break
-        # Every candidate was avoided: the next endpoint not avoided after the last candidate,
-        # in order. Each one skipped is a distinct avoided address: O(len(avoid)), not O(n).
-        for step in range(1, n + 1):
-            state = states[(index + step) % n]
+        return self._not_avoided(states, avoid)  # every candidate was avoided
+
+    def _not_avoided(
+        self, states: tuple[EndpointState, ...], avoid: Collection[str]
+    ) -> EndpointState:
+        """Round robin over the endpoints not avoided, from a counter of its own: within a
+        cycle of it each is returned once and each avoided one passed over once, so such picks
+        share exactly among the rest. (Walking on from the avoided pick, a heavy endpoint
+        always avoided sent 95 % of the picks to the endpoint after it.) Each value passed
+        over is a distinct avoided address (without concurrent picks): O(min(len(avoid), n)).
+        """
+        n = len(states)
+        fallback = self._fallback
+        for _ in range(n):
+            state = states[next(fallback) % n]
             if state.endpoint.address not in avoid:
                 return state
         raise self._nothing_available(avoid)

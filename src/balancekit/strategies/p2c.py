@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random as _random
+import sys
 import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
@@ -182,6 +183,12 @@ class PowerOfTwoChoices(_TwoChoices):
     def _score(self, state: EndpointState) -> float:
         assert self._load is not None
         value = self._load(self._stats_of(state))
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidOption(f"the load function returned {value!r}, not a number")
+        if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+            raise InvalidOption(  # no repr: the digits of a huge int take quadratic time
+                f"the load function returned an int of {value.bit_length()} bits, beyond a float"
+            )
+        if math.isnan(value):
             raise InvalidOption(f"the load function returned {value!r}, not a number")
         return value / state.weight

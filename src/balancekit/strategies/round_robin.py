@@ -34,6 +34,7 @@ class _ScheduleBalancer(BalancerBase):
     def __init__(self, endpoints: Iterable[EndpointLike], *, clock: Clock) -> None:
         super().__init__(endpoints, clock=clock)
         self._counter = itertools.count()
+        self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._schedule: tuple[EndpointState, ...] = ()
         self._ring: tuple[EndpointState, ...] = ()
 
@@ -60,21 +61,26 @@ class _ScheduleBalancer(BalancerBase):
         position = next(self._counter)
         state = schedule[position % len(schedule)]
         if avoid and state.endpoint.address in avoid:
-            return self._not_avoided(position, avoid)
+            return self._not_avoided(avoid)
         return state
 
-    def _not_avoided(self, position: int, avoid: Collection[str]) -> EndpointState:
-        """What a pick at ``position`` returns when its scheduled endpoint is avoided: the
-        eligible endpoints in join order, from ``position mod n`` on, the first not avoided.
+    def _not_avoided(self, avoid: Collection[str]) -> EndpointState:
+        """What a pick returns when its scheduled endpoint is avoided: round robin over the
+        endpoints not avoided, from a counter of its own over the eligible endpoints in join
+        order (each such pick takes values until one names an endpoint not avoided).
 
-        The rotation spreads such picks over every endpoint left (plain round robin over them).
-        Every endpoint passed over is a distinct avoided address, so this is
-        O(min(len(avoid), n)), never a walk along the schedule.
+        Within a cycle of the counter every endpoint not avoided is returned once and each
+        avoided one is passed over once, so such picks share exactly among the rest. (A walk
+        from the pick's own position took, in round robin, whose schedule is this ring, the
+        avoided endpoint's successor every time.) Every value passed over is a distinct
+        avoided address (without concurrent picks), so this is O(min(len(avoid), n)), never a
+        walk along the schedule.
         """
         ring = self._ring  # one read: a concurrent rebuild swaps it whole
         n = len(ring)
-        for step in range(n):
-            candidate = ring[(position + step) % n]
+        fallback = self._fallback
+        for _ in range(n):
+            candidate = ring[next(fallback) % n]
             if candidate.endpoint.address not in avoid:
                 return candidate
         raise self._nothing_available(avoid)
@@ -287,7 +293,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                     if self._origin is origin:
                         self._schedule = origin.rotated
         if avoid and state.endpoint.address in avoid:
-            return self._not_avoided(position, avoid)
+            return self._not_avoided(avoid)
         return state
 
     def _check_invariants(self) -> None:
