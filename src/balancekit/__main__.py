@@ -11,6 +11,8 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from ._options import describe
+
 __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
@@ -26,7 +28,7 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {describe(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, not {value}")
     return value
@@ -50,7 +52,7 @@ def _command_simulate(args: argparse.Namespace) -> int:
         return 0
     if args.scenario not in sim.SCENARIOS:
         print(
-            f"balancekit simulate: unknown scenario {args.scenario!r};"
+            f"balancekit simulate: unknown scenario {describe(args.scenario)};"
             f" choose from {', '.join(sim.SCENARIOS)}",
             file=sys.stderr,
         )

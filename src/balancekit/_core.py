@@ -34,6 +34,7 @@ from ._errors import (
     UnknownEndpoint,
 )
 from ._lease import EndpointStats, Lease
+from ._options import describe
 from ._state import EndpointState, count_value
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "HealthHook"]
@@ -109,7 +110,7 @@ def _address_of(item: EndpointLike) -> str:
         return item.address
     if isinstance(item, str):
         return item
-    raise InvalidOption(f"expected an address string or an Endpoint, not {item!r}")
+    raise InvalidOption(f"expected an address string or an Endpoint, not {describe(item)}")
 
 
 def _canonical(address: str) -> str:
@@ -124,7 +125,7 @@ def _canonical(address: str) -> str:
 def _invalid_lease(lease: object) -> InvalidLease:
     """Why ``release(lease)`` is refused: not a lease, or not an outstanding one of ours."""
     if type(lease) is not Lease:
-        return InvalidLease(f"release takes the Lease that select returned, not {lease!r}")
+        return InvalidLease(f"release takes the Lease that select returned, not {describe(lease)}")
     return InvalidLease(
         f"lease {lease.token} on {lease.endpoint.address} was already released or was not issued"
         " by this balancer"
@@ -142,23 +143,24 @@ def check_avoid(avoid: object) -> None:
         return  # the common case, without the ABC check below (~0.2 us)
     if isinstance(avoid, str | bytes):
         raise InvalidOption(
-            f"avoid must be a collection of addresses, not one string: use avoid={{{avoid!r}}}"
+            f"avoid must be a collection of addresses, not one string: use"
+            f" avoid={{{describe(avoid)}}}"
         )
     if not isinstance(avoid, Collection):
-        raise InvalidOption(f"avoid must be a collection of addresses, not {avoid!r}")
+        raise InvalidOption(f"avoid must be a collection of addresses, not {describe(avoid)}")
 
 
 def check_endpoints(endpoints: object) -> Iterable[EndpointLike]:
     """Refuse endpoints that are not an iterable (``update(5)``) with :class:`InvalidOption`."""
     if not isinstance(endpoints, Iterable):
-        raise InvalidOption(f"endpoints must be a list of endpoints, not {endpoints!r}")
+        raise InvalidOption(f"endpoints must be a list of endpoints, not {describe(endpoints)}")
     return endpoints
 
 
 def check_clock(clock: object) -> Clock:
     """Validate a ``clock=`` option."""
     if not callable(clock):
-        raise InvalidOption(f"clock must be a function returning seconds, not {clock!r}")
+        raise InvalidOption(f"clock must be a function returning seconds, not {describe(clock)}")
     return clock
 
 
@@ -311,7 +313,7 @@ class BalancerBase:
         check_avoid(avoid)
         for address in avoid:
             if not isinstance(address, str):
-                raise InvalidOption(f"avoid holds addresses (str), not {address!r}")
+                raise InvalidOption(f"avoid holds addresses (str), not {describe(address)}")
         avoid = self._as_stored(avoid)
         self._catch_up_health()
         eligible = self._eligible_by_address  # one read: a concurrent rebuild swaps it whole
@@ -360,7 +362,7 @@ class BalancerBase:
                 and 0 <= elapsed <= sys.float_info.max
             ):
                 raise InvalidOption(
-                    f"elapsed must be a finite number of seconds >= 0, not {elapsed!r}"
+                    f"elapsed must be a finite number of seconds >= 0, not {describe(elapsed)}"
                 )
             elapsed = float(elapsed)
         try:
@@ -452,7 +454,7 @@ class BalancerBase:
         endpoint = as_endpoint(endpoint)
         with self._lock:
             if endpoint.address in self._members:
-                raise DuplicateEndpoint(f"{endpoint.address!r} is already a member")
+                raise DuplicateEndpoint(f"{describe(endpoint.address)} is already a member")
             self._admit(endpoint)
             self._refresh()
 
@@ -549,7 +551,9 @@ class BalancerBase:
         if state is None:
             state = members.get(_canonical(key))  # "A:80" for "a:80": parsed on a miss only
             if state is None:
-                raise UnknownEndpoint(f"{key!r} is not a member of this {type(self).__name__}")
+                raise UnknownEndpoint(
+                    f"{describe(key)} is not a member of this {type(self).__name__}"
+                )
         return state
 
     def _as_stored(self, avoid: Collection[str]) -> Collection[str]:

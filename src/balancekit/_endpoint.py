@@ -150,10 +150,13 @@ def canonical_address(address: str) -> str:
 
 def _check_weight(weight: object, address: str) -> int:
     if isinstance(weight, bool) or not isinstance(weight, int):
-        raise InvalidEndpoint(f"the weight of {address!r} must be an int, not {describe(weight)}")
+        raise InvalidEndpoint(
+            f"the weight of {describe(address)} must be an int, not {describe(weight)}"
+        )
     if not 1 <= weight <= MAX_WEIGHT:
         raise InvalidEndpoint(
-            f"the weight of {address!r} is {describe(weight)}: weights are whole numbers 1 to"
+            f"the weight of {describe(address)} is {describe(weight)}: weights are whole numbers 1"
+            f" to"
             f" {MAX_WEIGHT}"
             " (use mark_down() to take an endpoint out of rotation)"
         )
@@ -188,7 +191,7 @@ class Endpoint:
         _check_weight(self.weight, address)
         if not isinstance(self.metadata, Mapping):
             raise InvalidEndpoint(
-                f"the metadata of {address!r} must be a mapping (e.g. a dict), not"
+                f"the metadata of {describe(address)} must be a mapping (e.g. a dict), not"
                 f" {describe(self.metadata)}"
             )
         if address != self.address:
@@ -239,7 +242,7 @@ def as_endpoints(items: Iterable[EndpointLike]) -> list[Endpoint]:
     for item in items:
         endpoint = as_endpoint(item)
         if endpoint.address in seen:
-            raise DuplicateEndpoint(f"{endpoint.address!r} is listed twice")
+            raise DuplicateEndpoint(f"{describe(endpoint.address)} is listed twice")
         seen.add(endpoint.address)
         result.append(endpoint)
     return result

@@ -94,7 +94,7 @@ def header(name: str) -> Extractor:
         values = request.headers.get_all(folded)
         return ", ".join(values) or None
 
-    return Extractor(extract, f"header({name!r})")
+    return Extractor(extract, f"header({describe(name)})")
 
 
 def cookie(name: str) -> Extractor:
@@ -104,7 +104,7 @@ def cookie(name: str) -> Extractor:
     def extract(request: Request) -> str | None:
         return request.cookies.get(name) or None
 
-    return Extractor(extract, f"cookie({name!r})")
+    return Extractor(extract, f"cookie({describe(name)})")
 
 
 def query(name: str) -> Extractor:
@@ -114,7 +114,7 @@ def query(name: str) -> Extractor:
     def extract(request: Request) -> str | None:
         return request.query.get(name) or None
 
-    return Extractor(extract, f"query({name!r})")
+    return Extractor(extract, f"query({describe(name)})")
 
 
 def path() -> Extractor:
@@ -169,6 +169,10 @@ def first_of(*extractors: KeyFunc) -> Extractor:
     return Extractor(extract, f"first_of({', '.join(map(repr, chain))})")
 
 
+#: The most networks ``TrustedProxies`` takes: a bound on the time and memory of configuration.
+MAX_TRUSTED_PROXIES = 65_536
+
+
 class TrustedProxies:
     """A set of IP networks whose forwarding headers are believed.
 
@@ -190,7 +194,12 @@ class TrustedProxies:
                 f"trusted_proxies must be IP networks (a list or one CIDR str), got "
                 f"{describe(networks)}"
             ) from None
-        for item in items:
+        for count, item in enumerate(items):
+            if count == MAX_TRUSTED_PROXIES:  # an endless or huge iterable (range(10**12))
+                raise InvalidOption(
+                    f"trusted_proxies holds more than {MAX_TRUSTED_PROXIES} networks: list"
+                    " CIDR blocks (e.g. '10.0.0.0/8'), not addresses one by one"
+                )
             try:
                 net = ipaddress.ip_network(item, strict=True)
             except (TypeError, ValueError) as exc:
@@ -330,4 +339,4 @@ def client_ip(
                 return current[1]
         return current[1]
 
-    return Extractor(extract, f"client_ip(header={kind!r})")
+    return Extractor(extract, f"client_ip(header={describe(kind)})")

@@ -348,7 +348,7 @@ class Request:
             fields = (str(request.method), str(url.scheme), str(url.host), str(url.path))
         except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
             raise InvalidOption(
-                f"from_httpx needs an httpx.Request, got {describe(request)}: {exc!r}"
+                f"from_httpx needs an httpx.Request, got {describe(request)}: {describe(exc)}"
             ) from None
         method, scheme, host, path = fields
         return cls(
@@ -384,7 +384,8 @@ class Request:
             method = str(prepared.method or "GET")
         except (AttributeError, TypeError, ValueError, UnicodeError, OverflowError) as exc:
             raise InvalidOption(
-                f"from_requests needs a requests.PreparedRequest, got {describe(prepared)}: {exc!r}"
+                f"from_requests needs a requests.PreparedRequest, got {describe(prepared)}:"
+                f" {describe(exc)}"
             ) from None
         return cls(
             method=method,
@@ -402,7 +403,9 @@ def _asgi_peer(value: object, what: str) -> tuple[str | None, int | None]:
     if value is None or (isinstance(value, tuple | list) and not value):
         return None, None
     if not (isinstance(value, tuple | list) and len(value) == 2):
-        raise InvalidOption(f"scope[{what!r}] must be [host, port] or None, got {describe(value)}")
+        raise InvalidOption(
+            f"scope[{describe(what)}] must be [host, port] or None, got {describe(value)}"
+        )
     host, port = value
     return host, port
 

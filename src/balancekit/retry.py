@@ -69,7 +69,7 @@ from ._attempts import Attempts, Outcome, RetryFlow
 from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
-from ._options import integer, number, seconds
+from ._options import describe, integer, number, seconds
 
 __all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
 
@@ -144,9 +144,11 @@ def _check_functions(fn: object, discard: object) -> None:
     """Refuse a ``fn`` or ``discard`` that is not callable before any select: calling it in
     the attempt raised TypeError, which counted as the endpoint's failure and was retried."""
     if not callable(fn):
-        raise InvalidOption(f"fn must be a function of the endpoint, not {fn!r}")
+        raise InvalidOption(f"fn must be a function of the endpoint, not {describe(fn)}")
     if discard is not None and not callable(discard):
-        raise InvalidOption(f"discard must be a function of a result, or None, not {discard!r}")
+        raise InvalidOption(
+            f"discard must be a function of a result, or None, not {describe(discard)}"
+        )
 
 
 def _can_select(balancer: Balancer, avoid: Collection[str]) -> bool:
@@ -205,14 +207,16 @@ class Retry:
         if budget is _Default.BUDGET:
             budget = RetryBudget()
         elif budget is not None and not isinstance(budget, RetryBudget):
-            raise InvalidOption(f"budget must be a RetryBudget or None, not {budget!r}")
+            raise InvalidOption(f"budget must be a RetryBudget or None, not {describe(budget)}")
         self._backoff = seconds("backoff", backoff, zero=True)
         self._max_backoff = seconds("max_backoff", max_backoff, zero=True)
         multiplier = number("multiplier", multiplier, low=1, low_open=False, what="a number >= 1")
         if not isinstance(retry_on, tuple) or not all(
             isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
         ):
-            raise InvalidOption(f"retry_on must be a tuple of exception types, not {retry_on!r}")
+            raise InvalidOption(
+                f"retry_on must be a tuple of exception types, not {describe(retry_on)}"
+            )
         self._timeout = None if timeout is None else seconds("timeout", timeout)
         for name, function in (
             ("retry_result", retry_result),
@@ -221,9 +225,9 @@ class Retry:
             ("clock", clock),
         ):
             if not callable(function) and not (name == "retry_result" and function is None):
-                raise InvalidOption(f"{name} must be a function, not {function!r}")
+                raise InvalidOption(f"{name} must be a function, not {describe(function)}")
         if rng is not None and not isinstance(rng, random.Random):
-            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+            raise InvalidOption(f"rng must be a random.Random, not {describe(rng)}")
         self.attempts = attempts
         self.budget = budget
         self._multiplier = float(multiplier)
@@ -269,7 +273,9 @@ class Retry:
         """
         check_avoid(avoid)  # one string, or no collection at all (an int): refused
         if not all(isinstance(address, str) for address in avoid):
-            raise InvalidOption(f"avoid must be a collection of addresses (str), not {avoid!r}")
+            raise InvalidOption(
+                f"avoid must be a collection of addresses (str), not {describe(avoid)}"
+            )
         tried = set(avoid)
         attempt = 0
         started = self._clock() if self._timeout is not None else 0.0
@@ -294,7 +300,7 @@ class Retry:
                 else:  # cancelled, no outcome, or not an Outcome at all
                     balancer.cancel(lease)
             if outcome is not None and not isinstance(outcome, Outcome):
-                raise InvalidOption(f"the retry flow takes an Outcome, not {outcome!r}")
+                raise InvalidOption(f"the retry flow takes an Outcome, not {describe(outcome)}")
             if outcome is Outcome.SUCCEEDED:
                 if self.budget is not None:
                     self.budget.deposit()

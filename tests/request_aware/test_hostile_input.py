@@ -308,3 +308,10 @@ def test_guards_with_a_key_extractor_returning_junk(junk: Any) -> None:
 def test_the_reported_cases_are_refused(call: Callable[[], object]) -> None:
     with pytest.raises(BalancekitError):
         call()
+
+
+def test_trusted_proxies_refuses_an_endless_list_of_networks() -> None:
+    # range(10**12) is a valid list of IPv4 addresses in ints, one by one: bounded, not run out
+    with pytest.raises(bk.InvalidOption, match="more than"):
+        keys.TrustedProxies(range(10**12))
+    assert keys.TrustedProxies(range(3)) is not None

@@ -42,7 +42,7 @@ import dns.resolver
 
 from .._endpoint import MAX_WEIGHT, Endpoint
 from .._errors import InvalidOption
-from .._options import seconds
+from .._options import describe, seconds
 from ._source import LONGEST_WAIT, Snapshot
 
 __all__ = ["DNS"]
@@ -129,17 +129,21 @@ class DNS:
         all_priorities: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name.strip("."):
-            raise InvalidOption(f"name must be a DNS name like '_http._tcp.backend', not {name!r}")
+            raise InvalidOption(
+                f"name must be a DNS name like '_http._tcp.backend', not {describe(name)}"
+            )
         for label, value in (("port", port), ("nameserver_port", nameserver_port)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 65535
             ):
-                raise InvalidOption(f"{label} must be a port number 1-65535, not {value!r}")
+                raise InvalidOption(f"{label} must be a port number 1-65535, not {describe(value)}")
         timeout = seconds("timeout", timeout, high=LONGEST_WAIT)  # inf would block forever
         if nameservers is not None and (
             isinstance(nameservers, str) or not all(isinstance(n, str) for n in nameservers)
         ):
-            raise InvalidOption(f"nameservers must be a list of IP addresses, not {nameservers!r}")
+            raise InvalidOption(
+                f"nameservers must be a list of IP addresses, not {describe(nameservers)}"
+            )
         self.name = name if name.endswith(".") else name + "."
         self.port = port
         self._timeout = timeout

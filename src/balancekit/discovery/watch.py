@@ -62,16 +62,18 @@ class _Policy:
         on_error: ErrorHook | None = None,
     ) -> None:
         if not isinstance(balancer, Balancer):
-            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+            raise InvalidOption(f"expected a balancekit balancer, not {describe(balancer)}")
         if not callable(getattr(source, "resolve", None)):
-            raise InvalidOption(f"source must have a resolve() method, not {source!r}")
+            raise InvalidOption(f"source must have a resolve() method, not {describe(source)}")
         min_interval = seconds("min_interval", min_interval, high=LONGEST_WAIT)
         max_interval = seconds("max_interval", max_interval, high=LONGEST_WAIT)
         error_interval = seconds("error_interval", error_interval, high=LONGEST_WAIT)
         if max_interval < min_interval:
             raise InvalidOption(f"max_interval {max_interval} is below min_interval {min_interval}")
         if on_error is not None and not callable(on_error):
-            raise InvalidOption(f"on_error must be a function of the exception, not {on_error!r}")
+            raise InvalidOption(
+                f"on_error must be a function of the exception, not {describe(on_error)}"
+            )
         self.balancer = balancer
         self.source = source
         self.min_interval = float(min_interval)

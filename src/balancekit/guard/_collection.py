@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import InvalidOption
+from .._options import describe
 
 __all__ = ["collection"]
 
@@ -25,8 +26,10 @@ __all__ = ["collection"]
 def collection(name: str, value: object) -> tuple[Any, ...]:
     """``value``'s items as a tuple; refuses a plain ``str``/``bytes`` and non-iterables."""
     if isinstance(value, str | bytes | bytearray):
-        raise InvalidOption(f"{name} must be a collection, not one string: use {name}=[{value!r}]")
+        raise InvalidOption(
+            f"{name} must be a collection, not one string: use {name}=[{describe(value)}]"
+        )
     try:
         return tuple(value)  # type: ignore[arg-type]
     except TypeError:
-        raise InvalidOption(f"{name} must be a collection, got {value!r}") from None
+        raise InvalidOption(f"{name} must be a collection, got {describe(value)}") from None

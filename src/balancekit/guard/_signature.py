@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import InvalidOption
+from .._options import describe
 from ._collection import collection
 
 __all__ = ["FIELDS", "Signature"]
@@ -42,7 +43,7 @@ class Signature:
         description: str = "",
     ) -> None:
         if not isinstance(id, str) or not id:
-            raise InvalidOption(f"a signature needs a non-empty str id, got {id!r}")
+            raise InvalidOption(f"a signature needs a non-empty str id, got {describe(id)}")
         try:
             compiled = re.compile(pattern)
         except (re.error, TypeError) as exc:

@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from .._errors import InvalidOption
+from .._options import describe
 from ..request import Request
 from ._collection import collection
 from ._default_rules import DEFAULT_SIGNATURES
@@ -119,15 +120,17 @@ class SignatureScreen:
                 or not low <= value <= _MAX_LIMIT
             ):
                 raise InvalidOption(
-                    f"{name} must be an int from {low} to {_MAX_LIMIT}, got {value!r}"
+                    f"{name} must be an int from {low} to {_MAX_LIMIT}, got {describe(value)}"
                 )
         if oversize not in ("reject", "truncate"):
-            raise InvalidOption(f"oversize must be 'reject' or 'truncate', got {oversize!r}")
+            raise InvalidOption(
+                f"oversize must be 'reject' or 'truncate', got {describe(oversize)}"
+            )
         skip = collection("skip_headers", skip_headers)
         if not all(isinstance(name, str) for name in skip):
-            raise InvalidOption(f"skip_headers must be header names (str), got {skip!r}")
+            raise InvalidOption(f"skip_headers must be header names (str), got {describe(skip)}")
         if bans is not None and not isinstance(bans, BanList):
-            raise InvalidOption(f"bans must be a BanList or None, got {bans!r}")
+            raise InvalidOption(f"bans must be a BanList or None, got {describe(bans)}")
         self._rules = rules
         self._order = {rule.id: index for index, rule in enumerate(rules)}
         self._order.setdefault(OVERSIZE_RULE, -1)

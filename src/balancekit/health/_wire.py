@@ -19,6 +19,8 @@ from __future__ import annotations
 import socket
 import time
 
+from .._options import describe
+
 __all__ = ["BODY_LIMIT", "HEAD_LIMIT", "ResponseReader", "connect", "left"]
 
 #: Bytes of status line and headers a response may take before the probe fails.
@@ -53,7 +55,7 @@ def connect(host: str, port: int, deadline: float) -> socket.socket:
         except OSError as failure:  # TimeoutError included
             sock.close()
             error = failure
-    raise error if error is not None else OSError(f"no address for {host!r}")
+    raise error if error is not None else OSError(f"no address for {describe(host)}")
 
 
 class ResponseReader:

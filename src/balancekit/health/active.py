@@ -37,7 +37,7 @@ from typing import Protocol
 from .._core import BalancerBase
 from .._endpoint import Endpoint, split_address
 from .._errors import InvalidOption
-from .._options import integer, number, seconds
+from .._options import describe, integer, number, seconds
 from ._wire import ResponseReader, connect, left
 from .passive import PassiveHealth
 from .tracker import HealthTracker, health_of, with_health
@@ -76,7 +76,7 @@ class TcpCheck:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.timeout)
         except (TimeoutError, OSError) as error:
-            return False, f"connect failed: {error!r}"
+            return False, f"connect failed: {describe(error)}"
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
@@ -105,19 +105,21 @@ class HttpCheck:
         if not _header_safe(path) or not path.startswith("/"):
             raise InvalidOption(
                 f"path must be an absolute URL path like '/health' (ASCII, no spaces or control"
-                f" characters; percent-encode others), not {path!r}"
+                f" characters; percent-encode others), not {describe(path)}"
             )
         if host is not None and not _header_safe(host):
             raise InvalidOption(
                 f"host must be a Host header value (ASCII, no spaces or control characters),"
-                f" not {host!r}"
+                f" not {describe(host)}"
             )
         if (
             not isinstance(expected, tuple)
             or not expected
             or not all(isinstance(s, int) and 100 <= s <= 599 for s in expected)
         ):
-            raise InvalidOption(f"expected must be a tuple of HTTP status codes, not {expected!r}")
+            raise InvalidOption(
+                f"expected must be a tuple of HTTP status codes, not {describe(expected)}"
+            )
         self.path = path
         self.expected = expected
         self.timeout = seconds("timeout", timeout, high=LONGEST_WAIT)
@@ -147,14 +149,14 @@ class HttpCheck:
                     response.feed(sock.recv(4096))
             return self._verdict(response.status)
         except (OSError, ValueError) as error:  # TimeoutError is an OSError
-            return False, f"request failed: {error!r}"
+            return False, f"request failed: {describe(error)}"
 
     async def acheck(self, endpoint: Endpoint) -> tuple[bool, str]:
         """Probe once without blocking the loop; at most ``timeout`` seconds in all."""
         try:
             return await asyncio.wait_for(self._aget(endpoint), self.timeout)
         except (TimeoutError, OSError, ValueError) as error:
-            return False, f"request failed: {error!r}"
+            return False, f"request failed: {describe(error)}"
 
     async def _aget(self, endpoint: Endpoint) -> tuple[bool, str]:
         host, port = split_address(endpoint.address)
@@ -212,18 +214,22 @@ class ActiveChecker:
         rng: random.Random | None = None,
     ) -> None:
         if not isinstance(balancer, BalancerBase):
-            raise InvalidOption(f"ActiveChecker needs a balancekit balancer, not {balancer!r}")
+            raise InvalidOption(
+                f"ActiveChecker needs a balancekit balancer, not {describe(balancer)}"
+            )
         if check is None:
             check = TcpCheck()
         elif not callable(getattr(check, "check", None)) or not callable(
             getattr(check, "acheck", None)
         ):
-            raise InvalidOption(f"check must have check() and acheck() methods, not {check!r}")
+            raise InvalidOption(
+                f"check must have check() and acheck() methods, not {describe(check)}"
+            )
         interval = seconds("interval", interval, high=LONGEST_WAIT)
         jitter = number("jitter", jitter, high=1, low_open=False)
         rise, fall = integer("rise", rise, 1, 1000), integer("fall", fall, 1, 1000)
         if rng is not None and not isinstance(rng, random.Random):
-            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+            raise InvalidOption(f"rng must be a random.Random, not {describe(rng)}")
         tracker = health_of(balancer)
         if tracker is None:
             with_health(balancer, PassiveHealth(consecutive_failures=None, failure_rate=None))
@@ -268,13 +274,13 @@ class ActiveChecker:
         try:
             return _verdict_of(self._check.check(endpoint))
         except Exception as error:
-            return False, f"check raised {error!r}"
+            return False, f"check raised {describe(error)}"
 
     async def _aprobe(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
             return _verdict_of(await self._check.acheck(endpoint))
         except Exception as error:
-            return False, f"check raised {error!r}"
+            return False, f"check raised {describe(error)}"
 
     def _record(self, address: str, passed: bool, detail: str) -> None:
         streak = self._streaks.get(address, 0)

@@ -63,7 +63,7 @@ import math
 from dataclasses import dataclass
 
 from .._errors import InvalidOption
-from .._options import integer, number
+from .._options import describe, integer, number
 
 __all__ = ["PassiveHealth"]
 
@@ -108,7 +108,7 @@ class PassiveHealth:
     ) -> None:
         if not isinstance(check_ends_ejection, bool):
             raise InvalidOption(
-                f"check_ends_ejection must be True or False, not {check_ends_ejection!r}"
+                f"check_ends_ejection must be True or False, not {describe(check_ends_ejection)}"
             )
         window = integer("window", window, 1, 1_000_000)
         values: dict[str, object] = {

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from .._errors import InvalidOption
+from .._options import describe
 from .._state import EndpointState
 from .events import (
     CheckFailed,
@@ -387,20 +388,20 @@ def with_health(
     from ..strategies.hashing._keyed import KeyedBalancer
 
     if not isinstance(balancer, BalancerBase):
-        raise InvalidOption(f"with_health needs a balancekit balancer, not {balancer!r}")
+        raise InvalidOption(f"with_health needs a balancekit balancer, not {describe(balancer)}")
     if passive is None:
         passive = PassiveHealth()
     elif not isinstance(passive, PassiveHealth):
-        raise InvalidOption(f"passive must be a PassiveHealth, not {passive!r}")
+        raise InvalidOption(f"passive must be a PassiveHealth, not {describe(passive)}")
     if slow_start is not None and not isinstance(slow_start, SlowStart):
-        raise InvalidOption(f"slow_start must be a SlowStart, not {slow_start!r}")
+        raise InvalidOption(f"slow_start must be a SlowStart, not {describe(slow_start)}")
     if slow_start is not None and isinstance(balancer, KeyedBalancer):
         raise InvalidOption(
             f"slow start would move keys on {type(balancer).__name__}: its weights decide which"
             " keys an endpoint owns; use slow_start with a weighted strategy instead"
         )
     if on_event is not None and not callable(on_event):
-        raise InvalidOption(f"on_event must be a function of one event, not {on_event!r}")
+        raise InvalidOption(f"on_event must be a function of one event, not {describe(on_event)}")
     with balancer._lock:
         if balancer._health is not None:
             raise InvalidOption(f"{type(balancer).__name__} already has a health tracker")

@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from .._core import Balancer
 from .._errors import InvalidOption
+from .._options import describe
 from ..health.tracker import HealthTracker
 from ..retry import Retry
 from ._call import Call
@@ -62,13 +63,19 @@ def check_options(
 ) -> None:
     """Validate the options the transports and the adapter share (raises InvalidOption)."""
     if retry is not None and not isinstance(retry, Retry):
-        raise InvalidOption(f"retry must be a balancekit Retry or None, not {retry!r}")
+        raise InvalidOption(f"retry must be a balancekit Retry or None, not {describe(retry)}")
     if not callable(ok_status):
-        raise InvalidOption(f"ok_status must be a function of the status code, not {ok_status!r}")
+        raise InvalidOption(
+            f"ok_status must be a function of the status code, not {describe(ok_status)}"
+        )
     if host_header not in ("logical", "endpoint"):
-        raise InvalidOption(f"host_header must be 'logical' or 'endpoint', not {host_header!r}")
+        raise InvalidOption(
+            f"host_header must be 'logical' or 'endpoint', not {describe(host_header)}"
+        )
     if context is not None and not callable(context):
-        raise InvalidOption(f"context must be a function of the request or None, not {context!r}")
+        raise InvalidOption(
+            f"context must be a function of the request or None, not {describe(context)}"
+        )
     check_eject(eject, max_eject)
 
 
@@ -129,7 +136,7 @@ class Options(Generic[RequestT]):
             max_eject=max_eject,
         )
         if not isinstance(balancer, Balancer):
-            raise InvalidOption(f"expected a balancekit balancer, not {balancer!r}")
+            raise InvalidOption(f"expected a balancekit balancer, not {describe(balancer)}")
         self.balancer = balancer
         self.retry = Retry(attempts=1, budget=None) if retry is None else retry
         self.ok_status = ok_status

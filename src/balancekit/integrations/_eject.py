@@ -18,7 +18,7 @@ import threading
 
 from .._core import Balancer, BalancerBase
 from .._errors import InvalidOption
-from .._options import number
+from .._options import describe, number
 from ..health.passive import PassiveHealth
 from ..health.tracker import HealthTracker, health_of, with_health
 
@@ -93,7 +93,8 @@ def connect_health(
             assert tracker is not None
         elif explicit and tracker.passive != wanted:
             raise InvalidOption(
-                f"eject={eject!r}, max_eject={max_eject!r} set the ejections of the health an"
+                f"eject={describe(eject)}, max_eject={describe(max_eject)} set the ejections of the"
+                f" health an"
                 " integration attaches, but this balancer has its own (bk.with_health): set"
                 " base_ejection/max_ejection in its PassiveHealth and leave eject out"
                 " (eject=None: connection failures only count as failed requests)"

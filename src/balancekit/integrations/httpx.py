@@ -42,6 +42,7 @@ from .._core import Balancer
 from .._endpoint import Endpoint, split_address
 from .._errors import InvalidOption, NoEndpointAvailable
 from .._lease import Lease
+from .._options import describe
 from ..request import Request
 from ._call import (
     CONNECT,
@@ -202,7 +203,9 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
         **options: Unpack[ClientOptions[httpx.Request]],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
-            raise InvalidOption(f"transport must be an httpx.BaseTransport, not {transport!r}")
+            raise InvalidOption(
+                f"transport must be an httpx.BaseTransport, not {describe(transport)}"
+            )
         self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.HTTPTransport() if transport is None else transport
 
@@ -240,7 +243,9 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
         **options: Unpack[ClientOptions[httpx.Request]],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise InvalidOption(f"transport must be an httpx.AsyncBaseTransport, not {transport!r}")
+            raise InvalidOption(
+                f"transport must be an httpx.AsyncBaseTransport, not {describe(transport)}"
+            )
         self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.AsyncHTTPTransport() if transport is None else transport
 

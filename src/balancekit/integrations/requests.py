@@ -39,6 +39,7 @@ from .._core import Balancer
 from .._endpoint import Endpoint
 from .._errors import InvalidOption, NoEndpointAvailable
 from .._lease import Lease
+from .._options import describe
 from ..request import Request
 from ._call import CONNECT, FINAL, SENT, BodyRelease, Call, send_with_retries
 from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options
@@ -177,7 +178,7 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
     ) -> None:
         self._options = Options(balancer, Request.from_requests, **options)
         if adapter is not None and not isinstance(adapter, requests.adapters.HTTPAdapter):
-            raise InvalidOption(f"adapter must be a requests HTTPAdapter, not {adapter!r}")
+            raise InvalidOption(f"adapter must be a requests HTTPAdapter, not {describe(adapter)}")
         super().__init__()
         self._adapter = LogicalNameAdapter() if adapter is None else adapter
 

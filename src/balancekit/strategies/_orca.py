@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from .._errors import InvalidOption
+from .._options import describe
 
 __all__ = ["MAX_HEADER_LENGTH", "MAX_JSON_BRACKETS", "MAX_WEIGHT", "MIN_WEIGHT", "LoadReport"]
 
@@ -76,7 +77,7 @@ class LoadReport:
         for name in _FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidOption(f"LoadReport.{name} must be a number, not {value!r}")
+                raise InvalidOption(f"LoadReport.{name} must be a number, not {describe(value)}")
             if isinstance(value, int):
                 try:
                     value = float(value)
@@ -86,7 +87,9 @@ class LoadReport:
                         f" {value.bit_length()} bits"
                     ) from None
             if not 0 <= value < math.inf:
-                raise InvalidOption(f"LoadReport.{name} must be finite and >= 0, not {value!r}")
+                raise InvalidOption(
+                    f"LoadReport.{name} must be finite and >= 0, not {describe(value)}"
+                )
             object.__setattr__(self, name, float(value))
 
     @classmethod
@@ -106,7 +109,7 @@ class LoadReport:
         4.0
         """
         if not isinstance(value, str):
-            raise InvalidOption(f"an endpoint-load-metrics header is a str, not {value!r}")
+            raise InvalidOption(f"an endpoint-load-metrics header is a str, not {describe(value)}")
         if len(value) > MAX_HEADER_LENGTH:
             raise InvalidOption(
                 f"an endpoint-load-metrics header is at most {MAX_HEADER_LENGTH} characters,"
@@ -177,6 +180,6 @@ def _json_fields(body: str, value: str) -> dict[str, float]:
             continue
         number = parsed[key]
         if isinstance(number, bool) or not isinstance(number, int | float):
-            raise InvalidOption(f"{key} must be a JSON number, not {number!r}"[:200])
+            raise InvalidOption(f"{key} must be a JSON number, not {describe(number)}"[:200])
         fields[name] = number  # LoadReport checks it (a huge int is refused, not converted)
     return fields

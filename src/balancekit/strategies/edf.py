@@ -17,6 +17,8 @@ import heapq
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
 
+from .._options import describe
+
 __all__ = ["EdfScheduler", "edf_sequence"]
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ class EdfScheduler(Generic[T]):
     def add(self, weight: float, item: T) -> None:
         """Insert ``item`` with deadline ``current_time + 1 / weight``; O(log n)."""
         if not weight > 0:
-            raise ValueError(f"EDF weights must be positive, not {weight!r}")
+            raise ValueError(f"EDF weights must be positive, not {describe(weight)}")
         entry = (self._current_time + 1.0 / weight, self._order, weight, item)
         self._order += 1
         heapq.heappush(self._heap, entry)

@@ -11,7 +11,7 @@ from typing import Literal
 from .._core import Clock, clock_reading
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
-from .._options import number, seconds
+from .._options import describe, number, seconds
 from .._state import EndpointState
 from .p2c import _TwoChoices
 
@@ -122,7 +122,7 @@ class PeakEWMA(_TwoChoices):
         )
         if choices != 2 and choices != "all":
             raise InvalidOption(
-                f'choices must be 2 (power of two choices) or "all", not {choices!r}'
+                f'choices must be 2 (power of two choices) or "all", not {describe(choices)}'
             )
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
         self._decay = decay

@@ -19,6 +19,7 @@ from .._core import BalancerBase, Clock, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
+from .._options import describe
 from .._state import EndpointState
 from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
 
@@ -150,11 +151,11 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         )
         for name, value, zero_ok in options:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidOption(f"{name} must be a number, not {value!r}")
+                raise InvalidOption(f"{name} must be a number, not {describe(value)}")
             low_ok = value >= 0 if zero_ok else value > 0
             if not low_ok or value == math.inf:
                 allowed = ">= 0" if zero_ok else "> 0"
-                raise InvalidOption(f"{name} must be finite and {allowed}, not {value!r}")
+                raise InvalidOption(f"{name} must be finite and {allowed}, not {describe(value)}")
         super().__init__(endpoints, clock=clock)
         self._blackout = float(blackout_period)
         self._expiration = float(weight_expiration_period)
@@ -178,12 +179,14 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         weight update (every ``weight_update_period``), as in gRPC. O(1).
         """
         if not isinstance(load, LoadReport):
-            raise InvalidOption(f"load must be a balancekit.LoadReport, not {load!r}")
+            raise InvalidOption(f"load must be a balancekit.LoadReport, not {describe(load)}")
         weight = load.weight(self._penalty)
         with self._lock:
             if isinstance(target, Lease):
                 if not isinstance(target[0], Endpoint):
-                    raise InvalidOption(f"target must be a Lease from select, not {target!r}")
+                    raise InvalidOption(
+                        f"target must be a Lease from select, not {describe(target)}"
+                    )
                 address = target[0].address
                 if address not in self._members:
                     return

@@ -21,6 +21,7 @@ from .._core import Clock
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats
+from .._options import describe
 from .._state import EndpointState
 from .random import AVOID_DRAWS, AliasTable, _RandomBalancer
 
@@ -169,7 +170,7 @@ class PowerOfTwoChoices(_TwoChoices):
         if load is not None and not callable(load):
             raise InvalidOption(
                 f"load must be a function of an endpoint's EndpointStats returning a number,"
-                f" not {load!r}"
+                f" not {describe(load)}"
             )
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
         self._load = load
@@ -184,11 +185,11 @@ class PowerOfTwoChoices(_TwoChoices):
         assert self._load is not None
         value = self._load(self._stats_of(state))
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidOption(f"the load function returned {value!r}, not a number")
+            raise InvalidOption(f"the load function returned {describe(value)}, not a number")
         if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
             raise InvalidOption(  # no repr: the digits of a huge int take quadratic time
                 f"the load function returned an int of {value.bit_length()} bits, beyond a float"
             )
         if math.isnan(value):
-            raise InvalidOption(f"the load function returned {value!r}, not a number")
+            raise InvalidOption(f"the load function returned {describe(value)}, not a number")
         return value / state.weight

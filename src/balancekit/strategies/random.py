@@ -20,6 +20,7 @@ from typing import Any
 from .._core import BalancerBase, Clock
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
+from .._options import describe
 from .._state import EndpointState
 
 __all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
@@ -34,10 +35,10 @@ def resolve_rng(rng: _random.Random | None, seed: int | None) -> _random.Random:
         raise InvalidOption("pass rng= or seed=, not both (seed a random.Random yourself)")
     if rng is not None:
         if not isinstance(rng, _random.Random):
-            raise InvalidOption(f"rng must be a random.Random, not {rng!r}")
+            raise InvalidOption(f"rng must be a random.Random, not {describe(rng)}")
         return rng
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidOption(f"seed must be an int, not {seed!r}")
+        raise InvalidOption(f"seed must be an int, not {describe(seed)}")
     return _random.Random(seed)
 
 

@@ -17,6 +17,7 @@ from .._core import TOKENS, BalancerBase, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
+from .._options import describe
 from .._state import EndpointState, count_value
 from .edf import edf_sequence
 from .smooth import SmoothWeighted, smooth_schedule, smooth_weighted_sequence
@@ -179,7 +180,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         clock: Clock = time.monotonic,
     ) -> None:
         if order not in ("nginx", "envoy"):
-            raise InvalidOption(f'order must be "nginx" or "envoy", not {order!r}')
+            raise InvalidOption(f'order must be "nginx" or "envoy", not {describe(order)}')
         super().__init__(endpoints, clock=clock)
         self._envoy_order = order == "envoy"
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None

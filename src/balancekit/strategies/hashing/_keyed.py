@@ -22,6 +22,7 @@ import mmh3
 from ..._core import BalancerBase, Clock
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
+from ..._options import describe
 
 __all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "utf8"]
 
@@ -73,7 +74,9 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
             " with key=<function of the context> (e.g. balancekit.keys.client_ip())"
         )
     source = "the key function returned" if extracted else "got"
-    raise InvalidOption(f"a hash key must be str or bytes; {source} {type(key).__name__} {key!r}")
+    raise InvalidOption(
+        f"a hash key must be str or bytes; {source} {type(key).__name__} {describe(key)}"
+    )
 
 
 class KeyedBalancer(BalancerBase):
@@ -91,7 +94,9 @@ class KeyedBalancer(BalancerBase):
         clock: Clock = time.monotonic,
     ) -> None:
         if key is not None and not callable(key):
-            raise InvalidOption(f"key must be a function of the selection context, not {key!r}")
+            raise InvalidOption(
+                f"key must be a function of the selection context, not {describe(key)}"
+            )
         super().__init__(endpoints, clock=clock)
         self._key = key
 

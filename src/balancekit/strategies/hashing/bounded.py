@@ -15,6 +15,7 @@ from typing import Any
 from ..._core import Clock
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
+from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyFunction, _murmur128, key_bytes
 from .ring import IPHash
@@ -65,7 +66,7 @@ class BoundedLoadHash(IPHash):
             or not isinstance(epsilon, int | float)
             or not 0 <= epsilon <= 100
         ):
-            raise InvalidOption(f"epsilon must be a number from 0 to 100, not {epsilon!r}")
+            raise InvalidOption(f"epsilon must be a number from 0 to 100, not {describe(epsilon)}")
         factor = Fraction(1) + Fraction(epsilon).limit_denominator(1_000_000)
         self._factor = (factor.numerator, factor.denominator)  # exact caps, no float rounding
         self._epsilon = float(epsilon)

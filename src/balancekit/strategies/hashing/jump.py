@@ -15,6 +15,7 @@ from typing import Any
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
+from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
 
@@ -42,7 +43,7 @@ def jump_hash(key: int, buckets: int) -> int:
     [0, 6, 5]
     """
     if buckets < 1:
-        raise InvalidOption(f"buckets must be >= 1, not {buckets!r}")
+        raise InvalidOption(f"buckets must be >= 1, not {describe(buckets)}")
     key &= _MASK64
     bucket, jump = -1, 0
     while jump < buckets:

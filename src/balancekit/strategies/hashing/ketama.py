@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
+from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
 from ._points import PointRing
@@ -112,7 +113,9 @@ class Ketama(KeyedBalancer):
         clock: Clock = time.monotonic,
     ) -> None:
         if compat not in ("libketama", "uhashring"):
-            raise InvalidOption(f"compat must be 'libketama' or 'uhashring', not {compat!r}")
+            raise InvalidOption(
+                f"compat must be 'libketama' or 'uhashring', not {describe(compat)}"
+            )
         super().__init__(endpoints, key=key, clock=clock)
         self._compat: Compat = compat
         self._past_equal = compat == "uhashring"  # uhashring bisects right: skips an equal point

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ..._core import Clock
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
+from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
 from .maglev_envoy import envoy_key_hash, envoy_maglev_table, envoy_permutation
@@ -167,7 +168,7 @@ class Maglev(KeyedBalancer):
         clock: Clock = time.monotonic,
     ) -> None:
         if compat not in (None, "envoy"):
-            raise InvalidOption(f"compat must be None or 'envoy', not {compat!r}")
+            raise InvalidOption(f"compat must be None or 'envoy', not {describe(compat)}")
         if (
             isinstance(table_size, bool)
             or not isinstance(table_size, int)
@@ -175,8 +176,8 @@ class Maglev(KeyedBalancer):
             or not is_prime(table_size)
         ):
             raise InvalidOption(
-                f"table_size must be a prime from 7 to {MAX_TABLE_SIZE}, not {table_size!r}"
-                f" (e.g. next_prime({table_size!r}))"
+                f"table_size must be a prime from 7 to {MAX_TABLE_SIZE}, not {describe(table_size)}"
+                f" (e.g. next_prime({describe(table_size)}))"
             )
         endpoints = as_endpoints(endpoints)
         if compat is None and table_size < 10 * len(endpoints):

@@ -16,6 +16,7 @@ from typing import Any
 from ..._core import Clock
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
+from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
 from ._points import PointRing
@@ -109,14 +110,17 @@ class IPHash(KeyedBalancer):
             or not isinstance(replicas, int)
             or not 1 <= replicas <= 10_000
         ):
-            raise InvalidOption(f"replicas must be an int from 1 to 10000, not {replicas!r}")
+            raise InvalidOption(
+                f"replicas must be an int from 1 to 10000, not {describe(replicas)}"
+            )
         if (
             isinstance(max_ring_size, bool)
             or not isinstance(max_ring_size, int)
             or not 1024 <= max_ring_size <= 1 << 26
         ):
             raise InvalidOption(
-                f"max_ring_size must be an int from 1024 to {1 << 26}, not {max_ring_size!r}"
+                f"max_ring_size must be an int from 1024 to {1 << 26}, not"
+                f" {describe(max_ring_size)}"
             )
         super().__init__(endpoints, key=key, clock=clock)
         self._replicas = replicas
