@@ -80,6 +80,13 @@ class PointRing:
     def find(self, hashed: int, accept: Callable[[EndpointState], bool]) -> EndpointState | None:
         return self.view.find(hashed, accept)
 
+    def check(self) -> None:
+        """Assert the view's layout, and that a pending overlay is within its bound."""
+        view = self.view
+        view.check()
+        pending = len(view.added) + len(view.removed)
+        assert not pending or (pending * COMPACT < view.count and view.count > SMALL)
+
     def needs_relayout(self, count: int) -> bool:
         """Whether going to ``count`` points is better done by a build from scratch (a ring that
         more than doubles, e.g. the first build)."""

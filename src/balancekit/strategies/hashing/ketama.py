@@ -226,7 +226,7 @@ class Ketama(KeyedBalancer):
             assert len(items) == ring.count == 4 * sum(self._placed.values())
             assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
             assert self._view is ring.view  # every change published
-            ring.view.check()
+            ring.check()
             eligible = self._eligible()
             assert {state for _, state in items} <= set(eligible)
             total = sum(state.weight for state in eligible)

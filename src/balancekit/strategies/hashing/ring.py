@@ -234,7 +234,7 @@ class IPHash(KeyedBalancer):
             assert len(items) == ring.count == sum(self._placed.values())
             assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
             assert self._view is ring.view  # every change published
-            ring.view.check()
+            ring.check()
             eligible = self._eligible()
             assert set(self._placed) == set(eligible) == {state for _, state in items}
             divisor = point_divisor(
