@@ -51,21 +51,39 @@ class PointRing:
     """The writer of a ring of ``width``-bit points (under the balancer's lock); ``view`` is what
     readers read. Equal points are kept in ``first`` order (``first(a, b)``: owner ``a`` goes
     before ``b``); ``past_equal`` makes a lookup skip a point equal to the hash (uhashring's
-    ``bisect_right``)."""
+    ``bisect_right``). ``insert`` and ``delete`` collect changes; reading ``view`` publishes
+    them as one new view (one change of membership, however many endpoints it touches)."""
 
-    __slots__ = ("past_equal", "view", "width")
+    __slots__ = ("_added", "_first", "_removed", "_stale", "_view", "past_equal", "width")
 
     def __init__(self, width: int, count: int = 0, *, past_equal: bool = False) -> None:
         assert not (past_equal and width >= 64), "a past_equal ring needs a sentinel above it"
         self.width = width
         self.past_equal = past_equal
-        self.view = self._base(array("Q"), [], None)
+        self._view = self._base(array("Q"), [], None)
+        self._reset()
+
+    def _reset(self) -> None:
+        view = self._view
+        self._removed = set(view.removed)
+        self._added: dict[tuple[int, EndpointState], int] = {}  # (point, owner) -> how many
+        for pair in zip(view.added, view.added_owners, strict=True):
+            self._added[pair] = self._added.get(pair, 0) + 1
+        self._first = view.first
+        self._stale = False
 
     def _base(self, points: array[int], owners: list[Any], first: First | None) -> RingView:
         """A merged view of sorted ``points`` (the sentinel appended here)."""
         points.append(min(1 << self.width, (1 << 64) - 1))
         owners.append(owners[0] if owners else None)
         return RingView(self.width, self.past_equal, first, points, owners, [], [], frozenset())
+
+    @property
+    def view(self) -> RingView:
+        """The current view, with every change made so far published."""
+        if self._stale:
+            self._publish()
+        return self._view
 
     @property
     def count(self) -> int:
@@ -86,6 +104,7 @@ class PointRing:
         view.check()
         pending = len(view.added) + len(view.removed)
         assert not pending or (pending * COMPACT < view.count and view.count > SMALL)
+        assert self._removed == view.removed and sum(self._added.values()) == len(view.added)
 
     def needs_relayout(self, count: int) -> bool:
         """Whether going to ``count`` points is better done by a build from scratch (a ring that
@@ -93,12 +112,11 @@ class PointRing:
         return count > 2 * self.view.count + 64
 
     def insert(self, state: EndpointState, points: list[int], first: First) -> None:
-        """Add ``points`` owned by ``state`` to the overlay (merged when it is large)."""
-        view = self.view
-        removed = set(view.removed)
-        if removed:  # a point deleted from the base and back (mark_down, mark_up): undeleted
-            base, owners, size, rest = view.points, view.owners, view.size, []
-            for point in points:
+        """Add ``points`` owned by ``state`` (to the overlay; a deleted base point is undeleted)."""
+        view, removed, added = self._view, self._removed, self._added
+        base, owners, size = view.points, view.owners, view.size
+        for point in points:
+            if removed:  # deleted from the base and back (mark_down, mark_up): undeleted
                 index = bisect_left(base, point, 0, size)
                 while index < size and base[index] == point:
                     if owners[index] is state and index in removed:
@@ -106,72 +124,53 @@ class PointRing:
                         break
                     index += 1
                 else:
-                    rest.append(point)
-            points = rest
-        pairs = [*zip(view.added, view.added_owners, strict=True), *((p, state) for p in points)]
-        pairs.sort(key=_point)  # stable: ties are fixed below, rarely
-        pairs = _ties_in_order(pairs, first)
-        added = [p for p, _ in pairs]
-        self._publish(view, added, [s for _, s in pairs], frozenset(removed), first)
+                    added[point, state] = added.get((point, state), 0) + 1
+            else:
+                added[point, state] = added.get((point, state), 0) + 1
+        self._first, self._stale = first, True
 
     def delete(self, state: EndpointState, points: list[int]) -> None:
         """Remove ``points`` owned by ``state`` (each must be there)."""
-        view = self.view
-        added, added_owners = view.added, view.added_owners
-        drop_added: set[int] = set()
-        removed = set(view.removed)
+        view, removed, added = self._view, self._removed, self._added
         base, owners, size = view.points, view.owners, view.size
         for point in points:
-            at = bisect_left(added, point)
-            while (
-                at < len(added)
-                and added[at] == point
-                and (added_owners[at] is not state or at in drop_added)
-            ):
-                at += 1
-            if at < len(added) and added[at] == point:
-                drop_added.add(at)
+            held = added.get((point, state), 0)
+            if held:
+                if held == 1:
+                    del added[point, state]
+                else:
+                    added[point, state] = held - 1
                 continue
             index = bisect_left(base, point, 0, size)
             while owners[index] is not state or index in removed:  # equal points of others
                 index += 1
             assert index < size and base[index] == point, "deleting a point not on the ring"
             removed.add(index)
-        keep = [at for at in range(len(added)) if at not in drop_added]
-        self._publish(
-            view,
-            [added[at] for at in keep],
-            [added_owners[at] for at in keep],
-            frozenset(removed),
-            view.first,
-        )
+        self._stale = True
 
     def forget(self, state: EndpointState) -> None:
         """Nothing to free: owners are referenced by the points themselves."""
 
-    def _publish(
-        self,
-        view: RingView,
-        added: list[int],
-        added_owners: list[EndpointState],
-        removed: frozenset[int],
-        first: First | None,
-    ) -> None:
+    def _publish(self) -> None:
+        """One new view from the changes collected: the overlay, or a merged base if large."""
+        view, first = self._view, self._first
+        pairs = [pair for pair, times in self._added.items() for _ in range(times)]
+        pairs.sort(key=_point)  # stable: ties are fixed below, rarely
+        if first is not None:
+            pairs = _ties_in_order(pairs, first)
+        added = [point for point, _ in pairs]
+        added_owners = [state for _, state in pairs]
+        removed = frozenset(self._removed)
         live = view.size - len(removed) + len(added)
         if (len(added) + len(removed)) * COMPACT < live and live > SMALL:
-            self.view = RingView(
-                self.width,
-                self.past_equal,
-                first,
-                view.points,
-                view.owners,
-                added,
-                added_owners,
-                removed,
-                (view.shift, view.starts),
-            )
-            return
-        self.view = self._merge(view, added, added_owners, removed, first)
+            shared = (view.shift, view.starts)
+            self._view = RingView(
+                self.width, self.past_equal, first, view.points, view.owners, added,
+                added_owners, removed, shared,
+            )  # fmt: skip
+        else:
+            self._view = self._merge(view, added, added_owners, removed, first)
+        self._reset()
 
     def _merge(
         self,
@@ -218,7 +217,8 @@ class PointRing:
         ``rank`` indexes ``owners`` (the build from scratch)."""
         rank_mask = (1 << rank_bits) - 1
         points = array("Q", [value >> rank_bits for value in packed])
-        self.view = self._base(points, [owners[value & rank_mask] for value in packed], None)
+        self._view = self._base(points, [owners[value & rank_mask] for value in packed], None)
+        self._reset()
 
 
 def _ties_in_order(
