@@ -91,8 +91,9 @@ class Ketama(KeyedBalancer):
     so unequal weights move more keys than the 1/N ideal. Balance is that of a 160-point ring
     (the busiest of 100 servers carries about 1.2-1.3x the mean).
 
-    Lookup: one MD5 and one bucket of ~4 points (O(1) expected), lock-free. A membership
-    change inserts or deletes only the points whose digest count changed (O(1) each; with equal
+    Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
+    expected), lock-free. A membership change inserts or deletes only the points whose digest
+    count changed (O(1) each, in an overlay merged at 1/64 of the ring; with equal
     weights that is the one server added or removed, except at the pool sizes where libketama's
     single-precision ``ks`` changes for every server), plus O(N) to compare the counts.
     ``avoid`` walks clockwise to the next server not avoided.

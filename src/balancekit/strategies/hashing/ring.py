@@ -83,11 +83,13 @@ class IPHash(KeyedBalancer):
     weights and keys, so it is the same in every process and on every machine. With 160
     replicas the busiest of N endpoints carries about 1.2-1.3x the mean load.
 
-    Lookup is O(1) expected (one MurmurHash3 and one bucket of ~4 points), lock-free. A
-    membership change inserts or deletes only the points that change (an endpoint's own, a
-    weight change only the difference): O(points x 1) plus an O(N) comparison of the eligible
-    set; the ring is laid out afresh only when the divisor changes or its size leaves 1/4..4x
-    of the last layout. ``avoid`` walks clockwise to the next endpoint not avoided.
+    Lookup is O(1) expected (one MurmurHash3, a bucket index and about one step in a flat
+    sorted array), lock-free. A membership change inserts or deletes only the points that
+    change (an endpoint's own, a weight change only the difference) in an overlay merged into
+    the flat ring at 1/64 of its size: O(points) plus O(P) every P/64 changed points, plus an
+    O(N) comparison of the eligible set; the ring is laid out afresh only when the divisor
+    changes or the ring more than doubles (see ``_points``). ``avoid`` walks clockwise to the
+    next endpoint not avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
     >>> lb.select("203.0.113.7").address == lb.select("203.0.113.7").address
