@@ -144,7 +144,10 @@ class Ketama(KeyedBalancer):
             self._layout(eligible, wanted)
             return
         first = self._first
-        for state, digests in placed.items() - wanted.items():
+        wanted_items, placed_items = wanted.items(), placed.items()  # not a set difference:
+        drop = [pair for pair in placed_items if pair not in wanted_items]  # no 2 x N tuples
+        grow = [pair for pair in wanted_items if pair not in placed_items]
+        for state, digests in drop:
             keep = wanted.get(state, 0)
             if keep < digests:
                 ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
@@ -152,7 +155,7 @@ class Ketama(KeyedBalancer):
                 del placed[state]
             elif keep < digests:
                 placed[state] = keep  # it shrank (a grown one is handled below)
-        for state, digests in wanted.items() - placed.items():
+        for state, digests in grow:
             have = placed.get(state, 0)
             if have < digests:  # only the new digests' points: k = have .. digests - 1
                 points = ketama_points(state.endpoint.address, digests)[4 * have :]

@@ -154,8 +154,11 @@ class IPHash(KeyedBalancer):
 
     def _change(self, ring: PointRing, wanted: dict[EndpointState, int]) -> None:
         placed = self._placed
-        drop = placed.items() - wanted.items()  # gone, or owning another count now
-        grow = wanted.items() - placed.items()
+        # gone or owning another count now; new or owning another count (a set difference of
+        # the items views built 2 x N tuples: ~8 ms a change at N = 10,000)
+        wanted_items, placed_items = wanted.items(), placed.items()
+        drop = [pair for pair in placed_items if pair not in wanted_items]
+        grow = [pair for pair in wanted_items if pair not in placed_items]
         first = self._first
         for state, count in drop:
             keep = wanted.get(state, 0)
