@@ -31,7 +31,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable
 from functools import cmp_to_key
-from operator import itemgetter
+from itertools import islice
+from operator import eq, itemgetter
 from typing import Any
 
 from ..._state import EndpointState
@@ -44,7 +45,7 @@ COMPACT = 64
 #: Below this many points a change merges at once (the merge costs about what the overlay saves).
 SMALL = 4096
 
-_point = itemgetter(0)
+_point, _owner = itemgetter(0), itemgetter(1)
 
 
 class PointRing:
@@ -154,12 +155,19 @@ class PointRing:
     def _publish(self) -> None:
         """One new view from the changes collected: the overlay, or a merged base if large."""
         view, first = self._view, self._first
-        pairs = [pair for pair, times in self._added.items() for _ in range(times)]
-        pairs.sort(key=_point)  # stable: ties are fixed below, rarely
-        if first is not None:
-            pairs = _ties_in_order(pairs, first)
-        added = [point for point, _ in pairs]
-        added_owners = [state for _, state in pairs]
+        multiset = self._added
+        if max(multiset.values(), default=1) == 1:  # (no owner holds one point twice: usual)
+            pairs = list(multiset)
+        else:
+            pairs = [pair for pair, times in multiset.items() for _ in range(times)]
+        # The dict holds the last view's overlay in order, then what was added since: one sorted
+        # run and a short tail, which the (stable) sort merges in about linear time.
+        pairs.sort(key=_point)
+        added = list(map(_point, pairs))
+        if first is not None and any(map(eq, added, islice(added, 1, None))):
+            pairs = _ties_in_order(pairs, first)  # equal points: in ``first`` order (rare)
+            added = list(map(_point, pairs))
+        added_owners = list(map(_owner, pairs))
         removed = frozenset(self._removed)
         live = view.size - len(removed) + len(added)
         if (len(added) + len(removed)) * COMPACT < live and live > SMALL:
@@ -168,6 +176,10 @@ class PointRing:
                 self.width, self.past_equal, first, view.points, view.owners, added,
                 added_owners, removed, shared,
             )  # fmt: skip
+            if pairs and multiset and max(multiset.values()) == 1:  # kept, in ring order now
+                self._added = dict.fromkeys(pairs, 1)
+                self._stale = False
+                return
         else:
             self._view = self._merge(view, added, added_owners, removed, first)
         self._reset()
@@ -225,12 +237,6 @@ def _ties_in_order(
     pairs: list[tuple[int, EndpointState]], first: First
 ) -> list[tuple[int, EndpointState]]:
     """``pairs`` sorted by point, with each run of equal points put in ``first`` order."""
-    out = pairs
-    for at in range(len(pairs) - 1):
-        if pairs[at][0] == pairs[at + 1][0]:
-            break
-    else:
-        return out
 
     def compare(a: tuple[int, EndpointState], b: tuple[int, EndpointState]) -> int:
         if a[0] != b[0]:
