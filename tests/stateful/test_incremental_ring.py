@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import balancekit as bk
+from balancekit.strategies.hashing import _points
 from balancekit.strategies.hashing import ring as ring_module
 from balancekit.strategies.hashing._points import PointRing
 from balancekit.strategies.hashing.ring import point_divisor
@@ -30,6 +31,11 @@ WEIGHTS = st.sampled_from([1, 1, 1, 2, 3, 7, 31, 33, 65_535, 1_000_000])
 #: The per-endpoint bound, lowered from 65,536 so huge weights stay quick to rebuild from scratch
 #: at every step: with 16 replicas a weight of 33 (528 points) already needs a divisor.
 SMALL_BOUND = 512
+
+#: When the ring's overlay of recent changes is merged into its flat base (``_points.SMALL``,
+#: ``_points.COMPACT``): at once (small rings in production), never (every lookup resolves base
+#: and overlay), or after a few changes (large rings in production, scaled down).
+MERGES = {"at-once": (1 << 30, 64), "never": (0, 1 << 30), "sometimes": (0, 3)}
 
 Factory = Callable[[list[bk.Endpoint]], Any]
 EXAMPLES: dict[str, int] = {}  # machines run per strategy (printed with -s; in the report)
@@ -100,14 +106,30 @@ def machine_for(name: str) -> type[RuleBasedStateMachine]:
                 return
             for key in PROBES:
                 assert self.lb.lookup(key).address == fresh.lookup(key).address
+            # avoid walks clockwise (RingView.find): the same next endpoint as the fresh ring
+            for key in PROBES[:12]:
+                avoid = {self.lb.lookup(key).address, fresh.lookup(PROBES[-1]).address}
+                picks = []
+                for lb in (self.lb, fresh):
+                    try:
+                        pick = lb._choose if hasattr(lb, "_choose") else lb._pick
+                        picks.append(pick(key, avoid).endpoint.address)
+                    except bk.NoEndpointAvailable:
+                        picks.append(None)
+                assert picks[0] == picks[1]
 
     IncrementalEqualsScratch.__name__ = f"IncrementalEqualsScratch{name}"
     return IncrementalEqualsScratch
 
 
+@pytest.mark.parametrize("merge", sorted(MERGES))
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_incremental_ring_equals_scratch(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incremental_ring_equals_scratch(
+    name: str, merge: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ring_module, "MAX_POINTS_PER_ENDPOINT", SMALL_BOUND)
+    monkeypatch.setattr(_points, "SMALL", MERGES[merge][0])
+    monkeypatch.setattr(_points, "COMPACT", MERGES[merge][1])
     machine = machine_for(name)
     machine.TestCase.settings = settings(
         max_examples=60, stateful_step_count=25, deadline=None, database=None
@@ -128,9 +150,11 @@ def by_address(a: Any, b: Any) -> bool:
         max_size=40,
     ),
     removed=st.sets(st.integers(0, 7)),
+    merge=st.sampled_from(sorted(MERGES)),
+    past_equal=st.booleans(),
 )
 def test_point_ring_orders_equal_points_like_a_sorted_build(
-    points: list[tuple[int, int]], removed: set[int]
+    points: list[tuple[int, int]], removed: set[int], merge: str, past_equal: bool
 ) -> None:
     # Few distinct points, so most are equal: insert and delete must keep ties in owner order.
     owners = [
@@ -139,18 +163,43 @@ def test_point_ring_orders_equal_points_like_a_sorted_build(
     by_owner: dict[int, list[int]] = {}
     for owner, point in points:
         by_owner.setdefault(owner, []).append(point)
-    ring = PointRing(32)
-    for owner, owned in by_owner.items():
-        ring.insert(owners[owner], owned, by_address)
-    for owner in removed & set(by_owner):
-        ring.delete(owners[owner], by_owner.pop(owner))
+    small, compact = MERGES[merge]
+    saved = _points.SMALL, _points.COMPACT
+    _points.SMALL, _points.COMPACT = small, compact
+    try:
+        ring = PointRing(32, past_equal=past_equal)
+        for owner, owned in by_owner.items():
+            ring.insert(owners[owner], owned, by_address)
+        for owner in removed & set(by_owner):
+            ring.delete(owners[owner], by_owner.pop(owner))
+    finally:
+        _points.SMALL, _points.COMPACT = saved
+    ring.view.check()
     left = sorted((point, owner) for owner, owned in by_owner.items() for point in owned)
     assert [(p, owners.index(s)) for p, s in ring.items()] == left
     packed = sorted((point << 3) | owner for point, owner in left)
-    fresh = PointRing(32, len(packed))
+    fresh = PointRing(32, len(packed), past_equal=past_equal)
     fresh.fill(owners, packed, 3)
     assert fresh.items() == ring.items()
     assert ring.count == len(left)
+    for hashed in (0, 1, 12345, 12346, 1 << 31, (1 << 32) - 1):  # at, between and past points
+        assert ring.owner_at(hashed) is fresh.owner_at(hashed)
+        for skip in range(3):  # the walk: the (skip+1)-th distinct owner clockwise
+            seen: list[Any] = []
+
+            def nth(state: Any, seen: list[Any] = seen, skip: int = skip) -> bool:
+                if state not in seen:
+                    seen.append(state)
+                return len(seen) > skip
+
+            other: list[Any] = []
+
+            def nth_fresh(state: Any, seen: list[Any] = other, skip: int = skip) -> bool:
+                if state not in seen:
+                    seen.append(state)
+                return len(seen) > skip
+
+            assert ring.find(hashed, nth) is fresh.find(hashed, nth_fresh)
 
 
 def test_point_divisor_keeps_small_weights_and_bounds_large_ones() -> None:

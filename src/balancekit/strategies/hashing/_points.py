@@ -1,206 +1,248 @@
-"""An incremental consistent-hash ring: sorted points in hash buckets, O(1) lookup, O(1) per point.
+"""An incremental consistent-hash ring: a flat sorted base plus a small overlay of recent changes.
 
-The ring of Karger et al. (STOC 1997) as IPHash and Ketama use it, stored so that a membership
-change touches only the points that change. The point space (``width`` bits) is cut into
-``2**bits`` equal buckets by the top bits of a point; bucket b is one tuple
-``(p0, .., pk-1, id0, .., idk-1)`` of its points in order and their owners' ids (``slots[id]``;
-ints only, so the garbage collector does not track the buckets). A lookup reads
-one bucket and bisects a handful of points (``bisect`` with ``hi=k``); if none is at or after
-the hash it takes the first point of the next non-empty bucket.
+The ring of Karger et al. (STOC 1997) as IPHash and Ketama use it. The readable state is one
+immutable :class:`RingView`, published with one assignment, so lock-free readers see the ring
+before a change or after it, never half of it:
 
-Why this and not ``sortedcontainers.SortedList`` (measured in docs/benchmarks.md, "Membership
-changes"): a SortedList lookup bisects two levels (~11 + 10 comparisons at 1.6M points) where a
-bucket has ~4 points, and its index does not give O(1) lookups; measured at 1.6M points
-(``benchmarks/bench_ring_structures.py``) its lookups were 5x and its changes 28x slower.
-Why tuples of ``int`` and not an ``array('Q')``:
-``bisect`` on an array boxes every element it compares (~2x slower lookups); the price is ~70
-bytes per point instead of the ~26 of flat arrays, and lookups 1.1-1.6x slower than those (more
-cache misses; docs/benchmarks.md). The bucket count follows the ring's size (4 points per bucket
-on average, laid out again when that leaves 1..16), so lookups stay O(1) and the re-layout is
-amortised.
+- the **base**: every point in one sorted ``array('Q')`` (8 bytes a point), its owners in a
+  parallel list, and main's bucket index ``starts[b]`` = the first point at or after
+  ``b << shift`` (``2**bits`` >= points: a lookup jumps there and steps past about one point).
+  A sentinel point (the top of the ring) ends the array, its owner the first point's, so the
+  step loop needs no bounds check and wraps by itself.
+- the **overlay** (empty after a build): points added since the base was laid out (a sorted
+  list and their owners) and the base positions deleted since. A lookup reads the base as
+  above, and only when the overlay is not empty (``view.dirty``) takes the nearer of the next
+  live base point and the next added point (:meth:`RingView.resolve`).
 
-Writers (under the balancer's lock) never change a bucket in place: they build the new tuple
-and store it with one list assignment, so a lock-free reader sees either the old bucket or the
-new one, never half of a change.
+A membership change copies the overlay (small) and, when the overlay reaches 1/COMPACT of the
+ring, merges it into a new base (array slices between the changed positions, then the index):
+O(points changed) per change plus O(P) every P/COMPACT changed points, amortised O(COMPACT) per
+point. Measured (docs/benchmarks.md, "Membership changes"): lookups on a merged base at or
+below the flat ring's time, ~20-24 bytes per point.
+
+Why not per-bucket tuples of boxed ints (the previous layout): ~70 bytes a point scattered
+on the heap and a 4-argument ``bisect`` per lookup made lookups 1.1-2.6x slower than the flat
+ring. Why not ``sortedcontainers.SortedList``: its lookups bisect two levels (measured 5x slower).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable
+from functools import cmp_to_key
+from itertools import islice
+from operator import eq, itemgetter
 from typing import Any
 
 from ..._state import EndpointState
+from ._view import First, RingView
 
-__all__ = ["PointRing"]
+__all__ = ["PointRing", "RingView"]
 
-Bucket = tuple[Any, ...]  # (points as int, then their owners as EndpointState)
-_EMPTY: Bucket = ()
-#: Points per bucket: the layout aims at TARGET and is redone when the average leaves LOW..HIGH.
-TARGET, LOW, HIGH = 4, 1, 16
+#: The overlay is merged into the base when it holds 1/COMPACT of the ring's points.
+COMPACT = 64
+#: Below this many points a change merges at once (the merge costs about what the overlay saves).
+SMALL = 4096
 
-
-def _bits_for(count: int) -> int:
-    return max(1, (max(count, 1) // TARGET).bit_length())
+_point, _owner = itemgetter(0), itemgetter(1)
 
 
 class PointRing:
-    """Sorted ``(point, owner)`` pairs of a ``width``-bit ring; equal points in ``first`` order.
+    """The writer of a ring of ``width``-bit points (under the balancer's lock); ``view`` is what
+    readers read. Equal points are kept in ``first`` order (``first(a, b)``: owner ``a`` goes
+    before ``b``); ``past_equal`` makes a lookup skip a point equal to the hash (uhashring's
+    ``bisect_right``). ``insert`` and ``delete`` collect changes; reading ``view`` publishes
+    them as one new view (one change of membership, however many endpoints it touches)."""
 
-    ``first(a, b)`` says whether owner ``a`` goes before owner ``b`` on an equal point (the one a
-    lookup lands on first). ``past_equal`` makes a lookup skip a point equal to the hash
-    (uhashring's ``bisect_right``).
-    """
-
-    __slots__ = ("bits", "buckets", "count", "free", "ids", "mask", "past_equal", "shift", "slots")
+    __slots__ = ("_added", "_first", "_removed", "_stale", "_view", "past_equal", "width")
 
     def __init__(self, width: int, count: int = 0, *, past_equal: bool = False) -> None:
-        self.bits = min(_bits_for(count), width - 4)
-        self.shift = width - self.bits
-        self.mask = (1 << self.bits) - 1
-        self.buckets: list[Bucket] = [_EMPTY] * (1 << self.bits)
-        self.count = 0
+        assert not (past_equal and width >= 64), "a past_equal ring needs a sentinel above it"
+        self.width = width
         self.past_equal = past_equal
-        # Owners by id: buckets hold ints only, so the garbage collector untracks them (with
-        # the owners themselves in the tuples, every full collection walked every bucket).
-        # A freed id keeps its state until reused, so a reader of an old bucket never finds None.
-        self.slots: list[EndpointState] = []
-        self.ids: dict[EndpointState, int] = {}
-        self.free: list[int] = []
+        self._view = self._base(array("Q"), [], None)
+        self._reset()
 
-    # -- reading (lock-free) ------------------------------------------------------------------
+    def _reset(self) -> None:
+        view = self._view
+        self._removed = set(view.removed)
+        self._added: dict[tuple[int, EndpointState], int] = {}  # (point, owner) -> how many
+        for pair in zip(view.added, view.added_owners, strict=True):
+            self._added[pair] = self._added.get(pair, 0) + 1
+        self._first = view.first
+        self._stale = False
 
-    def owner_at(self, hashed: int) -> EndpointState | None:
-        """The owner of the first point at (or, ``past_equal``, after) ``hashed``, wrapping."""
-        buckets = self.buckets
-        index = hashed >> self.shift
-        bucket = buckets[index]
-        size = len(bucket) >> 1
-        search = bisect_right if self.past_equal else bisect_left
-        at = search(bucket, hashed, 0, size)
-        if at < size:
-            return self.slots[bucket[size + at]]
-        mask = self.mask
-        for _ in range(mask + 1):
-            index = (index + 1) & mask
-            bucket = buckets[index]
-            if bucket:
-                return self.slots[bucket[len(bucket) >> 1]]
-        return None
+    def _base(self, points: array[int], owners: list[Any], first: First | None) -> RingView:
+        """A merged view of sorted ``points`` (the sentinel appended here)."""
+        points.append(min(1 << self.width, (1 << 64) - 1))
+        owners.append(owners[0] if owners else None)
+        return RingView(self.width, self.past_equal, first, points, owners, [], [], frozenset())
 
-    def find(self, hashed: int, accept: Callable[[EndpointState], bool]) -> EndpointState | None:
-        """The first owner clockwise from ``hashed`` (as :meth:`owner_at` starts) that ``accept``
-        takes, looking at every point once; None if none is taken. (A loop, not a generator:
-        abandoning a generator suspended in its loop cost ~10 us per call on CPython 3.11.)"""
-        buckets, mask, slots = self.buckets, self.mask, self.slots
-        first = hashed >> self.shift
-        bucket = buckets[first]
-        size = len(bucket) >> 1
-        search = bisect_right if self.past_equal else bisect_left
-        start = search(bucket, hashed, 0, size)
-        for at in range(size + start, 2 * size):
-            if accept(slots[bucket[at]]):
-                return slots[bucket[at]]
-        index = first
-        for _ in range(mask):
-            index = (index + 1) & mask
-            bucket = buckets[index]
-            for at in range(len(bucket) >> 1, len(bucket)):
-                if accept(slots[bucket[at]]):
-                    return slots[bucket[at]]
-        bucket = buckets[first]  # back where we started: the points before ``hashed``
-        size = len(bucket) >> 1
-        for at in range(size, size + min(start, size)):
-            if accept(slots[bucket[at]]):
-                return slots[bucket[at]]
-        return None
+    @property
+    def view(self) -> RingView:
+        """The current view, with every change made so far published."""
+        if self._stale:
+            self._publish()
+        return self._view
+
+    @property
+    def count(self) -> int:
+        return self.view.count
 
     def items(self) -> list[tuple[int, EndpointState]]:
-        """Every ``(point, owner)`` in ring order (equal points in ``first`` order)."""
-        out: list[tuple[int, EndpointState]] = []
-        slots = self.slots
-        for bucket in self.buckets:
-            size = len(bucket) >> 1
-            out.extend(zip(bucket[:size], [slots[i] for i in bucket[size:]], strict=True))
-        return out
+        return self.view.items()
 
-    # -- writing (under the balancer's lock) -------------------------------------------------
+    def owner_at(self, hashed: int) -> EndpointState | None:
+        return self.view.owner_at(hashed)
+
+    def find(self, hashed: int, accept: Callable[[EndpointState], bool]) -> EndpointState | None:
+        return self.view.find(hashed, accept)
+
+    def check(self) -> None:
+        """Assert the view's layout, and that a pending overlay is within its bound."""
+        view = self.view
+        view.check()
+        pending = len(view.added) + len(view.removed)
+        assert not pending or (pending * COMPACT < view.count and view.count > SMALL)
+        assert self._removed == view.removed and sum(self._added.values()) == len(view.added)
 
     def needs_relayout(self, count: int) -> bool:
-        """Whether a ring of ``count`` points should be laid out afresh (bucket load off range)."""
-        buckets = len(self.buckets)
-        return count > HIGH * buckets or (buckets > 2 and count < LOW * buckets)
+        """Whether going to ``count`` points is better done by a build from scratch (a ring that
+        more than doubles, e.g. the first build)."""
+        return count > 2 * self.view.count + 64
 
-    def insert(
-        self,
-        state: EndpointState,
-        points: list[int],
-        first: Callable[[EndpointState, EndpointState], bool],
-    ) -> None:
-        """Add ``points`` owned by ``state``; one copy of a ~4-point bucket per point."""
-        ident = self.ids.get(state)
-        if ident is None:
-            if self.free:
-                ident = self.free.pop()
-                self.slots[ident] = state
-            else:
-                ident = len(self.slots)
-                self.slots.append(state)
-            self.ids[state] = ident
-        buckets, shift, slots = self.buckets, self.shift, self.slots
+    def insert(self, state: EndpointState, points: list[int], first: First) -> None:
+        """Add ``points`` owned by ``state`` (to the overlay; a deleted base point is undeleted)."""
+        view, removed, added = self._view, self._removed, self._added
+        base, owners, size = view.points, view.owners, view.size
         for point in points:
-            index = point >> shift
-            bucket = buckets[index]
-            size = len(bucket) >> 1
-            at = bisect_left(bucket, point, 0, size)
-            while at < size and bucket[at] == point and first(slots[bucket[size + at]], state):
-                at += 1
-            end = size + at
-            buckets[index] = (*bucket[:at], point, *bucket[at:end], ident, *bucket[end:])
-        self.count += len(points)
+            if removed:  # deleted from the base and back (mark_down, mark_up): undeleted
+                index = bisect_left(base, point, 0, size)
+                while index < size and base[index] == point:
+                    if owners[index] is state and index in removed:
+                        removed.discard(index)
+                        break
+                    index += 1
+                else:
+                    added[point, state] = added.get((point, state), 0) + 1
+            else:
+                added[point, state] = added.get((point, state), 0) + 1
+        self._first, self._stale = first, True
 
     def delete(self, state: EndpointState, points: list[int]) -> None:
         """Remove ``points`` owned by ``state`` (each must be there)."""
-        ident = self.ids[state]
-        buckets, shift = self.buckets, self.shift
+        view, removed, added = self._view, self._removed, self._added
+        base, owners, size = view.points, view.owners, view.size
         for point in points:
-            index = point >> shift
-            bucket = buckets[index]
-            size = len(bucket) >> 1
-            at = bisect_left(bucket, point, 0, size)
-            while bucket[size + at] != ident:  # equal points of other owners first
-                at += 1
-            end = size + at
-            buckets[index] = (*bucket[:at], *bucket[at + 1 : end], *bucket[end + 1 :])
-        self.count -= len(points)
+            held = added.get((point, state), 0)
+            if held:
+                if held == 1:
+                    del added[point, state]
+                else:
+                    added[point, state] = held - 1
+                continue
+            index = bisect_left(base, point, 0, size)
+            while owners[index] is not state or index in removed:  # equal points of others
+                index += 1
+            assert index < size and base[index] == point, "deleting a point not on the ring"
+            removed.add(index)
+        self._stale = True
 
     def forget(self, state: EndpointState) -> None:
-        """Free the id of ``state``, which owns no point now (its slot keeps it until reused)."""
-        ident = self.ids.pop(state, None)
-        if ident is not None:
-            self.free.append(ident)
+        """Nothing to free: owners are referenced by the points themselves."""
+
+    def _publish(self) -> None:
+        """One new view from the changes collected: the overlay, or a merged base if large."""
+        view, first = self._view, self._first
+        multiset = self._added
+        if max(multiset.values(), default=1) == 1:  # (no owner holds one point twice: usual)
+            pairs = list(multiset)
+        else:
+            pairs = [pair for pair, times in multiset.items() for _ in range(times)]
+        # The dict holds the last view's overlay in order, then what was added since: one sorted
+        # run and a short tail, which the (stable) sort merges in about linear time.
+        pairs.sort(key=_point)
+        added = list(map(_point, pairs))
+        if first is not None and any(map(eq, added, islice(added, 1, None))):
+            pairs = _ties_in_order(pairs, first)  # equal points: in ``first`` order (rare)
+            added = list(map(_point, pairs))
+        added_owners = list(map(_owner, pairs))
+        removed = frozenset(self._removed)
+        live = view.size - len(removed) + len(added)
+        if (len(added) + len(removed)) * COMPACT < live and live > SMALL:
+            shared = (view.shift, view.starts)
+            self._view = RingView(
+                self.width, self.past_equal, first, view.points, view.owners, added,
+                added_owners, removed, shared,
+            )  # fmt: skip
+            if pairs and multiset and max(multiset.values()) == 1:  # kept, in ring order now
+                self._added = dict.fromkeys(pairs, 1)
+                self._stale = False
+                return
+        else:
+            self._view = self._merge(view, added, added_owners, removed, first)
+        self._reset()
+
+    def _merge(
+        self,
+        view: RingView,
+        added: list[int],
+        added_owners: list[EndpointState],
+        removed: frozenset[int],
+        first: First | None,
+    ) -> RingView:
+        """A new base: the live base with the added points in place (slices between them)."""
+        base, owners, size = view.points, view.owners, view.size
+        cuts: list[tuple[int, int, int]] = [(index, 1, 0) for index in removed]
+        for k, point in enumerate(added):
+            owner = added_owners[k]
+            index = bisect_left(base, point, 0, size)
+            while (
+                index < size
+                and base[index] == point
+                and (index in removed or (first is not None and first(owners[index], owner)))
+            ):
+                index += 1
+            cuts.append((index, 0, k))
+        cuts.sort()
+        raw = memoryview(base).cast("B")
+        points: array[int] = array("Q")
+        kept: list[Any] = []
+        done = 0
+        for index, kind, k in cuts:
+            if index > done:
+                points.frombytes(raw[8 * done : 8 * index])
+                kept.extend(owners[done:index])
+                done = index
+            if kind == 0:
+                points.append(added[k])
+                kept.append(added_owners[k])
+            else:
+                done = index + 1
+        points.frombytes(raw[8 * done : 8 * size])
+        kept.extend(owners[done:size])
+        return self._base(points, kept, first)
 
     def fill(self, owners: list[EndpointState], packed: list[int], rank_bits: int) -> None:
         """Lay out a new ring at once from sorted ``(point << rank_bits) | rank`` values, where
         ``rank`` indexes ``owners`` (the build from scratch)."""
         rank_mask = (1 << rank_bits) - 1
-        self.slots = list(owners)
-        ident = list(range(len(owners)))  # one int object per id, shared by all its points
-        self.ids = {}
-        for rank, state in enumerate(owners):
-            self.ids.setdefault(state, ident[rank])
-        self.free = []
-        buckets = self.buckets
-        shift = self.shift + rank_bits
-        count = len(packed)
-        lo = 0
-        while lo < count:
-            index = packed[lo] >> shift
-            hi = bisect_left(packed, (index + 1) << shift, lo)
-            group = packed[lo:hi]
-            buckets[index] = (
-                *[value >> rank_bits for value in group],
-                *[ident[value & rank_mask] for value in group],
-            )
-            lo = hi
-        self.count = count
+        points = array("Q", [value >> rank_bits for value in packed])
+        self._view = self._base(points, [owners[value & rank_mask] for value in packed], None)
+        self._reset()
+
+
+def _ties_in_order(
+    pairs: list[tuple[int, EndpointState]], first: First
+) -> list[tuple[int, EndpointState]]:
+    """``pairs`` sorted by point, with each run of equal points put in ``first`` order."""
+
+    def compare(a: tuple[int, EndpointState], b: tuple[int, EndpointState]) -> int:
+        if a[0] != b[0]:
+            return -1 if a[0] < b[0] else 1
+        if a[1] is b[1]:
+            return 0
+        return -1 if first(a[1], b[1]) else 1
+
+    return sorted(pairs, key=cmp_to_key(compare))

@@ -7,7 +7,6 @@ Source: Mirrokni, Thorup & Zadimoghaddam, "Consistent Hashing with Bounded Loads
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
@@ -119,21 +118,24 @@ class BoundedLoadHash(IPHash):
         self._load += 1
 
     def _choose(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        ring = self._ring
+        view = self._view
         key = context if self._key is None else self._key(context)
-        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+        if type(key) is str:
+            if not key.isascii():  # O(1); mmh3 must never see a lone surrogate (see _keyed)
+                key = key_bytes(key, self._key is not None)
+        elif type(key) is not bytes:
             key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
         hashed = _murmur128(key) & _MASK64
-        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined (every pick)
-        size = len(bucket) >> 1
-        at = bisect_left(bucket, hashed, 0, size)
-        if at < size:
-            first: EndpointState = ring.slots[bucket[size + at]]
-        else:
-            found = ring.owner_at(hashed)
-            if found is None:
+        points = view.points  # RingView.base_at, inlined (every pick): the sentinel ends it
+        index = view.starts[hashed >> view.shift]
+        while points[index] < hashed:
+            index += 1
+        first: EndpointState = view.owners[index]
+        if view.dirty:  # changes not merged into the base yet, or an empty ring
+            resolved = view.resolve(hashed, index)
+            if resolved is None:
                 raise self._nothing_available()
-            first = found
+            first = resolved
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight
@@ -147,9 +149,9 @@ class BoundedLoadHash(IPHash):
                 state.load * scale < scaled_arrivals * state.weight
             )
 
-        found = ring.find(hashed, free)  # clockwise from the key, each point once
+        found = view.find(hashed, free)  # clockwise from the key, each point once
         if found is None:  # every endpoint left is full: the first one not avoided
-            found = ring.find(
+            found = view.find(
                 hashed, lambda state: not avoid or state.endpoint.address not in avoid
             )
         if found is None:

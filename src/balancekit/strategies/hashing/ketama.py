@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import struct
 import time
-from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 from hashlib import md5
 from typing import Any, Literal
@@ -93,8 +92,9 @@ class Ketama(KeyedBalancer):
     so unequal weights move more keys than the 1/N ideal. Balance is that of a 160-point ring
     (the busiest of 100 servers carries about 1.2-1.3x the mean).
 
-    Lookup: one MD5 and one bucket of ~4 points (O(1) expected), lock-free. A membership
-    change inserts or deletes only the points whose digest count changed (O(1) each; with equal
+    Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
+    expected), lock-free. A membership change inserts or deletes only the points whose digest
+    count changed (O(1) each, in an overlay merged at 1/64 of the ring; with equal
     weights that is the one server added or removed, except at the pool sizes where libketama's
     single-precision ``ks`` changes for every server), plus O(N) to compare the counts.
     ``avoid`` walks clockwise to the next server not avoided.
@@ -120,6 +120,7 @@ class Ketama(KeyedBalancer):
         self._compat: Compat = compat
         self._past_equal = compat == "uhashring"  # uhashring bisects right: skips an equal point
         self._ring = PointRing(32, past_equal=self._past_equal)
+        self._view = self._ring.view  # what lookups read (lock-free)
         self._placed: dict[EndpointState, int] = {}  # state -> MD5 digests it has on the ring
         self._ranks: dict[EndpointState, int] | None = None  # join order, computed on a tie
         self._eligible_now: list[EndpointState] = []
@@ -130,7 +131,8 @@ class Ketama(KeyedBalancer):
         ranks = self._ranks
         if ranks is None:  # only on a 32-bit collision: the join order of the eligible servers
             ranks = self._ranks = {state: rank for rank, state in enumerate(self._eligible_now)}
-        return (ranks[a] < ranks[b]) != self._past_equal
+        # .get: a lock-free reader of an older view may ask about a server gone since.
+        return (ranks.get(a, -1) < ranks.get(b, -1)) != self._past_equal
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         total = sum(state.weight for state in eligible)
@@ -145,7 +147,10 @@ class Ketama(KeyedBalancer):
             self._layout(eligible, wanted)
             return
         first = self._first
-        for state, digests in placed.items() - wanted.items():
+        wanted_items, placed_items = wanted.items(), placed.items()  # not a set difference:
+        drop = [pair for pair in placed_items if pair not in wanted_items]  # no 2 x N tuples
+        grow = [pair for pair in wanted_items if pair not in placed_items]
+        for state, digests in drop:
             keep = wanted.get(state, 0)
             if keep < digests:
                 ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
@@ -153,14 +158,13 @@ class Ketama(KeyedBalancer):
                 del placed[state]
             elif keep < digests:
                 placed[state] = keep  # it shrank (a grown one is handled below)
-            if not keep:
-                ring.forget(state)
-        for state, digests in wanted.items() - placed.items():
+        for state, digests in grow:
             have = placed.get(state, 0)
             if have < digests:  # only the new digests' points: k = have .. digests - 1
                 points = ketama_points(state.endpoint.address, digests)[4 * have :]
                 ring.insert(state, points, first)
             placed[state] = digests
+        self._view = ring.view  # one assignment: readers see before or after the change
 
     def _layout(self, eligible: list[EndpointState], wanted: dict[EndpointState, int]) -> None:
         """Build the continuum from scratch (first build, or a size far from the last layout)."""
@@ -177,31 +181,36 @@ class Ketama(KeyedBalancer):
         ring = PointRing(32, len(packed), past_equal=self._past_equal)
         ring.fill(owners, packed, bits)
         self._placed = dict(wanted)
-        self._ring = ring  # one assignment: readers see the old continuum or the new one
+        self._ring = ring
+        self._view = ring.view  # one assignment: readers see the old continuum or the new one
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        ring = self._ring  # one read: a re-layout swaps the whole ring
+        view = self._view  # one read: every change publishes a new view
         key = context if self._key is None else self._key(context)
-        if type(key) is str and key.isascii():  # ASCII: the same bytes under any policy
-            key = key.encode()
-        elif type(key) is not bytes:  # other text and anything else: the policy (see _keyed)
+        if type(key) is str:
+            try:  # valid text: its UTF-8, as the policy gives (a try costs nothing on 3.11)
+                key = key.encode()
+            except UnicodeEncodeError:  # a lone surrogate: the policy's bytes (see _keyed)
+                key = key_bytes(key, self._key is not None)
+        elif type(key) is not bytes:  # anything else: the policy refuses it (see _keyed)
             key = key_bytes(key, self._key is not None)
         hashed: int = _first_word(md5(key).digest())[0]
-        bucket = ring.buckets[hashed >> ring.shift]  # PointRing.owner_at, inlined
-        size = len(bucket) >> 1
+        points = view.points  # RingView.base_at, inlined: the sentinel (2**32) ends it
+        index = view.starts[hashed >> view.shift]
         if self._past_equal:
-            at = bisect_right(bucket, hashed, 0, size)
+            while points[index] <= hashed:
+                index += 1
         else:
-            at = bisect_left(bucket, hashed, 0, size)
-        if at < size:
-            state: EndpointState = ring.slots[bucket[size + at]]
-        else:
-            found = ring.owner_at(hashed)
-            if found is None:
+            while points[index] < hashed:
+                index += 1
+        state: EndpointState = view.owners[index]
+        if view.dirty:  # changes not merged into the base yet, or an empty ring
+            resolved = view.resolve(hashed, index)
+            if resolved is None:
                 raise self._nothing_available()
-            state = found
+            state = resolved
         if avoid and state.endpoint.address in avoid:
-            found = ring.find(hashed, lambda other: other.endpoint.address not in avoid)
+            found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:
                 raise self._nothing_available(avoid)
             return found
@@ -223,6 +232,8 @@ class Ketama(KeyedBalancer):
             items = ring.items()
             assert len(items) == ring.count == 4 * sum(self._placed.values())
             assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
+            assert self._view is ring.view  # every change published
+            ring.check()
             eligible = self._eligible()
             assert {state for _, state in items} <= set(eligible)
             total = sum(state.weight for state in eligible)
