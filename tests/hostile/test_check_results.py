@@ -62,3 +62,49 @@ def test_a_checker_thread_survives_a_nonsense_answer_and_goes_on() -> None:
                 break
             checker._stop.wait(0.01)
     assert checker.rounds >= 3
+
+
+class FailingRounds(ActiveChecker):
+    """A checker whose first two rounds raise past the probes (as a bug in bookkeeping, or a
+    balancer whose ``endpoints`` raises, would): the thread and the task must go on."""
+
+    failures = 2
+
+    def _finish_round(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a round failed outside the probes")
+        super()._finish_round()
+
+
+def failing_checker() -> FailingRounds:
+    lb = bk.with_health(bk.RoundRobin(["10.0.0.1:80"]), bk.PassiveHealth())
+    checker = FailingRounds(lb, check=Junk((True, "ok")), rise=1, fall=1, interval=0.01)
+    return checker
+
+
+def test_a_checker_thread_survives_a_round_that_raises() -> None:
+    checker = failing_checker()
+    with checker.running():
+        for _ in range(500):  # bounded: at most ~5 s
+            if checker.rounds >= 2:
+                break
+            checker._stop.wait(0.01)
+        assert checker._thread is not None and checker._thread.is_alive()
+    assert checker.failures == 0 and checker.rounds >= 2
+
+
+def test_a_checker_task_survives_a_round_that_raises() -> None:
+    checker = failing_checker()
+
+    async def main() -> None:
+        task = checker.start_task()
+        for _ in range(500):  # bounded: at most ~5 s
+            if checker.rounds >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(main())
+    assert checker.failures == 0 and checker.rounds >= 2

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .._core import BalancerBase
@@ -43,6 +44,9 @@ from .passive import PassiveHealth
 from .tracker import HealthTracker, health_of, with_health
 
 __all__ = ["ActiveChecker", "Check", "HttpCheck", "TcpCheck"]
+
+
+_log = logging.getLogger("balancekit.health")
 
 
 class Check(Protocol):
@@ -319,8 +323,16 @@ class ActiveChecker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.check_once()
+            self._round_survived(self.check_once)
             self._stop.wait(self.next_delay())
+
+    def _round_survived(self, round_: Callable[[], object]) -> None:
+        """Run one round; an exception from it (a probe's own failures are already verdicts) is
+        logged and the checker goes on, so nothing can leave endpoints held down for good."""
+        try:
+            round_()
+        except Exception:
+            _log.exception("balancekit health check round failed; the next round runs as usual")
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop the thread (after its current round) and wait for it, at most ``timeout`` seconds
@@ -346,7 +358,10 @@ class ActiveChecker:
     async def run(self) -> None:
         """Run rounds forever in the current event loop (cancel the task to stop)."""
         while True:
-            await self.acheck_once()
+            try:
+                await self.acheck_once()
+            except Exception:  # as _round_survived: logged, and the next round runs
+                _log.exception("balancekit health check round failed; the next round runs as usual")
             await asyncio.sleep(self.next_delay())
 
     def start_task(self) -> asyncio.Task[None]:
