@@ -7,7 +7,13 @@
 '10.0.0.1:8080'
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("balancekit")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 from . import guard, health, keys, sticky
 from ._core import Balancer, BalancerBase, Clock
@@ -79,6 +85,7 @@ __all__ = [
     "UnknownEndpoint",
     "WeightedRandom",
     "WeightedRoundRobin",
+    "__version__",
     "guard",
     "health",
     "health_of",
