@@ -22,6 +22,7 @@ from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState
 from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
+from .round_robin import rotate_past
 
 __all__ = ["STRIDE_MAX_WEIGHT", "LoadReport", "LoadReportWeightedRoundRobin", "stride_weights"]
 
@@ -279,13 +280,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         always avoided sent 95 % of the picks to the endpoint after it.) Each value passed
         over is a distinct avoided address (without concurrent picks): O(min(len(avoid), n)).
         """
-        n = len(states)
-        fallback = self._fallback
-        for _ in range(n):
-            state = states[next(fallback) % n]
-            if state.endpoint.address not in avoid:
-                return state
-        raise self._nothing_available(avoid)
+        state = rotate_past(states, self._fallback, avoid)
+        if state is None:
+            raise self._nothing_available(avoid)
+        return state
 
     def _check_invariants(self) -> None:
         super()._check_invariants()

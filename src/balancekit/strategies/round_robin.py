@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .._core import TOKENS, BalancerBase, Clock, new_lease
@@ -27,6 +27,23 @@ __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighte
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
+
+
+def rotate_past(
+    states: Sequence[EndpointState], counter: Iterator[int], avoid: Collection[str]
+) -> EndpointState | None:
+    """The next of ``states`` by ``counter`` whose address is not in ``avoid`` (None if every
+    one is): round robin over the endpoints not avoided. Within a cycle of the counter each is
+    returned once and each avoided one passed over once, so picks share exactly among the rest;
+    each value passed over is a distinct avoided address (without concurrent picks), so this is
+    O(min(len(avoid), n)). What an avoided pick of the schedule strategies falls back to.
+    """
+    n = len(states)
+    for _ in range(n):
+        state = states[next(counter) % n]
+        if state.endpoint.address not in avoid:
+            return state
+    return None
 
 
 class _ScheduleBalancer(BalancerBase):
@@ -77,14 +94,10 @@ class _ScheduleBalancer(BalancerBase):
         avoided address (without concurrent picks), so this is O(min(len(avoid), n)), never a
         walk along the schedule.
         """
-        ring = self._ring  # one read: a concurrent rebuild swaps it whole
-        n = len(ring)
-        fallback = self._fallback
-        for _ in range(n):
-            candidate = ring[next(fallback) % n]
-            if candidate.endpoint.address not in avoid:
-                return candidate
-        raise self._nothing_available(avoid)
+        state = rotate_past(self._ring, self._fallback, avoid)  # one read of the ring
+        if state is None:
+            raise self._nothing_available(avoid)
+        return state
 
     def _set_ring(self, eligible: list[EndpointState]) -> None:
         """Record the eligible endpoints in join order, for :meth:`_not_avoided`."""
