@@ -96,11 +96,13 @@ __all__ = [
 
 if TYPE_CHECKING:  # imported lazily at run time, so the core needs no HTTP or DNS library
     from . import discovery as discovery
+    from .integrations import aiohttp as aiohttp
     from .integrations import httpx as httpx
     from .integrations import requests as requests
 
 # bk.httpx, bk.requests and bk.discovery import their optional dependency on first use.
 _LAZY = {
+    "aiohttp": "balancekit.integrations.aiohttp",
     "discovery": "balancekit.discovery",
     "httpx": "balancekit.integrations.httpx",
     "requests": "balancekit.integrations.requests",

@@ -47,13 +47,14 @@ FINAL = "final"  # not retried (a timeout waiting for the answer, a TLS or proto
 
 
 class Response(Protocol):
-    """What the drivers read of a response (``httpx.Response``, ``requests.Response``)."""
+    """What the drivers read of a response (``httpx.Response``, ``requests.Response``), unless
+    the call reads its status otherwise (``status=``: an ``aiohttp.ClientResponse``)."""
 
     @property
     def status_code(self) -> int: ...
 
 
-R = TypeVar("R", bound=Response)
+R = TypeVar("R")  # a Response, or what the call's status= reads
 
 
 class Call:
@@ -87,6 +88,7 @@ class Call:
         "_open",
         "_replayable",
         "_retry",
+        "_status",
         "_transparent",
         "_tried",
         "lease",
@@ -102,8 +104,10 @@ class Call:
         ok_status: Callable[[int], bool],
         *,
         replayable: bool,
+        status: Callable[[Any], int] | None = None,
     ) -> None:
         self._balancer = balancer
+        self._status = status  # how to read a response's status (aiohttp: .status)
         self._retry = retry
         self._context = context
         self._flow: RetryFlow = retry.flow(balancer, context)
@@ -162,7 +166,7 @@ class Call:
                 step = None
         return self._step(step)
 
-    def answered(self, response: Response) -> float | None:
+    def answered(self, response: Response | Any) -> float | None:
         """A response came: judge it with ``ok_status`` and the policy's ``retry_result``.
 
         Returns None to keep it (its lease is released when its body closes, ``ok`` the
@@ -174,7 +178,8 @@ class Call:
         """
         retry_result = self._retry.retry_result
         try:
-            ok = bool(self._ok_status(response.status_code))
+            code = response.status_code if self._status is None else self._status(response)
+            ok = bool(self._ok_status(code))
             rejected = retry_result is not None and bool(retry_result(response))
         except BaseException as error:
             self.abandon(error)
