@@ -3,6 +3,8 @@
 - :class:`Static`: a fixed list (no dependency).
 - :class:`DNS`: SRV or A/AAAA records via dnspython (``pip install balancekit[dns]``; imported
   on first use of ``balancekit.discovery.DNS``).
+- :class:`Etcd`: the keys under a prefix in etcd, watched, via etcd's JSON gateway and httpx
+  (``pip install balancekit[etcd]``; imported on first use of ``balancekit.discovery.Etcd``).
 - :class:`Watcher` / :class:`AsyncWatcher`: ask a source again when its answer's TTL runs out,
   in a thread or an asyncio task, and apply it with ``balancer.update(...)``.
 - :class:`Source` / :class:`Snapshot`: the interface a Consul or etcd source implements.
@@ -24,12 +26,14 @@ from .watch import AsyncWatcher, Watcher
 
 if TYPE_CHECKING:
     from .dns import DNS
+    from .etcd import Etcd
 
 __all__ = [
     "DNS",
     "AsyncSource",
     "AsyncWatcher",
     "DiscoveryError",
+    "Etcd",
     "Snapshot",
     "Source",
     "Static",
@@ -42,4 +46,8 @@ def __getattr__(name: str) -> Any:
         from .dns import DNS
 
         return DNS
+    if name == "Etcd":  # needs httpx: import it only when asked for
+        from .etcd import Etcd
+
+        return Etcd
     raise AttributeError(f"module 'balancekit.discovery' has no attribute {name!r}")
