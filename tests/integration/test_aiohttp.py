@@ -8,12 +8,14 @@ cancellations. The SIGKILL test is in test_aiohttp_failover.py.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import socket
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -430,3 +432,16 @@ def test_balancekit_imports_aiohttp_only_when_asked() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_overhead_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/bench_aiohttp.py end to end, tiny (its figures are never asserted)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_aiohttp.py"
+    spec = importlib.util.spec_from_file_location("bench_aiohttp", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--rounds", "1", "--requests", "4", "--concurrency", "2"]) == 0
+    table = capsys.readouterr().out
+    for case in ("bare", "RoundRobin", "LeastResponseTime", "other middleware"):
+        assert f"| {case} " in table

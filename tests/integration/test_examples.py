@@ -11,7 +11,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.mark.parametrize("name", ["httpx_sync.py", "httpx_async.py", "requests_session.py"])
+@pytest.mark.parametrize(
+    "name", ["httpx_sync.py", "httpx_async.py", "requests_session.py", "aiohttp_session.py"]
+)
 def test_example_runs(name: str) -> None:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=60

@@ -66,6 +66,9 @@ from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options
 
 __all__ = ["BalancedMiddleware", "NoEndpointError", "classify", "request_context"]
 
+#: Endpoint addresses whose (host, port) a middleware keeps parsed; past it, the cache restarts.
+_MAX_CACHED_HOSTS = 4096
+
 
 class NoEndpointError(aiohttp.ClientConnectionError, NoEndpointAvailable):
     """No endpoint could take the request: an ``aiohttp.ClientConnectionError`` and a
@@ -164,6 +167,16 @@ class BalancedMiddleware(Balancing):
 
     def __init__(self, balancer: Balancer, **options: Unpack[ClientOptions[ClientRequest]]) -> None:
         self._options = Options(balancer, request_context, **options)
+        self._hosts: dict[str, tuple[str, int]] = {}  # address -> (host, port), parsed once
+
+    def _host_port(self, address: str) -> tuple[str, int]:
+        hosts = self._hosts
+        found = hosts.get(address)
+        if found is None:
+            if len(hosts) >= _MAX_CACHED_HOSTS:  # membership churned a lot: start over
+                hosts.clear()
+            found = hosts[address] = split_address(address)
+        return found
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         if not isinstance(request, ClientRequest):
@@ -190,7 +203,7 @@ class BalancedMiddleware(Balancing):
 
         async def send(lease: Lease) -> ClientResponse:
             address = lease[0].address
-            host, port = split_address(address)
+            host, port = self._host_port(address)
             request.url = logical.with_host(host).with_port(port)
             if secure and server_hostname is None:
                 request.server_hostname = logical.raw_host
