@@ -236,3 +236,28 @@ def test_the_requests_name_the_prefix_range_and_the_next_revision() -> None:
     state.apply_range({"header": {"revision": "41"}})
     watch = state.watch_request()["create_request"]
     assert watch["start_revision"] == "42" and json.dumps(watch)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"header": {"cluster_id": "2", "revision": "50"}, "created": True},  # another cluster
+        {"header": {"cluster_id": "1", "revision": "3"}, "created": True},  # behind our 41
+        {"header": {"cluster_id": "2", "revision": "60"}, "events": []},
+    ],
+)
+def test_a_watch_answered_by_another_store_makes_the_source_list_again(
+    result: dict[str, Any],
+) -> None:
+    state = PrefixState(PREFIX)
+    state.apply_range({"header": {"cluster_id": "1", "revision": "41"}})
+    assert state.apply_watch({"result": result})
+    assert state.revision is None
+
+
+def test_a_watch_from_the_listed_store_keeps_watching() -> None:
+    state = PrefixState(PREFIX)
+    state.apply_range({"header": {"cluster_id": "1", "revision": "41"}})
+    created = {"result": {"header": {"cluster_id": "1", "revision": "41"}, "created": True}}
+    assert not state.apply_watch(created)
+    assert state.revision == 41

@@ -171,6 +171,34 @@ def test_host_header_endpoint_sends_the_endpoint_address(three: list[AiohttpServ
     assert asyncio.run(main()) == server.address
 
 
+def test_one_middleware_per_service_each_balancing_only_its_host(
+    three: list[AiohttpServer],
+) -> None:
+    users = bk.RoundRobin([three[0].address, three[1].address])
+    orders = bk.RoundRobin([three[2].address])
+    middlewares = (
+        BalancedMiddleware(users, host="users"),
+        BalancedMiddleware(orders, host="Orders."),
+    )
+
+    async def main() -> tuple[Counter[str], Counter[str], str]:
+        async with aiohttp.ClientSession(middlewares=middlewares) as session:
+            got_users = await _ids(session, ["http://users/"] * 4)
+            got_orders = await _ids(session, ["http://orders:8080/"] * 3)
+            async with session.get(f"http://{three[1].address}/") as response:  # not balanced
+                direct = str((await response.json())["id"])
+            return got_users, got_orders, direct
+
+    got_users, got_orders, direct = asyncio.run(main())
+    assert got_users == {"a1": 2, "a2": 2}
+    assert got_orders == {"a3": 3}
+    assert direct == "a2"
+    assert users.stats()[three[1].address].selected == 2  # the direct request went around it
+    for bad in ("", 5, "h\u00e9te", b"users"):
+        with pytest.raises(bk.InvalidOption):
+            BalancedMiddleware(users, host=bad)  # type: ignore[arg-type]
+
+
 def test_a_header_hash_keeps_each_user_on_one_server(three: list[AiohttpServer]) -> None:
     lb = bk.Rendezvous([s.address for s in three], key=bk.keys.header("x-user"))
 

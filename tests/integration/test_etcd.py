@@ -189,6 +189,34 @@ def test_a_fresh_etcd_in_place_of_the_old_one_is_read_afresh(tmp_path: Path) -> 
         new.stop()
 
 
+def test_a_fresh_etcd_swapped_in_between_two_resolves_is_listed_not_watched(
+    tmp_path: Path,
+) -> None:
+    """No resolve fails here: the old etcd goes and a new one (revisions from 1) takes its
+    ports between two resolves. Watching from the old revision would wait for revisions the
+    new store may not reach for a long time; the source notices and lists instead."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = EtcdServer(tmp_path / "old")
+    old.start()
+    try:
+        for i in range(20):
+            old.put(PREFIX + f"10.0.0.{i + 1}:80")
+        source = Etcd(PREFIX, url=old.url, wait=3.0, timeout=1.0)
+        assert len(source.resolve().endpoints) == 20
+    finally:
+        old.stop()
+    new = EtcdServer(tmp_path / "new")
+    new.client_port, new.peer_port, new.url = old.client_port, old.peer_port, old.url
+    new.start()
+    try:
+        new.put(PREFIX + "10.9.9.9:80")
+        assert [e.address for e in source.resolve().endpoints] == ["10.9.9.9:80"]
+        assert source.revision == 2
+    finally:
+        new.stop()
+
+
 def test_an_empty_prefix_keeps_the_watchers_endpoints(etcd: EtcdServer) -> None:
     etcd.put(PREFIX + "10.0.0.1:80")
     lb = bk.RoundRobin()

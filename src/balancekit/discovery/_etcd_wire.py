@@ -113,6 +113,7 @@ class PrefixState:
         self._members: dict[bytes, Endpoint] = {}  # by key, in no particular order
         #: The revision the membership is current at; None: list the prefix (again) first.
         self.revision: int | None = None
+        self._cluster: object = None  # the cluster_id of the last range's header
         self.skipped = 0  #: keys skipped so far for an unusable address or value
 
     # -- requests ------------------------------------------------------------------------------
@@ -149,12 +150,14 @@ class PrefixState:
             self._put(members, kv)
         self._members = members
         self.revision = revision
+        self._cluster = header.get("cluster_id")
 
     def apply_watch(self, message: object) -> bool:
         """Apply one watch message; whether the membership may have changed.
 
-        A message saying the start revision was compacted clears :attr:`revision` (list the
-        prefix again) and returns True; an error or any other cancellation raises
+        A message saying the start revision was compacted, or coming from another store than
+        the one listed (:meth:`_another_store`), clears :attr:`revision` (list the prefix
+        again) and returns True; an error or any other cancellation raises
         :class:`DiscoveryError`.
         """
         if not isinstance(message, Mapping):
@@ -164,6 +167,14 @@ class PrefixState:
         result = message.get("result")
         if not isinstance(result, Mapping):
             raise DiscoveryError(f"etcd's watch sent {describe(message)}")
+        if self._another_store(result):
+            _log.info(
+                "balancekit discovery: etcd at %r is another store than the one listed (a new"
+                " cluster, or revisions behind ours); listing again",
+                self.prefix,
+            )
+            self.revision = None
+            return True
         if result.get("canceled"):
             compacted = _revision(result.get("compact_revision"))
             if compacted:
@@ -192,6 +203,21 @@ class PrefixState:
             if isinstance(kv, Mapping):
                 self.revision = max(self.revision or 0, _revision(kv.get("mod_revision")))
         return bool(events)
+
+    def _another_store(self, result: Mapping[str, Any]) -> bool:
+        """Whether a watch answers from another store than the listed one: another cluster id,
+        or a newly created watch whose store is behind the revision listed (etcd replaced by a
+        fresh one, or restored from an older backup, between two resolves). Watching from our
+        revision there would wait, silently, until the new store's revisions caught up."""
+        header = result.get("header")
+        if not isinstance(header, Mapping):
+            return False
+        cluster = header.get("cluster_id")
+        if cluster is not None and self._cluster is not None and cluster != self._cluster:
+            return True
+        if result.get("created") and self.revision is not None and "revision" in header:
+            return _revision(header["revision"]) < self.revision
+        return False
 
     def snapshot(self) -> Snapshot:
         """The membership now, sorted by address, one endpoint per address (``ttl=0``: a

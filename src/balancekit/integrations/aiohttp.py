@@ -160,13 +160,28 @@ class BalancedMiddleware(Balancing):
       (default :func:`request_context`: ``bk.IPHash(..., key=bk.keys.header("x-user"))``).
     - ``eject`` / ``max_eject``: refused connections eject the endpoint through the balancer's
       health tracker (1 s, growing to 30 s, when the balancer has none); ``None`` for off.
+    - ``host``: balance only requests to this logical host name (any port and scheme), and
+      pass the others through untouched, so one session can hold a middleware per service
+      (and a redirect to another site is not sent to the endpoints); default ``None``: every
+      request the middleware sees.
 
     Put it last in ``middlewares`` so that the others (auth, logging) see the logical request
     once, not each attempt.
     """
 
-    def __init__(self, balancer: Balancer, **options: Unpack[ClientOptions[ClientRequest]]) -> None:
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        host: str | None = None,
+        **options: Unpack[ClientOptions[ClientRequest]],
+    ) -> None:
+        if host is not None and not (isinstance(host, str) and host and host.isascii()):
+            raise InvalidOption(
+                f"host must be a non-empty ASCII host name or None, not {describe(host)}"
+            )
         self._options = Options(balancer, request_context, **options)
+        self._host = None if host is None else host.lower().rstrip(".")
         self._hosts: dict[str, tuple[str, int]] = {}  # address -> (host, port), parsed once
 
     def _host_port(self, address: str) -> tuple[str, int]:
@@ -181,6 +196,8 @@ class BalancedMiddleware(Balancing):
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         if not isinstance(request, ClientRequest):
             raise InvalidOption(f"expected an aiohttp ClientRequest, not {describe(request)}")
+        if self._host is not None and (request.url.host or "").rstrip(".") != self._host:
+            return await handler(request)  # another service's request: not ours to balance
         options = self._options
         call = Call(
             options.balancer,
