@@ -213,6 +213,11 @@ def test_odd_keys_in_events_are_skipped() -> None:
         ("svc/", {"url": "127.0.0.1:2379"}),
         ("svc/", {"url": "http://"}),
         ("svc/", {"url": 5}),
+        ("svc/", {"url": "http://h:99999"}),
+        ("svc/", {"url": "http://h:-1"}),
+        ("svc/", {"url": "http://h:0"}),
+        ("svc/", {"url": "http://\ud800"}),
+        ("svc/", {"url": "https://" + "a" * 100_000}),
         ("svc/", {"wait": math.nan}),
         ("svc/", {"wait": math.inf}),
         ("svc/", {"wait": 0}),
@@ -261,3 +266,27 @@ def test_a_watch_from_the_listed_store_keeps_watching() -> None:
     created = {"result": {"header": {"cluster_id": "1", "revision": "41"}, "created": True}}
     assert not state.apply_watch(created)
     assert state.revision == 41
+
+
+@given(st.lists(st.binary(max_size=12).filter(lambda b: b"\n" not in b), max_size=8), st.data())
+def test_watch_lines_come_out_whole_however_the_stream_is_cut(
+    lines: list[bytes], data: st.DataObject
+) -> None:
+    from balancekit.discovery.etcd import _Lines
+
+    stream = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    splitter = _Lines()
+    out = [line for chunk in chunks for line in splitter.feed(chunk)]
+    assert out == [line for line in lines if line.strip()]
+
+
+def test_a_watch_line_past_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from balancekit.discovery import etcd
+
+    monkeypatch.setattr(etcd, "MAX_MESSAGE_BYTES", 1000)
+    splitter = etcd._Lines()
+    assert splitter.feed(b"x" * 600) == []
+    with pytest.raises(DiscoveryError):
+        splitter.feed(b"x" * 600)

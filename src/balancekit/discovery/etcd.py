@@ -56,7 +56,7 @@ class Etcd:
 
     Options (keyword-only, validated at once): ``url`` (etcd's client URL, default
     ``http://127.0.0.1:2379``), ``wait`` (the longest a resolve waits for a change, default
-    5 s: keep it below the watcher's ``stop`` timeout), ``timeout`` (connect and range timeout,
+    3 s: keep it below the watcher's ``stop`` timeout, 5 s), ``timeout`` (connect and range timeout,
     default 2 s), ``headers`` (sent with every request, e.g. an ``Authorization`` token).
     Use one :class:`Etcd` per watcher: its resolves take turns.
     """
@@ -66,7 +66,7 @@ class Etcd:
         prefix: str,
         *,
         url: str = "http://127.0.0.1:2379",
-        wait: float = 5.0,
+        wait: float = 3.0,
         timeout: float = 2.0,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -79,6 +79,8 @@ class Etcd:
             raise InvalidOption(f"url is not a valid URL: {describe(error)}") from None
         if not base.host:
             raise InvalidOption(f"url has no host: {describe(url)}")
+        if base.port is not None and not 0 < base.port < 65536:
+            raise InvalidOption(f"url's port must be from 1 to 65535: {describe(url)}")
         self._wait = seconds("wait", wait, high=LONGEST_WAIT)
         self._timeout = seconds("timeout", timeout, high=LONGEST_WAIT)
         if headers is not None and not (
@@ -107,8 +109,9 @@ class Etcd:
         """How many times a key was skipped for an unusable address or value (each logged)."""
         return self._state.skipped
 
-    def _timeouts(self) -> httpx.Timeout:
-        return httpx.Timeout(self._timeout, read=self._wait + self._timeout)
+    def _watch_timeouts(self) -> httpx.Timeout:
+        """A watch's read timeout is ``wait``: the longest silence before "no change"."""
+        return httpx.Timeout(self._timeout, read=self._wait)
 
     # -- synchronous ---------------------------------------------------------------------------
 
@@ -117,7 +120,7 @@ class Etcd:
         ``wait`` seconds for a change; the membership. Raises on any failure."""
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(headers=self._headers, timeout=self._timeouts())
+                self._client = httpx.Client(headers=self._headers, timeout=self._timeout)
             try:
                 if self._state.revision is not None:
                     self._watch(self._client)
@@ -134,7 +137,9 @@ class Etcd:
     def _watch(self, client: httpx.Client) -> None:
         body = self._state.watch_request()
         try:
-            with client.stream("POST", f"{self.url}/v3/watch", json=body) as response:
+            with client.stream(
+                "POST", f"{self.url}/v3/watch", json=body, timeout=self._watch_timeouts()
+            ) as response:
                 _check(response)
                 for message in _lines(response.iter_bytes()):
                     if self._state.apply_watch(message):
@@ -155,7 +160,7 @@ class Etcd:
     async def resolve_async(self) -> Snapshot:
         """:meth:`resolve` without blocking the event loop (a client per call: an asyncio
         client belongs to one event loop)."""
-        async with httpx.AsyncClient(headers=self._headers, timeout=self._timeouts()) as client:
+        async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout) as client:
             try:
                 if self._state.revision is not None:
                     await self._watch_async(client)
@@ -172,7 +177,9 @@ class Etcd:
     async def _watch_async(self, client: httpx.AsyncClient) -> None:
         body = self._state.watch_request()
         try:
-            async with client.stream("POST", f"{self.url}/v3/watch", json=body) as response:
+            async with client.stream(
+                "POST", f"{self.url}/v3/watch", json=body, timeout=self._watch_timeouts()
+            ) as response:
                 _check(response)
                 async for message in _alines(response.aiter_bytes()):
                     if self._state.apply_watch(message):
