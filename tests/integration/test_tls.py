@@ -93,3 +93,36 @@ def test_requests_verifies_the_logical_name_over_https(
         session.mount("https://backend/", BalancedAdapter(lb, adapter=plain, retry=None))
         with pytest.raises(requests.exceptions.SSLError):
             session.get("https://backend/", verify=str(certs / "ca.pem"))
+
+
+def test_aiohttp_verifies_the_logical_name_over_https(
+    certs: Path, tls_servers: list[ThreadServer]
+) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from balancekit.integrations.aiohttp import BalancedMiddleware
+
+    lb = bk.RoundRobin([s.address for s in tls_servers])
+    verify = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+
+    async def main() -> list[dict[str, str]]:
+        middleware = BalancedMiddleware(lb)
+        connector = aiohttp.TCPConnector(ssl=verify)
+        async with aiohttp.ClientSession(
+            "https://backend", connector=connector, middlewares=(middleware,)
+        ) as session:
+            answers = []
+            for _ in range(4):
+                async with session.get("/") as response:
+                    answers.append(await response.json())
+            # a server name the request sets itself is used: the IP, which the cert lacks
+            strict = BalancedMiddleware(bk.RoundRobin([tls_servers[0].address]), retry=None)
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get("/", server_hostname="127.0.0.2", middlewares=(strict,))
+            return answers
+
+    answers = asyncio.run(main())
+    assert [a["id"] for a in answers] == ["s1", "s2", "s1", "s2"]
+    assert {a["host"] for a in answers} == {"backend"}

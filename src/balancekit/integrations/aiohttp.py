@@ -143,7 +143,9 @@ def _speak_logically(response: ClientResponse, request: ClientRequest) -> None:
     ):
         if hasattr(response, name):
             setattr(response, name, value)
-    response.__dict__.pop("request_info", None)  # a reify cache of _request_info, if any
+    cache = getattr(response, "_cache", None)  # aiohttp's reify keeps request_info there
+    if isinstance(cache, dict):
+        cache.pop("request_info", None)
 
 
 class BalancedMiddleware(Balancing):
