@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from .._options import describe
 from . import engine, plot, report, scenario_health
 from .progress import Progress
 from .recommend import recommend
-from .scenario import DEFAULT_REQUESTS, SCENARIOS
+from .scenario import DEFAULT_REQUESTS, SCENARIOS, Scenario
 from .strategies import HEALTH_SUFFIX, available, factory
 
-__all__ = ["add_arguments", "command"]
+__all__ = ["add_arguments", "command", "text"]
 
 
 def add_arguments(parser: argparse.ArgumentParser, positive_int: object) -> None:
@@ -166,11 +167,7 @@ def command(args: argparse.Namespace) -> int:
             extra["with_health"] = [healthy.to_dict() for _, healthy in pairs]
         sys.stdout.write(report.json_report(scenario, args.seed, results, extra=extra))
     else:
-        parts = [report.text_report(scenario, args.seed, results).rstrip("\n")]
-        if pairs:
-            parts.append(scenario_health.health_table(pairs))
-        parts.append(advice.text(report.WIDTH))
-        sys.stdout.write("\n\n".join(parts) + "\n")
+        sys.stdout.write(text(scenario, args.seed, results, pairs))
     if target is not None:
         try:
             plot.plot(scenario, results, target, seed=args.seed)
@@ -179,6 +176,22 @@ def command(args: argparse.Namespace) -> int:
             return 1
         print(f"balancekit simulate: wrote {target}", file=sys.stderr)
     return 0
+
+
+def text(
+    scenario: Scenario,
+    seed: int,
+    results: Sequence[engine.Result],
+    pairs: Sequence[tuple[engine.Result, engine.Result]] = (),
+) -> str:
+    """The text report of ``simulate``: the tables, the ranking, the health comparison (if
+    ``pairs``: bare and with-health results) and the recommendation over all of them."""
+    advice = recommend([*results, *(h for _, h in pairs)], affinity=scenario.affinity)
+    parts = [report.text_report(scenario, seed, results).rstrip("\n")]
+    if pairs:
+        parts.append(scenario_health.health_table(pairs))
+    parts.append(advice.text(report.WIDTH))
+    return "\n\n".join(parts) + "\n"
 
 
 def _isatty() -> bool:
