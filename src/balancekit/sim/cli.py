@@ -138,7 +138,13 @@ def command(args: argparse.Namespace) -> int:
     pairs: list[tuple[engine.Result, engine.Result]] = []
     for name, build in runs:
         progress.start(name)
-        bare = engine.run(scenario, build, seed=args.seed, name=name, progress=progress.update)
+        bare = engine.run(
+            scenario,
+            build,
+            seed=args.seed,
+            name=name,
+            progress=progress.update if enabled else None,
+        )
         progress.finish()
         results.append(bare)
         if args.health:
@@ -150,7 +156,7 @@ def command(args: argparse.Namespace) -> int:
                     scenario_health.healthy_factory(name, None, args.seed),
                     seed=args.seed,
                     name=label,
-                    progress=progress.update,
+                    progress=progress.update if enabled else None,
                 )
             except InvalidOption as error:
                 return _fail(str(error))
