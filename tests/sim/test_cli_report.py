@@ -126,3 +126,15 @@ def test_report_pipes_with_progress_forced() -> None:
     )
     assert json.loads(done.stdout)["recommendation"]["strategy"] == "LeastConnections"
     assert "simulate: [2/2]" in done.stderr
+
+
+def test_no_strategy_named_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--requests", "100", "--strategies", " , ,"]) == 2
+    captured = capsys.readouterr()
+    assert "no strategies given" in captured.err and captured.out == ""
+
+
+def test_a_change_back_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--scenario", "recover", "--requests", "500", *TWO]) == 0
+    out = capsys.readouterr().out
+    assert "10.0.0.3:8080 x10 slower" in out and "10.0.0.3:8080 back to base speed" in out

@@ -107,3 +107,22 @@ def test_cli_bad_plot_path_fails_before_simulating(
     assert main(["simulate", "--requests", "500", "--plot", str(tmp_path / target)]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_unencodable_file_name_is_refused_before_running(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["simulate", "--requests", "500", "--plot", "\ud800.png"]) == 2
+    captured = capsys.readouterr()
+    assert "not a valid file name" in captured.err and captured.out == ""
+
+
+def test_a_burst_and_two_changes_plot(tmp_path: Path) -> None:
+    for name in ("burst", "recover"):
+        scenario = sim.SCENARIOS[name](3_000)
+        result = sim.run(scenario, sim.factory("LeastConnections"), seed=1, name="LC")
+        text = plot(scenario, [result], tmp_path / f"{name}.svg").read_text()
+        if name == "burst":
+            assert "shaded: the burst" in text and "dashed line" not in text
+        else:
+            assert "x10 slower" in text and "back to base speed" in text

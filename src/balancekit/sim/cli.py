@@ -8,6 +8,7 @@ report on stdout, the closing recommendation, the picture (``--plot``) and progr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -113,6 +114,8 @@ def command(args: argparse.Namespace) -> int:
             return _fail(f"--plot: {error}")
         if not target.parent.is_dir():
             return _fail(f"--plot: no directory {str(target.parent)!r} to write {target.name}")
+        if not os.access(target.parent, os.W_OK):
+            return _fail(f"--plot: cannot write in {str(target.parent)!r}")
     names = (
         [name.strip() for name in args.strategies.split(",") if name.strip()]
         if args.strategies
@@ -136,6 +139,25 @@ def command(args: argparse.Namespace) -> int:
     )
     results: list[engine.Result] = []
     pairs: list[tuple[engine.Result, engine.Result]] = []
+    try:
+        _run_all(args, scenario, runs, progress, results, pairs, enabled)
+    except InvalidOption as error:
+        return _fail(str(error))
+    finally:
+        progress.close()
+    return _output(args, scenario, results, pairs, target)
+
+
+def _run_all(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    runs: Sequence[tuple[str, engine.BalancerFactory]],
+    progress: Progress,
+    results: list[engine.Result],
+    pairs: list[tuple[engine.Result, engine.Result]],
+    enabled: bool,
+) -> None:
+    """Run every strategy (and with ``--health`` its twin with passive health) into the lists."""
     for name, build in runs:
         progress.start(name)
         bare = engine.run(
@@ -150,19 +172,25 @@ def command(args: argparse.Namespace) -> int:
         if args.health:
             label = name + HEALTH_SUFFIX
             progress.start(label)
-            try:
-                healthy = engine.run(
-                    scenario,
-                    scenario_health.healthy_factory(name, None, args.seed),
-                    seed=args.seed,
-                    name=label,
-                    progress=progress.update if enabled else None,
-                )
-            except InvalidOption as error:
-                return _fail(str(error))
-            finally:
-                progress.finish()
+            healthy = engine.run(
+                scenario,
+                scenario_health.healthy_factory(name, None, args.seed),
+                seed=args.seed,
+                name=label,
+                progress=progress.update if enabled else None,
+            )
+            progress.finish()
             pairs.append((bare, healthy))
+
+
+def _output(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    results: list[engine.Result],
+    pairs: list[tuple[engine.Result, engine.Result]],
+    target: Path | None,
+) -> int:
+    """Write the report to stdout and the picture to ``target``; the exit status."""
     candidates = results + [healthy for _, healthy in pairs]
     advice = recommend(candidates, affinity=scenario.affinity)
     if args.format == "json":

@@ -21,6 +21,7 @@ use a log-odds quantile axis).
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,10 @@ def check_path(path: str | Path) -> Path:
         raise InvalidOption(
             f"cannot plot to {str(path)!r}: the file name must end in {', '.join(FORMATS)}"
         )
+    try:
+        os.fsencode(target)
+    except UnicodeEncodeError:
+        raise InvalidOption(f"cannot plot to {str(path)!r}: not a valid file name here") from None
     return target
 
 
@@ -134,14 +139,17 @@ def _server_colours(result: Result) -> list[tuple[str, str]]:
 
 def _shares(axes: Any, scenario: Scenario, result: Result, rank: int) -> None:
     by_address = {server.address: server for server in result.servers}
-    buckets = len(result.servers[0].timeline)
-    totals = [sum(server.timeline[k] for server in result.servers) for k in range(buckets)]
+    totals = [sum(column) for column in zip(*(s.timeline for s in result.servers), strict=True)]
+    # Slices are of the nominal window: a run whose bursts brought the arrivals in early leaves
+    # the last slices empty; they are cut off rather than drawn as a share of nothing.
+    buckets = max((k + 1 for k, total in enumerate(totals) if total), default=len(totals))
+    totals = totals[:buckets]
     times = [(k + 0.5) * result.bucket for k in range(buckets)]
     colours = _server_colours(result)
     stacks = [
         [
             100 * count / total if total else 0.0
-            for count, total in zip(by_address[address].timeline, totals, strict=True)
+            for count, total in zip(by_address[address].timeline[:buckets], totals, strict=True)
         ]
         for address, _ in colours
     ]
@@ -155,14 +163,14 @@ def _shares(axes: Any, scenario: Scenario, result: Result, rank: int) -> None:
     window = scenario.window
     for burst in scenario.bursts:
         axes.axvspan(burst.at * window, (burst.at + burst.length) * window, color="k", alpha=0.1)
-    for change in scenario.changes:
+    for index, change in enumerate(sorted(scenario.changes, key=lambda c: c.at)):
         at = change.at * window
         axes.axvline(at, color="k", linestyle="--", linewidth=1.2)
-        if rank == 1:
+        if rank == 1:  # labelled once, staggered so that close changes do not overlap
             axes.annotate(
                 f"{change.address.split(':')[0]} {change.describe()}",
                 xy=(at, 100),
-                xytext=(3, -3),
+                xytext=(3, -3 - 13 * index),
                 textcoords="offset points",
                 fontsize=7.5,
                 va="top",
@@ -181,7 +189,7 @@ def _shares(axes: Any, scenario: Scenario, result: Result, rank: int) -> None:
     axes.tick_params(labelsize=7.5)
 
 
-def _legend_for_servers(figure: Any, result: Result) -> None:
+def _legend_for_servers(figure: Any, scenario: Scenario, result: Result) -> None:
     from matplotlib.patches import Patch
 
     handles = []
@@ -190,13 +198,16 @@ def _legend_for_servers(figure: Any, result: Result) -> None:
             handles.append(Patch(color=colour, label=f"{address} (changes)"))
     others = [c for address, c in _server_colours(result) if address not in result.watched]
     if others:
-        handles.append(Patch(color=others[0], label="each other server: one blue band"))
+        label = "each other server" if result.watched else "each server"
+        handles.append(Patch(color=others[0], label=f"{label}: one blue band"))
+    marks = ["dashed line: the change"] if result.watched else []
+    marks += ["shaded: the burst"] if scenario.bursts else []
     if handles:
         figure.legend(
             handles=handles,
             loc="outside lower center",
-            title="share panels: each server's share of the requests arriving in each time slice;"
-            " dashed line: the change",
+            title="share panels: each server's share of the requests arriving in each time slice"
+            + "".join(f"; {mark}" for mark in marks),
             title_fontsize=9,
             fontsize=9,
             frameon=False,
@@ -248,7 +259,7 @@ def plot(
         x=0.01,
         ha="left",
     )
-    _legend_for_servers(figure, results[0])
+    _legend_for_servers(figure, scenario, results[0])
     suffix = target.suffix.lower()
     metadata: dict[str, Any] = {}
     if suffix == ".png":

@@ -60,11 +60,17 @@ class Progress:
         elapsed = self._clock() - self._started
         if self._live:
             if self._index == self._total:
-                self._write("\r" + " " * self._width + "\r")
+                self.close()
         else:
             self._write(
                 f"simulate: [{self._index}/{self._total}] {self._label} done in {elapsed:.1f} s\n"
             )
+
+    def close(self) -> None:
+        """Erase the status line if one is showing (the end of the run, or an interruption)."""
+        if self._live and self._width:
+            self._write("\r" + " " * self._width + "\r")
+            self._width = 0
 
     def _show(self, arrived: int) -> None:
         share = min(100, 100 * arrived // self._requests)

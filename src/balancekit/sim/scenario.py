@@ -107,7 +107,7 @@ class ServerChange:
             _fraction("ServerChange.failure", self.failure)
 
     def describe(self) -> str:
-        """A few words for the report, e.g. ``x10 slower, fails 50%``."""
+        """A few words for the report, e.g. ``x10 slower, fails 50%`` or ``back to base speed``."""
         parts = []
         if self.slowdown != 1.0:
             parts.append(
@@ -115,7 +115,7 @@ class ServerChange:
             )
         if self.failure is not None:
             parts.append(f"fails {self.failure:.0%}")
-        return ", ".join(parts) or "no change"
+        return ", ".join(parts) or "back to base speed"
 
 
 @dataclass(frozen=True, slots=True)
