@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from collections.abc import Sequence
 
 from ._options import describe
@@ -35,48 +34,13 @@ def _positive_int(text: str) -> int:
 
 
 def _command_simulate(args: argparse.Namespace) -> int:
-    from . import sim
-    from ._errors import InvalidOption
+    from .sim.cli import command
 
-    if args.list:
-        print("scenarios (--scenario NAME):")
-        for name, builder in sim.SCENARIOS.items():
-            text = f"{name:<10} {builder(sim.DEFAULT_REQUESTS).description}"
-            print(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent=" " * 13))
-        print("strategies (--strategies A,B):")
-        print(
-            textwrap.fill(
-                ", ".join(sim.available()), 100, initial_indent="  ", subsequent_indent="  "
-            )
-        )
-        return 0
-    if args.scenario not in sim.SCENARIOS:
-        print(
-            f"balancekit simulate: unknown scenario {describe(args.scenario)};"
-            f" choose from {', '.join(sim.SCENARIOS)}",
-            file=sys.stderr,
-        )
-        return 2
-    names = (
-        [name.strip() for name in args.strategies.split(",") if name.strip()]
-        if args.strategies
-        else sim.available()
-    )
-    try:
-        factories = [(name, sim.factory(name, args.seed)) for name in names]
-    except InvalidOption as error:
-        print(f"balancekit simulate: {error}", file=sys.stderr)
-        return 2
-    scenario = sim.SCENARIOS[args.scenario](args.requests)
-    results = [sim.run(scenario, build, seed=args.seed, name=name) for name, build in factories]
-    report = sim.json_report if args.format == "json" else sim.text_report
-    sys.stdout.write(report(scenario, args.seed, results))
-    return 0
+    return command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from .sim import DEFAULT_REQUESTS
 
     parser = argparse.ArgumentParser(
         prog="balancekit",
@@ -95,38 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
             " Poisson arrivals and Zipf-popular clients, in simulated time: deterministic for a"
             " seed, under a second per strategy by default. Prints, per strategy, p50/p99/p99.9"
             " latency (queueing wait + service), each server's share of requests, peak in-flight"
-            " and errors, the traffic the changing server got before and after its change, then a"
-            " ranking by p99. See docs/simulator.md."
+            " and errors, the traffic the changing server got before and after its change, a"
+            " ranking by p99, and a recommendation weighing p99, errors and key affinity. --plot"
+            " draws it, --health compares with passive health. See docs/simulator.md."
         ),
     )
-    simulate.add_argument(
-        "--scenario",
-        default="degrade",
-        metavar="NAME",
-        help="built-in scenario to run (default: degrade; see --list)",
-    )
-    simulate.add_argument(
-        "--strategies", metavar="A,B", help="comma-separated strategy names (default: all)"
-    )
-    simulate.add_argument(
-        "--requests",
-        type=_positive_int,
-        default=DEFAULT_REQUESTS,
-        metavar="N",
-        help=f"requests per strategy (default: {DEFAULT_REQUESTS})",
-    )
-    simulate.add_argument(
-        "--seed", type=int, default=1, help="random seed: same seed, same results (default: 1)"
-    )
-    simulate.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text tables (default) or JSON for scripts",
-    )
-    simulate.add_argument(
-        "--list", action="store_true", help="list the scenarios and strategies, then exit"
-    )
+    from .sim.cli import add_arguments
+
+    add_arguments(simulate, _positive_int)
     simulate.set_defaults(handler=_command_simulate)
     return parser
 

@@ -10,6 +10,7 @@ See docs/simulator.md.
 """
 
 from .engine import BalancerFactory, Result, ServerResult, SimClock, SimulationError, arrivals, run
+from .recommend import Recommendation, recommend
 from .report import json_report, text_report
 from .scenario import (
     DEFAULT_REQUESTS,
@@ -30,6 +31,7 @@ __all__ = [
     "STRATEGY_NAMES",
     "BalancerFactory",
     "Burst",
+    "Recommendation",
     "Result",
     "Scenario",
     "ServerChange",
@@ -42,6 +44,7 @@ __all__ = [
     "default_scenario",
     "factory",
     "json_report",
+    "recommend",
     "register",
     "run",
     "text_report",

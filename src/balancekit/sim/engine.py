@@ -37,7 +37,29 @@ from .._endpoint import Endpoint
 from .._errors import BalancekitError, NoEndpointAvailable
 from .scenario import Scenario, ServerSpec
 
-__all__ = ["BalancerFactory", "Result", "ServerResult", "SimClock", "SimulationError", "run"]
+__all__ = [
+    "CDF_LEVELS",
+    "TIMELINE_BUCKETS",
+    "BalancerFactory",
+    "Result",
+    "ServerResult",
+    "SimClock",
+    "SimulationError",
+    "run",
+]
+
+#: The quantile levels of :attr:`Result.cdf`: 64 points from 0.5 % to 99.9 %, evenly spaced in
+#: log-odds, so the tail (p90, p99, p99.9) gets as many points as the body.
+_LOW, _HIGH = math.log(0.005 / 0.995), math.log(0.999 / 0.001)  # log-odds of 0.5 %, 99.9 %
+CDF_LEVELS: tuple[float, ...] = tuple(
+    1 / (1 + math.exp(-(_LOW + (_HIGH - _LOW) * k / 63))) for k in range(64)
+)
+
+#: :func:`run` calls its ``progress`` callback every this many arrivals.
+PROGRESS_EVERY = 4096
+
+#: How many equal time buckets :attr:`ServerResult.timeline` cuts the arrival window into.
+TIMELINE_BUCKETS = 64
 
 #: Builds the balancer under test from the scenario's endpoints and the simulator's clock.
 BalancerFactory = Callable[[list[Endpoint], Clock], Balancer]
@@ -65,7 +87,9 @@ class ServerResult:
 
     ``phases`` counts the requests sent to it by arrival time, in the phases the scenario's
     change times divide the run into (one phase when it has no change); ``before`` is the first
-    phase, ``after`` all the others.
+    phase, ``after`` all the others. ``timeline`` counts them in :data:`TIMELINE_BUCKETS` equal
+    slices of the arrival window (:attr:`Result.bucket` seconds each; the last slice also
+    takes the few arrivals after the nominal window): the server's share over time.
     """
 
     address: str
@@ -81,6 +105,7 @@ class ServerResult:
     after: int
     phases: tuple[int, ...]
     final_in_flight: int  # as the balancer's stats() report it at the end: 0 if all is well
+    timeline: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +115,9 @@ class Result:
     ``failed`` counts requests that reached a server and failed; ``rejected`` those the balancer
     could not place (``NoEndpointAvailable``); clients saw ``failed + rejected`` errors.
     ``arrival_digest`` fingerprints the arrival stream (times and clients): equal for every
-    strategy run on the same scenario and seed.
+    strategy run on the same scenario and seed. ``cdf`` is the latency distribution: the
+    latency at each of :data:`CDF_LEVELS` (nearest rank; empty if nothing completed);
+    ``bucket`` the width in seconds of a slice of each server's ``timeline``.
     """
 
     strategy: str
@@ -110,6 +137,8 @@ class Result:
     watched: tuple[str, ...]
     servers: tuple[ServerResult, ...]
     arrival_digest: str
+    cdf: tuple[float, ...]
+    bucket: float
 
     @property
     def errors(self) -> int:
@@ -151,6 +180,7 @@ class _Server:
         "queue",
         "service",
         "spec",
+        "timeline",
     )
 
     def __init__(self, spec: ServerSpec, phases: int) -> None:
@@ -162,6 +192,7 @@ class _Server:
         self.peak = 0
         self.failed = 0
         self.phases = [0] * phases
+        self.timeline = [0] * TIMELINE_BUCKETS
         self.queue: deque[_Request] = deque()
         self.latencies: list[float] = []
 
@@ -223,12 +254,15 @@ def run(
     *,
     seed: int = 0,
     name: str | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Result:
     """Simulate ``scenario`` through the balancer ``balancer_factory(endpoints, clock)`` builds.
 
     The factory must pass ``clock`` to the balancer's ``clock=`` option (else its time-based
     logic sees wall time, which does not advance during a run). ``name`` labels the result
-    (default: the balancer's class name). Returns a :class:`Result`; deterministic for a seed.
+    (default: the balancer's class name). ``progress``, if given, is called with the number of
+    requests that have arrived so far every :data:`PROGRESS_EVERY` arrivals (a progress bar;
+    it must not touch the balancer). Returns a :class:`Result`; deterministic for a seed.
     Raises :class:`SimulationError` if the balancer returns an address that is not a server.
     """
     clock = SimClock()
@@ -238,6 +272,9 @@ def run(
     servers = [_Server(spec, len(boundaries) + 1) for spec in specs]
     by_address = {server.spec.address: server for server in servers}
     window = scenario.window
+    per_bucket = TIMELINE_BUCKETS / window
+    last_bucket = TIMELINE_BUCKETS - 1
+    slice_index, next_slice = 0, 1 / per_bucket
     changes = sorted(
         ((change.at * window, index, change) for index, change in enumerate(scenario.changes)),
         key=lambda item: (item[0], item[1]),
@@ -251,7 +288,7 @@ def run(
     completions: list[tuple[float, int, _Server, _Request, bool]] = []
     sequence = itertools.count()
     latencies: list[float] = []
-    failed = rejected = 0
+    failed = rejected = arrived = 0
     select, release = balancer.select, balancer.release
 
     def apply_changes(now: float) -> None:
@@ -279,6 +316,10 @@ def run(
             clock.now = now
             if pending:
                 apply_changes(now)
+            if progress is not None:
+                arrived += 1
+                if arrived % PROGRESS_EVERY == 0:
+                    progress(arrived)
             digest.update(pack(now))
             digest.update(client.encode())
             try:
@@ -300,6 +341,12 @@ def run(
                 phase += 1
                 next_boundary = boundaries[phase] if phase < len(boundaries) else math.inf
             server.phases[phase] += 1
+            while now >= next_slice:  # cheaper than dividing: at most TIMELINE_BUCKETS steps
+                slice_index += 1
+                next_slice = (
+                    (slice_index + 1) / per_bucket if slice_index < last_bucket else math.inf
+                )
+            server.timeline[slice_index] += 1
             request = (now, lease, work, fate)
             if server.busy < server.spec.capacity:
                 start(server, request, now)
@@ -342,6 +389,7 @@ def run(
                 after=sum(server.phases[1:]),
                 phases=tuple(server.phases),
                 final_in_flight=stats[address].in_flight if address in stats else 0,
+                timeline=tuple(server.timeline),
             )
         )
     latencies.sort()
@@ -363,4 +411,6 @@ def run(
         watched=scenario.watched,
         servers=tuple(results),
         arrival_digest=digest.hexdigest(),
+        cdf=tuple(percentile(latencies, q) for q in CDF_LEVELS) if latencies else (),
+        bucket=window / TIMELINE_BUCKETS,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .engine import Result
 from .scenario import Scenario
@@ -120,8 +120,18 @@ def text_report(scenario: Scenario, seed: int, results: Sequence[Result]) -> str
     return "\n\n".join(parts) + "\n"
 
 
-def json_report(scenario: Scenario, seed: int, results: Sequence[Result]) -> str:
-    """The results as JSON: ``{"scenario": {...}, "seed": n, "results": [...]}``."""
+def json_report(
+    scenario: Scenario,
+    seed: int,
+    results: Sequence[Result],
+    *,
+    extra: Mapping[str, object] | None = None,
+) -> str:
+    """The results as JSON: ``{"scenario": {...}, "seed": n, "results": [...], ...}``.
+
+    ``extra`` adds top-level keys (``simulate`` adds ``recommendation`` and, with ``--health``,
+    ``with_health``).
+    """
     data = {
         "scenario": {
             "name": scenario.name,
@@ -134,9 +144,11 @@ def json_report(scenario: Scenario, seed: int, results: Sequence[Result]) -> str
             "split": scenario.split,
             "boundaries": list(scenario.boundaries),
             "watched": list(scenario.watched),
+            "affinity": scenario.affinity,
         },
         "seed": seed,
         "results": [result.to_dict() for result in results],
         "ranking": [r.strategy for r in sorted(results, key=lambda r: (r.p99, r.p50, r.strategy))],
     }
+    data.update(extra or {})
     return json.dumps(data, indent=2) + "\n"

@@ -107,7 +107,7 @@ class ServerChange:
             _fraction("ServerChange.failure", self.failure)
 
     def describe(self) -> str:
-        """A few words for the report, e.g. ``x10 slower, fails 50%``."""
+        """A few words for the report, e.g. ``x10 slower, fails 50%`` or ``back to base speed``."""
         parts = []
         if self.slowdown != 1.0:
             parts.append(
@@ -115,7 +115,7 @@ class ServerChange:
             )
         if self.failure is not None:
             parts.append(f"fails {self.failure:.0%}")
-        return ", ".join(parts) or "no change"
+        return ", ".join(parts) or "back to base speed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,9 @@ class Scenario:
     any :class:`Burst` in effect; ``requests`` is how many arrive in total. Each request comes
     from one of ``clients`` distinct client addresses with Zipf popularity (client k is chosen
     with probability proportional to ``1 / k**zipf``; 0 means uniform) and that address is the
-    ``context`` given to ``select`` (the key of hash strategies).
+    ``context`` given to ``select`` (the key of hash strategies). ``affinity`` says the workload
+    needs key affinity (sessions, per-client caches): the recommendation then picks among the
+    strategies that keep a client on one server (:mod:`balancekit.sim.recommend`).
     """
 
     name: str
@@ -153,6 +155,7 @@ class Scenario:
     zipf: float = 0.9
     changes: tuple[ServerChange, ...] = ()
     bursts: tuple[Burst, ...] = ()
+    affinity: bool = False
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -165,6 +168,8 @@ class Scenario:
         _count("clients", self.clients)
         if isinstance(self.zipf, bool) or not isinstance(self.zipf, int | float) or self.zipf < 0:
             raise InvalidOption(f"zipf must be a number >= 0, not {self.zipf!r}")
+        if not isinstance(self.affinity, bool):
+            raise InvalidOption(f"affinity must be True or False, not {self.affinity!r}")
         for change in self.changes:
             if change.address not in addresses:
                 raise InvalidOption(
@@ -268,6 +273,21 @@ def default_scenario(requests: int = DEFAULT_REQUESTS) -> Scenario:
         rate=round(LOAD * total),
         requests=requests,
         changes=(ServerChange(0.5, "10.0.0.3:8080", slowdown=10.0),),
+    )
+
+
+@register("sticky")
+def sticky_scenario(requests: int = DEFAULT_REQUESTS) -> Scenario:
+    """``degrade`` for clients that need key affinity: the recommendation picks a hash."""
+    return replace(
+        default_scenario(requests),
+        name="sticky",
+        description=(
+            "the degrade scenario (10.0.0.3:8080 ten times slower half-way) for a service whose"
+            " clients need key affinity (sessions or per-client caches held by one server):"
+            " only strategies that keep a client on one server qualify"
+        ),
+        affinity=True,
     )
 
 

@@ -27,11 +27,11 @@ from .._core import Balancer, BalancerBase, Clock
 from .._endpoint import Endpoint
 from .._errors import InvalidOption
 from ..health import PassiveHealth, with_health
-from .engine import run
+from .engine import Result, run
 from .scenario import FAILING_RATE, FAILING_SERVER, failing_scenario
 from .strategies import available, factory
 
-__all__ = ["Comparison", "compare", "failing_scenario", "healthy_factory"]
+__all__ = ["Comparison", "compare", "failing_scenario", "health_table", "healthy_factory"]
 
 RATE = FAILING_RATE
 FAILING = FAILING_SERVER
@@ -103,6 +103,45 @@ def table(comparisons: Sequence[Comparison]) -> str:
             f"| {c.strategy} | {c.share_without:.2%} | {c.share_with:.3%} | {c.reduction:.0f}x |"
         )
     return "\n".join(lines)
+
+
+def health_table(pairs: Sequence[tuple[Result, Result]]) -> str:
+    """The CLI's comparison (``simulate --health``): each strategy without and with health.
+
+    ``pairs`` holds (bare, with health) results of one scenario; one row per pair with the
+    errors clients saw, p99, and the changing server's share after its change, in 100 columns.
+    """
+    watched = pairs[0][0].watched[:1] if pairs else ()
+    tail = f"{'to ' + watched[0].split(':')[0]:>16}" if watched else ""
+    lines = [
+        "== passive health: each strategy without -> with with_health (default PassiveHealth)",
+        f"  {'strategy':<22}{'errors':>19}{'p99 ms':>19}{'p99.9 ms':>19}{tail}",
+    ]
+    for bare, healthy in pairs:
+        line = (
+            f"  {bare.strategy:<22}{_pair(str(bare.errors), str(healthy.errors)):>19}"
+            f"{_pair(_ms(bare.p99), _ms(healthy.p99)):>19}"
+            f"{_pair(_ms(bare.p999), _ms(healthy.p999)):>19}"
+        )
+        if watched:
+            line += f"{_pair(_after(bare, watched[0]), _after(healthy, watched[0])):>16}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _pair(before: str, after: str) -> str:
+    return f"{before} -> {after}"
+
+
+def _ms(seconds: float) -> str:
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.1f}" if milliseconds < 1000 else f"{milliseconds:.0f}"
+
+
+def _after(result: Result, address: str) -> str:
+    during = sum(server.phases[1] for server in result.servers)
+    share = result.server(address).phases[1] / during if during else 0.0
+    return f"{share:.1%}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,8 +19,12 @@ import balancekit
 from .._core import Balancer, Clock
 from .._endpoint import Endpoint
 from .._errors import InvalidOption
+from ..strategies.hashing._keyed import KeyedBalancer
 
-__all__ = ["CUSTOM", "STRATEGY_NAMES", "available", "factory"]
+__all__ = ["CUSTOM", "HEALTH_SUFFIX", "STRATEGY_NAMES", "available", "factory", "keeps_affinity"]
+
+#: Appended to a strategy's name for its run with passive health (``simulate --health``).
+HEALTH_SUFFIX = "+health"
 
 #: Balancer classes of :mod:`balancekit` the simulator compares, in report order.
 STRATEGY_NAMES: tuple[str, ...] = (
@@ -54,6 +58,16 @@ def available() -> list[str]:
 def _class(name: str) -> type | None:
     candidate = getattr(balancekit, name, None)
     return candidate if isinstance(candidate, type) else None
+
+
+def keeps_affinity(name: str) -> bool:
+    """Whether strategy ``name`` (or ``name + HEALTH_SUFFIX``) sends a key to the same server.
+
+    True for the consistent hashes (subclasses of ``KeyedBalancer``, which hash the context of
+    ``select``); False for everything else, :data:`CUSTOM` entries included.
+    """
+    cls = _class(name.removesuffix(HEALTH_SUFFIX))
+    return cls is not None and issubclass(cls, KeyedBalancer)
 
 
 def factory(name: str, seed: int = 0) -> Callable[[list[Endpoint], Clock], Balancer]:
