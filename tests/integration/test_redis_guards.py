@@ -197,3 +197,15 @@ def test_hostile_keys_reach_redis_intact(redis_server: RedisServer) -> None:
         assert bans.strike(request, "hostile") is not None
         assert bans.check(request).status == 403
         assert store.available
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window", "sliding-window"])
+def test_every_limits_strategy_runs_on_the_store(redis_server: RedisServer, strategy: str) -> None:
+    """Each of limits' strategies on Redis, shared by two RateLimit instances (two clients)."""
+    store = RedisStore(redis_server.url, on_error="fail_closed")
+    first = RateLimit("3/hour", strategy=strategy, store=store)  # type: ignore[arg-type]
+    second = RateLimit("3/hour", strategy=strategy, store=RedisStore(redis_server.url))  # type: ignore[arg-type]
+    verdicts = [(first if i % 2 else second).check(FLOOD) for i in range(5)]
+    assert [v.allowed for v in verdicts] == [True, True, True, False, False]
+    assert verdicts[-1].status == 429 and verdicts[-1].retry_after is not None
+    assert 0 < verdicts[-1].retry_after <= 3600
