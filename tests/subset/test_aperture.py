@@ -178,3 +178,22 @@ class ApertureMachine(RuleBasedStateMachine):
 
 TestApertureMachine = ApertureMachine.TestCase
 TestApertureMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_ejected_servers_are_skipped_inside_the_slice() -> None:
+    """Passive health (with_health) ejects a failing server of the slice; picks avoid it."""
+    pool = [f"s{i:03d}:80" for i in range(30)]
+    lb = bk.with_health(
+        Aperture(pool, instance_id=0, instances=3, seed=8),
+        bk.PassiveHealth(consecutive_failures=2),
+    )
+    victim = lb.slice[0][0].address
+    for _ in range(2):
+        lb.release(lb.select_override(victim) or lb.select(), ok=False)
+    picks = set()
+    for _ in range(300):
+        lease = lb.select()
+        picks.add(lease.address)
+        lb.release(lease)
+    assert victim not in picks
+    assert picks <= {e.address for e, _ in lb.slice}

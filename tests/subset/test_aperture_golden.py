@@ -288,3 +288,16 @@ def test_float_ring_can_drop_an_edge_server() -> None:
     chosen = aperture.coverage([f"s{i:02d}:80" for i in range(57)])
     assert [e.address for e, _ in chosen] == [f"s{i:02d}:80" for i in range(39, 51)]
     assert all(weight == 1.0 for _, weight in chosen)
+
+
+# -- ProcessCoordinateTest.scala (twitter/finagle 4feb34cb949918c572a6152327212e062527bd62) -----
+
+
+@given(st.integers(1, 2**31 - 1).flatmap(lambda n: st.tuples(st.integers(0, n - 1), st.just(n))))
+def test_coordinate_range(id_and_count: tuple[int, int]) -> None:
+    """ProcessCoordinateTest "setCoordinate range": for any id < count the offset is in
+    [0, 1); ``setCoordinate(0, 0)`` is refused ("setCoordinate")."""
+    instance_id, count = id_and_count
+    assert 0.0 <= DeterministicAperture(instance_id, count).offset < 1.0
+    with pytest.raises(bk.InvalidOption):
+        DeterministicAperture(0, 0)
