@@ -25,7 +25,10 @@ def main() -> None:
         time.sleep(0.005)
     if mode == "rate":
         guard = RateLimit("50/minute", store=store)
-        allowed = sum(guard.check(request).allowed for _ in range(attempts))
+        allowed = 0
+        for _ in range(attempts):  # 2 ms apart, so the processes' checks interleave
+            allowed += guard.check(request).allowed
+            time.sleep(0.002)
         print(allowed, int(store.available))
     else:
         bans = BanList(strikes=3, within=60, ban_for=60, store=store)

@@ -60,7 +60,6 @@ def test_processes_enforce_one_rate_limit_together(
     allowed = [int(line.split()[0]) for line in outputs]
     assert all(line.split()[1] == "1" for line in outputs)  # no worker saw Redis fail
     assert sum(allowed) == 50, allowed
-    assert len([n for n in allowed if n > 0]) >= 1
 
 
 def test_processes_share_strikes_and_bans(redis_server: RedisServer, tmp_path: Path) -> None:
