@@ -96,6 +96,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # imported lazily at run time, so the core needs no HTTP or DNS library
     from . import discovery as discovery
+    from . import subset as subset
     from .integrations import aiohttp as aiohttp
     from .integrations import httpx as httpx
     from .integrations import requests as requests
@@ -106,6 +107,7 @@ _LAZY = {
     "discovery": "balancekit.discovery",
     "httpx": "balancekit.integrations.httpx",
     "requests": "balancekit.integrations.requests",
+    "subset": "balancekit.subset",
 }
 
 

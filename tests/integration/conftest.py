@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ._process import kill_and_reap
+from ._redis import RedisServer
 from ._server import ThreadServer
 
 SERVER_SCRIPT = Path(__file__).with_name("_server.py")
@@ -115,3 +116,14 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server on a free loopback port, killed by PID after the test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

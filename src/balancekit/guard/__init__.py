@@ -8,7 +8,10 @@ them with :class:`Chain`; the first rejection wins. The building blocks:
   bans after repeated strikes, bounded by ``max_keys``) in :mod:`balancekit.guard.bans`;
 * :class:`AnomalyDetector`, which learns each key's normal rate, in
   :mod:`balancekit.guard.anomaly`;
-* :class:`SignatureScreen` and :data:`DEFAULT_SIGNATURES` in :mod:`balancekit.guard.signatures`.
+* :class:`SignatureScreen` and :data:`DEFAULT_SIGNATURES` in :mod:`balancekit.guard.signatures`;
+* :class:`RedisStore` (:mod:`balancekit.guard.store`): pass it as ``store=`` to share rate
+  windows, bans and anomaly counters among processes through Redis, with a fail-open or
+  fail-closed policy when Redis is unreachable (needs ``pip install 'balancekit[redis]'``).
 
 ``RateLimit`` needs the optional ``limits`` package (``pip install 'balancekit[guard]'``); it is
 imported only when a ``RateLimit`` is built.
@@ -19,6 +22,7 @@ from .anomaly import AnomalyDetector
 from .bans import BanList
 from .rate import ConcurrencyLimit, RateLimit
 from .signatures import DEFAULT_SIGNATURES, Signature, SignatureScreen, normalise
+from .store import RedisStore
 
 __all__ = [
     "ALLOW",
@@ -29,6 +33,7 @@ __all__ = [
     "ConcurrencyLimit",
     "Guard",
     "RateLimit",
+    "RedisStore",
     "ReleasingGuard",
     "Signature",
     "SignatureScreen",

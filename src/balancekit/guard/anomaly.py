@@ -37,13 +37,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._errors import InvalidOption
 from .._options import describe, integer, number
 from ..keys import KeyFunc, client_ip
 from ..request import Request
 from ._verdict import ALLOW, Verdict, check_status, key_text
-from .bans import BanList
+from .bans import BanList, _check_store
+from .store import milliseconds
+
+if TYPE_CHECKING:
+    from .store import RedisStore
 
 __all__ = ["AnomalyDetector"]
 
@@ -70,6 +75,13 @@ class AnomalyDetector:
     default ``time.monotonic``. ``bans``: a :class:`~balancekit.guard.BanList` that gets a
     strike for every flagged request. Rejections: ``status`` 429, rule id ``"anomaly"``.
     Thread-safe (one lock).
+
+    ``store``: a :class:`~balancekit.guard.RedisStore`: each key's bucket count and baseline
+    live in one Redis hash updated by one atomic script (schema in
+    :mod:`balancekit.guard.store`), so all processes count the key's requests together and
+    learn one baseline; buckets are cut by the Redis server's clock (``clock`` and
+    ``max_keys`` are then unused: idle keys expire after 20 half-lives). When Redis fails,
+    ``check`` answers by the store's ``on_error`` policy and ``baseline`` returns ``None``.
     """
 
     def __init__(
@@ -84,6 +96,7 @@ class AnomalyDetector:
         max_keys: int = 100_000,
         bans: BanList | None = None,
         status: int = 429,
+        store: RedisStore | None = None,
     ) -> None:
         extractor = key if key is not None else client_ip()
         if not callable(extractor):
@@ -112,6 +125,10 @@ class AnomalyDetector:
         self._status = check_status(status)
         self._states: OrderedDict[str, _KeyState] = OrderedDict()
         self._lock = threading.Lock()
+        self._store = _check_store(store)
+        if self._store is not None:
+            self._bucket_ms = milliseconds("bucket", self._bucket)
+            self._ttl_ms = milliseconds("half_life", max(20 * half, 2 * self._bucket))
 
     def _threshold(self, baseline: float) -> float:
         return max(float(self._min), self._factor * baseline)
@@ -145,11 +162,22 @@ class AnomalyDetector:
     def check(self, request: Request) -> Verdict:
         """Count the request; reject it if its key's current rate is abnormal."""
         ident = key_text(self._key(request))
-        with self._lock:
-            bucket = math.floor(self._clock() / self._bucket)
-            state = self._state(ident, bucket)
-            state.count += 1
-            count, baseline = state.count, state.baseline
+        if self._store is not None:
+            store, low = self._store, self._min
+            ok, result = store.call(
+                lambda: store.anomaly_count(
+                    ident, self._bucket_ms, self._keep, self._factor, low, self._ttl_ms
+                )
+            )
+            if not ok or result is None:
+                return store.unavailable("anomaly")
+            count, baseline = result
+        else:
+            with self._lock:
+                bucket = math.floor(self._clock() / self._bucket)
+                state = self._state(ident, bucket)
+                state.count += 1
+                count, baseline = state.count, state.baseline
         threshold = self._threshold(baseline)
         if count <= threshold:
             return ALLOW
@@ -165,9 +193,20 @@ class AnomalyDetector:
     def baseline(self, request: Request) -> float | None:
         """The key's learned requests per bucket as of now, or ``None`` for an unknown key.
 
-        Reading does not change the learned state (it advances a copy).
+        Reading does not change the learned state (it advances a copy). With a store, also
+        ``None`` when Redis cannot say.
         """
         ident = key_text(self._key(request))
+        if self._store is not None:
+            store = self._store
+            ok, found = store.call(lambda: store.anomaly_state(ident, self._bucket_ms))
+            if not ok or found is None:
+                return None
+            now_bucket, bucket, count, base = found
+            shared = _KeyState(bucket)
+            shared.count, shared.baseline = count, base
+            self._advance(shared, now_bucket)
+            return shared.baseline
         with self._lock:
             state = self._states.get(ident)
             if state is None:

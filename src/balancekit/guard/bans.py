@@ -25,17 +25,33 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._errors import InvalidOption
 from .._options import describe, integer, number
 from ..keys import KeyFunc, client_ip
 from ..request import Request
 from ._verdict import ALLOW, Verdict, check_status, key_text
+from .store import milliseconds
+
+if TYPE_CHECKING:
+    from .store import RedisStore
 
 __all__ = ["BanList"]
 
 #: The largest count option (strikes, max_keys) accepted: 2**53, where floats stop counting.
 MAX_COUNT = 2**53
+
+
+def _check_store(store: object) -> RedisStore | None:
+    """Validate a guard's ``store`` option (a RedisStore or None)."""
+    if store is None:
+        return None
+    from .store import RedisStore
+
+    if not isinstance(store, RedisStore):
+        raise InvalidOption(f"store must be a RedisStore or None, got {describe(store)}")
+    return store
 
 
 def check_key(key: object) -> KeyFunc:
@@ -57,6 +73,14 @@ class BanList:
     else the least recently struck record, else the ban that ends soonest (module docstring).
     ``check``, ``strike``, ``ban`` and ``unban`` are O(log n) amortised; memory is
     O(max_keys x strikes). Thread-safe (one lock).
+
+    ``store``: a :class:`~balancekit.guard.RedisStore`: bans and strikes live in Redis (a key
+    per ban that expires with it, a sorted set of strike times per key; schema in
+    :mod:`balancekit.guard.store`), shared by every process using it; times come from Redis
+    (``clock`` and ``max_keys`` are then unused: Redis expires the keys), ban ends are reported
+    on ``clock``. When Redis fails, ``check`` answers by the store's ``on_error`` policy and a
+    strike is dropped (no ban), without raising; ``ban`` and ``unban`` return normally too
+    (``ban`` still returns the end it would have set).
     """
 
     def __init__(
@@ -69,8 +93,10 @@ class BanList:
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
         status: int = 403,
+        store: RedisStore | None = None,
     ) -> None:
         self._key = check_key(key if key is not None else client_ip())
+        self._store = _check_store(store)
         self._strikes = integer("strikes", strikes, 1, MAX_COUNT)
         self._within = number("within", within, what="a positive finite number")
         self._ban_for = number("ban_for", ban_for, what="a positive finite number")
@@ -81,6 +107,9 @@ class BanList:
             )
         self._clock = clock
         self._status = check_status(status)
+        if self._store is not None:  # refused now, not on the first strike
+            milliseconds("within", self._within)
+            milliseconds("ban_for", self._ban_for)
         self._bans: dict[str, tuple[float, str]] = {}
         self._ends: list[tuple[float, str]] = []  # heap of (end, ident); stale when replaced
         self._records: OrderedDict[str, deque[float]] = OrderedDict()  # by last strike
@@ -131,14 +160,23 @@ class BanList:
     # -- public API -------------------------------------------------------------------------------
 
     def banned_until(self, request: Request) -> float | None:
-        """When the request's key's ban ends (clock reading), or ``None`` if it is not banned."""
+        """When the request's key's ban ends (clock reading), or ``None`` if it is not banned
+        (or, with a store, if Redis cannot say)."""
         ident = key_text(self._key(request))
+        if self._store is not None:
+            store = self._store
+            ok, state = store.call(lambda: store.ban_state(ident))
+            if not ok or state is None or state[0] <= 0:
+                return None
+            return self._clock() + state[0] / 1000
         with self._lock:
             return self._until(ident, self._clock())
 
     def check(self, request: Request) -> Verdict:
         """Reject while the request's key is banned."""
         ident = key_text(self._key(request))
+        if self._store is not None:
+            return self._check_shared(ident)
         with self._lock:
             now = self._clock()
             until = self._until(ident, now)
@@ -150,6 +188,25 @@ class BanList:
             status=self._status,
             rule_ids=("ban",),
             retry_after=until - now,
+            banned_until=until,
+        )
+
+    def _check_shared(self, ident: str) -> Verdict:
+        store = self._store
+        assert store is not None
+        ok, state = store.call(lambda: store.ban_state(ident))
+        if not ok or state is None:
+            return store.unavailable("ban")
+        remaining_ms, reason = state
+        if remaining_ms <= 0:
+            return ALLOW
+        now = self._clock()
+        until = now + remaining_ms / 1000
+        return Verdict.reject(
+            f"banned until t={until:g} ({reason})",
+            status=self._status,
+            rule_ids=("ban",),
+            retry_after=remaining_ms / 1000,
             banned_until=until,
         )
 
@@ -165,6 +222,10 @@ class BanList:
         if not isinstance(reason, str):
             raise InvalidOption(f"reason must be a str, got {describe(reason)}")
         ident = key_text(self._key(request))
+        if self._store is not None:
+            store, ms = self._store, milliseconds("seconds", length)
+            store.call(lambda: store.set_ban(ident, ms, reason))
+            return self._clock() + length
         with self._lock:
             now = self._clock()
             until = now + length
@@ -176,6 +237,10 @@ class BanList:
     def unban(self, request: Request) -> None:
         """Lift the request's key's ban and forget its strikes."""
         ident = key_text(self._key(request))
+        if self._store is not None:
+            store = self._store
+            store.call(lambda: store.clear_ban(ident))
+            return
         with self._lock:
             self._bans.pop(ident, None)
             self._records.pop(ident, None)
@@ -183,6 +248,8 @@ class BanList:
     def strike(self, request: Request, reason: str) -> float | None:
         """Record an offence; return the ban's end if this strike bans the key, else ``None``."""
         ident = key_text(self._key(request))
+        if self._store is not None:
+            return self._strike_shared(ident, reason)
         with self._lock:
             now = self._clock()
             if self._until(ident, now) is not None:
@@ -203,8 +270,21 @@ class BanList:
             self._set_ban(ident, until, f"{self._strikes} strikes in {self._within:g}s: {reason}")
             return until
 
+    def _strike_shared(self, ident: str, reason: str) -> float | None:
+        store = self._store
+        assert store is not None
+        if not isinstance(reason, str):
+            raise InvalidOption(f"reason must be a str, got {describe(reason)}")
+        text = f"{self._strikes} strikes in {self._within:g}s: {reason}"
+        within, ban = milliseconds("within", self._within), milliseconds("ban_for", self._ban_for)
+        ok, banned_ms = store.call(lambda: store.strike(ident, self._strikes, within, ban, text))
+        if not ok or banned_ms is None or banned_ms <= 0:
+            return None
+        return self._clock() + banned_ms / 1000
+
     def __len__(self) -> int:
-        """Keys currently tracked (bans and strike records, expired ones not yet evicted)."""
+        """Keys currently tracked (bans and strike records, expired ones not yet evicted); with
+        a store, 0 (the keys are in Redis)."""
         with self._lock:
             return len(self._bans) + len(self._records)
 

@@ -35,12 +35,15 @@ from .._options import integer as _integer
 from ..keys import KeyFunc, client_ip
 from ..request import Request
 from ._verdict import ALLOW, Verdict, check_status, key_text
-from .bans import MAX_COUNT, BanList
+from .bans import MAX_COUNT, BanList, _check_store
 from .bans import check_key as _check_key
+from .store import redis_ident
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
     from limits.strategies import RateLimiter
+
+    from .store import RedisStore
 
 __all__ = ["BanList", "ConcurrencyLimit", "RateLimit"]
 
@@ -93,8 +96,13 @@ class RateLimit:
     ``max_keys``: keys whose windows are kept; beyond it the least recently seen key's window is
     cleared from the storage (its count starts afresh), so memory is O(max_keys) however many
     keys a flood rotates through. Default 100,000 with the default memory storage, and ``0``
-    (no bound: the storage's own expiry) with a ``storage`` you pass, whose keys other
-    processes may share.
+    (no bound: the storage's own expiry) with a ``storage`` or ``store`` you pass, whose keys
+    other processes may share.
+
+    ``store``: a :class:`~balancekit.guard.RedisStore` instead of ``storage``: the windows live
+    in Redis (``limits``' Redis storage on the store's connection pool), so every process using
+    the same Redis and limit enforces one limit together, and a Redis failure is answered by
+    the store's ``on_error`` policy instead of raising (:mod:`balancekit.guard.store`).
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class RateLimit:
         bans: BanList | None = None,
         status: int = 429,
         max_keys: int | None = None,
+        store: RedisStore | None = None,
     ) -> None:
         if not isinstance(limit, str):
             raise InvalidOption(f"limit must be a string like '100/minute', got {describe(limit)}")
@@ -119,6 +128,11 @@ class RateLimit:
         if bans is not None and not isinstance(bans, BanList):
             raise InvalidOption(f"bans must be a BanList or None, got {describe(bans)}")
         self._key = _check_key(key if key is not None else client_ip())
+        self._store = _check_store(store)
+        if store is not None:
+            if storage is not None:
+                raise InvalidOption("pass storage= or store=, not both")
+            storage = store.limits_storage()
         self._limiter = _limiter(strategy, storage)
         if max_keys is None:
             max_keys = 100_000 if storage is None else 0
@@ -132,12 +146,32 @@ class RateLimit:
     def check(self, request: Request) -> Verdict:
         """Count the request against its key's limit; reject if over it."""
         ident = key_text(self._key(request))
+        if self._store is not None:
+            ident = redis_ident(ident)
         if self._max_keys:
             self._track(ident)
+        if self._store is not None:
+            return self._check_shared(request, ident)
         if self._limiter.hit(self._item, ident):
             return ALLOW
         stats = self._limiter.get_window_stats(self._item, ident)
-        retry = max(0.0, stats.reset_time - time.time())
+        return self._reject(request, stats.reset_time)
+
+    def _check_shared(self, request: Request, ident: str) -> Verdict:
+        """``check`` on a Redis store: one hit (one script), the window's reset time only on a
+        rejection; the store's policy when Redis fails."""
+        assert self._store is not None
+        limiter, item = self._limiter, self._item
+        ok, admitted = self._store.call(lambda: limiter.hit(item, ident))
+        if not ok:
+            return self._store.unavailable(self._rule)
+        if admitted:
+            return ALLOW
+        ok, stats = self._store.call(lambda: limiter.get_window_stats(item, ident))
+        return self._reject(request, stats.reset_time if ok and stats is not None else time.time())
+
+    def _reject(self, request: Request, reset_time: float) -> Verdict:
+        retry = max(0.0, reset_time - time.time())
         banned = (
             self._bans.strike(request, f"over {self._item}") if self._bans is not None else None
         )
@@ -161,7 +195,11 @@ class RateLimit:
             if len(seen) <= self._max_keys:
                 return
             oldest = seen.popitem(last=False)[0]
-        self._limiter.clear(self._item, oldest)
+        limiter, item = self._limiter, self._item
+        if self._store is not None:
+            self._store.call(lambda: limiter.clear(item, oldest))
+        else:
+            limiter.clear(item, oldest)
 
 
 class ConcurrencyLimit:
