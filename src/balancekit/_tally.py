@@ -18,9 +18,7 @@ class Tally:
 
     ``gone_*`` hold the final counters of endpoints dropped from the balancer (removed with no
     lease out, or their last lease released since), so ``sum(member counters) + gone`` only
-    grows. A pick racing the removal that drops its endpoint is picked again elsewhere
-    (``BalancerBase._select_again``); if it counted on the dropped endpoint before the drop was
-    read, that one pick is counted twice: the only inexactness, and only under such a race.
+    grows, and stays exact under concurrent picks: see :meth:`absorb`.
     """
 
     __slots__ = (
@@ -59,8 +57,15 @@ class Tally:
         self.rebuild_seconds += seconds
 
     def absorb(self, state: EndpointState) -> None:
-        """Keep the final counters of ``state``, dropped from the balancer for good."""
+        """Keep the final counters of ``state``, dropped from the balancer for good.
+
+        A state is dropped when no lease on it is out, so its picks are its releases: those
+        are counted, not ``selected``. A pick racing the drop may still count on the dropped
+        state (it read an old index), but ``BalancerBase._select_again`` then makes it again
+        on a member, where it is counted; reading ``selected`` here would count it twice.
+        """
+        released = count_value(state.released)  # final: no lease on the state is out
         self.gone_failed += count_value(state.failed)
         self.gone_cancelled += count_value(state.cancelled)
-        self.gone_released += count_value(state.released)
-        self.gone_selected += count_value(state.selected)
+        self.gone_released += released
+        self.gone_selected += released
