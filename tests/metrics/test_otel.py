@@ -149,3 +149,12 @@ def test_otel_removed_source_is_no_longer_reported() -> None:
     assert read(reader)[0]["balancekit.lb.endpoints"] == {(("target", "gone"),): 1}
     metrics.remove(source)
     assert read(reader)[0] == {}
+
+
+def test_otel_refuses_a_second_adapter_on_one_provider() -> None:
+    """The SDK would keep the first adapter's instruments and drop the second's callbacks."""
+    provider = MeterProvider()
+    first = OtelMetrics(Source(bk.RoundRobin(["a:1"]), target="one"), meter_provider=provider)
+    with pytest.raises(bk.InvalidOption, match="add sources to its OtelMetrics"):
+        OtelMetrics(Source(bk.RoundRobin(["a:1"]), target="two"), meter_provider=provider)
+    first.add(Source(bk.RoundRobin(["a:1"]), target="two"))  # the way to export both

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 
 try:
@@ -54,6 +55,11 @@ __all__ = ["OtelMetrics"]
 #: The instrumentation scope the instruments are created in.
 SCOPE = "balancekit"
 
+# The OtelMetrics made on each provider: the SDK keeps the first instrument of a name and
+# silently drops the callbacks of a second one, so a second OtelMetrics would export nothing.
+_MADE: weakref.WeakKeyDictionary[MeterProvider, OtelMetrics] = weakref.WeakKeyDictionary()
+_MADE_LOCK = threading.Lock()
+
 
 def _bound(bound: float) -> str:
     return "+Inf" if bound == math.inf else repr(bound)
@@ -66,6 +72,8 @@ class OtelMetrics:
     ``opentelemetry.metrics.get_meter_provider()``), under the scope ``balancekit``. Sources
     can be added and removed at any time (thread-safe); two sources with the same ``target``
     would make duplicate series, so :meth:`add` refuses that with :class:`InvalidOption`.
+    Make one per provider (a second one raises :class:`InvalidOption`: the SDK would drop its
+    instruments' callbacks, as they duplicate the first one's names); add every source to it.
     """
 
     def __init__(self, *sources: Source, meter_provider: MeterProvider | None = None) -> None:
@@ -83,6 +91,13 @@ class OtelMetrics:
         self._cache = ReadCache()
         for source in sources:
             self.add(source)
+        with _MADE_LOCK:
+            if meter_provider in _MADE:
+                raise InvalidOption(
+                    f"this MeterProvider has balancekit instruments already: add sources to its"
+                    f" OtelMetrics ({_MADE[meter_provider]!r}) instead of making another"
+                )
+            _MADE[meter_provider] = self
         meter: Meter = meter_provider.get_meter(SCOPE, __version__)
         for metric in CATALOG:
             callbacks = [self._callback(metric)]
@@ -94,6 +109,10 @@ class OtelMetrics:
                 meter.create_observable_counter(
                     metric.name, callbacks, unit=metric.unit, description=metric.description
                 )
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"OtelMetrics({', '.join(map(repr, self._sources))})"
 
     def add(self, source: Source) -> None:
         """Export ``source`` too (from the next collection on)."""

@@ -75,6 +75,8 @@ class PrometheusCollector(Collector):
     Sources can be added and removed at any time (thread-safe); two with the same ``target``
     would make duplicate series, so :meth:`add` refuses that with :class:`InvalidOption`.
     A scrape costs O(n) per source of n endpoints (one read under its lock, as ``stats()``).
+    Register one per registry and add every source to it: its :meth:`describe` names all the
+    families, so the registry refuses a second one (``ValueError: Duplicated timeseries``).
     """
 
     def __init__(self, *sources: Source) -> None:
