@@ -201,3 +201,21 @@ def test_a_raising_log_filter_leaves_the_tracker_consistent(
     assert tracker.event_counts == {"ejected:consecutive_failures": 1}
     tracker._check_invariants()
     lb._check_invariants()
+
+
+def test_an_application_without_logging_configured_gets_no_stderr_lines() -> None:
+    """balancekit's loggers have a NullHandler: logging's last-resort handler stays silent."""
+    import subprocess
+    import sys
+
+    code = (
+        "import balancekit as bk\n"
+        "lb = bk.with_health(bk.RoundRobin(['a:1', 'b:1']),"
+        " bk.PassiveHealth(consecutive_failures=1, failure_rate=None))\n"
+        "lb.release(lb.select(avoid={'b:1'}), ok=False)\n"
+        "assert lb.stats()['a:1'].ejected\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stderr == ""
