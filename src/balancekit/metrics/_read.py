@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core import BalancerBase
+from .._core import STATS_TRIES, BalancerBase
 from .._errors import InvalidOption
 from .._lease import EndpointStats
 from .._options import describe
+from .._state import EndpointState, count_value
 from ..health.tracker import health_of
 from ..retry import Retry
 from ..strategies._wrr_stats import WEIGHT_BUCKETS
@@ -59,6 +60,34 @@ def _check_target(target: object) -> str:
     return target
 
 
+def _counters(states: list[EndpointState]) -> tuple[int, int, int, int]:
+    """Picks, releases, failures and cancellations summed over ``states``, lock-free.
+
+    Each state's four counters are one instant's, read as ``BalancerBase._stats_of`` reads
+    them (in the order that keeps derived values >= 0, then re-read until unchanged), so each
+    state's successes (releases - failures - cancellations) never go down from one scrape to
+    the next: a sum of reads taken at different moments of a release could. O(n).
+    """
+    selected = released = failed = cancelled = 0
+    for state in states:
+        for _ in range(STATS_TRIES):
+            f = count_value(state.failed)
+            c = count_value(state.cancelled)
+            r = count_value(state.released)
+            p = count_value(state.selected)
+            if (
+                count_value(state.failed) == f
+                and count_value(state.cancelled) == c
+                and count_value(state.released) == r
+            ):
+                break
+        selected += p
+        released += r
+        failed += f
+        cancelled += c
+    return selected, released, failed, cancelled
+
+
 class Source:
     """A balancer to export, with the ``target`` label that names its service.
 
@@ -95,12 +124,17 @@ class Source:
         return f"Source({type(self.balancer).__name__}, target={self.target!r})"
 
     def read(self) -> list[Point]:
-        """Every point of this source now (the catalog's order)."""
+        """Every point of this source now (the catalog's order).
+
+        The balancer's lock is held only to copy the member lists and the tally (O(n) list
+        copies); the endpoints' counters are read after it is released (they are counted
+        without the lock anyway), so a scrape of a large pool never stalls picks that lock.
+        """
         points: list[Point] = []
         lb = self.balancer
         with lb._lock:
-            members = [lb._stats_of(state) for state in lb._members.values()]
-            retired = [lb._stats_of(state) for state in lb._retired.values()]
+            members = list(lb._members.values())
+            retired = list(lb._retired.values())
             tally = lb._tally
             gone = (
                 tally.gone_selected,
@@ -124,21 +158,28 @@ class Source:
         def add(name: str, value: float, *labels: tuple[str, str]) -> None:
             points.append(Point(_BY_NAME[name], (target, *labels), float(value)))
 
-        every = members + retired
-        selected = sum(s.selected for s in every) + gone[0]
-        failed = sum(s.failed for s in every) + gone[2]
-        cancelled = sum(s.cancelled for s in every) + gone[3]
-        released = sum(s.selected - s.in_flight for s in every) + gone[1]
+        selected, released, failed, cancelled = _counters(members + retired)
+        selected += gone[0]
+        released += gone[1]
+        failed += gone[2]
+        cancelled += gone[3]
         add("balancekit.lb.picks", selected)
         add("balancekit.lb.requests", released - failed - cancelled, ("outcome", "succeeded"))
         add("balancekit.lb.requests", failed, ("outcome", "failed"))
         add("balancekit.lb.requests", cancelled, ("outcome", "cancelled"))
-        add("balancekit.lb.in_flight", sum(s.in_flight for s in every))
+        add("balancekit.lb.in_flight", selected - released)
+        down = ejected = checked_down = healthy = 0
+        for state in members:
+            check_down = state.health is not None and state.health.check_down
+            down += not state.up
+            ejected += state.ejected
+            checked_down += check_down
+            healthy += state.up and not state.ejected and not check_down
         add("balancekit.lb.endpoints", len(members))
-        add("balancekit.lb.endpoints.healthy", sum(s.available for s in members))
-        add("balancekit.lb.endpoints.ejected", sum(s.ejected for s in members))
-        add("balancekit.lb.endpoints.checked_down", sum(s.checked_down for s in members))
-        add("balancekit.lb.endpoints.down", sum(not s.up for s in members))
+        add("balancekit.lb.endpoints.healthy", healthy)
+        add("balancekit.lb.endpoints.ejected", ejected)
+        add("balancekit.lb.endpoints.checked_down", checked_down)
+        add("balancekit.lb.endpoints.down", down)
         add("balancekit.lb.membership.updates", membership[0])
         add("balancekit.lb.membership.endpoint_changes", membership[1], ("change", "added"))
         add("balancekit.lb.membership.endpoint_changes", membership[2], ("change", "removed"))
@@ -159,8 +200,8 @@ class Source:
         if self.retry is not None:
             self._retry(add, self.retry)
         if self.per_endpoint:
-            for stats in members:
-                self._endpoint(add, stats)
+            for state in members:
+                self._endpoint(add, lb._stats_of(state))
         return points
 
     @staticmethod
