@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from balancekit.metrics import CATALOG
 
@@ -44,3 +48,29 @@ def test_the_observability_page_lists_every_metric_as_the_catalog_has_it() -> No
         for metric in CATALOG
     }
     assert documented == expected
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "extra"),
+    [
+        ("balancekit.metrics.otel", "opentelemetry", "otel"),
+        ("balancekit.metrics.prometheus", "prometheus_client", "prometheus"),
+    ],
+)
+def test_a_missing_extra_names_the_pip_install(module: str, missing: str, extra: str) -> None:
+    code = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None  # as if not installed\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ImportError as error:\n"
+        "    print(error.name, '|', error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == (
+        f"{missing} | {module} needs"
+        f" {'opentelemetry-api' if extra == 'otel' else 'prometheus_client'}:"
+        f" pip install 'balancekit[{extra}]'"
+    )
