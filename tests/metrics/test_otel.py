@@ -55,6 +55,10 @@ def test_otel_reads_the_counts_of_known_traffic() -> None:
     assert metrics["balancekit.lb.picks"].unit == "{pick}"
     assert metrics["balancekit.lb.rebuild.duration"].unit == "s"
     assert metrics["balancekit.lb.picks"].data.is_monotonic  # a Sum, i.e. a counter
+    # in-flight requests add up across targets: an UpDownCounter (a non-monotonic Sum)
+    assert type(metrics["balancekit.lb.in_flight"].data).__name__ == "Sum"
+    assert not metrics["balancekit.lb.in_flight"].data.is_monotonic
+    assert type(metrics["balancekit.lb.panic"].data).__name__ == "Gauge"
 
 
 def test_otel_metric_names_are_the_catalog_without_opt_in_or_absent_parts() -> None:

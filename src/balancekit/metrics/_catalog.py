@@ -30,13 +30,17 @@ class Metric:
     labels: tuple[str, ...]  #: label names besides ``target``
     description: str
     per_endpoint: bool = False  #: only with ``per_endpoint=True`` (one series per endpoint)
+    #: A gauge whose values add up across series (in-flight requests, endpoint counts):
+    #: OpenTelemetry's ``UpDownCounter`` rather than its ``Gauge`` (a bool, a latency).
+    additive: bool = False
 
 
 def _m(name: str, kind: Kind, unit: str, description: str, *labels: str) -> Metric:
     prometheus = name.replace(".", "_")
     if unit == "s":
         prometheus = prometheus.removesuffix("_duration") + "_seconds"
-    return Metric(name, prometheus, kind, unit, labels, description, "endpoint" in labels)
+    additive = kind == "gauge" and unit in ("{request}", "{endpoint}", "{token}")
+    return Metric(name, prometheus, kind, unit, labels, description, "endpoint" in labels, additive)
 
 
 CATALOG: tuple[Metric, ...] = (

@@ -15,7 +15,9 @@
 [1.0]
 
 Every metric of :data:`balancekit.metrics.CATALOG` becomes one asynchronous instrument
-(counters: ``ObservableCounter``; gauges: ``ObservableGauge``) whose callback reads the
+(counters: ``ObservableCounter``; gauges that add up across series, such as in-flight
+requests and endpoint counts: ``ObservableUpDownCounter``; other gauges: ``ObservableGauge``)
+whose callback reads the
 sources when the SDK collects, so nothing runs on the request path. Each source is read once
 per collection (:class:`~balancekit.metrics._cache.ReadCache`). OpenTelemetry has no
 asynchronous histogram, so gRFC A78's ``endpoint_weights`` histogram is exported as an
@@ -101,7 +103,11 @@ class OtelMetrics:
         meter: Meter = meter_provider.get_meter(SCOPE, __version__)
         for metric in CATALOG:
             callbacks = [self._callback(metric)]
-            if metric.kind == "gauge":
+            if metric.additive:  # in-flight requests, endpoint counts: they add up
+                meter.create_observable_up_down_counter(
+                    metric.name, callbacks, unit=metric.unit, description=metric.description
+                )
+            elif metric.kind == "gauge":
                 meter.create_observable_gauge(
                     metric.name, callbacks, unit=metric.unit, description=metric.description
                 )
