@@ -7,6 +7,7 @@
 '10.0.0.1:8080'
 """
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,11 @@ from .strategies.load_report import LoadReport, LoadReportWeightedRoundRobin
 from .strategies.p2c import PowerOfTwoChoices
 from .strategies.random import Random, WeightedRandom
 from .strategies.round_robin import RoundRobin, WeightedRoundRobin
+
+# A library logs; the application decides where to (Python's logging HOWTO, "Configuring
+# Logging for a Library"): without this, an application that configured no logging got every
+# ejection on stderr through logging's last-resort handler (the simulator printed hundreds).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BalancekitError",

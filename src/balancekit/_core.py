@@ -36,6 +36,7 @@ from ._errors import (
 from ._lease import EndpointStats, Lease
 from ._options import describe
 from ._state import EndpointState, count_value
+from ._tally import Tally
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "HealthHook"]
 
@@ -204,6 +205,7 @@ class BalancerBase:
         # instance in ~24 ns (it does not specialise the latter); ~45 ns per select+release.
         self._health = None
         self._observes = self._observes_release
+        self._tally = Tally()  # membership, rebuild and removed-endpoint counts (metrics)
         for endpoint in as_endpoints(check_endpoints(endpoints)):
             self._members[endpoint.address] = EndpointState(endpoint, next(self._order))
 
@@ -456,12 +458,14 @@ class BalancerBase:
             if endpoint.address in self._members:
                 raise DuplicateEndpoint(f"{describe(endpoint.address)} is already a member")
             self._admit(endpoint)
+            self._tally.membership(1, 0)
             self._refresh()
 
     def remove(self, address: EndpointLike) -> None:
         """Remove an endpoint; its outstanding leases may still be released."""
         with self._lock:
             self._retire(self._member(address))
+            self._tally.membership(0, 1)
             self._refresh()
 
     def set_weight(self, address: EndpointLike, weight: int) -> None:
@@ -480,14 +484,18 @@ class BalancerBase:
         wanted = as_endpoints(check_endpoints(endpoints))
         with self._lock:
             keep = {endpoint.address for endpoint in wanted}
-            for address in [a for a in self._members if a not in keep]:
+            leaving = [a for a in self._members if a not in keep]
+            for address in leaving:
                 self._retire(self._members[address])
+            joined = 0
             for endpoint in wanted:
                 state = self._members.get(endpoint.address)
                 if state is None:
                     self._admit(endpoint)
+                    joined += 1
                 else:
                     state.set_endpoint(endpoint)
+            self._tally.membership(joined, len(leaving))
             self._refresh()
 
     def mark_down(self, address: EndpointLike) -> None:
@@ -591,12 +599,15 @@ class BalancerBase:
         state.retired = True
         if state.in_flight() > 0:
             self._retired[state.endpoint.address] = state
+        else:
+            self._tally.absorb(state)
 
     def _forget_if_idle(self, state: EndpointState) -> None:
         with self._lock:
             address = state.endpoint.address
             if state.retired and state.in_flight() == 0 and self._retired.get(address) is state:
                 del self._retired[address]
+                self._tally.absorb(state)
 
     def _eligible(self) -> list[EndpointState]:
         """The endpoints a pick may return, in the order they joined."""
@@ -605,11 +616,13 @@ class BalancerBase:
 
     def _refresh(self) -> None:
         """Rebuild the strategy's index after any change (called under the lock)."""
+        started = time.perf_counter()  # rebuild time for metrics (not the injected clock)
         if self._health is not None:
             self._health.before_refresh()
         eligible = self._eligible()
         self._eligible_by_address = {state.endpoint.address: state for state in eligible}
         self._rebuild(eligible)
+        self._tally.rebuilt(time.perf_counter() - started)
 
     def _nothing_available(self, avoid: Collection[str] = ()) -> NoEndpointAvailable:
         """The exception to raise when a pick finds nothing, saying why."""

@@ -70,8 +70,9 @@ from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
 from ._options import describe, integer, number, seconds
+from ._retry_stats import RetryCounts, RetryStats
 
-__all__ = ["Outcome", "Retry", "RetryBudget", "RetryFlow"]
+__all__ = ["Outcome", "Retry", "RetryBudget", "RetryCounts", "RetryFlow", "RetryStats"]
 
 T = TypeVar("T")
 
@@ -237,6 +238,8 @@ class Retry:
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._clock = clock
+        #: Attempts by type, budget denials, backoff time: read by ``balancekit.metrics``.
+        self.stats = RetryStats()
 
     @property
     def retry_result(self) -> Callable[[Any], bool] | None:
@@ -271,6 +274,15 @@ class Retry:
         driver closes the generator or throws into it. Anything else sent is refused with
         :class:`InvalidOption` (after the lease went back uncounted).
         """
+        return self._flow(balancer, context, avoid, transparent=False)
+
+    def _flow(
+        self, balancer: Balancer, context: Any, avoid: Collection[str], *, transparent: bool
+    ) -> RetryFlow:
+        """:meth:`flow`; ``transparent``: its first attempt is a transparent retry (the HTTP
+        integrations' retry of a failed connection, counted apart in :attr:`stats`)."""
+        stats = self.stats
+        first = stats.transparent if transparent else stats.original
         check_avoid(avoid)  # one string, or no collection at all (an int): refused
         if not all(isinstance(address, str) for address in avoid):
             raise InvalidOption(
@@ -288,6 +300,7 @@ class Retry:
                     return  # no endpoint left that this call has not tried
             else:
                 lease = balancer.select(context, avoid=tried)
+            next(stats.retries if attempt > 1 else first)  # an attempt started (gRFC A96)
             tried.add(lease[0].address)
             outcome: object = Outcome.CANCELLED
             try:
@@ -313,7 +326,9 @@ class Retry:
             if self._timeout is not None and self._clock() + wait - started > self._timeout:
                 return  # the retry would start past the timeout: spend no token on it
             if self.budget is not None and not self.budget.try_withdraw():
+                next(stats.denied)
                 return
+            stats.waited(wait)
             yield wait
 
     # -- drivers --------------------------------------------------------------------------------

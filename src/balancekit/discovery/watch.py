@@ -47,6 +47,35 @@ ErrorHook = Callable[[BaseException], object]
 _log = logging.getLogger("balancekit.discovery")
 
 
+#: Addresses a membership-change log line names, of those added and of those removed.
+LOGGED_ADDRESSES = 5
+
+
+def _some(addresses: set[str]) -> str:
+    shown = sorted(addresses)[:LOGGED_ADDRESSES]
+    more = len(addresses) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def _log_change(source: object, before: set[str], after: set[str]) -> None:
+    """One INFO line when an applied answer changed the membership (none when it did not).
+
+    Bounded whatever the answer's size: counts, and at most :data:`LOGGED_ADDRESSES` addresses
+    of each side. O(n log n) for the sort, as ``update`` itself.
+    """
+    added, removed = after - before, before - after
+    if added or removed:
+        _log.info(
+            "balancekit discovery: %s changed the membership: +%d -%d, %d endpoints now%s%s",
+            describe(source),
+            len(added),
+            len(removed),
+            len(after),
+            f"; added {_some(added)}" if added else "",
+            f"; removed {_some(removed)}" if removed else "",
+        )
+
+
 class _Policy:
     """The options, refresh schedule and bookkeeping both watchers share (sans-io)."""
 
@@ -113,7 +142,9 @@ class _Policy:
                 f"{describe(self.source)} answered no endpoints; keeping the current ones"
                 " (pass allow_empty=True to apply empty answers)"
             )
+        before = {endpoint.address for endpoint in self.balancer.endpoints}
         self.balancer.update(snapshot.endpoints)
+        _log_change(self.source, before, {e.address for e in self.balancer.endpoints})
         self.snapshot = snapshot
         self.refreshes += 1
         self.errors = 0

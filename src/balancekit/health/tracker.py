@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from .._errors import InvalidOption
 from .._options import describe
 from .._state import EndpointState
+from ._journal import note
 from .events import (
     CheckFailed,
     CheckPassed,
@@ -102,6 +103,10 @@ class HealthTracker:
         self.due = math.inf  # the next clock reading with work to do (the base reads it)
         self.panic = False
         self.ejections_refused = 0
+        #: Events emitted so far by kind (``balancekit.health._journal.event_key``), and the
+        #: ejections the max ejection share refused by detection method: read by metrics.
+        self.event_counts: dict[str, int] = {}
+        self.refused_by_reason: dict[str, int] = {}
         self._ejected: dict[int, EndpointState] = {}
         self._ramping: dict[int, EndpointState] = {}
         self._was_eligible: set[int] | None = None  # None until the first refresh: no ramp then
@@ -280,6 +285,7 @@ class HealthTracker:
     def _emit(self, event: HealthEvent) -> None:
         """Deliver ``event``; a callback that raises is logged, never allowed to leave the
         balancer half-updated (events are emitted in the middle of state changes)."""
+        note(self.event_counts, event)  # count it and log its one line
         if self._on_event is not None:
             try:
                 self._on_event(event)
@@ -295,6 +301,7 @@ class HealthTracker:
         passive = self.passive
         if len(self._ejected) >= passive.ejection_limit(len(self._lb._members)):
             self.ejections_refused += 1
+            self.refused_by_reason[reason] = self.refused_by_reason.get(reason, 0) + 1
             return
         now = self._lb._clock()
         if record.ejections:  # one step of the multiplier forgiven per interval back in rotation

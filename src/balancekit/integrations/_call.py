@@ -159,7 +159,9 @@ class Call:
             self._health.connect_failed(lease[0].address)
         if transparent:
             self._transparent -= 1
-            self._flow = self._retry.flow(self._balancer, self._context, avoid=self._tried)
+            self._flow = self._retry._flow(
+                self._balancer, self._context, self._tried, transparent=True
+            )
             try:
                 step = next(self._flow)
             except (StopIteration, NoEndpointAvailable):

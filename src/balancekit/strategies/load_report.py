@@ -22,6 +22,7 @@ from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState
 from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
+from ._wrr_stats import WrrStats
 from .round_robin import rotate_past
 
 __all__ = ["STRIDE_MAX_WEIGHT", "LoadReport", "LoadReportWeightedRoundRobin", "stride_weights"]
@@ -178,6 +179,8 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         self._scheduler: tuple[tuple[EndpointState, ...], array[int] | None] = ((), None)
         self._up_ids: set[int] = set()
         self._next_update = -math.inf
+        #: gRFC A78's counters, one update per rebuild: read by ``balancekit.metrics``.
+        self.wrr_stats = WrrStats()
         self._start()
 
     # -- reports ---------------------------------------------------------------------------------
@@ -249,6 +252,22 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         weights = [self._weight_of(state.endpoint.address, now) for state in eligible]
         self._scheduler = (tuple(eligible), stride_weights(weights))
         self._next_update = now + self._period
+        stale = sum(
+            1
+            for state, weight in zip(eligible, weights, strict=True)
+            if weight == 0 and self._expired(state.endpoint.address, now)
+        )
+        self.wrr_stats.update(
+            weights,
+            fallback=self._scheduler[1] is None,
+            not_yet_usable=weights.count(0.0) - stale,
+            stale=stale,
+        )
+
+    def _expired(self, address: str, now: float) -> bool:
+        """Whether ``address`` has reported, but not within ``weight_expiration_period``."""
+        record = self._weights.get(address)
+        return record is not None and now - record.last_updated >= self._expiration
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         if self._clock() >= self._next_update:
