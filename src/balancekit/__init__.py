@@ -24,6 +24,7 @@ from ._errors import (
     InvalidEndpoint,
     InvalidLease,
     InvalidOption,
+    MissingExtra,
     NoEndpointAvailable,
     UnknownEndpoint,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "LoadReport",
     "LoadReportWeightedRoundRobin",
     "Maglev",
+    "MissingExtra",
     "NoEndpointAvailable",
     "NoRoute",
     "Outcome",
