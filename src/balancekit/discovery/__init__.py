@@ -3,6 +3,8 @@
 - :class:`Static`: a fixed list (no dependency).
 - :class:`DNS`: SRV or A/AAAA records via dnspython (``pip install balancekit[dns]``; imported
   on first use of ``balancekit.discovery.DNS``).
+- :class:`File`: a file of endpoints (JSON, TOML or one ``host:port`` per line), polled by
+  mtime, size and content hash; a bad file keeps the last membership.
 - :class:`Watcher` / :class:`AsyncWatcher`: ask a source again when its answer's TTL runs out,
   in a thread or an asyncio task, and apply it with ``balancer.update(...)``.
 - :class:`Source` / :class:`Snapshot`: the interface a Consul or etcd source implements.
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._source import AsyncSource, DiscoveryError, Snapshot, Source
+from .file import File
 from .static import Static
 from .watch import AsyncWatcher, Watcher
 
@@ -30,6 +33,7 @@ __all__ = [
     "AsyncSource",
     "AsyncWatcher",
     "DiscoveryError",
+    "File",
     "Snapshot",
     "Source",
     "Static",
