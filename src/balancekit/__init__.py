@@ -29,6 +29,7 @@ from ._errors import (
     UnknownEndpoint,
 )
 from ._lease import EndpointStats, Lease
+from .config import Service, from_config, from_config_file
 from .health import PassiveHealth, SlowStart, health_of, with_health
 from .request import Request
 from .retry import Outcome, Retry, RetryBudget
@@ -83,11 +84,14 @@ __all__ = [
     "RoundRobin",
     "Route",
     "Router",
+    "Service",
     "SlowStart",
     "UnknownEndpoint",
     "WeightedRandom",
     "WeightedRoundRobin",
     "__version__",
+    "from_config",
+    "from_config_file",
     "guard",
     "health",
     "health_of",
