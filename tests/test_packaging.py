@@ -50,7 +50,9 @@ def _built(tmp_path: Path, kind: str) -> Path:
     shutil.copytree(
         ROOT,
         work,
-        ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "dist", "site"),
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "*.egg-info", "build", "dist", "site", ".*_cache", ".hypothesis"
+        ),
     )
     subprocess.run(
         [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", str(tmp_path)],
