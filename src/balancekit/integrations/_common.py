@@ -47,6 +47,9 @@ HostHeader = Literal["logical", "endpoint"]
 #: The longest ``name=`` accepted (a DNS name's limit, RFC 1035).
 MAX_NAME = 255
 
+#: How much of the last error's text an all-endpoints-down message quotes.
+MAX_ERROR_TEXT = 500
+
 #: The client library's request type (``httpx.Request``, ``requests.PreparedRequest``).
 RequestT = TypeVar("RequestT")
 
@@ -100,7 +103,7 @@ def check_keywords(owner: object, options: dict[str, object]) -> None:
     signature, naming the public class (``BalancedTransport``), not :class:`Options`."""
     valid = ClientOptions.__annotations__
     for key in options:
-        if key not in valid:
+        if key not in valid and key != "clock":  # clock=: Options says why it is gone
             raise TypeError(
                 f"{type(owner).__name__}.__init__() got an unexpected keyword argument {key!r};"
                 f" its options are {', '.join(sorted(valid))}"
@@ -182,9 +185,12 @@ class Options(Generic[RequestT]):
     def all_refused(self, logical_host: str, error: Exception, tried: int) -> str:
         """The message of the error raised when every endpoint a request tried was down."""
         members = len(self.balancer.endpoints)
+        last = str(error)
+        if len(last) > MAX_ERROR_TEXT:
+            last = last[:MAX_ERROR_TEXT] + "..."
         return (
             f"service {self.service(logical_host)}: all {tried} endpoints tried (of {members})"
-            f" failed to connect; the last: {describe(str(error))}"
+            f" failed to connect; the last: {last}"
         )
 
     def call(self, request: RequestT, *, replayable: bool) -> Call:
