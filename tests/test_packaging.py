@@ -45,7 +45,8 @@ def _built(tmp_path: Path, kind: str) -> Path:
     """Build the sdist or the wheel of this tree into ``tmp_path`` (no network: no isolation)."""
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout (e.g. the unpacked sdist itself)")
-    pytest.importorskip("build")
+    import build  # noqa: F401 - the test extra installs it: fail, never skip, without it
+
     work = tmp_path / "tree"  # build from a copy: setuptools writes egg-info next to the code
     shutil.copytree(
         ROOT,
