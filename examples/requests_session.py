@@ -22,12 +22,21 @@ def main() -> None:
     with backends({"big": 0.0, "small": 0.0}) as names:
         big, small = list(names)
         lb = bk.WeightedRoundRobin([bk.Endpoint(big, weight=3), small, down])
+        served: Counter[str] = Counter()
+        failed = 0
         with requests.Session() as session:
             session.mount("http://orders/", bk.requests.BalancedAdapter(lb))
-            served = Counter(
-                session.get(f"http://orders/orders/{i}").json()["server"] for i in range(40)
-            )
-        print("served:", dict(served), "| failed requests: 0")
+            for i in range(40):
+                try:
+                    response = session.get(f"http://orders/orders/{i}", timeout=5)
+                except requests.RequestException:  # every endpoint tried failed
+                    failed += 1
+                    continue
+                if response.status_code >= 500:
+                    failed += 1
+                else:
+                    served[response.json()["server"]] += 1
+        print("served:", dict(served), "| failed requests:", failed)
         print("down endpoint:", down, "ejected" if lb.stats()[down].ejected else "in rotation")
 
 

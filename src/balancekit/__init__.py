@@ -25,10 +25,12 @@ from ._errors import (
     InvalidEndpoint,
     InvalidLease,
     InvalidOption,
+    MissingExtra,
     NoEndpointAvailable,
     UnknownEndpoint,
 )
 from ._lease import EndpointStats, Lease
+from .config import Service, from_config, from_config_file
 from .health import PassiveHealth, SlowStart, health_of, with_health
 from .request import Request
 from .retry import Outcome, Retry, RetryBudget
@@ -73,6 +75,7 @@ __all__ = [
     "LoadReport",
     "LoadReportWeightedRoundRobin",
     "Maglev",
+    "MissingExtra",
     "NoEndpointAvailable",
     "NoRoute",
     "Outcome",
@@ -87,11 +90,14 @@ __all__ = [
     "RoundRobin",
     "Route",
     "Router",
+    "Service",
     "SlowStart",
     "UnknownEndpoint",
     "WeightedRandom",
     "WeightedRoundRobin",
     "__version__",
+    "from_config",
+    "from_config_file",
     "guard",
     "health",
     "health_of",

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidEndpoint",
     "InvalidLease",
     "InvalidOption",
+    "MissingExtra",
     "NoEndpointAvailable",
     "UnknownEndpoint",
 ]
@@ -46,3 +47,19 @@ class InvalidLease(BalancekitError, ValueError):
 
 class InvalidOption(BalancekitError, ValueError):
     """A constructor option or call argument out of its documented range or of the wrong type."""
+
+
+class MissingExtra(BalancekitError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` to run.
+
+    Also an :class:`ImportError` whose ``name`` is the missing package, as Python's own would be.
+    """
+
+
+def missing_extra(feature: str, package: str, extra: str, module: str) -> MissingExtra:
+    """The error for ``feature`` needing ``package`` (imported as ``module``), installed by
+    ``pip install 'balancekit[extra]'``."""
+    return MissingExtra(
+        f"{feature} needs the optional {package!r} package: pip install 'balancekit[{extra}]'",
+        name=module,
+    )

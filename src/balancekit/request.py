@@ -121,6 +121,9 @@ class Headers(_MultiMap):
     __slots__ = ()
     _fold = True
 
+    def __init__(self, pairs: PairsLike = ()) -> None:  # its own, so a typo names this class
+        super().__init__(pairs)
+
     def __getitem__(self, name: str) -> str:
         return ", ".join(self._index[name.lower()])
 
@@ -133,11 +136,17 @@ class QueryParams(_MultiMap):
 
     __slots__ = ()
 
+    def __init__(self, pairs: PairsLike = ()) -> None:  # its own, so a typo names this class
+        super().__init__(pairs)
+
 
 class Cookies(_MultiMap):
     """Cookies from the ``Cookie`` header (RFC 6265 §5.4): ``cookies[name]`` is the first value."""
 
     __slots__ = ()
+
+    def __init__(self, pairs: PairsLike = ()) -> None:  # its own, so a typo names this class
+        super().__init__(pairs)
 
 
 def parse_cookie_header(values: Iterable[str]) -> Cookies:

@@ -5,6 +5,8 @@
   on first use of ``balancekit.discovery.DNS``).
 - :class:`Etcd`: the keys under a prefix in etcd, watched, via etcd's JSON gateway and httpx
   (``pip install balancekit[etcd]``; imported on first use of ``balancekit.discovery.Etcd``).
+- :class:`File`: a file of endpoints (JSON, TOML or one ``host:port`` per line), polled by
+  mtime, size and content hash; a bad file keeps the last membership.
 - :class:`Watcher` / :class:`AsyncWatcher`: ask a source again when its answer's TTL runs out,
   in a thread or an asyncio task, and apply it with ``balancer.update(...)``.
 - :class:`Source` / :class:`Snapshot`: the interface a Consul or etcd source implements.
@@ -21,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._source import AsyncSource, DiscoveryError, Snapshot, Source
+from .file import File
 from .static import Static
 from .watch import AsyncWatcher, Watcher
 
@@ -34,6 +37,7 @@ __all__ = [
     "AsyncWatcher",
     "DiscoveryError",
     "Etcd",
+    "File",
     "Snapshot",
     "Source",
     "Static",

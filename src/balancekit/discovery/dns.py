@@ -35,13 +35,19 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import dns.asyncresolver
-import dns.exception
-import dns.rdatatype
-import dns.resolver
+from .._errors import InvalidOption, missing_extra
+
+try:
+    import dns.asyncresolver
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "dns":
+        raise
+    raise missing_extra("balancekit.discovery.DNS", "dnspython", "dns", "dns") from error
 
 from .._endpoint import MAX_WEIGHT, Endpoint
-from .._errors import InvalidOption
 from .._options import describe, seconds
 from ._source import LONGEST_WAIT, Snapshot
 

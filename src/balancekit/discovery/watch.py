@@ -183,6 +183,27 @@ class Watcher(_Policy):
     _thread: threading.Thread | None = None  # the refresh thread, while running
     _stop: threading.Event  # set by stop(); a new one for each start()
 
+    def __init__(
+        self,
+        balancer: Balancer,
+        source: Source,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 300.0,
+        error_interval: float = 1.0,
+        allow_empty: bool = False,
+        on_error: ErrorHook | None = None,
+    ) -> None:  # its own signature, so a misspelt option names this class, not _Policy
+        super().__init__(
+            balancer,
+            source,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            error_interval=error_interval,
+            allow_empty=allow_empty,
+            on_error=on_error,
+        )
+
     def refresh(self) -> Snapshot:
         """Resolve and apply once, now, in the calling thread (raises on failure)."""
         snapshot = self.source.resolve()
@@ -257,6 +278,27 @@ class AsyncWatcher(_Policy):
     """
 
     _task: asyncio.Task[None] | None = None  # the refresh task, while running
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        source: Source,
+        *,
+        min_interval: float = 1.0,
+        max_interval: float = 300.0,
+        error_interval: float = 1.0,
+        allow_empty: bool = False,
+        on_error: ErrorHook | None = None,
+    ) -> None:  # its own signature, so a misspelt option names this class, not _Policy
+        super().__init__(
+            balancer,
+            source,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            error_interval=error_interval,
+            allow_empty=allow_empty,
+            on_error=on_error,
+        )
 
     async def refresh(self) -> Snapshot:
         """Resolve and apply once, now (raises on failure)."""

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._errors import InvalidOption
+from .._errors import InvalidOption, missing_extra
 from .._options import describe, number
 from .._options import integer as _integer
 from ..keys import KeyFunc, client_ip
@@ -62,10 +62,10 @@ def _limits() -> Any:
         import limits
         import limits.storage
         import limits.strategies
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "RateLimit needs the 'limits' package: pip install 'balancekit[guard]'"
-        ) from None
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "limits":
+            raise
+        raise missing_extra("RateLimit", "limits", "guard", "limits") from None
     return limits
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "SENT",
     "BodyRelease",
     "Call",
+    "Exhausted",
     "send_with_retries",
     "send_with_retries_async",
 ]
@@ -86,6 +87,7 @@ class Call:
         "_lock",
         "_ok_status",
         "_open",
+        "_refused",
         "_replayable",
         "_retry",
         "_status",
@@ -119,6 +121,7 @@ class Call:
         self._at_lease = False  # the flow waits for the outcome of `lease` (not for a delay)
         self._transparent = retry.attempts - 1  # connection retries left
         self._tried: set[str] = set()
+        self._refused = 0  # attempts that failed to connect
         self.lease: Lease | None = None
         self.ok = True  #: the verdict on the response :meth:`answered` kept
 
@@ -139,6 +142,16 @@ class Call:
             return step
         return self._took(step)
 
+    @property
+    def tried(self) -> int:
+        """How many distinct endpoints this call has tried so far."""
+        return len(self._tried)
+
+    @property
+    def all_refused(self) -> bool:
+        """Whether every attempt so far failed to connect (the endpoints tried look down)."""
+        return self._refused > 0 and self._refused == self.tried
+
     def start(self) -> Lease:
         """The first lease (raises NoEndpointAvailable if the pool has none)."""
         return self._took(next(self._flow))
@@ -147,6 +160,8 @@ class Call:
         """Report a transport error of ``kind`` on the current lease; the next step or None."""
         lease = self.lease
         assert lease is not None
+        if kind == CONNECT:
+            self._refused += 1
         retryable = kind == CONNECT or (kind == SENT and self._replayable)
         transparent = kind == CONNECT and self._transparent > 0
         outcome = Outcome.FAILED if retryable and not transparent else Outcome.FAILED_FINAL
@@ -245,19 +260,26 @@ class Call:
             self._flow.close()  # it was waiting to retry: no lease is out; just stop it
 
 
+#: Builds the error raised when every endpoint a call tried failed to connect: from the last
+#: transport error and the number of endpoints tried.
+Exhausted = Callable[[Exception, int], Exception]
+
+
 def send_with_retries(
     call: Call,
     send: Callable[[Lease], R],
     failure: type[Exception],
     classify: Callable[[Any], str],
     close: Callable[[R], object],
+    exhausted: Exhausted | None = None,
 ) -> R:
     """``send(lease)`` on the call's started lease, then on the next after each ``failure`` or
     rejected response.
 
     Waits the backoff with :func:`time.sleep`. Re-raises the last failure when the call gives
-    up, releases the call on any other error (:meth:`Call.abandon`), and returns the last
-    response when retries run out. A rejected response is closed (``close``) once the retry
+    up (or ``exhausted(error, tried)`` from it, when every attempt failed to connect), releases
+    the call on any other error (:meth:`Call.abandon`), and returns the last response when
+    retries run out. A rejected response is closed (``close``) once the retry
     has its endpoint, before it is sent; until then it is the answer in hand.
     """
     lease = call.lease
@@ -271,6 +293,8 @@ def send_with_retries(
                 _wait(call, step, None, close)
                 step = call.next()
             if step is None:
+                if exhausted is not None and call.all_refused:
+                    raise exhausted(error, call.tried) from error
                 raise
             lease = step
             continue
@@ -315,6 +339,7 @@ async def send_with_retries_async(
     failure: type[Exception],
     classify: Callable[[Any], str],
     close: Callable[[R], Awaitable[object]],
+    exhausted: Exhausted | None = None,
 ) -> R:
     """The asyncio twin of :func:`send_with_retries`: ``await send(lease)``, ``await close``.
 
@@ -332,6 +357,8 @@ async def send_with_retries_async(
                 await _wait_async(call, step, None, close)
                 step = call.next()
             if step is None:
+                if exhausted is not None and call.all_refused:
+                    raise exhausted(error, call.tried) from error
                 raise
             lease = step
             continue

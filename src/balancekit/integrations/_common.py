@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from .._core import Balancer
-from .._errors import InvalidOption
+from .._errors import InvalidOption, NoEndpointAvailable
 from .._options import describe
 from ..health.tracker import HealthTracker
 from ..retry import Retry
@@ -28,6 +28,7 @@ __all__ = [
     "HostHeader",
     "OkStatus",
     "Options",
+    "check_keywords",
     "check_options",
     "default_ok_status",
 ]
@@ -42,6 +43,12 @@ OkStatus = Callable[[int], bool]
 
 #: ``"logical"`` keeps the Host header of the logical URL; ``"endpoint"`` sends ``host:port``.
 HostHeader = Literal["logical", "endpoint"]
+
+#: The longest ``name=`` accepted (a DNS name's limit, RFC 1035).
+MAX_NAME = 255
+
+#: How much of the last error's text an all-endpoints-down message quotes.
+MAX_ERROR_TEXT = 500
 
 #: The client library's request type (``httpx.Request``, ``requests.PreparedRequest``).
 RequestT = TypeVar("RequestT")
@@ -88,6 +95,19 @@ class ClientOptions(TypedDict, Generic[RequestT], total=False):
     context: Callable[[RequestT], Any] | None
     eject: float | None
     max_eject: float
+    name: str | None
+
+
+def check_keywords(owner: object, options: dict[str, object]) -> None:
+    """Refuse a keyword ``**options`` does not know, as Python refuses one for a fixed
+    signature, naming the public class (``BalancedTransport``), not :class:`Options`."""
+    valid = ClientOptions.__annotations__
+    for key in options:
+        if key not in valid and key != "clock":  # clock=: Options says why it is gone
+            raise TypeError(
+                f"{type(owner).__name__}.__init__() got an unexpected keyword argument {key!r};"
+                f" its options are {', '.join(sorted(valid))}"
+            )
 
 
 class _Default(enum.Enum):
@@ -101,7 +121,8 @@ class Options(Generic[RequestT]):
 
     Defaults: ``retry=Retry()``, ``ok_status=default_ok_status``, ``host_header="logical"``,
     ``context=None`` (``default_context``), ``eject=1.0``, ``max_eject=30.0`` (used when the
-    balancer has no health tracker: see :mod:`balancekit.integrations._eject`).
+    balancer has no health tracker: see :mod:`balancekit.integrations._eject`), ``name=None``
+    (errors then name the service by the request URL's logical host).
     """
 
     def __init__(
@@ -115,6 +136,7 @@ class Options(Generic[RequestT]):
         context: Callable[[RequestT], Any] | None = None,
         eject: float | Literal[_Default.EJECT] | None = _Default.EJECT,
         max_eject: float | Literal[_Default.MAX_EJECT] = _Default.MAX_EJECT,
+        name: str | None = None,
         clock: object = None,
     ) -> None:
         if clock is not None:  # the ejector's clock, before ejections moved to the tracker
@@ -137,6 +159,12 @@ class Options(Generic[RequestT]):
         )
         if not isinstance(balancer, Balancer):
             raise InvalidOption(f"expected a balancekit balancer, not {describe(balancer)}")
+        if name is not None and (not isinstance(name, str) or not 0 < len(name) <= MAX_NAME):
+            raise InvalidOption(
+                f"name must be the service's name (a str of 1 to {MAX_NAME} characters) or None,"
+                f" not {describe(name)}"
+            )
+        self.name = name
         self.balancer = balancer
         self.retry = Retry(attempts=1, budget=None) if retry is None else retry
         self.ok_status = ok_status
@@ -144,6 +172,26 @@ class Options(Generic[RequestT]):
         self.context = default_context if context is None else context
         seconds, most = check_eject(eject, max_eject)
         self.health = connect_health(balancer, seconds, most, explicit=explicit)
+
+    def service(self, logical_host: str) -> str:
+        """How errors name the service: ``name=``, or else the request's logical host."""
+        return describe(self.name if self.name is not None else logical_host)
+
+    def no_endpoint(self, logical_host: str, error: NoEndpointAvailable) -> str:
+        """The message of the error raised when the balancer has no endpoint to offer."""
+        members = len(self.balancer.endpoints)
+        return f"service {self.service(logical_host)} ({members} endpoints): {error}"
+
+    def all_refused(self, logical_host: str, error: Exception, tried: int) -> str:
+        """The message of the error raised when every endpoint a request tried was down."""
+        members = len(self.balancer.endpoints)
+        last = str(error)
+        if len(last) > MAX_ERROR_TEXT:
+            last = last[:MAX_ERROR_TEXT] + "..."
+        return (
+            f"service {self.service(logical_host)}: all {tried} endpoints tried (of {members})"
+            f" failed to connect; the last: {last}"
+        )
 
     def call(self, request: RequestT, *, replayable: bool) -> Call:
         """A new call for ``request``; ``replayable``: may it be sent again once it may have

@@ -36,11 +36,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Unpack
 
-import httpx
+from .._errors import InvalidOption, NoEndpointAvailable, missing_extra
+
+try:
+    import httpx
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "httpx":
+        raise
+    raise missing_extra("balancekit.httpx", "httpx", "httpx", "httpx") from error
 
 from .._core import Balancer
 from .._endpoint import Endpoint, split_address
-from .._errors import InvalidOption, NoEndpointAvailable
 from .._lease import Lease
 from .._options import describe
 from ..request import Request
@@ -50,10 +56,18 @@ from ._call import (
     SENT,
     BodyRelease,
     Call,
+    Exhausted,
     send_with_retries,
     send_with_retries_async,
 )
-from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, HostHeader, Options
+from ._common import (
+    IDEMPOTENT_METHODS,
+    Balancing,
+    ClientOptions,
+    HostHeader,
+    Options,
+    check_keywords,
+)
 
 __all__ = ["AsyncBalancedTransport", "BalancedTransport", "NoEndpointError"]
 
@@ -100,8 +114,21 @@ def _started_call(options: Options[httpx.Request], request: httpx.Request) -> Ca
     try:
         call.start()
     except NoEndpointAvailable as error:
-        raise NoEndpointError(str(error), request=request) from error
+        raise NoEndpointError(
+            options.no_endpoint(request.url.host, error), request=request
+        ) from error
     return call
+
+
+def _exhausted(options: Options[httpx.Request], request: httpx.Request) -> Exhausted:
+    """Builds the error for a request whose every attempt failed to connect: it names the
+    service and how many endpoints were tried."""
+
+    def error(last: Exception, tried: int) -> Exception:
+        message = options.all_refused(request.url.host, last, tried)
+        return NoEndpointError(message, request=request)
+
+    return error
 
 
 def _close(response: httpx.Response) -> None:
@@ -186,6 +213,10 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
     - ``context``: what ``select`` receives, a function of the ``httpx.Request`` (default
       :meth:`balancekit.Request.from_httpx`, which the key extractors in ``balancekit.keys``
       read: ``bk.IPHash(..., key=bk.keys.header("x-user"))``).
+    - ``name``: the service's name in errors (default: the request URL's logical host). When
+      every endpoint a request tried failed to connect, the transport raises
+      :class:`NoEndpointError` (an ``httpx.ConnectError``) naming the service and how many
+      endpoints were tried, chained from the last connection error.
     - ``eject``: an endpoint refusing connections is ejected at once through the balancer's
       health tracker; if the balancer has none, one is attached whose ejections last ``eject``
       seconds (default 1), ``eject * n`` for the n-th in a row, at most ``max_eject`` (default
@@ -206,6 +237,7 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
             raise InvalidOption(
                 f"transport must be an httpx.BaseTransport, not {describe(transport)}"
             )
+        check_keywords(self, dict(options))
         self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.HTTPTransport() if transport is None else transport
 
@@ -219,7 +251,9 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
             response.request = request  # the logical request, as the client will set it
             return response
 
-        response = send_with_retries(call, send, httpx.TransportError, classify, _close)
+        response = send_with_retries(
+            call, send, httpx.TransportError, classify, _close, _exhausted(options, request)
+        )
         assert isinstance(response.stream, httpx.SyncByteStream)
         response.stream = _ReleasingStream(response.stream, call)
         return response
@@ -246,6 +280,7 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
             raise InvalidOption(
                 f"transport must be an httpx.AsyncBaseTransport, not {describe(transport)}"
             )
+        check_keywords(self, dict(options))
         self._options = Options(balancer, Request.from_httpx, **options)
         self._transport = httpx.AsyncHTTPTransport() if transport is None else transport
 
@@ -260,7 +295,7 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
             return response
 
         response = await send_with_retries_async(
-            call, send, httpx.TransportError, classify, _aclose
+            call, send, httpx.TransportError, classify, _aclose, _exhausted(options, request)
         )
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _AsyncReleasingStream(response.stream, call)

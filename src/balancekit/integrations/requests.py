@@ -31,18 +31,24 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-import requests.adapters
-import urllib3.exceptions
+from .._errors import InvalidOption, NoEndpointAvailable, missing_extra
+
+try:
+    import requests
+    import requests.adapters
+    import urllib3.exceptions
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] not in ("requests", "urllib3"):
+        raise
+    raise missing_extra("balancekit.requests", "requests", "requests", "requests") from error
 
 from .._core import Balancer
 from .._endpoint import Endpoint
-from .._errors import InvalidOption, NoEndpointAvailable
 from .._lease import Lease
 from .._options import describe
 from ..request import Request
 from ._call import CONNECT, FINAL, SENT, BodyRelease, Call, send_with_retries
-from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options
+from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options, check_keywords
 
 __all__ = ["BalancedAdapter", "LogicalNameAdapter", "NoEndpointError"]
 
@@ -80,6 +86,15 @@ class LogicalNameAdapter(requests.adapters.HTTPAdapter):
     Needs requests 2.32.2 or later (``build_connection_pool_key_attributes``).
     """
 
+    def __init__(
+        self,
+        pool_connections: int = requests.adapters.DEFAULT_POOLSIZE,
+        pool_maxsize: int = requests.adapters.DEFAULT_POOLSIZE,
+        max_retries: Any = requests.adapters.DEFAULT_RETRIES,
+        pool_block: bool = requests.adapters.DEFAULT_POOLBLOCK,
+    ) -> None:  # HTTPAdapter's options, so a misspelt one names this class
+        super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -96,6 +111,11 @@ class LogicalNameAdapter(requests.adapters.HTTPAdapter):
             pool_kwargs["server_hostname"] = name
             pool_kwargs["assert_hostname"] = name
         return host_params, pool_kwargs
+
+
+def _host(request: requests.PreparedRequest) -> str:
+    """The logical host of ``request``'s URL (the service name errors use by default)."""
+    return urlsplit(str(request.url)).hostname or ""
 
 
 def _with_endpoint(url: str, endpoint: Endpoint) -> str:
@@ -164,7 +184,9 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
     :class:`~balancekit.integrations.httpx.BalancedTransport`: ``adapter`` (the inner
     ``HTTPAdapter`` doing the I/O, default a new :class:`LogicalNameAdapter`), ``retry``,
     ``ok_status``, ``host_header``, ``context`` (a function of the ``PreparedRequest``; default
-    :meth:`balancekit.Request.from_requests`), ``eject``, ``max_eject``. The policy's
+    :meth:`balancekit.Request.from_requests`), ``eject``, ``max_eject``, ``name`` (the service
+    in errors; default the URL's logical host: when every endpoint tried failed to connect,
+    :class:`NoEndpointError` names it and how many were tried). The policy's
     ``retry_result`` receives the ``requests.Response`` (its ``url`` and ``request`` the logical
     ones).
     """
@@ -176,6 +198,7 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
         adapter: requests.adapters.HTTPAdapter | None = None,
         **options: Unpack[ClientOptions[requests.PreparedRequest]],
     ) -> None:
+        check_keywords(self, dict(options))
         self._options = Options(balancer, Request.from_requests, **options)
         if adapter is not None and not isinstance(adapter, requests.adapters.HTTPAdapter):
             raise InvalidOption(f"adapter must be a requests HTTPAdapter, not {describe(adapter)}")
@@ -207,7 +230,12 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
         try:
             call.start()
         except NoEndpointAvailable as error:
-            raise NoEndpointError(str(error), request=request) from error
+            message = self._options.no_endpoint(_host(request), error)
+            raise NoEndpointError(message, request=request) from error
+
+        def exhausted(last: Exception, tried: int) -> Exception:
+            message = self._options.all_refused(_host(request), last, tried)
+            return NoEndpointError(message, request=request)
 
         def send_to(lease: Lease) -> requests.Response:
             response = self._adapter.send(
@@ -223,7 +251,7 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
             return response
 
         response = send_with_retries(
-            call, send_to, requests.RequestException, classify, requests.Response.close
+            call, send_to, requests.RequestException, classify, requests.Response.close, exhausted
         )
         response.raw = _ReleasingRaw(response.raw, call)
         return response
