@@ -27,6 +27,13 @@ PUBLIC_MODULES = [
     "balancekit.routing",
     "balancekit.sticky",
     "balancekit.guard",
+    "balancekit.guard.store",
+    "balancekit.integrations.aiohttp",
+    "balancekit.discovery.etcd",
+    "balancekit.metrics",
+    "balancekit.metrics.otel",
+    "balancekit.metrics.prometheus",
+    "balancekit.subset",
 ]
 
 
