@@ -1,0 +1,99 @@
+"""What a gRPC server or caller can hand balancekit.grpc: trailers, statuses, options.
+
+A server's trailing metadata is hostile input: any ``endpoint-load-metrics`` value (huge, NaN,
+10**400, nested JSON, not a str) gives a report or None, never an exception, in time linear in
+its size; the statuses decide success exactly as documented.
+"""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import balancekit as bk
+from balancekit.integrations._call import CONNECT, SENT
+from balancekit.integrations._grpc_common import (
+    FAILURE_CODES,
+    ORCA_KEY,
+    classify,
+    default_ok_code,
+    load_report,
+)
+
+values = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=50),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.builds(lambda n: f"TEXT cpu_utilization={n}, rps_fractional={n}", st.floats()),
+    st.builds(lambda n: f'JSON {{"cpu_utilization": {n}, "rps_fractional": 10}}', st.integers()),
+)
+
+
+@given(st.lists(st.tuples(st.sampled_from([ORCA_KEY, "other", ORCA_KEY + "-bin"]), values)))
+def test_any_trailer_gives_a_report_or_none(metadata: list[tuple[str, object]]) -> None:
+    report = load_report(metadata)
+    assert report is None or isinstance(report, bk.LoadReport)
+    if report is not None:
+        for field in (report.cpu_utilization, report.qps, report.eps):
+            assert math.isfinite(field) and field >= 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "TEXT cpu_utilization=nan, rps_fractional=1",
+        "TEXT cpu_utilization=-1, rps_fractional=1",
+        "TEXT cpu_utilization=1e400, rps_fractional=1",
+        "JSON " + "[" * 100_000,
+        'JSON {"cpu_utilization": ' + "9" * 5000 + "}",
+        "TEXT cpu_utilization=\ud800",
+        "BIN AAAA",
+    ],
+)
+def test_bad_reports_are_ignored(value: str) -> None:
+    assert load_report([(ORCA_KEY, value)]) is None
+
+
+def test_a_huge_trailer_is_not_parsed() -> None:
+    # valid if parsed (repeated keys, the last wins): None means it was refused by its length
+    value = "TEXT " + "cpu_utilization=0.5, " * 1_000_000 + "rps_fractional=1"
+    assert load_report([(ORCA_KEY, value)]) is None
+    assert load_report([(ORCA_KEY, "TEXT cpu_utilization=0.5, rps_fractional=1")]) is not None
+
+
+def test_a_good_report() -> None:
+    report = load_report([("x", "y"), (ORCA_KEY, "TEXT cpu_utilization=0.5, rps_fractional=300")])
+    assert report == bk.LoadReport(cpu_utilization=0.5, qps=300.0)
+
+
+def test_status_codes() -> None:
+    assert {code for code in grpc.StatusCode if not default_ok_code(code)} == FAILURE_CODES
+    for code in ("NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED", "OK", "CANCELLED"):
+        assert default_ok_code(getattr(grpc.StatusCode, code))
+    for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN"):
+        assert not default_ok_code(getattr(grpc.StatusCode, code))
+
+
+class _Error(grpc.RpcError):  # type: ignore[misc]
+    def __init__(self, details: object) -> None:
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> object:
+        return self._details
+
+
+def test_unavailable_is_classified_by_whether_anything_was_sent() -> None:
+    refused = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: refused"
+    assert classify(_Error(refused)) == CONNECT
+    assert classify(_Error("Stream removed (Socket closed)")) == SENT
+    assert classify(_Error(None)) == SENT
+    assert classify(_Error(b"failed to connect to all addresses")) == SENT
