@@ -12,7 +12,6 @@ before its first message; a stream collected unfinished goes back uncounted. Cha
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -22,38 +21,19 @@ import grpc.aio
 from .._core import Balancer
 from .._lease import Lease
 from ._call import Call, send_with_retries_async
+from ._grpc_aio_stream import AsyncResponseStream, Done
+from ._grpc_base import DEFAULT, ChannelBase, never_retried
 from ._grpc_common import Ended, OkCode, classify, default_ok_code, is_unavailable
 from ._grpc_pool import ChannelPool, Entry
-from .grpc import _DEFAULT, _Channels, _final
 
-__all__ = ["AsyncBalancedChannel", "AsyncResponseStream", "AsyncUnaryCall"]
-
-
-class _Done:
-    """A grpc.aio call that ended OK, read once: its code, details and trailers as plain
-    methods (grpc.aio's are coroutines), for ``Call`` and the ORCA reader."""
-
-    __slots__ = ("aio", "trailers")
-
-    def __init__(self, aio: Any, trailers: Any) -> None:
-        self.aio = aio
-        self.trailers = trailers
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.OK
-
-    def details(self) -> str | None:
-        return None
-
-    def trailing_metadata(self) -> Any:
-        return self.trailers
+__all__ = ["AsyncBalancedChannel", "AsyncUnaryCall"]
 
 
-async def _closing(_: object) -> None:
+async def _no_close(_: object) -> None:
     """Nothing to close about a finished attempt."""
 
 
-class AsyncBalancedChannel(_Channels, grpc.aio.Channel):  # type: ignore[misc]
+class AsyncBalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]
     """A ``grpc.aio.Channel`` sending each call to the endpoint ``balancer`` selects.
 
     Options as :class:`~balancekit.integrations.grpc.BalancedChannel`. Close it with
@@ -67,12 +47,12 @@ class AsyncBalancedChannel(_Channels, grpc.aio.Channel):  # type: ignore[misc]
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
         compression: grpc.Compression | None = None,
-        retry: Any = _DEFAULT,
+        retry: Any = DEFAULT,
         ok_code: OkCode = default_ok_code,
         idempotent: object = False,
         context: Callable[[Any], Any] | None = None,
-        eject: Any = _DEFAULT,
-        max_eject: Any = _DEFAULT,
+        eject: Any = DEFAULT,
+        max_eject: Any = DEFAULT,
         orca: bool = True,
         sweep: float = 1.0,
     ) -> None:
@@ -243,12 +223,12 @@ class _AsyncCallable:
                     rpc.cancel()
                     raise
                 trailers = await rpc.trailing_metadata() if options.report is not None else None
-                return Ended(_Done(rpc, trailers), value)
+                return Ended(Done(rpc, trailers), value)
             finally:
                 channel._release(entry)
 
         ended = await send_with_retries_async(
-            call, send, grpc.RpcError, classify if unary else _final, _closing
+            call, send, grpc.RpcError, classify if unary else never_retried, _no_close
         )
         options.judge(call, ended.rpc)
         return ended
@@ -277,7 +257,7 @@ class AsyncUnaryCall:
         except grpc.RpcError as error:  # UNAVAILABLE after the last attempt: the error is the call
             return error
         rpc = ended.rpc
-        return rpc.aio if isinstance(rpc, _Done) else rpc
+        return rpc.aio if isinstance(rpc, Done) else rpc
 
     async def code(self) -> grpc.StatusCode:
         rpc = await self._last()
@@ -307,205 +287,3 @@ class AsyncUnaryCall:
 
     def done(self) -> bool:
         return self._task.done()
-
-
-class AsyncResponseStream:
-    """A streaming call: ``async for`` its responses or ``await read()``; ``write()`` and
-    ``done_writing()`` for a request stream; ``cancel()``; the status coroutines of the current
-    attempt. Retries before the first message as the sync :class:`ResponseStream` does."""
-
-    def __init__(
-        self,
-        channel: AsyncBalancedChannel,
-        call: Call,
-        start: Callable[[Entry[grpc.aio.Channel]], Any],
-        *,
-        retryable: bool,
-    ) -> None:
-        self._channel = channel
-        self._call = call
-        self._start = start
-        self._retryable = retryable
-        self._received = False
-        self._reader_done = False
-        self._pending = False
-        self._rpc: Any = None
-        self._attach()
-        self._finalizer = weakref.finalize(self, _abandon, call, [self._rpc])
-
-    def _attach(self) -> None:
-        call = self._call
-        lease = call.lease
-        assert lease is not None
-        channel = self._channel
-        entry = channel._acquire(lease)
-        try:
-            rpc = self._start(entry)
-        except BaseException as error:
-            channel._release(entry)
-            call.abandon(error)
-            raise
-        self._rpc, self._pending = rpc, False
-        if hasattr(self, "_finalizer"):
-            self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _abandon, call, [rpc])
-        state = _Judge(channel, call, rpc, entry, weakref.ref(self))
-        rpc.add_done_callback(state.done)
-
-    def _may_retry(self, error: Any) -> bool:
-        return (
-            self._retryable
-            and not self._received
-            and not self._reader_done
-            and is_unavailable(error)
-        )
-
-    async def read(self) -> Any:
-        for _ in range(self._channel._options.retry.attempts + 1):
-            rpc = self._rpc
-            try:
-                value = await rpc.read()
-            except grpc.RpcError as error:
-                if not self._may_retry(error):
-                    self._reader_done = True
-                    if self._pending:
-                        self._channel._options.judge(self._call, error)
-                    raise
-                await self._retry(error)
-                continue
-            if value is grpc.aio.EOF:
-                self._reader_done = True
-            else:
-                self._received = True
-            return value
-        raise AssertionError("more attempts than the retry policy allows")  # pragma: no cover
-
-    async def _retry(self, error: grpc.RpcError) -> None:
-        call = self._call
-        step = call.failed(classify(error))
-        if isinstance(step, float):
-            if step > 0:
-                try:
-                    await asyncio.sleep(step)
-                except BaseException:
-                    call.cancel()
-                    raise
-            step = call.next()
-        if step is None:
-            self._reader_done = True
-            raise error
-        self._attach()
-
-    def __aiter__(self) -> AsyncResponseStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        value = await self.read()
-        if value is grpc.aio.EOF:
-            raise StopAsyncIteration
-        return value
-
-    async def write(self, request: Any) -> None:
-        await self._rpc.write(request)
-
-    async def done_writing(self) -> None:
-        await self._rpc.done_writing()
-
-    def cancel(self) -> bool:
-        return bool(self._rpc.cancel())
-
-    def cancelled(self) -> bool:
-        return bool(self._rpc.cancelled())
-
-    def done(self) -> bool:
-        return bool(self._rpc.done())
-
-    def time_remaining(self) -> float | None:
-        return self._rpc.time_remaining()  # type: ignore[no-any-return]
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        self._rpc.add_done_callback(lambda _: callback(self))
-
-    async def code(self) -> grpc.StatusCode:
-        return await self._rpc.code()
-
-    async def details(self) -> str:
-        return await self._rpc.details()  # type: ignore[no-any-return]
-
-    async def initial_metadata(self) -> Any:
-        return await self._rpc.initial_metadata()
-
-    async def trailing_metadata(self) -> Any:
-        return await self._rpc.trailing_metadata()
-
-    async def wait_for_connection(self) -> None:
-        await self._rpc.wait_for_connection()
-
-
-def _abandon(call: Call, rpcs: list[Any]) -> None:
-    """A stream collected unfinished: cancel its attempt, give the lease back uncounted."""
-    for rpc in rpcs:
-        rpc.cancel()
-    call.cancel()
-
-
-class _Judge:
-    """grpc.aio's done callback for one attempt of a stream: judge it (in a task, since
-    grpc.aio's status methods are coroutines) unless the reader will retry it."""
-
-    __slots__ = ("call", "channel", "entry", "rpc", "stream")
-
-    def __init__(
-        self,
-        channel: AsyncBalancedChannel,
-        call: Call,
-        rpc: Any,
-        entry: Entry[grpc.aio.Channel],
-        stream: weakref.ref[AsyncResponseStream],
-    ) -> None:
-        self.channel = channel
-        self.call = call
-        self.rpc = rpc
-        self.entry = entry
-        self.stream = stream
-
-    def done(self, rpc: Any) -> None:
-        self.channel._release(self.entry)
-        self.channel._later(self._judge())
-
-    async def _judge(self) -> None:
-        rpc = self.rpc
-        code = await rpc.code()
-        stream = self.stream()
-        if stream is not None and stream._rpc is not rpc:
-            return  # an attempt the reader has already reported and replaced
-        if (
-            stream is not None
-            and code is grpc.StatusCode.UNAVAILABLE
-            and stream._retryable
-            and not stream._received
-            and not stream._reader_done
-        ):
-            stream._pending = True
-            return
-        options = self.channel._options
-        trailers = await rpc.trailing_metadata() if options.report is not None else None
-        details = await rpc.details()
-        options.judge(self.call, _Ended(code, details, trailers))
-
-
-class _Ended(_Done):
-    """A finished grpc.aio attempt of any status, read once."""
-
-    __slots__ = ("_code", "_details")
-
-    def __init__(self, code: grpc.StatusCode, details: str | None, trailers: Any) -> None:
-        super().__init__(None, trailers)
-        self._code = code
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str | None:
-        return self._details

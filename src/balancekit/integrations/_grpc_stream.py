@@ -93,8 +93,16 @@ class _State:
         )
 
     def abandon(self) -> None:
-        """The stream was collected unfinished: cancel it, give the lease back uncounted."""
+        """The stream was collected. Unfinished: cancel it, give the lease back uncounted.
+        Finished: its done callback judges it (or has), unless it left a failure to the reader,
+        which is judged here."""
         rpc = self.rpc
+        if rpc is not None and rpc.done():
+            with self.lock:
+                pending = self.pending
+            if pending:
+                self.channel._options.judge(self.call, rpc)
+            return
         if rpc is not None:
             rpc.cancel()
         self.call.cancel()

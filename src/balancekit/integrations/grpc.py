@@ -19,8 +19,9 @@ UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS, Envoy's 5xx mapping; applica
 such as NOT_FOUND or INVALID_ARGUMENT are successes for the endpoint) and the time from the pick
 to the end. A streaming response is released when the stream ends: read to the end, failed,
 cancelled (uncounted) or garbage-collected (uncounted). A CANCELLED call is given back
-uncounted. ORCA load reports in the trailing metadata (``endpoint-load-metrics-bin``, gRFC A51)
-feed a balancer that takes reports (:class:`~balancekit.LoadReportWeightedRoundRobin`).
+uncounted. ORCA load reports in the trailing metadata (``endpoint-load-metrics``, TEXT or JSON)
+feed a balancer that takes reports (:class:`~balancekit.LoadReportWeightedRoundRobin`); the
+binary ``endpoint-load-metrics-bin`` of gRFC A51 is consumed by C-core and never reaches Python.
 
 Retries follow the HTTP integrations (one :class:`~balancekit.integrations._call.Call` per
 call, a :class:`~balancekit.Retry` policy): an UNAVAILABLE call that never left the client (no
@@ -40,7 +41,6 @@ gRPC's status code guide (``doc/statuscodes.md``).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -48,140 +48,24 @@ from typing import Any
 import grpc
 
 from .._core import Balancer
-from .._errors import InvalidOption, NoEndpointAvailable
 from .._lease import Lease
-from .._options import describe, seconds
-from ..health.tracker import HealthTracker
-from ._call import CONNECT, FINAL, Call, send_with_retries
-from ._grpc_common import (
-    Ended,
-    GrpcOptions,
-    OkCode,
-    classify,
-    default_ok_code,
-    is_unavailable,
-)
+from ._grpc_aio import AsyncBalancedChannel
+from ._grpc_base import DEFAULT, ChannelBase, NoEndpointError
+from ._grpc_calls import Streaming, StreamUnary, UnaryUnary
+from ._grpc_common import OkCode, default_ok_code
 from ._grpc_pool import ChannelPool, Entry
+from ._grpc_stream import ResponseStream
 
 __all__ = [
     "AsyncBalancedChannel",
     "BalancedChannel",
     "NoEndpointError",
+    "ResponseStream",
     "default_ok_code",
 ]
 
-_DEFAULT: Any = object()  # "not given": Options applies its own defaults
 
-
-class NoEndpointError(grpc.RpcError, NoEndpointAvailable):  # type: ignore[misc]
-    """No endpoint could take the call: a ``grpc.RpcError`` (``code()`` UNAVAILABLE, as gRPC's
-    own "no healthy upstream") and a :class:`~balancekit.NoEndpointAvailable`."""
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return str(self)
-
-    def initial_metadata(self) -> tuple[()]:
-        return ()
-
-    def trailing_metadata(self) -> tuple[()]:
-        return ()
-
-
-def _left(deadline: float | None) -> float | None:
-    """What is left of the call's deadline for the next attempt (0: it expires at once)."""
-    if deadline is None:
-        return None
-    return max(0.0, deadline - time.monotonic())
-
-
-def _nothing(_: object) -> None:
-    """Nothing to close about a finished gRPC attempt (send_with_retries' ``close``)."""
-
-
-def check_channel_options(credentials: object, options: object, compression: object) -> None:
-    """Validate what every per-endpoint channel is opened with (raises InvalidOption)."""
-    if credentials is not None and not isinstance(credentials, grpc.ChannelCredentials):
-        raise InvalidOption(
-            f"credentials must be grpc.ChannelCredentials or None, not {describe(credentials)}"
-        )
-    if (
-        not isinstance(options, Sequence)
-        or isinstance(options, str | bytes)
-        or not all(
-            isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-            for item in options
-        )
-    ):
-        raise InvalidOption(
-            "options must be a sequence of (name, value) channel arguments,"
-            f" not {describe(options)}"
-        )
-    if compression is not None and not isinstance(compression, grpc.Compression):
-        raise InvalidOption(
-            f"compression must be a grpc.Compression or None, not {describe(compression)}"
-        )
-
-
-class _Channels:
-    """What the sync and asyncio channels share: options, the pool, the balancer's view."""
-
-    _options: GrpcOptions
-
-    def _configure(
-        self,
-        balancer: Balancer,
-        *,
-        retry: Any,
-        ok_code: OkCode,
-        idempotent: object,
-        context: Any,
-        eject: Any,
-        max_eject: Any,
-        orca: bool,
-        sweep: float,
-        credentials: object,
-        options: object,
-        compression: object,
-    ) -> float:
-        check_channel_options(credentials, options, compression)
-        kwargs = {
-            name: value
-            for name, value in (("retry", retry), ("eject", eject), ("max_eject", max_eject))
-            if value is not _DEFAULT
-        }
-        self._options = GrpcOptions(
-            balancer,
-            ok_code=ok_code,
-            idempotent=idempotent,
-            context=context,
-            orca=orca,
-            **kwargs,
-        )
-        return seconds("sweep", sweep, high=86400.0)
-
-    @property
-    def balancer(self) -> Balancer:
-        """The balancer choosing the endpoints."""
-        return self._options.balancer
-
-    @property
-    def health(self) -> HealthTracker | None:
-        """The health tracker refused connections eject through (see the HTTP integrations)."""
-        return self._options.base.health
-
-    def _started(self, method: str, metadata: Any, *, replayable: bool) -> Call:
-        call = self._options.call(method, metadata, replayable=replayable)
-        try:
-            call.start()
-        except NoEndpointAvailable as error:
-            raise NoEndpointError(str(error)) from error
-        return call
-
-
-class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
+class BalancedChannel(ChannelBase, grpc.Channel):  # type: ignore[misc]
     """A ``grpc.Channel`` sending each call to the endpoint ``balancer`` selects.
 
     Options (keyword-only, validated at once):
@@ -219,12 +103,12 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
         compression: grpc.Compression | None = None,
-        retry: Any = _DEFAULT,
+        retry: Any = DEFAULT,
         ok_code: OkCode = default_ok_code,
         idempotent: object = False,
         context: Callable[[Any], Any] | None = None,
-        eject: Any = _DEFAULT,
-        max_eject: Any = _DEFAULT,
+        eject: Any = DEFAULT,
+        max_eject: Any = DEFAULT,
         orca: bool = True,
         sweep: float = 1.0,
     ) -> None:
@@ -300,8 +184,8 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         request_serializer: Callable[[Any], bytes] | None = None,
         response_deserializer: Callable[[bytes], Any] | None = None,
         _registered_method: bool | None = False,
-    ) -> _UnaryUnary:
-        return _UnaryUnary(
+    ) -> UnaryUnary:
+        return UnaryUnary(
             self, method, request_serializer, response_deserializer, _registered_method
         )
 
@@ -311,8 +195,8 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         request_serializer: Callable[[Any], bytes] | None = None,
         response_deserializer: Callable[[bytes], Any] | None = None,
         _registered_method: bool | None = False,
-    ) -> _Streaming:
-        return _Streaming(
+    ) -> Streaming:
+        return Streaming(
             self,
             "unary_stream",
             method,
@@ -327,8 +211,8 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         request_serializer: Callable[[Any], bytes] | None = None,
         response_deserializer: Callable[[bytes], Any] | None = None,
         _registered_method: bool | None = False,
-    ) -> _StreamUnary:
-        return _StreamUnary(
+    ) -> StreamUnary:
+        return StreamUnary(
             self,
             "stream_unary",
             method,
@@ -343,8 +227,8 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         request_serializer: Callable[[Any], bytes] | None = None,
         response_deserializer: Callable[[bytes], Any] | None = None,
         _registered_method: bool | None = False,
-    ) -> _Streaming:
-        return _Streaming(
+    ) -> Streaming:
+        return Streaming(
             self,
             "stream_stream",
             method,
@@ -376,188 +260,3 @@ class BalancedChannel(_Channels, grpc.Channel):  # type: ignore[misc]
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class _Callable:
-    """A method of a :class:`BalancedChannel`: its name, codecs, and how to start an attempt."""
-
-    def __init__(
-        self,
-        channel: BalancedChannel,
-        kind: str,
-        method: str,
-        serializer: Any,
-        deserializer: Any,
-        registered: Any,
-    ) -> None:
-        if not isinstance(method, str):
-            raise InvalidOption(f"method must be a str, not {describe(method)}")
-        self._channel = channel
-        self._kind = kind
-        self._method = method
-        self._codecs = (serializer, deserializer, registered)
-
-    def _inner(self, entry: Entry[grpc.Channel]) -> Any:
-        return self._channel._inner(entry, self._kind, self._method, *self._codecs)
-
-
-class _UnaryUnary(_Callable, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
-    def __init__(self, channel: BalancedChannel, method: str, *codecs: Any) -> None:
-        super().__init__(channel, "unary_unary", method, *codecs)
-
-    def _invoke(self, request: Any, timeout: float | None, metadata: Any, **kwargs: Any) -> Ended:
-        channel = self._channel
-        channel._maybe_sync()
-        options = channel._options
-        call = channel._started(self._method, metadata, replayable=options.idempotent(self._method))
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def send(lease: Lease) -> Ended:
-            entry = channel._acquire(lease)
-            try:
-                try:
-                    value, rpc = self._inner(entry).with_call(
-                        request, timeout=_left(deadline), metadata=metadata, **kwargs
-                    )
-                except grpc.RpcError as error:
-                    if is_unavailable(error):
-                        raise  # a transport failure: send_with_retries asks the call what next
-                    return Ended(error, error=error)
-                return Ended(rpc, value)
-            finally:
-                channel._release(entry)
-
-        ended = send_with_retries(call, send, grpc.RpcError, classify, _nothing)
-        options.judge(call, ended.rpc)
-        return ended
-
-    def __call__(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> Any:
-        ended = self._invoke(request, timeout, metadata, **kwargs)
-        if ended.error is not None:
-            raise ended.error
-        return ended.value
-
-    def with_call(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> tuple[Any, Any]:
-        ended = self._invoke(request, timeout, metadata, **kwargs)
-        if ended.error is not None:
-            raise ended.error
-        return ended.value, ended.rpc
-
-    def future(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> Any:
-        """One attempt, released when its future completes (no retries)."""
-        channel = self._channel
-        channel._maybe_sync()
-        call = channel._started(self._method, metadata, replayable=False)
-        lease = call.lease
-        assert lease is not None
-        entry = channel._acquire(lease)
-        try:
-            future = self._inner(entry).future(
-                request, timeout=timeout, metadata=metadata, **kwargs
-            )
-        except BaseException as error:
-            channel._release(entry)
-            call.abandon(error)
-            raise
-        options = channel._options
-
-        def done(rpc: Any) -> None:
-            try:
-                health = options.base.health
-                if health is not None and is_unavailable(rpc) and classify(rpc) == CONNECT:
-                    health.connect_failed(lease[0].address)
-                options.judge(call, rpc)
-            finally:
-                channel._release(entry)
-
-        future.add_done_callback(done)
-        return future
-
-
-class _StreamUnary(_Callable, grpc.StreamUnaryMultiCallable):  # type: ignore[misc]
-    """A request stream, one answer: one attempt (the request iterator cannot be replayed)."""
-
-    def _invoke(self, requests: Any, timeout: float | None, metadata: Any, **kwargs: Any) -> Ended:
-        channel = self._channel
-        channel._maybe_sync()
-        options = channel._options
-        call = channel._started(self._method, metadata, replayable=False)
-
-        def send(lease: Lease) -> Ended:
-            entry = channel._acquire(lease)
-            try:
-                try:
-                    value, rpc = self._inner(entry).with_call(
-                        requests, timeout=timeout, metadata=metadata, **kwargs
-                    )
-                except grpc.RpcError as error:
-                    if is_unavailable(error):
-                        _eject_if_refused(options.base.health, lease, error)
-                        raise
-                    return Ended(error, error=error)
-                return Ended(rpc, value)
-            finally:
-                channel._release(entry)
-
-        ended = send_with_retries(call, send, grpc.RpcError, _final, _nothing)
-        options.judge(call, ended.rpc)
-        return ended
-
-    def __call__(
-        self, requests: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> Any:
-        ended = self._invoke(requests, timeout, metadata, **kwargs)
-        if ended.error is not None:
-            raise ended.error
-        return ended.value
-
-    def with_call(
-        self, requests: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> tuple[Any, Any]:
-        ended = self._invoke(requests, timeout, metadata, **kwargs)
-        if ended.error is not None:
-            raise ended.error
-        return ended.value, ended.rpc
-
-    def future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("future() of a stream-unary method: call it in a thread")
-
-
-def _final(error: Any) -> str:
-    """A failure that is never retried (the request stream was consumed)."""
-    return FINAL
-
-
-def _eject_if_refused(health: HealthTracker | None, lease: Lease, error: grpc.RpcError) -> None:
-    """Eject an endpoint that refused the connection even when the call is not retried."""
-    if health is not None and classify(error) == CONNECT:
-        health.connect_failed(lease[0].address)
-
-
-class _Streaming(_Callable):
-    """unary_stream and stream_stream: the call returns a :class:`ResponseStream`."""
-
-    def __call__(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
-    ) -> ResponseStream:
-        channel = self._channel
-        channel._maybe_sync()
-        unary = self._kind == "unary_stream"
-        idempotent = unary and channel._options.idempotent(self._method)
-        call = channel._started(self._method, metadata, replayable=idempotent)
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def start(entry: Entry[grpc.Channel]) -> Any:
-            return self._inner(entry)(request, timeout=_left(deadline), metadata=metadata, **kwargs)
-
-        return ResponseStream(channel, call, start, retryable=unary)
-
-
-from ._grpc_aio import AsyncBalancedChannel  # noqa: E402
-from ._grpc_stream import ResponseStream  # noqa: E402  (it needs BalancedChannel's type only)
