@@ -13,7 +13,7 @@ import balancekit
 
 ROOT = Path(__file__).resolve().parents[1]
 # Optional extras: a module is skipped only when the extra it needs is not installed.
-OPTIONAL = {"httpx", "requests", "dns", "limits"}
+OPTIONAL = {"httpx", "requests", "dns", "limits", "grpc"}
 
 
 def modules() -> list[str]:
