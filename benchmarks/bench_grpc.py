@@ -96,6 +96,61 @@ def async_case(loop: asyncio.AbstractEventLoop, call: Callable[[bytes], object])
     return run
 
 
+class _StubCall:
+    """A finished call, as grpcio hands back from ``with_call`` (OK, no trailers)."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+    def details(self) -> None:
+        return None
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+class _StubMethod:
+    def __call__(self, request: bytes, **kwargs: object) -> bytes:
+        return b"stub"
+
+    def with_call(self, request: bytes, **kwargs: object) -> tuple[bytes, _StubCall]:
+        return b"stub", _StubCall()
+
+
+class _StubAioCall:
+    def __await__(self):  # type: ignore[no-untyped-def]
+        if False:
+            yield
+        return b"stub"
+
+    async def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    def cancel(self) -> bool:
+        return False
+
+
+class _StubChannel:
+    """A channel that answers at once, in-process: what is left is balancekit's own cost."""
+
+    def __init__(self, *, aio: bool = False) -> None:
+        self.aio = aio
+
+    def unary_unary(self, method: str, *args: object, **kwargs: object) -> object:
+        return (lambda request, **kw: _StubAioCall()) if self.aio else _StubMethod()
+
+    def close(self, grace: object = None) -> object:
+        return None
+
+
+def stub_balanced(lb: bk.Balancer, *, aio: bool = False, **options: object) -> object:
+    """A balanced channel whose per-endpoint channels are stubs (no I/O at all)."""
+    kind = AsyncBalancedChannel if aio else BalancedChannel
+    channel = kind(lb, **options)  # type: ignore[arg-type]
+    channel._pool._open = lambda address: _StubChannel(aio=aio)
+    return channel
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -115,6 +170,13 @@ def main() -> None:
             )
 
         abare, abalanced = loop.run_until_complete(open_async())
+
+        async def open_stub() -> object:
+            return stub_balanced(bk.RoundRobin([address]), aio=True)
+
+        astub = loop.run_until_complete(open_stub())
+        stub = stub_balanced(bk.RoundRobin([address]))
+        stub_lean = stub_balanced(bk.RoundRobin([address]), **lean)
         cases: dict[str, Case] = {
             "unary: bare grpc channel": sync_case(bare.unary_unary(UNARY), REQUEST),
             "unary: BalancedChannel": sync_case(balanced.unary_unary(UNARY), REQUEST),
@@ -125,6 +187,16 @@ def main() -> None:
             ),
             "grpc.aio unary: bare": async_case(loop, abare.unary_unary(UNARY)),
             "grpc.aio unary: AsyncBalancedChannel": async_case(loop, abalanced.unary_unary(UNARY)),
+            "no I/O: stub method": sync_case(_StubMethod(), REQUEST),
+            "no I/O: BalancedChannel over stubs": sync_case(stub.unary_unary(UNARY), REQUEST),  # type: ignore[attr-defined]
+            "no I/O: BalancedChannel over stubs, lean": sync_case(
+                stub_lean.unary_unary(UNARY),
+                REQUEST,  # type: ignore[attr-defined]
+            ),
+            "no I/O: AsyncBalancedChannel over stubs": async_case(
+                loop,
+                astub.unary_unary(UNARY),  # type: ignore[attr-defined]
+            ),
         }
         results = interleaved(
             cases,
@@ -136,6 +208,7 @@ def main() -> None:
             "unary": "unary: bare grpc channel",
             "unary-stream": "unary-stream (1 message): bare",
             "grpc.aio": "grpc.aio unary: bare",
+            "no": "no I/O: stub method",
         }
         rows = []
         for name, measured in results.items():

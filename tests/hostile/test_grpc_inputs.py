@@ -97,3 +97,19 @@ def test_unavailable_is_classified_by_whether_anything_was_sent() -> None:
     assert classify(_Error("Stream removed (Socket closed)")) == SENT
     assert classify(_Error(None)) == SENT
     assert classify(_Error(b"failed to connect to all addresses")) == SENT
+
+
+def test_the_request_cache_is_per_method_and_bounded() -> None:
+    from balancekit.integrations._grpc_common import CACHED_METHODS, CallInfo, cached_context
+
+    context = cached_context()
+    first = context(CallInfo("/a.B/C", None))
+    assert context(CallInfo("/a.B/C", ())) is first
+    assert first.path == "/a.B/C" and first.method == "POST"
+    with_metadata = context(CallInfo("/a.B/C", (("x-user", "ann"), ("k-bin", b"\x00"))))
+    assert with_metadata is not first and with_metadata.headers.get_all("x-user") == ("ann",)
+    assert "k-bin" not in with_metadata.headers
+    # a client calling ever new method names keeps at most CACHED_METHODS requests
+    requests = [context(CallInfo(f"/m/{i}", None)) for i in range(CACHED_METHODS + 50)]
+    assert context(CallInfo(f"/m/{CACHED_METHODS + 10}", None)) is not requests[-40]
+    assert context(CallInfo("/m/0", None)) is requests[0]
