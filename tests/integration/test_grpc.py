@@ -278,3 +278,53 @@ def test_channels_follow_membership(grpc_servers: Start) -> None:
 def test_bad_options_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(bk.InvalidOption):
         BalancedChannel(bk.RoundRobin(["127.0.0.1:1"]), **options)  # type: ignore[arg-type]
+
+
+def test_calls_from_threads_while_membership_churns(grpc_servers: Start) -> None:
+    servers = grpc_servers(3)
+    addresses = [s.address for s in servers]
+    lb = bk.LeastConnections(addresses)
+    errors: list[BaseException] = []
+    served: Counter[str] = Counter()
+    lock = threading.Lock()
+    done = threading.Event()
+    channel = BalancedChannel(lb, sweep=0.001)  # membership read on almost every call
+
+    def client() -> None:
+        call = channel.unary_unary(UNARY)
+        stream = channel.unary_stream(STREAM)
+        for i in range(150):
+            try:
+                answer = call(b"{}") if i % 3 else b"".join(stream(b'{"count": 2}'))[:2]
+                with lock:
+                    served[answer.decode()] += 1
+            except Exception as error:
+                errors.append(error)
+
+    def churn() -> None:
+        for i in range(2_000):  # bounded; stops when the clients are done
+            if done.is_set():
+                return
+            address = addresses[i % 3]
+            lb.remove(address)  # two members stay
+            time.sleep(0.002)
+            lb.add(address)
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    churner = threading.Thread(target=churn)
+    churner.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    done.set()
+    churner.join(timeout=30)
+    try:
+        assert errors == []
+        assert served.total() == 600
+        assert wait_until(lambda: _in_flight(lb) == 0)
+        channel.sync()
+        assert sorted(channel.addresses) == sorted(addresses)
+    finally:
+        channel.close()

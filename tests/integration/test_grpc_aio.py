@@ -217,3 +217,45 @@ def test_no_endpoint_and_membership(grpc_servers: Start) -> None:
             assert await channel.unary_unary(UNARY)(b"{}") == b"s1"
 
     asyncio.run(main())
+
+
+def test_concurrent_calls_while_membership_churns(grpc_servers: Start) -> None:
+    servers = grpc_servers(3)
+    addresses = [s.address for s in servers]
+    lb = bk.LeastConnections(addresses)
+    served: Counter[str] = Counter()
+
+    async def main() -> None:
+        async with AsyncBalancedChannel(lb, sweep=0.001) as channel:
+            call = channel.unary_unary(UNARY)
+            stream = channel.unary_stream(STREAM)
+            done = asyncio.Event()
+
+            async def client() -> None:
+                for i in range(100):
+                    if i % 3:
+                        served[(await call(b"{}")).decode()] += 1
+                    else:
+                        messages = [m async for m in stream(b'{"count": 2}')]
+                        served[messages[0].decode()] += 1
+
+            async def churn() -> None:
+                for i in range(2_000):  # bounded; stops when the clients are done
+                    if done.is_set():
+                        return
+                    address = addresses[i % 3]
+                    lb.remove(address)
+                    await asyncio.sleep(0.002)
+                    lb.add(address)
+                    await asyncio.sleep(0.002)
+
+            churner = asyncio.create_task(churn())
+            await asyncio.wait_for(asyncio.gather(*(client() for _ in range(4))), timeout=60)
+            done.set()
+            await churner
+            assert await _until(lambda: _in_flight(lb) == 0)
+            await channel.sync()
+            assert sorted(channel.addresses) == sorted(addresses)
+
+    asyncio.run(main())
+    assert served.total() == 400

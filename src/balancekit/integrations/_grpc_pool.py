@@ -11,8 +11,9 @@ When is membership read? At :meth:`ChannelPool.sync` (called by the balanced cha
 every ``sweep`` seconds, on the next call, and by anyone after a discovery update): a channel
 for a new member is opened; one whose endpoint left is closed once no call uses it, since
 closing a gRPC channel cancels its calls. A call picked for an address the pool has no channel
-for (a member added since the last sync) opens it at once. Thread-safe: one lock, held only for
-dictionary work, never while a channel opens or closes.
+for (a member added since the last sync) opens it at once. Thread-safe: one lock, held for
+dictionary work and for making a channel object (which does no I/O: grpcio channels connect on
+their first call), never while one closes.
 """
 
 from __future__ import annotations
@@ -76,20 +77,20 @@ class ChannelPool(Generic[C]):
         return list(self._entries)
 
     def acquire(self, address: str) -> Entry[C]:
-        """The entry for ``address``, counted as used until :meth:`release`."""
-        entry = self._entries.get(address)
-        if entry is None or entry.retired:
-            with self._lock:
+        """The entry for ``address``, counted as used until :meth:`release`.
+
+        All under the lock, so that a sync retiring the entry and a call taking it cannot
+        interleave (a channel closed under a call); a missing channel is opened there too
+        (grpcio channels connect lazily: making one does no I/O).
+        """
+        with self._lock:
+            entry = self._entries.get(address)
+            if entry is None:
                 if self.closed:
                     raise ValueError("Cannot invoke RPC on closed channel!")
-                entry = self._entries.get(address)
-                if entry is None:
-                    entry = self._entries[address] = Entry(address, self._open(address))
-                entry.users += 1
-                return entry
-        with self._lock:
+                entry = self._entries[address] = Entry(address, self._open(address))
             entry.users += 1
-        return entry
+            return entry
 
     def release(self, entry: Entry[C]) -> C | None:
         """One call on ``entry`` is over: the channel to close now, if any."""
@@ -121,14 +122,9 @@ class ChannelPool(Generic[C]):
                 if entry.users == 0:
                     del self._entries[address]
                     closing.append(entry.channel)
-            missing = [address for address in members if address not in self._entries]
-        for address in missing:  # opened outside the lock; a racing acquire may win
-            channel = self._open(address)
-            with self._lock:
-                if self.closed or address in self._entries:
-                    closing.append(channel)
-                else:
-                    self._entries[address] = Entry(address, channel)
+            for address in members:
+                if address not in self._entries:
+                    self._entries[address] = Entry(address, self._open(address))
         return closing
 
     def close(self) -> list[C]:

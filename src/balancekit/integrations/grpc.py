@@ -165,7 +165,11 @@ class BalancedChannel(ChannelBase, grpc.Channel):  # type: ignore[misc]
     def _release(self, entry: Entry[grpc.Channel]) -> None:
         channel = self._pool.release(entry)
         if channel is not None:
-            channel.close()
+            # Off this thread: a stream's last release runs in grpcio's done callback, on the
+            # channel's own thread, and closing a channel from there never returns.
+            threading.Thread(
+                target=channel.close, name="balancekit-grpc-close", daemon=True
+            ).start()
 
     @staticmethod
     def _inner(entry: Entry[grpc.Channel], kind: str, method: str, *args: Any) -> Any:
