@@ -140,7 +140,8 @@ def test_kill_one_of_three_under_a_stream_of_calls(grpc_servers: Start) -> None:
     served: Counter[str] = Counter()
     errors: list[BaseException] = []
     stop = threading.Event()
-    channel = BalancedChannel(lb, idempotent=[UNARY])
+    retry = bk.Retry()
+    channel = BalancedChannel(lb, idempotent=[UNARY], retry=retry)
 
     def run() -> None:
         call = channel.unary_unary(UNARY)
@@ -158,8 +159,13 @@ def test_kill_one_of_three_under_a_stream_of_calls(grpc_servers: Start) -> None:
     try:
         assert wait_until(lambda: served.total() >= 50), "the stream did not start"
         victim.kill()  # SIGKILL by its PID
+        killed = time.monotonic()
         before = served.total()
-        assert wait_until(lambda: served.total() >= before + 300, timeout=30), "stalled"
+        # past the first ejection (1 s): the dead server is tried again, refused, ejected again
+        assert wait_until(
+            lambda: served.total() >= before + 300 and time.monotonic() > killed + 1.5,
+            timeout=30,
+        ), "stalled"
     finally:
         stop.set()
         client.join(timeout=30)
@@ -168,7 +174,11 @@ def test_kill_one_of_three_under_a_stream_of_calls(grpc_servers: Start) -> None:
     assert errors == []
     assert lb.stats()[victim.address].ejected
     assert _in_flight(lb) == 0
-    print(f"\ngrpc SIGKILL: {served.total()} calls, {len(errors)} failures, served {dict(served)}")
+    assert retry.budget is not None
+    print(
+        f"\ngrpc SIGKILL: {served.total()} calls, {len(errors)} failures, served {dict(served)},"
+        f" victim {lb.stats()[victim.address]}, budgeted retries {retry.budget.retries}"
+    )
 
 
 def test_slow_server_gets_little_traffic_under_least_response_time(grpc_servers: Start) -> None:
