@@ -113,3 +113,68 @@ def test_the_request_cache_is_per_method_and_bounded() -> None:
     requests = [context(CallInfo(f"/m/{i}", None)) for i in range(CACHED_METHODS + 50)]
     assert context(CallInfo(f"/m/{CACHED_METHODS + 10}", None)) is not requests[-40]
     assert context(CallInfo("/m/0", None)) is requests[0]
+
+
+BAD_CALL_ARGUMENTS = [
+    {"timeout": float("nan")},
+    {"timeout": float("inf")},
+    {"timeout": 1e300},
+    {"timeout": 10**400},
+    {"timeout": "1"},
+    {"timeout": True},
+    {"metadata": "x-user"},
+    {"metadata": [("x-user",)]},
+    {"metadata": [("X-User", "ann")]},
+    {"metadata": [("x user", "ann")]},
+    {"metadata": [("", "ann")]},
+    {"metadata": [(1, "ann")]},
+    {"metadata": [("x-user", "\ud800")]},
+    {"metadata": [("x-user", "caf\xe9")]},
+    {"metadata": [("x-user", "a\nb")]},
+    {"metadata": [("x-user", b"ann")]},
+    {"metadata": [("x-bin", "text")]},
+    {"metadata": 7},
+]
+
+
+@pytest.mark.parametrize("arguments", BAD_CALL_ARGUMENTS)
+def test_bad_call_arguments_are_refused_before_any_pick(arguments: dict[str, object]) -> None:
+    """grpcio would fail these with DEADLINE_EXCEEDED or INTERNAL (or a TypeError mid-call),
+    which counted against the endpoint; refused up front, nothing changes."""
+    from balancekit.integrations.grpc import AsyncBalancedChannel, BalancedChannel
+
+    lb = bk.LeastConnections(["127.0.0.1:1"])
+    with BalancedChannel(lb) as channel:
+        for method in (
+            channel.unary_unary("/a.B/C"),
+            channel.unary_stream("/a.B/C"),
+            channel.stream_unary("/a.B/C"),
+            channel.stream_stream("/a.B/C"),
+        ):
+            with pytest.raises(bk.InvalidOption):
+                method(b"", **arguments)
+        with pytest.raises(bk.InvalidOption):
+            channel.unary_unary("/a.B/C").future(b"", **arguments)
+
+    async def main() -> None:
+        async with AsyncBalancedChannel(lb) as achannel:
+            for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+                with pytest.raises(bk.InvalidOption):
+                    getattr(achannel, kind)("/a.B/C")(b"", **arguments)
+
+    import asyncio
+
+    asyncio.run(main())
+    stats = lb.stats()["127.0.0.1:1"]
+    assert (stats.selected, stats.in_flight, stats.failed) == (0, 0, 0)
+
+
+def test_good_metadata_is_kept_as_a_tuple() -> None:
+    from balancekit.integrations._grpc_common import check_metadata, check_timeout
+
+    pairs = iter([("x-user", "ann"), ("k-bin", b"\x00\xff"), ("a.b_c-d", " ~")])
+    assert check_metadata(pairs) == (("x-user", "ann"), ("k-bin", b"\x00\xff"), ("a.b_c-d", " ~"))
+    assert check_metadata(None) is None
+    assert check_timeout(None) is None
+    assert check_timeout(-1) == -1.0  # already expired, as grpcio takes it
+    assert check_timeout(2) == 2.0

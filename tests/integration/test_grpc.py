@@ -338,3 +338,30 @@ def test_calls_from_threads_while_membership_churns(grpc_servers: Start) -> None
         assert sorted(channel.addresses) == sorted(addresses)
     finally:
         channel.close()
+
+
+def test_client_side_failures_are_not_the_endpoints(grpc_servers: Start) -> None:
+    """A deadline already past when the call starts, and a request serializer that raises:
+    grpcio fails the call (DEADLINE_EXCEEDED, INTERNAL) without the server; uncounted."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+
+    def broken(request: object) -> bytes:
+        raise ValueError("cannot serialize")
+
+    with BalancedChannel(lb) as channel:
+        call = channel.unary_unary(UNARY)
+        for timeout in (0, -1.0):
+            with pytest.raises(grpc.RpcError) as error:
+                call(b"{}", timeout=timeout)
+            assert error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as error:
+            list(channel.unary_stream(STREAM)(b"{}", timeout=0))
+        assert error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary(UNARY, request_serializer=broken)(b"{}")
+        assert error.value.code() is grpc.StatusCode.INTERNAL
+        assert call(b"{}") == b"s0"
+        assert wait_until(lambda: _in_flight(lb) == 0)
+    stats = lb.stats()[server.address]
+    assert (stats.succeeded, stats.failed, stats.cancelled) == (1, 0, 4)

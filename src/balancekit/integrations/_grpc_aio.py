@@ -23,7 +23,15 @@ from .._lease import Lease
 from ._call import Call, send_with_retries_async
 from ._grpc_aio_stream import AsyncResponseStream, Done
 from ._grpc_base import DEFAULT, ChannelBase, never_retried
-from ._grpc_common import Ended, OkCode, classify, default_ok_code, is_unavailable
+from ._grpc_common import (
+    Ended,
+    OkCode,
+    check_metadata,
+    check_timeout,
+    classify,
+    default_ok_code,
+    is_unavailable,
+)
 from ._grpc_pool import ChannelPool, Entry
 
 __all__ = ["AsyncBalancedChannel", "AsyncUnaryCall"]
@@ -187,6 +195,7 @@ class _AsyncCallable:
     def __call__(
         self, request: Any = None, *, timeout: float | None = None, metadata: Any = None, **kw: Any
     ) -> Any:
+        timeout, metadata = check_timeout(timeout), check_metadata(metadata)
         channel = self._channel
         channel._maybe_sync()
         options = channel._options
@@ -194,18 +203,28 @@ class _AsyncCallable:
         replayable = unary_request and options.idempotent(self._method)
         call = channel._started(self._method, metadata, replayable=replayable)
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        expired = [False]  # the last attempt started past the deadline
 
         def start(entry: Entry[grpc.aio.Channel]) -> Any:
             left = (
                 None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
             )
+            expired[0] = left == 0.0
             return self._inner(entry)(request, timeout=left, metadata=metadata, **kw)
 
         if self._kind.endswith("stream"):
-            return AsyncResponseStream(channel, call, start, retryable=unary_request)
-        return AsyncUnaryCall(self._attempts(call, start, unary_request))
+            return AsyncResponseStream(
+                channel,
+                call,
+                start,
+                retryable=unary_request,
+                expired=timeout is not None and timeout <= 0,
+            )
+        return AsyncUnaryCall(self._attempts(call, start, unary_request, expired))
 
-    async def _attempts(self, call: Call, start: Callable[[Any], Any], unary: bool) -> Ended:
+    async def _attempts(
+        self, call: Call, start: Callable[[Any], Any], unary: bool, expired: list[bool]
+    ) -> Ended:
         channel = self._channel
         options = channel._options
 
@@ -230,7 +249,7 @@ class _AsyncCallable:
         ended = await send_with_retries_async(
             call, send, grpc.RpcError, classify if unary else never_retried, _no_close
         )
-        options.judge(call, ended.rpc)
+        options.judge(call, ended.rpc, expired=expired[0])
         return ended
 
 

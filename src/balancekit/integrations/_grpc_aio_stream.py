@@ -58,7 +58,9 @@ class AsyncResponseStream:
         start: Callable[[Entry[grpc.aio.Channel]], Any],
         *,
         retryable: bool,
+        expired: bool = False,
     ) -> None:
+        self._expired = expired  # started past its deadline: DEADLINE_EXCEEDED isn't the endpoint's
         self._channel = channel
         self._call = call
         self._start = start
@@ -82,7 +84,7 @@ class AsyncResponseStream:
             call.abandon(error)
             raise
         self._box[:] = [rpc, False]
-        state = _Judge(channel, call, rpc, entry, weakref.ref(self))
+        state = _Judge(channel, call, rpc, entry, weakref.ref(self), self._expired)
         rpc.add_done_callback(state.done)
 
     @property
@@ -114,7 +116,7 @@ class AsyncResponseStream:
                 if not self._may_retry(error):
                     self._reader_done = True
                     if self._pending:
-                        self._channel._options.judge(self._call, error)
+                        self._channel._options.judge(self._call, error, expired=self._expired)
                     raise
                 await self._retry(error)
                 continue
@@ -204,7 +206,7 @@ class _Judge:
     """grpc.aio's done callback for one attempt of a stream: judge it (in a task, since
     grpc.aio's status methods are coroutines) unless the reader will retry it."""
 
-    __slots__ = ("call", "channel", "entry", "rpc", "stream")
+    __slots__ = ("call", "channel", "entry", "expired", "rpc", "stream")
 
     def __init__(
         self,
@@ -213,7 +215,9 @@ class _Judge:
         rpc: Any,
         entry: Entry[grpc.aio.Channel],
         stream: weakref.ref[AsyncResponseStream],
+        expired: bool,
     ) -> None:
+        self.expired = expired
         self.channel = channel
         self.call = call
         self.rpc = rpc
@@ -242,7 +246,7 @@ class _Judge:
         options = self.channel._options
         trailers = await rpc.trailing_metadata() if options.report is not None else None
         details = await rpc.details()
-        options.judge(self.call, _Ended(code, details, trailers))
+        options.judge(self.call, _Ended(code, details, trailers), expired=self.expired)
 
 
 class _Ended(Done):

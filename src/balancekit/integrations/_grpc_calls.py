@@ -14,7 +14,7 @@ from .._lease import Lease
 from .._options import describe
 from ._call import CONNECT, send_with_retries
 from ._grpc_base import eject_if_refused, never_retried, nothing_to_close, time_left
-from ._grpc_common import Ended, classify, is_unavailable
+from ._grpc_common import Ended, check_metadata, check_timeout, classify, is_unavailable
 from ._grpc_pool import Entry
 from ._grpc_stream import ResponseStream
 
@@ -52,18 +52,22 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         super().__init__(channel, "unary_unary", method, *codecs)
 
     def _invoke(self, request: Any, timeout: float | None, metadata: Any, **kwargs: Any) -> Ended:
+        timeout, metadata = check_timeout(timeout), check_metadata(metadata)
         channel = self._channel
         channel._maybe_sync()
         options = channel._options
         call = channel._started(self._method, metadata, replayable=options.idempotent(self._method))
         deadline = None if timeout is None else time.monotonic() + timeout
+        expired = [False]  # the last attempt started past the deadline
 
         def send(lease: Lease) -> Ended:
             entry = channel._acquire(lease)
             try:
+                left = time_left(deadline)
+                expired[0] = left == 0.0
                 try:
                     value, rpc = self._inner(entry).with_call(
-                        request, timeout=time_left(deadline), metadata=metadata, **kwargs
+                        request, timeout=left, metadata=metadata, **kwargs
                     )
                 except grpc.RpcError as error:
                     if is_unavailable(error):
@@ -74,7 +78,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
                 channel._release(entry)
 
         ended = send_with_retries(call, send, grpc.RpcError, classify, nothing_to_close)
-        options.judge(call, ended.rpc)
+        options.judge(call, ended.rpc, expired=expired[0])
         return ended
 
     def __call__(
@@ -97,6 +101,8 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
     ) -> Any:
         """One attempt, released when its future completes (no retries)."""
+        timeout, metadata = check_timeout(timeout), check_metadata(metadata)
+        expired = timeout is not None and timeout <= 0
         channel = self._channel
         channel._maybe_sync()
         call = channel._started(self._method, metadata, replayable=False)
@@ -118,7 +124,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
                 health = options.base.health
                 if health is not None and is_unavailable(rpc) and classify(rpc) == CONNECT:
                     health.connect_failed(lease[0].address)
-                options.judge(call, rpc)
+                options.judge(call, rpc, expired=expired)
             finally:
                 channel._release(entry)
 
@@ -130,6 +136,7 @@ class StreamUnary(Callable_, grpc.StreamUnaryMultiCallable):  # type: ignore[mis
     """A request stream, one answer: one attempt (the request iterator cannot be replayed)."""
 
     def _invoke(self, requests: Any, timeout: float | None, metadata: Any, **kwargs: Any) -> Ended:
+        timeout, metadata = check_timeout(timeout), check_metadata(metadata)
         channel = self._channel
         channel._maybe_sync()
         options = channel._options
@@ -152,7 +159,7 @@ class StreamUnary(Callable_, grpc.StreamUnaryMultiCallable):  # type: ignore[mis
                 channel._release(entry)
 
         ended = send_with_retries(call, send, grpc.RpcError, never_retried, nothing_to_close)
-        options.judge(call, ended.rpc)
+        options.judge(call, ended.rpc, expired=timeout is not None and timeout <= 0)
         return ended
 
     def __call__(
@@ -181,6 +188,7 @@ class Streaming(Callable_):
     def __call__(
         self, request: Any, timeout: float | None = None, metadata: Any = None, **kwargs: Any
     ) -> ResponseStream:
+        timeout, metadata = check_timeout(timeout), check_metadata(metadata)
         channel = self._channel
         channel._maybe_sync()
         unary = self._kind == "unary_stream"
@@ -193,4 +201,5 @@ class Streaming(Callable_):
                 request, timeout=time_left(deadline), metadata=metadata, **kwargs
             )
 
-        return ResponseStream(channel, call, start, retryable=unary)
+        expired = timeout is not None and timeout <= 0
+        return ResponseStream(channel, call, start, retryable=unary, expired=expired)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
 import grpc
@@ -28,11 +28,14 @@ from ._common import Options
 
 __all__ = [
     "FAILURE_CODES",
+    "MAX_TIMEOUT",
     "ORCA_KEY",
     "CallInfo",
     "Ended",
     "GrpcOptions",
     "OkCode",
+    "check_metadata",
+    "check_timeout",
     "classify",
     "default_ok_code",
     "load_report",
@@ -116,6 +119,59 @@ def load_report(metadata: Any) -> LoadReport | None:
             except InvalidOption:
                 return None
     return None
+
+
+#: Longest call timeout accepted, in seconds: grpcio turns a larger one (1e300, inf) into a
+#: deadline in the past and fails the call with DEADLINE_EXCEEDED at once.
+MAX_TIMEOUT = 1e9
+_KEY_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz_.-"
+#: grpcio's details when a call failed in the client before anything was sent: the caller's
+#: request serializer raised. The endpoint had no part in it: the lease goes back uncounted.
+_CLIENT_SIDE = ("Exception serializing request!", "Exception serializing message!")
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A call's ``timeout``, checked before any pick: None, or a number of seconds up to
+    :data:`MAX_TIMEOUT` (0 or less: already expired, as in grpcio). Else InvalidOption."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidOption(f"timeout must be a number of seconds or None, not {describe(timeout)}")
+    if isinstance(timeout, int) and not -MAX_TIMEOUT <= timeout <= MAX_TIMEOUT:
+        raise InvalidOption(f"timeout must be at most {MAX_TIMEOUT:g} seconds")
+    if not timeout <= MAX_TIMEOUT:  # NaN too
+        raise InvalidOption(
+            f"timeout must be a number of seconds up to {MAX_TIMEOUT:g}, not {describe(timeout)}"
+        )
+    return float(timeout)
+
+
+def check_metadata(metadata: object) -> tuple[tuple[str, str | bytes], ...] | None:
+    """A call's ``metadata``, checked before any pick and kept as a tuple (an iterator would
+    be used up by the first attempt): ``(key, value)`` pairs, keys of ``0-9 a-z _ . -`` (gRPC's
+    HTTP/2 protocol, ``Header-Name``), values printable ASCII, or bytes for ``-bin`` keys.
+    gRPC C-core fails a call whose metadata breaks these rules with INTERNAL, which would
+    count against the endpoint; here it is an InvalidOption, and nothing changes. Linear."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, str | bytes) or not isinstance(metadata, Iterable):
+        raise InvalidOption(f"metadata must be (key, value) pairs, not {describe(metadata)}")
+    pairs = tuple(metadata)
+    for pair in pairs:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InvalidOption(f"metadata must be (key, value) pairs, not {describe(pair)}")
+        key, value = pair
+        if not isinstance(key, str) or not key or not key.isascii() or key.strip(_KEY_CHARS):
+            raise InvalidOption(
+                "a metadata key is lower-case letters, digits, '_', '.' and '-',"
+                f" not {describe(key)}"
+            )
+        if key.endswith("-bin"):
+            if not isinstance(value, bytes):
+                raise InvalidOption(f"the value of {key!r} (a -bin key) must be bytes")
+        elif not (isinstance(value, str) and value.isascii() and value.isprintable()):
+            raise InvalidOption(f"the value of {key!r} must be printable ASCII text")
+    return pairs
 
 
 class CallInfo(NamedTuple):
@@ -207,6 +263,14 @@ class Ended:
         return self.rpc.trailing_metadata()
 
 
+def _client_side(rpc: Any) -> bool:
+    try:
+        details = rpc.details()
+    except Exception:
+        return False
+    return isinstance(details, str) and details.startswith(_CLIENT_SIDE)
+
+
 class GrpcOptions:
     """The options of :class:`~balancekit.integrations.grpc.BalancedChannel`, validated.
 
@@ -269,12 +333,17 @@ class GrpcOptions:
                     self.report(lease, load)
         call.finish(ok)
 
-    def judge(self, call: Call, rpc: Any) -> None:
+    def judge(self, call: Call, rpc: Any, *, expired: bool = False) -> None:
         """Release ``call`` by ``rpc``'s final status: uncounted if CANCELLED (the caller gave
-        up), else ``ok_code``'s verdict (transport failures the driver retries never get
-        here)."""
+        up), if DEADLINE_EXCEEDED on an attempt ``expired`` before it started (the caller's
+        deadline, not the endpoint), or if the request failed to serialize in the client;
+        else ``ok_code``'s verdict (transport failures the driver retries never get here)."""
         code = _code_of(rpc)
-        if code is grpc.StatusCode.CANCELLED:
+        if (
+            code is grpc.StatusCode.CANCELLED
+            or (expired and code is grpc.StatusCode.DEADLINE_EXCEEDED)
+            or (code is grpc.StatusCode.INTERNAL and _client_side(rpc))
+        ):
             call.cancel()
             return
         try:

@@ -40,6 +40,7 @@ class _State:
     __slots__ = (
         "call",
         "channel",
+        "expired",
         "lock",
         "pending",
         "reader_done",
@@ -48,8 +49,11 @@ class _State:
         "rpc",
     )
 
-    def __init__(self, channel: BalancedChannel, call: Call, retryable: bool) -> None:
+    def __init__(
+        self, channel: BalancedChannel, call: Call, retryable: bool, expired: bool
+    ) -> None:
         self.channel = channel
+        self.expired = expired  # started past its deadline: DEADLINE_EXCEEDED isn't the endpoint's
         self.call = call
         self.retryable = retryable
         self.lock = threading.Lock()
@@ -82,7 +86,7 @@ class _State:
                 defer = current and self._retryable(rpc)
                 self.pending = self.pending or defer
             if current and not defer:
-                self.channel._options.judge(self.call, rpc)
+                self.channel._options.judge(self.call, rpc, expired=self.expired)
         finally:
             self.channel._release(entry)
 
@@ -101,7 +105,7 @@ class _State:
             with self.lock:
                 pending = self.pending
             if pending:
-                self.channel._options.judge(self.call, rpc)
+                self.channel._options.judge(self.call, rpc, expired=self.expired)
             return
         if rpc is not None:
             rpc.cancel()
@@ -122,8 +126,9 @@ class ResponseStream:
         start: Callable[[Entry[grpc.Channel]], Any],
         *,
         retryable: bool,
+        expired: bool = False,
     ) -> None:
-        self._state = _State(channel, call, retryable)
+        self._state = _State(channel, call, retryable, expired)
         self._start = start
         self._state.attach(start)
         # grpcio cancels a collected call without running its callbacks: give the lease back
@@ -145,7 +150,7 @@ class ResponseStream:
                     pending = state.pending
                 if not retry:
                     if pending:
-                        state.channel._options.judge(state.call, error)
+                        state.channel._options.judge(state.call, error, expired=state.expired)
                     raise
                 self._retry(error)
                 continue
