@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 import balancekit as bk
-from balancekit.integrations.grpc import BalancedChannel, NoEndpointError
+from balancekit.integrations.grpc import AsyncBalancedChannel, BalancedChannel, NoEndpointError
 
 from ._grpc_fixture import Start
 from .conftest import wait_until
@@ -286,8 +286,13 @@ def test_channels_follow_membership(grpc_servers: Start) -> None:
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object]) -> None:
+    lb = bk.RoundRobin(["127.0.0.1:1"])
     with pytest.raises(bk.InvalidOption):
-        BalancedChannel(bk.RoundRobin(["127.0.0.1:1"]), **options)  # type: ignore[arg-type]
+        BalancedChannel(lb, **options)  # type: ignore[arg-type]
+    assert bk.health_of(lb) is None  # nothing attached: no state change
+    with pytest.raises(bk.InvalidOption):
+        AsyncBalancedChannel(lb, **options)  # type: ignore[arg-type]
+    assert bk.health_of(lb) is None
 
 
 def test_calls_from_threads_while_membership_churns(grpc_servers: Start) -> None:

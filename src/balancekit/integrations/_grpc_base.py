@@ -105,6 +105,7 @@ class ChannelBase:
         compression: object,
     ) -> float:
         check_channel_options(credentials, options, compression)
+        interval = seconds("sweep", sweep, high=86400.0)  # all checked before the balancer
         kwargs = {
             name: value
             for name, value in (("retry", retry), ("eject", eject), ("max_eject", max_eject))
@@ -116,9 +117,9 @@ class ChannelBase:
             idempotent=idempotent,
             context=context,
             orca=orca,
-            **kwargs,
+            **kwargs,  # Options attaches a health tracker last, once everything is valid
         )
-        return seconds("sweep", sweep, high=86400.0)
+        return interval
 
     @property
     def balancer(self) -> Balancer:
