@@ -370,3 +370,17 @@ def test_client_side_failures_are_not_the_endpoints(grpc_servers: Start) -> None
         assert wait_until(lambda: _in_flight(lb) == 0)
     stats = lb.stats()[server.address]
     assert (stats.succeeded, stats.failed, stats.cancelled) == (1, 0, 4)
+
+
+def test_a_report_hook_that_raises_still_releases(grpc_servers: Start) -> None:
+    [server] = grpc_servers(1, orca={0: "0.5,100"})
+
+    class Broken(bk.LoadReportWeightedRoundRobin):
+        def report(self, target: object, load: object) -> None:
+            raise RuntimeError("report failed")
+
+    lb = Broken([server.address])
+    with BalancedChannel(lb) as channel, pytest.raises(RuntimeError, match="report failed"):
+        channel.unary_unary(UNARY)(b"{}")
+    stats = lb.stats()[server.address]
+    assert (stats.in_flight, stats.succeeded) == (0, 1)

@@ -319,19 +319,22 @@ class GrpcOptions:
 
     def finish(self, call: Call, rpc: Any, ok: bool) -> None:
         """Release ``call`` with ``ok``, after feeding the ORCA report in ``rpc``'s trailers
-        (if any, and if the balancer takes reports) for the lease it answered."""
+        (if any, and if the balancer takes reports) for the lease it answered. The release
+        happens whatever the report does (a balancer's ``report`` that raises propagates)."""
         lease = call.lease
-        if self.report is not None and lease is not None:
-            try:
-                metadata = rpc.trailing_metadata()
-            except Exception:
-                metadata = None
-            load = load_report(metadata)
-            if load is not None:
-                # a report the balancer refuses is ignored, never a failed call
-                with contextlib.suppress(InvalidOption):
-                    self.report(lease, load)
-        call.finish(ok)
+        try:
+            if self.report is not None and lease is not None:
+                try:
+                    metadata = rpc.trailing_metadata()
+                except Exception:
+                    metadata = None
+                load = load_report(metadata)
+                if load is not None:
+                    # a report the balancer refuses is ignored, never a failed call
+                    with contextlib.suppress(InvalidOption):
+                        self.report(lease, load)
+        finally:
+            call.finish(ok)
 
     def judge(self, call: Call, rpc: Any, *, expired: bool = False) -> None:
         """Release ``call`` by ``rpc``'s final status: uncounted if CANCELLED (the caller gave
