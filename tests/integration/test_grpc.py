@@ -166,13 +166,19 @@ def test_kill_one_of_three_under_a_stream_of_calls(grpc_servers: Start) -> None:
             lambda: served.total() >= before + 300 and time.monotonic() > killed + 1.5,
             timeout=30,
         ), "stalled"
+        dead = lb.stats()[victim.address]
+        assert dead.ejected and dead.up
+        served_while_dead = served[victim.ident]
+        victim.start()  # the same port again: traffic comes back once its ejection ends
+        assert wait_until(lambda: served[victim.ident] >= served_while_dead + 5, timeout=30), (
+            "the restarted server got no traffic"
+        )
     finally:
         stop.set()
         client.join(timeout=30)
         channel.close()
     assert not client.is_alive()
     assert errors == []
-    assert lb.stats()[victim.address].ejected
     assert _in_flight(lb) == 0
     assert retry.budget is not None
     print(
