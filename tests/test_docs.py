@@ -17,7 +17,16 @@ import balancekit
 
 ROOT = Path(__file__).resolve().parents[1]
 # Optional extras: a module is skipped only when the extra it needs is not installed.
-OPTIONAL = {"httpx", "requests", "dns", "limits", "aiohttp", "opentelemetry", "prometheus_client"}
+OPTIONAL = {
+    "httpx",
+    "requests",
+    "dns",
+    "limits",
+    "aiohttp",
+    "grpc",
+    "opentelemetry",
+    "prometheus_client",
+}
 
 
 def modules() -> list[str]:

@@ -29,6 +29,7 @@ PUBLIC_MODULES = [
     "balancekit.guard",
     "balancekit.guard.store",
     "balancekit.integrations.aiohttp",
+    "balancekit.integrations.grpc",
     "balancekit.discovery.etcd",
     "balancekit.metrics",
     "balancekit.metrics.otel",

@@ -110,13 +110,15 @@ if TYPE_CHECKING:  # imported lazily at run time, so the core needs no HTTP or D
     from . import discovery as discovery
     from . import subset as subset
     from .integrations import aiohttp as aiohttp
+    from .integrations import grpc as grpc
     from .integrations import httpx as httpx
     from .integrations import requests as requests
 
-# bk.httpx, bk.requests and bk.discovery import their optional dependency on first use.
+# bk.httpx, bk.requests, bk.grpc and bk.discovery import their optional dependency on first use.
 _LAZY = {
     "aiohttp": "balancekit.integrations.aiohttp",
     "discovery": "balancekit.discovery",
+    "grpc": "balancekit.integrations.grpc",
     "httpx": "balancekit.integrations.httpx",
     "requests": "balancekit.integrations.requests",
     "subset": "balancekit.subset",

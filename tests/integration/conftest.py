@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ._grpc_fixture import grpc_servers  # noqa: F401  (gRPC server processes, for test_grpc*)
 from ._process import kill_and_reap
 from ._redis import RedisServer
 from ._server import ThreadServer

@@ -1,0 +1,151 @@
+"""What the sync and asyncio balanced gRPC channels share: their options, the error for an
+empty pool, and the helpers of their calls' attempts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from .._core import Balancer
+from .._errors import InvalidOption, NoEndpointAvailable
+from .._lease import Lease
+from .._options import describe, seconds
+from ..health.tracker import HealthTracker
+from ._call import CONNECT, FINAL, Call
+from ._grpc_common import GrpcOptions, OkCode, classify
+
+__all__ = [
+    "DEFAULT",
+    "ChannelBase",
+    "NoEndpointError",
+    "check_channel_options",
+    "eject_if_refused",
+    "never_retried",
+    "nothing_to_close",
+    "time_left",
+]
+
+DEFAULT: Any = object()  # "not given": Options applies its own defaults
+
+
+class NoEndpointError(grpc.RpcError, NoEndpointAvailable):  # type: ignore[misc]
+    """No endpoint could take the call: a ``grpc.RpcError`` (``code()`` UNAVAILABLE, as gRPC's
+    own "no healthy upstream") and a :class:`~balancekit.NoEndpointAvailable`."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return str(self)
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+def time_left(deadline: float | None) -> float | None:
+    """What is left of the call's deadline for the next attempt (0: it expires at once)."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def nothing_to_close(_: object) -> None:
+    """Nothing to close about a finished gRPC attempt (send_with_retries' ``close``)."""
+
+
+def check_channel_options(credentials: object, options: object, compression: object) -> None:
+    """Validate what every per-endpoint channel is opened with (raises InvalidOption)."""
+    if credentials is not None and not isinstance(credentials, grpc.ChannelCredentials):
+        raise InvalidOption(
+            f"credentials must be grpc.ChannelCredentials or None, not {describe(credentials)}"
+        )
+    if (
+        not isinstance(options, Sequence)
+        or isinstance(options, str | bytes)
+        or not all(
+            isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+            for item in options
+        )
+    ):
+        raise InvalidOption(
+            "options must be a sequence of (name, value) channel arguments,"
+            f" not {describe(options)}"
+        )
+    if compression is not None and not isinstance(compression, grpc.Compression):
+        raise InvalidOption(
+            f"compression must be a grpc.Compression or None, not {describe(compression)}"
+        )
+
+
+class ChannelBase:
+    """What the sync and asyncio channels share: options, the pool, the balancer's view."""
+
+    _options: GrpcOptions
+
+    def _configure(
+        self,
+        balancer: Balancer,
+        *,
+        retry: Any,
+        ok_code: OkCode,
+        idempotent: object,
+        context: Any,
+        eject: Any,
+        max_eject: Any,
+        orca: bool,
+        sweep: float,
+        credentials: object,
+        options: object,
+        compression: object,
+    ) -> float:
+        check_channel_options(credentials, options, compression)
+        interval = seconds("sweep", sweep, high=86400.0)  # all checked before the balancer
+        kwargs = {
+            name: value
+            for name, value in (("retry", retry), ("eject", eject), ("max_eject", max_eject))
+            if value is not DEFAULT
+        }
+        self._options = GrpcOptions(
+            balancer,
+            ok_code=ok_code,
+            idempotent=idempotent,
+            context=context,
+            orca=orca,
+            **kwargs,  # Options attaches a health tracker last, once everything is valid
+        )
+        return interval
+
+    @property
+    def balancer(self) -> Balancer:
+        """The balancer choosing the endpoints."""
+        return self._options.balancer
+
+    @property
+    def health(self) -> HealthTracker | None:
+        """The health tracker refused connections eject through (see the HTTP integrations)."""
+        return self._options.base.health
+
+    def _started(self, method: str, metadata: Any, *, replayable: bool) -> Call:
+        call = self._options.call(method, metadata, replayable=replayable)
+        try:
+            call.start()
+        except NoEndpointAvailable as error:
+            raise NoEndpointError(str(error)) from error
+        return call
+
+
+def never_retried(error: Any) -> str:
+    """A failure that is never retried (the request stream was consumed)."""
+    return FINAL
+
+
+def eject_if_refused(health: HealthTracker | None, lease: Lease, error: grpc.RpcError) -> None:
+    """Eject an endpoint that refused the connection even when the call is not retried."""
+    if health is not None and classify(error) == CONNECT:
+        health.connect_failed(lease[0].address)
