@@ -219,7 +219,8 @@ class Spread:
 class FleetResult:
     """What one fleet run measured. ``connections``: clients per server by subset (a
     (client, server) pair in the client's subset); ``used``: clients per server that actually
-    sent it a request; ``requests``: requests per server. ``per_client`` is the mean number of
+    sent it a request; ``requests``: requests per server (``server_*``: the counts, in
+    :func:`server_addresses` order). ``per_client`` is the mean number of
     servers in a client's subset, ``used_per_client`` the mean number it sent requests to
     (the connections a lazily connecting client would open). Latencies in seconds (queueing
     wait + service)."""
@@ -233,10 +234,12 @@ class FleetResult:
     requests: Spread
     completed: int
     rejected: int
+    mean: float
     p50: float
     p99: float
     server_requests: tuple[int, ...]
     server_connections: tuple[int, ...]
+    server_used: tuple[int, ...]
 
 
 def _balancers(
@@ -274,15 +277,17 @@ class _Server:
 def simulate(fleet: Fleet, seed: int = 0) -> FleetResult:
     """Run ``fleet.requests`` requests through the fleet; deterministic for ``seed``.
 
-    Raises :class:`~balancekit.sim.engine.SimulationError` if a balancer returns an address
-    that is not a server. A request no balancer can place (``NoEndpointAvailable``) is counted
-    in ``rejected`` (and, closed loop, that client sends its next one).
+    Raises :class:`~balancekit.sim.engine.SimulationError` if a client's balancer returns a
+    server outside the client's subset (or not a server at all). A request no balancer can
+    place (``NoEndpointAvailable``) is counted in ``rejected`` (and, closed loop, that client
+    sends its next one).
     """
     clock = SimClock()
     chosen_by_client = layout(fleet, seed)
     balancers = _balancers(fleet, seed, clock, chosen_by_client)
     addresses = [endpoint.address for endpoint in server_addresses(fleet.servers)]
     index = {address: i for i, address in enumerate(addresses)}
+    allowed = [frozenset(index[e.address] for e in chosen) for chosen in chosen_by_client]
     names = client_addresses(fleet.clients)
     servers = [_Server() for _ in addresses]
     requests = [0] * fleet.servers
@@ -329,8 +334,11 @@ def simulate(fleet: Fleet, seed: int = 0) -> FleetResult:
                     push(now, 0, client, -1, None, 0.0)
                 continue
             target = index.get(lease[0].address)
-            if target is None:
-                raise SimulationError(f"a client's balancer returned {lease[0].address!r}")
+            if target is None or target not in allowed[client]:
+                raise SimulationError(
+                    f"client {client}'s balancer returned {lease[0].address!r},"
+                    " which is not in its subset"
+                )
             requests[target] += 1
             pairs.add((client, target))
             if servers[target].busy < capacity:
@@ -375,8 +383,10 @@ def _result(
         requests=Spread.of(requests),
         completed=len(latencies),
         rejected=rejected,
+        mean=math.fsum(latencies) / len(latencies) if latencies else 0.0,
         p50=percentile(latencies, 0.50),
         p99=percentile(latencies, 0.99),
         server_requests=tuple(requests),
         server_connections=tuple(connections),
+        server_used=tuple(used),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, cast
@@ -19,6 +20,7 @@ from typing import Any, cast
 from .._errors import InvalidOption
 from .._options import describe
 from .fleet import SUBSETS, Fleet, FleetResult, Spread, simulate
+from .report import WIDTH
 
 __all__ = ["FLEET_REQUESTS", "SCENARIO", "add_arguments", "command", "header", "json_text", "text"]
 
@@ -150,11 +152,12 @@ def text(results: Sequence[FleetResult]) -> str:
         return ""
     first = results[0]
     strategies = sorted({r.fleet.strategy for r in results if r.fleet.subset != "aperture"})
-    lines = [header(first.fleet, first.seed)]
+    lines = textwrap.wrap(header(first.fleet, first.seed), width=WIDTH)
     if strategies:
-        lines.append(
+        lines += textwrap.wrap(
             f"each client runs {', '.join(strategies)} on its subset; aperture runs the Aperture"
-            " balancer (P2C in its slice)"
+            " balancer (P2C in its slice)",
+            width=WIDTH,
         )
     lines += [
         "spreads over servers are min / p99 / max as multiples of the mean",
