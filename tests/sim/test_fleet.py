@@ -283,6 +283,8 @@ def test_simulate_scenario_fleet_json_and_open_loop() -> None:
         (["--scenario", "fleet", "--clients", "5000", "--servers", "5000"], "at most"),
         (["--clients", "5"], "--clients applies only to --scenario fleet"),
         (["--subset-size", "5"], "--subset-size applies only"),
+        (["--scenario", "fleet", "--seed", "-1"], "seed must be an int from 0"),
+        (["--scenario", "fleet", "--seed", str(2**64)], "seed must be an int from 0"),
     ],
 )
 def test_simulate_fleet_bad_usage_exits_2(argv: list[str], message: str) -> None:

@@ -67,6 +67,8 @@ SubsetKind = Literal["none", "random", "deterministic", "aperture"]
 MAX_PAIRS = 1_000_000
 #: The most requests one simulation runs.
 MAX_REQUESTS = 10_000_000
+#: The largest fleet seed (the subsetters take 64-bit seeds).
+MAX_SEED = 2**64 - 1
 #: The most clients, and the most servers (each gets a distinct 10.x.y.1:80 address).
 MAX_CLIENTS = MAX_SERVERS = 20_000
 
@@ -160,8 +162,10 @@ def layout(fleet: Fleet, seed: int = 0) -> list[tuple[Endpoint, ...]]:
     (independent clients, as gRFC A68 draws a random seed per client); ``deterministic``:
     :class:`~balancekit.subset.DeterministicSubset` with ``client_id=c`` and ``seed``;
     ``aperture``: the servers of :class:`~balancekit.subset.DeterministicAperture` ``(c,
-    clients)``'s slice (weights aside); ``none``: every server.
+    clients)``'s slice (weights aside); ``none``: every server. ``seed``: an int from 0 to
+    2**64 - 1 (:class:`~balancekit.InvalidOption` otherwise).
     """
+    seed = integer("seed", seed, 0, MAX_SEED)
     servers = server_addresses(fleet.servers)
     result: list[tuple[Endpoint, ...]] = []
     for client in range(fleet.clients):

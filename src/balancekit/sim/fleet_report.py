@@ -122,7 +122,10 @@ def command(args: argparse.Namespace) -> int:
         runs = fleets(args, requests)
     except InvalidOption as error:
         return _fail(str(error))
-    results = [simulate(fleet, args.seed) for fleet in runs]
+    try:
+        results = [simulate(fleet, args.seed) for fleet in runs]
+    except InvalidOption as error:  # the seed, checked before any work
+        return _fail(str(error))
     if args.format == "json":
         sys.stdout.write(json_text(results))
     else:
