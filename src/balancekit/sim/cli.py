@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._errors import InvalidOption
 from .._options import describe
-from . import engine, plot, report, scenario_health
+from . import engine, fleet_report, plot, report, scenario_health
 from .progress import Progress
 from .recommend import recommend
 from .scenario import DEFAULT_REQUESTS, SCENARIOS, Scenario
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int: object) -> None
         "--scenario",
         default="degrade",
         metavar="NAME",
-        help="built-in scenario to run (default: degrade; see --list)",
+        help="built-in scenario to run (default: degrade; see --list), or fleet: many clients"
+        " with subsets (the fleet options below)",
     )
     parser.add_argument(
         "--strategies", metavar="A,B", help="comma-separated strategy names (default: all)"
@@ -40,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int: object) -> None
     parser.add_argument(
         "--requests",
         type=positive_int,  # type: ignore[arg-type]
-        default=DEFAULT_REQUESTS,
+        default=None,
         metavar="N",
-        help=f"requests per strategy (default: {DEFAULT_REQUESTS})",
+        help=f"requests per strategy (default: {DEFAULT_REQUESTS}; fleet: "
+        f"{fleet_report.FLEET_REQUESTS} per subset kind)",
     )
     parser.add_argument(
         "--seed", type=int, default=1, help="random seed: same seed, same results (default: 1)"
@@ -80,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser, positive_int: object) -> None
         default=None,
         help="progress on stderr (default: only when stderr is a terminal)",
     )
+    fleet_report.add_arguments(parser, positive_int)
 
 
 def _list() -> int:
@@ -87,6 +90,12 @@ def _list() -> int:
     for name, builder in SCENARIOS.items():
         text = f"{name:<10} {builder(DEFAULT_REQUESTS).description}"
         print(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent=" " * 13))
+    text = (
+        f"{fleet_report.SCENARIO:<10} many client processes, each with its own balancer and"
+        " subset (none, random, deterministic, aperture); reports each server's connections"
+        " and requests as a share of the mean (--clients, --servers, --subset, --subset-size)"
+    )
+    print(textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent=" " * 13))
     print("strategies (--strategies A,B):")
     print(textwrap.fill(", ".join(available()), 100, initial_indent="  ", subsequent_indent="  "))
     return 0
@@ -101,9 +110,17 @@ def command(args: argparse.Namespace) -> int:
     """Run ``simulate`` with parsed ``args``; return the exit status (2: bad usage)."""
     if args.list:
         return _list()
+    if args.scenario == fleet_report.SCENARIO:
+        return fleet_report.command(args)
+    stray = fleet_report.stray_option(args)
+    if stray is not None:
+        return _fail(f"{stray} applies only to --scenario {fleet_report.SCENARIO}")
+    if args.requests is None:
+        args.requests = DEFAULT_REQUESTS
     if args.scenario not in SCENARIOS:
         return _fail(
-            f"unknown scenario {describe(args.scenario)}; choose from {', '.join(SCENARIOS)}"
+            f"unknown scenario {describe(args.scenario)};"
+            f" choose from {', '.join([*SCENARIOS, fleet_report.SCENARIO])}"
         )
     target: Path | None = None
     if args.plot is not None:  # checked before minutes of simulation, not after
