@@ -29,7 +29,8 @@ read to the end, or the response was released or closed (``async with`` exits,
 So a streamed response (``async for chunk in response.content``) stays in flight until it is
 over, and the elapsed time covers the whole body (NGINX's ``least_time last_byte``). The outcome
 is ``ok_status(status)`` (status < 500 by default) and the policy's ``retry_result``; a body
-that broke while being read (``aiohttp.ClientPayloadError``) makes it a failure. A request
+that broke while being read (``aiohttp.ClientPayloadError``, a ``sock_read`` timeout, a
+connection reset) makes it a failure. A request
 cancelled before its answer (``asyncio.CancelledError``, aiohttp's total timeout) gives its
 lease back uncounted.
 
@@ -116,6 +117,13 @@ async def _release(response: ClientResponse) -> None:
     response.release()
 
 
+#: What aiohttp sets on a response's content when the body broke while being read: cut short
+#: (ClientPayloadError), the server silent past ``sock_read`` (ServerTimeoutError), the
+#: connection reset (ClientOSError). A release or close by the caller sets a plain
+#: ClientConnectionError("Connection closed"), which is none of these.
+_BODY_BROKEN = (aiohttp.ClientPayloadError, aiohttp.ServerTimeoutError, aiohttp.ClientOSError)
+
+
 def _release_on_close(response: ClientResponse, call: Call) -> None:
     """Release ``call`` when aiohttp gives the response's connection back (body over, released,
     closed, or the response collected), a failure if the body broke."""
@@ -127,7 +135,7 @@ def _release_on_close(response: ClientResponse, call: Call) -> None:
     ok = call.ok
 
     def released() -> None:
-        broken = isinstance(content.exception(), aiohttp.ClientPayloadError)
+        broken = isinstance(content.exception(), _BODY_BROKEN)
         call.finish(ok and not broken)
 
     connection.add_callback(released)

@@ -1,0 +1,57 @@
+"""Regression tests from the adversarial review of balancekit.aiohttp: how a body that breaks
+while being read is counted. An in-process aiohttp.web server that stalls part-way through a
+body (until the test ends), so the break is the client's read timeout, not a race."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import balancekit as bk
+from balancekit.integrations.aiohttp import BalancedMiddleware
+
+
+async def _stalling_server(release: asyncio.Event) -> tuple[web.AppRunner, str]:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        stream = web.StreamResponse()
+        await stream.prepare(request)
+        await stream.write(b"x" * 1024)
+        await release.wait()  # silent part-way through the body
+        return stream
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"{host}:{port}"
+
+
+def test_a_body_read_timeout_counts_as_a_failure() -> None:
+    """The server answered, then went silent: aiohttp's ``sock_read`` timeout breaks the body
+    with a ServerTimeoutError (not a ClientPayloadError). Was counted as a success."""
+
+    async def main() -> bk.Balancer:
+        release = asyncio.Event()
+        runner, address = await _stalling_server(release)
+        lb = bk.LeastResponseTime([address])
+        try:
+            middleware = BalancedMiddleware(lb, eject=None)
+            async with aiohttp.ClientSession("http://backend", middlewares=(middleware,)) as s:
+                timeout = aiohttp.ClientTimeout(sock_read=0.2)
+                async with s.get("/", timeout=timeout) as response:
+                    assert response.status == 200
+                    with pytest.raises(aiohttp.ServerTimeoutError):
+                        await response.read()
+        finally:
+            release.set()
+            await runner.cleanup()
+        return lb
+
+    lb = asyncio.run(main())
+    (stats,) = lb.stats().values()
+    assert (stats.in_flight, stats.succeeded, stats.failed) == (0, 0, 1)
