@@ -55,3 +55,31 @@ def test_a_body_read_timeout_counts_as_a_failure() -> None:
     lb = asyncio.run(main())
     (stats,) = lb.stats().values()
     assert (stats.in_flight, stats.succeeded, stats.failed) == (0, 0, 1)
+
+
+def test_host_matches_an_internationalised_name_in_its_ascii_form() -> None:
+    """``host=`` takes an ASCII name, so an IDN service is named by its punycode; yarl's
+    ``url.host`` is the decoded form, so the request was passed through unbalanced (to DNS)."""
+
+    async def main() -> tuple[int, str]:
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(text=request.host)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        lb = bk.RoundRobin([f"{host}:{port}"])
+        middleware = BalancedMiddleware(lb, host="XN--bcher-kva.example.")
+        try:
+            async with (
+                aiohttp.ClientSession("http://Bücher.example", middlewares=(middleware,)) as s,
+                s.get("/", timeout=aiohttp.ClientTimeout(total=5)) as response,
+            ):
+                return response.status, await response.text()
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(main()) == (200, "xn--bcher-kva.example")

@@ -171,7 +171,8 @@ class BalancedMiddleware(Balancing):
     - ``eject`` / ``max_eject``: refused connections eject the endpoint through the balancer's
       health tracker (1 s, growing to 30 s, when the balancer has none); ``None`` for off.
     - ``host``: balance only requests to this logical host name (any port and scheme), and
-      pass the others through untouched, so one session can hold a middleware per service
+      pass the others through untouched (an internationalised name in its ASCII form,
+      ``xn--...``), so one session can hold a middleware per service
       (and a redirect to another site is not sent to the endpoints); default ``None``: every
       request the middleware sees.
 
@@ -206,7 +207,8 @@ class BalancedMiddleware(Balancing):
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         if not isinstance(request, ClientRequest):
             raise InvalidOption(f"expected an aiohttp ClientRequest, not {describe(request)}")
-        if self._host is not None and (request.url.host or "").rstrip(".") != self._host:
+        # raw_host: the ASCII (IDNA) form, lowercased, as `host=` is given; url.host is decoded
+        if self._host is not None and (request.url.raw_host or "").rstrip(".") != self._host:
             return await handler(request)  # another service's request: not ours to balance
         options = self._options
         call = Call(
