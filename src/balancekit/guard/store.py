@@ -162,6 +162,13 @@ class RedisStore:
             raise InvalidOption(
                 f"prefix must be a str of 1 to 128 characters, not {describe(prefix)}"
             )
+        for name, text in (("url", url), ("prefix", prefix)):
+            try:  # a lone surrogate: every call would fail (limits encodes keys strictly)
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidOption(
+                    f"{name} must be encodable as UTF-8: {describe(text)}"
+                ) from None
         if on_error not in ("fail_open", "fail_closed"):
             raise InvalidOption(
                 f"on_error must be 'fail_open' or 'fail_closed', not {describe(on_error)}"
@@ -175,7 +182,7 @@ class RedisStore:
         max_connections = integer("max_connections", max_connections, 1, 100_000)
         self.url = url
         self.on_error: FailurePolicy = on_error
-        self._prefix = prefix.encode("utf-8", "surrogatepass")
+        self._prefix = prefix.encode("utf-8")
         self._clock = clock
         redis = _redis()
         from redis.backoff import NoBackoff
@@ -310,7 +317,7 @@ class RedisStore:
         return RedisStorage(
             self.url,
             connection_pool=self._pool,
-            key_prefix=self._prefix.decode("utf-8", "surrogatepass") + ":rate",
+            key_prefix=self._prefix.decode("utf-8") + ":rate",
         )
 
     def __repr__(self) -> str:
