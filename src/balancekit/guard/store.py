@@ -18,14 +18,16 @@ key                    type          content                                    
 ``P:ban:K``            string        the ban's reason                                ``ban_for``
 ``P:strikes:K``        sorted set    one member per strike, scored by Redis ``TIME``  ``within``
                                      in ms; trimmed to the last ``within``
-``P:anomaly:K``        hash          ``b`` bucket number (Redis ``TIME`` / bucket),  ``keep``
+``P:anomaly:B:K``      hash          ``b`` bucket number (Redis ``TIME`` / bucket),  ``keep``
                                      ``c`` count in it, ``base`` learned baseline
 ``P:rate:LIMITER/...``  list/string  ``limits``' moving window / counters            the window
 =====================  ============  ==============================================  ==========
 
 Times that several processes must agree on come from the Redis server (``TIME`` inside the
 scripts, key expiry), not from each process's clock. ``keep`` for anomaly state is 20 half-lives
-(the baseline has decayed to a millionth by then) and at least two buckets.
+(the baseline has decayed to a millionth by then) and at least two buckets. ``B`` is the
+detector's bucket in milliseconds: bucket numbers are in its units, so detectors with different
+buckets on one store keep apart (sharing one hash, each reset the other's count).
 
 **Failure policy.** Every Redis call is bounded by ``timeout`` (socket connect and read
 timeouts, no retries). When a call fails (Redis down, timeout, pool exhausted, an error
@@ -294,7 +296,7 @@ class RedisStore:
         """Count a request in the current bucket; its count and the baseline before it. One
         atomic script. Raises on Redis errors."""
         args = [bucket_ms, repr(keep), repr(factor), low, ttl_ms]
-        count, base = self._anomaly(keys=[self.key("anomaly", ident)], args=args)
+        count, base = self._anomaly(keys=[self.key(f"anomaly:{bucket_ms}", ident)], args=args)
         return int(count), float(base)
 
     def anomaly_state(self, ident: str, bucket_ms: int) -> tuple[int, int, int, float] | None:
@@ -302,7 +304,7 @@ class RedisStore:
         ``None`` for an unknown key. Raises on Redis errors."""
         pipe = self.client.pipeline(transaction=False)
         pipe.time()
-        pipe.hmget(self.key("anomaly", ident), "b", "c", "base")
+        pipe.hmget(self.key(f"anomaly:{bucket_ms}", ident), "b", "c", "base")
         (secs, micros), (bucket, count, base) = pipe.execute()
         if bucket is None or count is None or base is None:
             return None
