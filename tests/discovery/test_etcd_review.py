@@ -191,3 +191,29 @@ def test_an_enormous_range_answer_is_refused_unread(
             source.resolve()
     finally:
         source.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer token\n"},  # a token read from a file, newline and all
+        {"Authorization": "Bearer t\r\nX-Injected: 1"},
+        {"Authorization": "Bearer tökén"},
+        {"Authorization": "\ud800"},
+        {"Bad Name": "x"},
+        {"": "x"},
+        {"X-Long": "a" * 100_000},
+    ],
+)
+def test_headers_no_request_can_carry_are_refused_at_once(headers: dict[str, str]) -> None:
+    """Were accepted, then every resolve failed inside httpx or h11 (UnicodeEncodeError,
+    LocalProtocolError) instead of one InvalidOption naming the header."""
+    from balancekit import InvalidOption
+
+    with pytest.raises(InvalidOption, match="header"):
+        Etcd("svc/", headers=headers)
+
+
+def test_ordinary_headers_are_kept() -> None:
+    source = Etcd("svc/", headers={"Authorization": "Bearer abc.DEF-123_=", "X-Tab": "a\tb"})
+    assert source._headers == {"Authorization": "Bearer abc.DEF-123_=", "X-Tab": "a\tb"}

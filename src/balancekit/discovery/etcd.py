@@ -48,6 +48,11 @@ from ._source import LONGEST_WAIT, DiscoveryError, Snapshot
 
 __all__ = ["Etcd"]
 
+#: The longest header value accepted in ``headers`` (characters).
+MAX_HEADER_LENGTH = 16_384
+#: The characters of an HTTP field name (RFC 9110 section 5.1: a ``token``).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
 #: The longest line one watch message, or the whole range answer, may take (bytes): far
 #: above any sane batch of events (a range of this size lists about half a million keys).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -90,6 +95,8 @@ class Etcd:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
         ):
             raise InvalidOption(f"headers must be a dict of str to str, not {describe(headers)}")
+        for name, value in (headers or {}).items():
+            _check_header(name, value)
         self.url = str(base).rstrip("/")
         self._headers = dict(headers or {})
         self._lock = threading.Lock()
@@ -204,6 +211,25 @@ class Etcd:
 
     def __repr__(self) -> str:
         return f"Etcd({self.prefix!r}, url={self.url!r})"
+
+
+def _check_header(name: str, value: str) -> None:
+    """Refuse a header no request can carry (RFC 9110 section 5: a token name; a value of
+    visible ASCII, spaces and tabs), e.g. a token read from a file with its newline."""
+    if not (0 < len(name) <= 256 and all(c in _TOKEN for c in name)):
+        raise InvalidOption(f"header name {describe(name)} is not an HTTP field name")
+    if len(value) > MAX_HEADER_LENGTH:
+        raise InvalidOption(
+            f"header {name} has {len(value)} characters, more than {MAX_HEADER_LENGTH}"
+        )
+    if not (value.isascii() and value.replace("\t", " ").isprintable()):
+        at = next(
+            i for i, c in enumerate(value) if not (c == "\t" or (c.isascii() and c.isprintable()))
+        )
+        raise InvalidOption(  # the value may be a secret: name only the offending character
+            f"header {name}'s value must be visible ASCII, spaces and tabs (no line breaks);"
+            f" character {at} is {value[at]!a}"
+        )
 
 
 def _check(response: httpx.Response) -> None:
