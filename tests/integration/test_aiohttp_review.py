@@ -83,3 +83,29 @@ def test_host_matches_an_internationalised_name_in_its_ascii_form() -> None:
             await runner.cleanup()
 
     assert asyncio.run(main()) == (200, "xn--bcher-kva.example")
+
+
+def test_a_body_read_cancelled_by_the_caller_is_given_back_uncounted() -> None:
+    """``asyncio.timeout`` (or ``wait_for``) around the whole fetch cancelled the body read;
+    the release in ``async with``'s exit counted it as a success with the time until the
+    cancellation, so a server slow in its body looked fast and healthy."""
+
+    async def main() -> bk.Balancer:
+        release = asyncio.Event()
+        runner, address = await _stalling_server(release)
+        lb = bk.LeastResponseTime([address])
+        try:
+            middleware = BalancedMiddleware(lb, eject=None)
+            async with aiohttp.ClientSession("http://backend", middlewares=(middleware,)) as s:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.3), s.get("/") as response:
+                        assert response.status == 200
+                        await response.read()
+        finally:
+            release.set()
+            await runner.cleanup()
+        return lb
+
+    lb = asyncio.run(main())
+    (stats,) = lb.stats().values()
+    assert (stats.in_flight, stats.succeeded, stats.failed, stats.latency) == (0, 0, 0, None)

@@ -32,7 +32,9 @@ is ``ok_status(status)`` (status < 500 by default) and the policy's ``retry_resu
 that broke while being read (``aiohttp.ClientPayloadError``, a ``sock_read`` timeout, a
 connection reset) makes it a failure. A request
 cancelled before its answer (``asyncio.CancelledError``, aiohttp's total timeout) gives its
-lease back uncounted.
+lease back uncounted, and so does a body read that a cancellation cuts short (``asyncio.timeout``
+or ``wait_for`` around the fetch); aiohttp's own total timeout during the body cannot be told
+from a close (aiohttp has turned it into a TimeoutError by then), so it counts by the status.
 
 **Retries** follow :mod:`balancekit.integrations.httpx`: a failed connection
 (``aiohttp.ClientConnectorError``, a connect timeout) is retried at once on another endpoint
@@ -49,6 +51,7 @@ Source: aiohttp ``client_middlewares.py`` and "Client Middleware" in the aiohttp
 
 from __future__ import annotations
 
+import asyncio
 from typing import Unpack
 
 import aiohttp
@@ -124,6 +127,16 @@ async def _release(response: ClientResponse) -> None:
 _BODY_BROKEN = (aiohttp.ClientPayloadError, aiohttp.ServerTimeoutError, aiohttp.ClientOSError)
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (the release comes from the exit of an
+    ``async with`` that a cancellation unwinds); False outside a task."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: a response collected in another thread
+        return False
+    return task is not None and task.cancelling() > 0
+
+
 def _release_on_close(response: ClientResponse, call: Call) -> None:
     """Release ``call`` when aiohttp gives the response's connection back (body over, released,
     closed, or the response collected), a failure if the body broke."""
@@ -136,6 +149,9 @@ def _release_on_close(response: ClientResponse, call: Call) -> None:
 
     def released() -> None:
         broken = isinstance(content.exception(), _BODY_BROKEN)
+        if ok and not broken and _cancelling():
+            call.cancel()  # the caller gave up part-way (a timeout around the fetch): unknown
+            return
         call.finish(ok and not broken)
 
     connection.add_callback(released)
