@@ -217,3 +217,24 @@ def test_headers_no_request_can_carry_are_refused_at_once(headers: dict[str, str
 def test_ordinary_headers_are_kept() -> None:
     source = Etcd("svc/", headers={"Authorization": "Bearer abc.DEF-123_=", "X-Tab": "a\tb"})
     assert source._headers == {"Authorization": "Bearer abc.DEF-123_=", "X-Tab": "a\tb"}
+
+
+def test_a_password_in_the_url_is_kept_out_of_repr_and_errors(
+    hostile: Callable[[Handler], str],
+) -> None:
+    """The watcher logs ``describe(source)`` on every failed refresh and names its thread after
+    it, and an HTTP error said ``to {response.url}``: both showed ``user:password@``."""
+
+    def refuse(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+
+    url = hostile(refuse).replace("http://", "http://root:s3cret-pw@")
+    source = Etcd("svc/", url=url, wait=0.5, timeout=2.0)
+    try:
+        with pytest.raises(DiscoveryError) as caught:
+            source.resolve()
+    finally:
+        source.close()
+    assert "401" in str(caught.value)
+    for text in (repr(source), str(caught.value)):
+        assert "s3cret-pw" not in text, text

@@ -210,7 +210,7 @@ class Etcd:
         raise DiscoveryError("etcd closed the watch stream")
 
     def __repr__(self) -> str:
-        return f"Etcd({self.prefix!r}, url={self.url!r})"
+        return f"Etcd({self.prefix!r}, url={_shown(self.url)!r})"
 
 
 def _check_header(name: str, value: str) -> None:
@@ -232,9 +232,14 @@ def _check_header(name: str, value: str) -> None:
         )
 
 
+def _shown(url: str | httpx.URL) -> str:
+    """``url`` without its ``user:password@`` (repr and errors end up in logs)."""
+    return str(httpx.URL(url).copy_with(username=None, password=None))
+
+
 def _check(response: httpx.Response) -> None:
     if response.status_code != 200:
-        raise DiscoveryError(f"etcd answered HTTP {response.status_code} to {response.url}")
+        raise DiscoveryError(f"etcd answered HTTP {response.status_code} to {_shown(response.url)}")
 
 
 class _Body:
