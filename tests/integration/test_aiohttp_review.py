@@ -109,3 +109,13 @@ def test_a_body_read_cancelled_by_the_caller_is_given_back_uncounted() -> None:
     lb = asyncio.run(main())
     (stats,) = lb.stats().values()
     assert (stats.in_flight, stats.succeeded, stats.failed, stats.latency) == (0, 0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "host", ["backend:8080", "http://backend", "backend/api", "user@backend", "a b", "a" * 300]
+)
+def test_a_host_that_no_url_can_have_is_refused(host: str) -> None:
+    """Was accepted, then matched no request: every request silently bypassed the balancer
+    (``host="backend:8080"`` is an easy mistake: the option takes a name, any port)."""
+    with pytest.raises(bk.InvalidOption, match="host"):
+        BalancedMiddleware(bk.RoundRobin(["127.0.0.1:1"]), host=host)

@@ -58,6 +58,7 @@ import aiohttp
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import BytesPayload
+from yarl import URL
 
 from .._core import Balancer
 from .._endpoint import split_address
@@ -77,6 +78,24 @@ _MAX_CACHED_HOSTS = 4096
 class NoEndpointError(aiohttp.ClientConnectionError, NoEndpointAvailable):
     """No endpoint could take the request: an ``aiohttp.ClientConnectionError`` and a
     NoEndpointAvailable."""
+
+
+def _host_name(host: object) -> str:
+    """The ``host`` option as a URL's ``raw_host`` reads (lowercase, no final dot), or
+    InvalidOption for anything a URL's host cannot be (a port, a scheme, a path: such a
+    middleware would match no request and let every one pass unbalanced)."""
+    if not (isinstance(host, str) and 0 < len(host) <= 255 and host.isascii()):
+        raise InvalidOption(
+            f"host must be a non-empty ASCII host name or None, not {describe(host)}"
+        )
+    try:
+        raw = URL.build(scheme="http", host=host).raw_host
+    except ValueError as error:
+        raise InvalidOption(
+            f"host must be a bare host name (no scheme, port or path), not {describe(host)}:"
+            f" {error}"
+        ) from None
+    return (raw or "").rstrip(".")
 
 
 def classify(error: aiohttp.ClientError) -> str:
@@ -203,12 +222,8 @@ class BalancedMiddleware(Balancing):
         host: str | None = None,
         **options: Unpack[ClientOptions[ClientRequest]],
     ) -> None:
-        if host is not None and not (isinstance(host, str) and host and host.isascii()):
-            raise InvalidOption(
-                f"host must be a non-empty ASCII host name or None, not {describe(host)}"
-            )
+        self._host = None if host is None else _host_name(host)
         self._options = Options(balancer, request_context, **options)
-        self._host = None if host is None else host.lower().rstrip(".")
         self._hosts: dict[str, tuple[str, int]] = {}  # address -> (host, port), parsed once
 
     def _host_port(self, address: str) -> tuple[str, int]:
