@@ -25,3 +25,42 @@ def test_a_prefix_that_is_no_utf8_is_refused(before: str, bad: str, after: str) 
 def test_a_url_that_is_no_utf8_is_refused(bad: str) -> None:
     with pytest.raises(bk.InvalidOption, match="url"):
         RedisStore(f"redis://{bad}:6379/0")
+
+
+def test_after_a_failure_one_caller_probes_redis_the_others_answer_by_policy() -> None:
+    """The docs promise that a dead Redis costs one timeout per ``retry_interval``; once the
+    interval was over, every concurrent caller asked Redis (and waited its timeout) until one
+    of them failed again. Eight threads against a hung Redis (an operation that blocks until
+    released, then fails): one probe, seven policy answers."""
+    import threading
+    import time
+
+    now = [0.0]
+    store = RedisStore(retry_interval=1.0, clock=lambda: now[0])
+
+    def fails() -> None:
+        raise ConnectionError("refused")
+
+    assert store.call(fails) == (False, None) and not store.available
+    now[0] = 2.0  # the interval is over: the next caller may probe
+    hung, entered, answered = threading.Event(), [], []
+
+    def hanging() -> None:
+        entered.append(1)
+        hung.wait(10)
+        raise TimeoutError("timed out")
+
+    threads = [
+        threading.Thread(target=lambda: answered.append(store.call(hanging))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(entered) + len(answered) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    probes = len(entered)
+    hung.set()
+    for thread in threads:
+        thread.join(10)
+    assert probes == 1
+    assert answered == [(False, None)] * 8

@@ -34,7 +34,8 @@ timeouts, no retries). When a call fails (Redis down, timeout, pool exhausted, a
 reply), the guard answers by ``on_error``: ``"fail_open"`` (default) allows the request,
 ``"fail_closed"`` rejects it with status 503 and rule id ``"store:unavailable"``. No exception
 reaches the request path. After a failure the store does not try Redis again for
-``retry_interval`` seconds (so a dead Redis costs one timeout per interval, not one per request)
+``retry_interval`` seconds, then lets one caller probe it while the others still answer by
+the policy (so a dead Redis costs one timeout per interval, not one per request)
 and logs one warning on the ``balancekit.guard`` logger; the first call that succeeds after that
 logs one info line, and enforcement resumes with whatever state Redis has (a restarted Redis
 without persistence starts empty). Strikes added while Redis is down are lost.
@@ -218,8 +219,12 @@ class RedisStore:
         """Run ``operation`` (Redis calls) unless a recent failure says not to: ``(True,
         result)``, or ``(False, None)`` when Redis failed or is skipped. Never raises an
         :class:`Exception`; cancellation (``BaseException``) passes through."""
-        if self._down and self._clock() < self._retry_at:
-            return False, None
+        if self._down:
+            with self._lock:  # one caller probes Redis per interval; the others wait it out
+                now = self._clock()
+                if now < self._retry_at:
+                    return False, None
+                self._retry_at = now + self.retry_interval
         try:
             result = operation()
         except Exception as exc:
