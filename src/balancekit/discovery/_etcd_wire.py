@@ -37,6 +37,7 @@ MAX_VALUE_BYTES = 65_536
 #: The longest prefix accepted (bytes of UTF-8); etcd's own default key limit is 1.5 MiB.
 MAX_PREFIX_BYTES = 4096
 _MAX_REVISION_DIGITS = 20  # an int64 has at most 19 digits
+_MAX_REVISION = 2**63 - 1  # etcd's revisions are int64
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -62,9 +63,14 @@ def _revision(value: object) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise DiscoveryError(f"etcd answered a revision that is no number: {describe(value)}")
-    if isinstance(value, str) and not (len(value) <= _MAX_REVISION_DIGITS and value.isdigit()):
+    if isinstance(value, str) and not (
+        len(value) <= _MAX_REVISION_DIGITS and value.isascii() and value.isdigit()
+    ):  # str.isdigit alone takes '²' (which int() refuses) and other scripts' digits
         raise DiscoveryError(f"etcd answered a revision that is no number: {describe(value)}")
-    return int(value)
+    revision = int(value)
+    if not 0 <= revision <= _MAX_REVISION:
+        raise DiscoveryError(f"etcd answered a revision outside int64: {describe(value)}")
+    return revision
 
 
 def parse_endpoint(address: str, value: bytes) -> Endpoint:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -47,7 +48,13 @@ from ._source import LONGEST_WAIT, DiscoveryError, Snapshot
 
 __all__ = ["Etcd"]
 
-#: The longest line one watch message may take (bytes): far above any sane batch of events.
+#: The longest header value accepted in ``headers`` (characters).
+MAX_HEADER_LENGTH = 16_384
+#: The characters of an HTTP field name (RFC 9110 section 5.1: a ``token``).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+#: The longest line one watch message, or the whole range answer, may take (bytes): far
+#: above any sane batch of events (a range of this size lists about half a million keys).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -88,6 +95,8 @@ class Etcd:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
         ):
             raise InvalidOption(f"headers must be a dict of str to str, not {describe(headers)}")
+        for name, value in (headers or {}).items():
+            _check_header(name, value)
         self.url = str(base).rstrip("/")
         self._headers = dict(headers or {})
         self._lock = threading.Lock()
@@ -125,10 +134,13 @@ class Etcd:
                 if self._state.revision is not None:
                     self._watch(self._client)
                 if self._state.revision is None:
-                    answer = self._client.post(
-                        f"{self.url}/v3/kv/range", json=self._state.range_request()
-                    )
-                    self._state.apply_range(_json(answer))
+                    deadline = time.monotonic() + self._timeout
+                    with self._client.stream(
+                        "POST", f"{self.url}/v3/kv/range", json=self._state.range_request()
+                    ) as answer:
+                        _check(answer)
+                        body = _body(answer.iter_bytes(), deadline, self._timeout)
+                    self._state.apply_range(_json(body))
             except BaseException:
                 self._state.revision = None  # list afresh once etcd answers again
                 raise
@@ -136,16 +148,19 @@ class Etcd:
 
     def _watch(self, client: httpx.Client) -> None:
         body = self._state.watch_request()
+        deadline = time.monotonic() + self._wait  # a stream trickling blank lines ends too
         try:
             with client.stream(
                 "POST", f"{self.url}/v3/watch", json=body, timeout=self._watch_timeouts()
             ) as response:
                 _check(response)
-                for message in _lines(response.iter_bytes()):
+                for message in _lines(response.iter_bytes(), deadline):
                     if self._state.apply_watch(message):
                         return  # a change (or a compaction: the caller lists again)
         except httpx.ReadTimeout:
             return  # no change within `wait`: the membership stands
+        if time.monotonic() >= deadline:
+            return  # the stream went on past `wait` without a change
         raise DiscoveryError("etcd closed the watch stream")
 
     def close(self) -> None:
@@ -165,10 +180,13 @@ class Etcd:
                 if self._state.revision is not None:
                     await self._watch_async(client)
                 if self._state.revision is None:
-                    answer = await client.post(
-                        f"{self.url}/v3/kv/range", json=self._state.range_request()
-                    )
-                    self._state.apply_range(_json(answer))
+                    deadline = time.monotonic() + self._timeout
+                    async with client.stream(
+                        "POST", f"{self.url}/v3/kv/range", json=self._state.range_request()
+                    ) as answer:
+                        _check(answer)
+                        body = await _abody(answer.aiter_bytes(), deadline, self._timeout)
+                    self._state.apply_range(_json(body))
             except BaseException:
                 self._state.revision = None
                 raise
@@ -176,32 +194,92 @@ class Etcd:
 
     async def _watch_async(self, client: httpx.AsyncClient) -> None:
         body = self._state.watch_request()
+        deadline = time.monotonic() + self._wait
         try:
             async with client.stream(
                 "POST", f"{self.url}/v3/watch", json=body, timeout=self._watch_timeouts()
             ) as response:
                 _check(response)
-                async for message in _alines(response.aiter_bytes()):
+                async for message in _alines(response.aiter_bytes(), deadline):
                     if self._state.apply_watch(message):
                         return
         except httpx.ReadTimeout:
             return
+        if time.monotonic() >= deadline:
+            return
         raise DiscoveryError("etcd closed the watch stream")
 
     def __repr__(self) -> str:
-        return f"Etcd({self.prefix!r}, url={self.url!r})"
+        return f"Etcd({self.prefix!r}, url={_shown(self.url)!r})"
+
+
+def _check_header(name: str, value: str) -> None:
+    """Refuse a header no request can carry (RFC 9110 section 5: a token name; a value of
+    visible ASCII, spaces and tabs), e.g. a token read from a file with its newline."""
+    if not (0 < len(name) <= 256 and all(c in _TOKEN for c in name)):
+        raise InvalidOption(f"header name {describe(name)} is not an HTTP field name")
+    if len(value) > MAX_HEADER_LENGTH:
+        raise InvalidOption(
+            f"header {name} has {len(value)} characters, more than {MAX_HEADER_LENGTH}"
+        )
+    if not (value.isascii() and value.replace("\t", " ").isprintable()):
+        at = next(
+            i for i, c in enumerate(value) if not (c == "\t" or (c.isascii() and c.isprintable()))
+        )
+        raise InvalidOption(  # the value may be a secret: name only the offending character
+            f"header {name}'s value must be visible ASCII, spaces and tabs (no line breaks);"
+            f" character {at} is {value[at]!a}"
+        )
+
+
+def _shown(url: str | httpx.URL) -> str:
+    """``url`` without its ``user:password@`` (repr and errors end up in logs)."""
+    return str(httpx.URL(url).copy_with(username=None, password=None))
 
 
 def _check(response: httpx.Response) -> None:
     if response.status_code != 200:
-        raise DiscoveryError(f"etcd answered HTTP {response.status_code} to {response.url}")
+        raise DiscoveryError(f"etcd answered HTTP {response.status_code} to {_shown(response.url)}")
 
 
-def _json(response: httpx.Response) -> Any:
-    _check(response)
+class _Body:
+    """Gathers a range answer; refuses one past MAX_MESSAGE_BYTES, or still coming after
+    ``timeout`` seconds (a read timeout alone never ends a body that trickles)."""
+
+    def __init__(self, deadline: float, timeout: float) -> None:
+        self._data = bytearray()
+        self._deadline = deadline
+        self._timeout = timeout
+
+    def feed(self, chunk: bytes) -> None:
+        self._data += chunk
+        if len(self._data) > MAX_MESSAGE_BYTES:
+            raise DiscoveryError(f"etcd's range answer is over {MAX_MESSAGE_BYTES} bytes")
+        if time.monotonic() > self._deadline:
+            raise DiscoveryError(f"etcd's range answer took over {self._timeout:g}s")
+
+    def bytes(self) -> bytes:
+        return bytes(self._data)
+
+
+def _body(chunks: Iterator[bytes], deadline: float, timeout: float) -> bytes:
+    body = _Body(deadline, timeout)
+    for chunk in chunks:
+        body.feed(chunk)
+    return body.bytes()
+
+
+async def _abody(chunks: AsyncIterator[bytes], deadline: float, timeout: float) -> bytes:
+    body = _Body(deadline, timeout)
+    async for chunk in chunks:
+        body.feed(chunk)
+    return body.bytes()
+
+
+def _json(body: bytes) -> Any:
     try:
-        return response.json()
-    except ValueError as error:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise DiscoveryError(f"etcd answered something that is not JSON: {error}") from None
 
 
@@ -234,14 +312,19 @@ def _message(line: bytes) -> object:
         raise DiscoveryError(f"etcd's watch sent a line that is not JSON: {error}") from None
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[object]:
+def _lines(chunks: Iterator[bytes], deadline: float) -> Iterator[object]:
+    """The messages of a watch stream, until it ends or ``deadline`` (monotonic) passes."""
     lines = _Lines()
     for chunk in chunks:
         yield from map(_message, lines.feed(chunk))
+        if time.monotonic() >= deadline:
+            return
 
 
-async def _alines(chunks: AsyncIterator[bytes]) -> AsyncIterator[object]:
+async def _alines(chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[object]:
     lines = _Lines()
     async for chunk in chunks:
         for line in lines.feed(chunk):
             yield _message(line)
+        if time.monotonic() >= deadline:
+            return

@@ -18,21 +18,24 @@ key                    type          content                                    
 ``P:ban:K``            string        the ban's reason                                ``ban_for``
 ``P:strikes:K``        sorted set    one member per strike, scored by Redis ``TIME``  ``within``
                                      in ms; trimmed to the last ``within``
-``P:anomaly:K``        hash          ``b`` bucket number (Redis ``TIME`` / bucket),  ``keep``
+``P:anomaly:B:K``      hash          ``b`` bucket number (Redis ``TIME`` / bucket),  ``keep``
                                      ``c`` count in it, ``base`` learned baseline
 ``P:rate:LIMITER/...``  list/string  ``limits``' moving window / counters            the window
 =====================  ============  ==============================================  ==========
 
 Times that several processes must agree on come from the Redis server (``TIME`` inside the
 scripts, key expiry), not from each process's clock. ``keep`` for anomaly state is 20 half-lives
-(the baseline has decayed to a millionth by then) and at least two buckets.
+(the baseline has decayed to a millionth by then) and at least two buckets. ``B`` is the
+detector's bucket in milliseconds: bucket numbers are in its units, so detectors with different
+buckets on one store keep apart (sharing one hash, each reset the other's count).
 
 **Failure policy.** Every Redis call is bounded by ``timeout`` (socket connect and read
 timeouts, no retries). When a call fails (Redis down, timeout, pool exhausted, an error
 reply), the guard answers by ``on_error``: ``"fail_open"`` (default) allows the request,
 ``"fail_closed"`` rejects it with status 503 and rule id ``"store:unavailable"``. No exception
 reaches the request path. After a failure the store does not try Redis again for
-``retry_interval`` seconds (so a dead Redis costs one timeout per interval, not one per request)
+``retry_interval`` seconds, then lets one caller probe it while the others still answer by
+the policy (so a dead Redis costs one timeout per interval, not one per request)
 and logs one warning on the ``balancekit.guard`` logger; the first call that succeeds after that
 logs one info line, and enforcement resumes with whatever state Redis has (a restarted Redis
 without persistence starts empty). Strikes added while Redis is down are lost.
@@ -162,6 +165,13 @@ class RedisStore:
             raise InvalidOption(
                 f"prefix must be a str of 1 to 128 characters, not {describe(prefix)}"
             )
+        for name, text in (("url", url), ("prefix", prefix)):
+            try:  # a lone surrogate: every call would fail (limits encodes keys strictly)
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidOption(
+                    f"{name} must be encodable as UTF-8: {describe(text)}"
+                ) from None
         if on_error not in ("fail_open", "fail_closed"):
             raise InvalidOption(
                 f"on_error must be 'fail_open' or 'fail_closed', not {describe(on_error)}"
@@ -175,7 +185,7 @@ class RedisStore:
         max_connections = integer("max_connections", max_connections, 1, 100_000)
         self.url = url
         self.on_error: FailurePolicy = on_error
-        self._prefix = prefix.encode("utf-8", "surrogatepass")
+        self._prefix = prefix.encode("utf-8")
         self._clock = clock
         redis = _redis()
         from redis.backoff import NoBackoff
@@ -209,8 +219,12 @@ class RedisStore:
         """Run ``operation`` (Redis calls) unless a recent failure says not to: ``(True,
         result)``, or ``(False, None)`` when Redis failed or is skipped. Never raises an
         :class:`Exception`; cancellation (``BaseException``) passes through."""
-        if self._down and self._clock() < self._retry_at:
-            return False, None
+        if self._down:
+            with self._lock:  # one caller probes Redis per interval; the others wait it out
+                now = self._clock()
+                if now < self._retry_at:
+                    return False, None
+                self._retry_at = now + self.retry_interval
         try:
             result = operation()
         except Exception as exc:
@@ -287,7 +301,7 @@ class RedisStore:
         """Count a request in the current bucket; its count and the baseline before it. One
         atomic script. Raises on Redis errors."""
         args = [bucket_ms, repr(keep), repr(factor), low, ttl_ms]
-        count, base = self._anomaly(keys=[self.key("anomaly", ident)], args=args)
+        count, base = self._anomaly(keys=[self.key(f"anomaly:{bucket_ms}", ident)], args=args)
         return int(count), float(base)
 
     def anomaly_state(self, ident: str, bucket_ms: int) -> tuple[int, int, int, float] | None:
@@ -295,7 +309,7 @@ class RedisStore:
         ``None`` for an unknown key. Raises on Redis errors."""
         pipe = self.client.pipeline(transaction=False)
         pipe.time()
-        pipe.hmget(self.key("anomaly", ident), "b", "c", "base")
+        pipe.hmget(self.key(f"anomaly:{bucket_ms}", ident), "b", "c", "base")
         (secs, micros), (bucket, count, base) = pipe.execute()
         if bucket is None or count is None or base is None:
             return None
@@ -310,7 +324,7 @@ class RedisStore:
         return RedisStorage(
             self.url,
             connection_pool=self._pool,
-            key_prefix=self._prefix.decode("utf-8", "surrogatepass") + ":rate",
+            key_prefix=self._prefix.decode("utf-8") + ":rate",
         )
 
     def __repr__(self) -> str:

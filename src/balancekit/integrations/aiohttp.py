@@ -29,9 +29,12 @@ read to the end, or the response was released or closed (``async with`` exits,
 So a streamed response (``async for chunk in response.content``) stays in flight until it is
 over, and the elapsed time covers the whole body (NGINX's ``least_time last_byte``). The outcome
 is ``ok_status(status)`` (status < 500 by default) and the policy's ``retry_result``; a body
-that broke while being read (``aiohttp.ClientPayloadError``) makes it a failure. A request
+that broke while being read (``aiohttp.ClientPayloadError``, a ``sock_read`` timeout, a
+connection reset) makes it a failure. A request
 cancelled before its answer (``asyncio.CancelledError``, aiohttp's total timeout) gives its
-lease back uncounted.
+lease back uncounted, and so does a body read that a cancellation cuts short (``asyncio.timeout``
+or ``wait_for`` around the fetch); aiohttp's own total timeout during the body cannot be told
+from a close (aiohttp has turned it into a TimeoutError by then), so it counts by the status.
 
 **Retries** follow :mod:`balancekit.integrations.httpx`: a failed connection
 (``aiohttp.ClientConnectorError``, a connect timeout) is retried at once on another endpoint
@@ -48,12 +51,14 @@ Source: aiohttp ``client_middlewares.py`` and "Client Middleware" in the aiohttp
 
 from __future__ import annotations
 
+import asyncio
 from typing import Unpack
 
 import aiohttp
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import BytesPayload
+from yarl import URL
 
 from .._core import Balancer
 from .._endpoint import split_address
@@ -73,6 +78,24 @@ _MAX_CACHED_HOSTS = 4096
 class NoEndpointError(aiohttp.ClientConnectionError, NoEndpointAvailable):
     """No endpoint could take the request: an ``aiohttp.ClientConnectionError`` and a
     NoEndpointAvailable."""
+
+
+def _host_name(host: object) -> str:
+    """The ``host`` option as a URL's ``raw_host`` reads (lowercase, no final dot), or
+    InvalidOption for anything a URL's host cannot be (a port, a scheme, a path: such a
+    middleware would match no request and let every one pass unbalanced)."""
+    if not (isinstance(host, str) and 0 < len(host) <= 255 and host.isascii()):
+        raise InvalidOption(
+            f"host must be a non-empty ASCII host name or None, not {describe(host)}"
+        )
+    try:
+        raw = URL.build(scheme="http", host=host).raw_host
+    except ValueError as error:
+        raise InvalidOption(
+            f"host must be a bare host name (no scheme, port or path), not {describe(host)}:"
+            f" {error}"
+        ) from None
+    return (raw or "").rstrip(".")
 
 
 def classify(error: aiohttp.ClientError) -> str:
@@ -116,6 +139,23 @@ async def _release(response: ClientResponse) -> None:
     response.release()
 
 
+#: What aiohttp sets on a response's content when the body broke while being read: cut short
+#: (ClientPayloadError), the server silent past ``sock_read`` (ServerTimeoutError), the
+#: connection reset (ClientOSError). A release or close by the caller sets a plain
+#: ClientConnectionError("Connection closed"), which is none of these.
+_BODY_BROKEN = (aiohttp.ClientPayloadError, aiohttp.ServerTimeoutError, aiohttp.ClientOSError)
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (the release comes from the exit of an
+    ``async with`` that a cancellation unwinds); False outside a task."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: a response collected in another thread
+        return False
+    return task is not None and task.cancelling() > 0
+
+
 def _release_on_close(response: ClientResponse, call: Call) -> None:
     """Release ``call`` when aiohttp gives the response's connection back (body over, released,
     closed, or the response collected), a failure if the body broke."""
@@ -127,7 +167,10 @@ def _release_on_close(response: ClientResponse, call: Call) -> None:
     ok = call.ok
 
     def released() -> None:
-        broken = isinstance(content.exception(), aiohttp.ClientPayloadError)
+        broken = isinstance(content.exception(), _BODY_BROKEN)
+        if ok and not broken and _cancelling():
+            call.cancel()  # the caller gave up part-way (a timeout around the fetch): unknown
+            return
         call.finish(ok and not broken)
 
     connection.add_callback(released)
@@ -163,7 +206,8 @@ class BalancedMiddleware(Balancing):
     - ``eject`` / ``max_eject``: refused connections eject the endpoint through the balancer's
       health tracker (1 s, growing to 30 s, when the balancer has none); ``None`` for off.
     - ``host``: balance only requests to this logical host name (any port and scheme), and
-      pass the others through untouched, so one session can hold a middleware per service
+      pass the others through untouched (an internationalised name in its ASCII form,
+      ``xn--...``), so one session can hold a middleware per service
       (and a redirect to another site is not sent to the endpoints); default ``None``: every
       request the middleware sees.
 
@@ -178,12 +222,8 @@ class BalancedMiddleware(Balancing):
         host: str | None = None,
         **options: Unpack[ClientOptions[ClientRequest]],
     ) -> None:
-        if host is not None and not (isinstance(host, str) and host and host.isascii()):
-            raise InvalidOption(
-                f"host must be a non-empty ASCII host name or None, not {describe(host)}"
-            )
+        self._host = None if host is None else _host_name(host)
         self._options = Options(balancer, request_context, **options)
-        self._host = None if host is None else host.lower().rstrip(".")
         self._hosts: dict[str, tuple[str, int]] = {}  # address -> (host, port), parsed once
 
     def _host_port(self, address: str) -> tuple[str, int]:
@@ -198,7 +238,8 @@ class BalancedMiddleware(Balancing):
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         if not isinstance(request, ClientRequest):
             raise InvalidOption(f"expected an aiohttp ClientRequest, not {describe(request)}")
-        if self._host is not None and (request.url.host or "").rstrip(".") != self._host:
+        # raw_host: the ASCII (IDNA) form, lowercased, as `host=` is given; url.host is decoded
+        if self._host is not None and (request.url.raw_host or "").rstrip(".") != self._host:
             return await handler(request)  # another service's request: not ours to balance
         options = self._options
         call = Call(

@@ -11,7 +11,8 @@ The rule, in order:
    that send a key to the same server qualify (the consistent hashes: subclasses of
    ``KeyedBalancer``). If none of those was run, the rule goes on with all of them and says so.
 2. **Latency.** Strategies whose p99 is within :data:`LATENCY_SLACK` (1.5x) of the best p99
-   among the qualifying ones are *fast enough*; the others are out.
+   among the qualifying ones are *fast enough*; the others are out. A run that completed no
+   request has no p99 (its empty latency list is no evidence of speed).
 3. **Errors.** Among the fast-enough ones, the fewest errors clients saw (failed plus unplaced)
    win, counting as equal every count within :data:`ERROR_SLACK` (10 %) plus
    :data:`ERROR_FLOOR` (0.05 % of the requests) of the fewest: noise is no reason.
@@ -24,6 +25,7 @@ and argued with in one paragraph; the numbers behind it are in the report above 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,6 +72,12 @@ def _errors(result: Result) -> str:
     return f"{result.errors:,} errors ({result.errors / result.requests:.2%})"
 
 
+def _p99(result: Result) -> float:
+    """The p99 the rule judges by: none (infinite) for a run that completed no request, whose
+    empty latency list reads 0.0 and would otherwise be the best."""
+    return result.p99 if result.completed else math.inf
+
+
 def recommend(results: Sequence[Result], *, affinity: bool = False) -> Recommendation:
     """Apply the module's rule to ``results`` (runs of one scenario); see the module docstring.
 
@@ -93,13 +101,13 @@ def recommend(results: Sequence[Result], *, affinity: bool = False) -> Recommend
                 "the scenario needs key affinity, but none of the strategies run keeps it (run"
                 " a consistent hash such as BoundedLoadHash); judging them all."
             )
-    best_p99 = min(r.p99 for r in pool)
-    fast = [r for r in pool if r.p99 <= LATENCY_SLACK * best_p99]
+    best_p99 = min(_p99(r) for r in pool)
+    fast = [r for r in pool if _p99(r) <= LATENCY_SLACK * best_p99]
     fewest = min(r.errors for r in fast)
     requests = max(r.requests for r in fast)
     fine = [r for r in fast if r.errors <= fewest * (1 + ERROR_SLACK) + ERROR_FLOOR * requests]
-    pick = min(fine, key=lambda r: (r.p99, r.p999, r.strategy))
-    leader = min(pool, key=lambda r: (r.p99, r.p999, r.strategy))
+    pick = min(fine, key=lambda r: (_p99(r), r.p999, r.strategy))
+    leader = min(pool, key=lambda r: (_p99(r), r.p999, r.strategy))
     if pick is leader:
         reasons.insert(
             0,
@@ -120,7 +128,7 @@ def recommend(results: Sequence[Result], *, affinity: bool = False) -> Recommend
         )
     safer = [r for r in pool if r.errors < pick.errors and r not in fast]
     if safer:
-        fewer = min(safer, key=lambda r: (r.errors, r.p99))
+        fewer = min(safer, key=lambda r: (r.errors, _p99(r)))
         reasons.append(
             f"{fewer.strategy} has fewer errors ({fewer.errors:,}) but a p99 of"
             f" {_ms(fewer.p99)}: more than {LATENCY_SLACK:g}x the best, so not worth it."
@@ -128,7 +136,7 @@ def recommend(results: Sequence[Result], *, affinity: bool = False) -> Recommend
     if not affinity:
         keyed = [r for r in results if keeps_affinity(r.strategy)]
         if keyed and not keeps_affinity(pick.strategy):
-            best_keyed = min(keyed, key=lambda r: (r.p99, r.p999, r.strategy))
+            best_keyed = min(keyed, key=lambda r: (_p99(r), r.p999, r.strategy))
             reasons.append(
                 "the scenario does not need key affinity (simulate --affinity if yours does:"
                 f" then the pick would be among the hashes, best p99 {best_keyed.strategy}"
