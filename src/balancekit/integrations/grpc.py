@@ -45,7 +45,14 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import grpc
+from .._errors import missing_extra
+
+try:
+    import grpc
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "grpc":
+        raise
+    raise missing_extra("balancekit.grpc", "grpcio", "grpc", "grpc") from error
 
 from .._core import Balancer
 from .._lease import Lease
