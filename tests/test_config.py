@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +276,31 @@ def test_missing_huge_and_unknown_files_are_refused(tmp_path: Path) -> None:
         bk.from_config_file(tmp_path / "huge.toml")
     with pytest.raises(bk.InvalidOption, match=r"\.toml"):
         bk.from_config_file(tmp_path / "x.ini")
+
+
+@pytest.mark.parametrize("name", ["a\0b.toml", "\ud800.toml"])
+def test_an_unusable_path_raises_invalid_option(name: str) -> None:
+    with pytest.raises(bk.InvalidOption, match="cannot read"):
+        bk.from_config_file(name)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_configuration_is_refused_not_waited_on(tmp_path: Path) -> None:
+    path = tmp_path / "service.toml"
+    os.mkfifo(path)  # no writer ever opens it: a blocking open() never returns
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            bk.from_config_file(path)
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert outcome, "from_config_file blocked on a FIFO"
+    assert isinstance(outcome[0], bk.InvalidOption) and "regular file" in str(outcome[0])
 
 
 def test_dns_discovery_without_dnspython_says_which_extra(

@@ -52,6 +52,7 @@ from ._config_schema import INT, STR, expect, options_of, section, take
 from ._core import BalancerBase
 from ._endpoint import MAX_WEIGHT, Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable, missing_extra
+from ._files import read_regular
 from ._options import describe
 from .health import ActiveChecker, HttpCheck, PassiveHealth, SlowStart, TcpCheck, with_health
 from .retry import Retry, RetryBudget
@@ -335,15 +336,19 @@ def from_config_file(path: str | os.PathLike[str]) -> Service:
         raise InvalidOption(
             f"a configuration file ends in .toml, .yaml, .yml or .json, not {describe(str(file))}"
         )
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(MAX_FILE + 1)
-    except OSError as error:
+    try:  # never blocks (a FIFO, a device is refused); a NUL or a surrogate is a ValueError
+        read = read_regular(file, MAX_FILE)
+    except (OSError, ValueError) as error:
         raise InvalidOption(
             f"cannot read the configuration {describe(str(file))}: {error}"
         ) from error
+    data = read.data
     if len(data) > MAX_FILE:
         raise InvalidOption(f"the configuration {describe(str(file))} is over {MAX_FILE} bytes")
+    if read.before != read.after:
+        raise InvalidOption(
+            f"the configuration {describe(str(file))} changed while it was read: try again"
+        )
     return from_config(_parse(file, suffix, data))
 
 
