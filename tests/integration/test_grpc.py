@@ -10,6 +10,7 @@ import gc
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -390,3 +391,38 @@ def test_a_report_hook_that_raises_still_releases(grpc_servers: Start) -> None:
         channel.unary_unary(UNARY)(b"{}")
     stats = lb.stats()[server.address]
     assert (stats.in_flight, stats.succeeded) == (0, 1)
+
+
+def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: Start) -> None:
+    """A request of the wrong type (grpcio raises TypeError before sending), a request iterator
+    that raises (UNKNOWN "Exception iterating requests!"), a method name grpcio cannot encode
+    and a call on a closed channel are the caller's bugs: no failure is counted, so a buggy
+    caller in a loop cannot eject every healthy endpoint for the callers that are right."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+
+    def broken() -> Iterator[bytes]:
+        yield b"a"
+        raise RuntimeError("the caller's iterator")
+
+    with BalancedChannel(lb) as channel:
+        call = channel.unary_unary(UNARY)
+        for _ in range(20):
+            with pytest.raises(TypeError):
+                call("not bytes")
+            with pytest.raises(TypeError):
+                call.future("not bytes")
+            with pytest.raises(TypeError):
+                list(channel.unary_stream(STREAM)("not bytes"))
+            with pytest.raises(grpc.RpcError):
+                channel.stream_unary("/test.Echo/Collect")(broken())
+            with pytest.raises(grpc.RpcError):
+                list(channel.stream_stream("/test.Echo/Chat")(broken()))
+        with pytest.raises(bk.InvalidOption, match="UTF-8"):
+            channel.unary_unary("/test.Echo/\ud800")
+        assert call(b"{}") == b"s0"  # the endpoint was never ejected
+        assert wait_until(lambda: _in_flight(lb) == 0)
+    with pytest.raises(ValueError, match="closed channel"):
+        call(b"{}")
+    stats = lb.stats()[server.address]
+    assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)

@@ -264,3 +264,28 @@ def test_concurrent_calls_while_membership_churns(grpc_servers: Start) -> None:
 
     asyncio.run(main())
     assert served.total() == 400
+
+
+def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: Start) -> None:
+    """As for the sync channel: a request of the wrong type, a method grpcio cannot encode and
+    a call on a closed channel are the caller's bugs, never the endpoint's failures."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+
+    async def main() -> None:
+        channel = AsyncBalancedChannel(lb)
+        call = channel.unary_unary(UNARY)
+        for _ in range(20):
+            with pytest.raises(TypeError):
+                await call("not bytes")
+        with pytest.raises(bk.InvalidOption, match="UTF-8"):
+            channel.unary_unary("/test.Echo/\ud800")
+        assert await call(b"{}") == b"s0"
+        assert await _until(lambda: _in_flight(lb) == 0)
+        await channel.close()
+        with pytest.raises(ValueError, match="closed channel"):
+            await call(b"{}")
+
+    asyncio.run(main())
+    stats = lb.stats()[server.address]
+    assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)

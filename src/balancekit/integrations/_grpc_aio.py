@@ -22,7 +22,7 @@ from .._core import Balancer
 from .._lease import Lease
 from ._call import Call, send_with_retries_async
 from ._grpc_aio_stream import AsyncResponseStream, Done
-from ._grpc_base import DEFAULT, ChannelBase, never_retried
+from ._grpc_base import DEFAULT, ChannelBase, check_method, never_retried
 from ._grpc_common import (
     Ended,
     OkCode,
@@ -179,7 +179,7 @@ class _AsyncCallable:
     ) -> None:
         self._channel = channel
         self._kind = kind
-        self._method = method
+        self._method = check_method(method)
         self._codecs = codecs
 
     def _inner(self, entry: Entry[grpc.aio.Channel]) -> Any:
@@ -231,13 +231,21 @@ class _AsyncCallable:
         async def send(lease: Lease) -> Ended:
             entry = channel._acquire(lease)
             try:
-                rpc = start(entry)
+                try:
+                    rpc = start(entry)
+                except Exception:
+                    call.cancel()  # grpcio refused the call itself: nothing was sent
+                    raise
                 try:
                     value = await rpc
                 except grpc.RpcError as error:
                     if is_unavailable(error):
                         raise
                     return Ended(error, error=error)
+                except Exception:
+                    rpc.cancel()
+                    call.cancel()  # not the endpoint's answer: grpcio failed in the client
+                    raise
                 except BaseException:
                     rpc.cancel()
                     raise

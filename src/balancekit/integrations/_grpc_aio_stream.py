@@ -79,9 +79,9 @@ class AsyncResponseStream:
         entry = channel._acquire(lease)
         try:
             rpc = self._start(entry)
-        except BaseException as error:
+        except BaseException:
             channel._release(entry)
-            call.abandon(error)
+            call.cancel()  # grpcio refused the call itself: nothing was sent
             raise
         self._box[:] = [rpc, False]
         state = _Judge(channel, call, rpc, entry, weakref.ref(self), self._expired)
