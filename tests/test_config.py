@@ -278,6 +278,12 @@ def test_missing_huge_and_unknown_files_are_refused(tmp_path: Path) -> None:
         bk.from_config_file(tmp_path / "x.ini")
 
 
+@pytest.mark.parametrize("name", ["\ud800", "orders\nINFO forged log line", "\x00", ""])
+def test_a_service_name_must_be_printable(name: str) -> None:
+    with pytest.raises(bk.InvalidOption, match="printable string"):
+        bk.from_config({"name": name})
+
+
 @pytest.mark.parametrize("name", ["a\0b.toml", "\ud800.toml"])
 def test_an_unusable_path_raises_invalid_option(name: str) -> None:
     with pytest.raises(bk.InvalidOption, match="cannot read"):

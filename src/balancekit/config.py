@@ -312,8 +312,12 @@ def from_config(config: Mapping[str, Any]) -> Service:
     table = section("the configuration", config)
     take("the configuration", table, {}, "balancekit.from_config", extra=_TOP)
     name = table.get("name")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 255):
-        raise InvalidOption(f"name must be a string of 1 to 255 characters, not {describe(name)}")
+    if name is not None and (
+        not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable()
+    ):  # printable: no control characters, no lone surrogate ("\ud800") in errors and labels
+        raise InvalidOption(
+            f"name must be a printable string of 1 to 255 characters, not {describe(name)}"
+        )
     endpoints = _endpoints("endpoints", table.get("endpoints", []))
     retry = _retry(table["retry"]) if "retry" in table else None
     source = watcher_options = None
