@@ -128,6 +128,41 @@ def test_register_adds_a_strategy_and_refuses_a_taken_name() -> None:
         )
 
 
+# A module without ``from __future__ import annotations``: its annotations are evaluated types.
+_USER_MODULE = """
+import balancekit as bk
+
+class Spread(bk.RoundRobin):
+    def __init__(self, endpoints=(), *, spread: float = 1.0, cap: int | None = None,
+                 hook: object = None):
+        super().__init__(endpoints)
+        self.spread, self.cap, self.hook = spread, cap, hook
+"""
+
+
+def test_a_user_strategy_with_evaluated_annotations_builds_from_config() -> None:
+    namespace: dict[str, Any] = {"__name__": "user_strategies"}
+    exec(compile(_USER_MODULE, "user_strategies.py", "exec"), namespace)
+    spread = namespace["Spread"]
+    before = registry.names()
+    registry.register("config_test_spread", spread)
+    try:
+        built = bk.from_config({"strategy": "config_test_spread"}).balancer
+        assert (type(built), built.spread, built.cap) == (spread, 1.0, None)
+        table = {"name": "config_test_spread", "spread": 2.5, "cap": 3}
+        built = bk.from_config({"strategy": table}).balancer
+        assert (built.spread, built.cap) == (2.5, 3)
+        with pytest.raises(bk.InvalidOption, match="spread must be a number"):
+            bk.from_config({"strategy": {"name": "config_test_spread", "spread": "x"}})
+        with pytest.raises(bk.InvalidOption, match="unknown option 'hook'"):  # not plain data
+            bk.from_config({"strategy": {"name": "config_test_spread", "hook": 1}})
+    finally:  # keep the table as other tests expect it
+        registry._table = (
+            {n: registry.get(n) for n in before},
+            registry._indexed({n: registry.get(n) for n in before}),
+        )
+
+
 @pytest.mark.parametrize(
     ("config", "words"),
     [

@@ -197,7 +197,8 @@ def _strategy(value: object, endpoints: list[Endpoint | str]) -> BalancerBase:
         name = table.pop("name")  # type: ignore[assignment]
     cls = registry.get(name)
     public = f"balancekit.{cls.__name__}"
-    options = take("strategy", table, options_of(cls), public)
+    built_in = cls.__module__.startswith("balancekit.")  # else registered by the user
+    options = take("strategy", table, options_of(cls, strict=built_in), public)
     return cls(endpoints, **options)
 
 
