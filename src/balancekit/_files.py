@@ -16,16 +16,32 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["Read", "read_regular"]
+__all__ = ["Read", "Signature", "read_regular", "signature"]
+
+#: What says a file changed: device, inode, mtime, ctime (ns) and size. The inode and ctime
+#: catch a file replaced by one with the same size and mtime (``cp -p``, ``rsync -t``, ``tar``,
+#: a Nix store's mtime of 1): no program can set a ctime, and a rename updates it.
+Signature = tuple[int, int, int, int, int]
+
+
+def signature(status: os.stat_result) -> Signature:
+    """The :data:`Signature` of a ``stat`` or ``fstat`` result."""
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+        status.st_size,
+    )
 
 
 class Read(NamedTuple):
-    """The bytes read (at most ``limit + 1``) and the file's ``(mtime_ns, size)`` before and
+    """The bytes read (at most ``limit + 1``) and the file's :data:`Signature` before and
     after the read."""
 
     data: bytes
-    before: tuple[int, int]
-    after: tuple[int, int]
+    before: Signature
+    after: Signature
 
 
 def read_regular(path: Path, limit: int) -> Read:
@@ -51,8 +67,4 @@ def read_regular(path: Path, limit: int) -> Read:
         after = os.fstat(descriptor)
     finally:
         os.close(descriptor)
-    return Read(
-        b"".join(chunks),
-        (status.st_mtime_ns, status.st_size),
-        (after.st_mtime_ns, after.st_size),
-    )
+    return Read(b"".join(chunks), signature(status), signature(after))

@@ -233,3 +233,18 @@ def test_a_file_rewritten_during_the_read_is_not_applied(
         source.resolve()
     monkeypatch.undo()
     assert len(source.resolve().endpoints) == 3  # the next poll reads the whole file
+
+
+def test_a_replacement_with_the_same_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    """``cp -p``, ``rsync -t``, ``tar`` or a Nix store (mtime 1) replace a file with one of the
+    same size and mtime: the inode and ctime still say it changed."""
+    path = tmp_path / "e.txt"
+    path.write_text("10.0.0.1:80\n")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long before any read: not racy
+    source = File(path)
+    assert [e.address for e in source.resolve().endpoints] == ["10.0.0.1:80"]
+    staged = tmp_path / "staged.txt"
+    staged.write_text("10.0.0.2:80\n")  # the same size
+    os.utime(staged, ns=(1_000_000_000, 1_000_000_000))  # and the same mtime
+    os.replace(staged, path)
+    assert [e.address for e in source.resolve().endpoints] == ["10.0.0.2:80"]

@@ -20,12 +20,12 @@ Formats, chosen by the file's suffix:
 
 :meth:`File.resolve` answers with ``ttl=interval``, so a :class:`~balancekit.discovery.Watcher`
 polls the file every ``interval`` seconds (default 5). Each poll costs one ``stat``; the file is
-read only when its mtime or size changed (or it changed within 2 s of the last read, where a
-coarse file system clock can hide a same-size rewrite), and parsed only when its content's hash
-(SHA-256) changed, so a rewrite with the same content (or a ``touch``) changes nothing. A file
-that is missing, unreadable, not a regular file (a directory; a FIFO or a device, which is
-never waited on), larger than ``max_size`` bytes (default 1 MiB), changed while it was read,
-not UTF-8, unparsable or holding an invalid endpoint raises
+read only when its inode, mtime, ctime or size changed (or it changed within 2 s of the last
+read, where a coarse file system clock can hide a same-size rewrite), and parsed only when its
+content's hash (SHA-256) changed, so a rewrite with the same content (or a ``touch``) changes
+nothing. A file that is missing, unreadable, not a regular file (a directory; a FIFO or a
+device, which is never waited on), larger than ``max_size`` bytes (default 1 MiB), changed
+while it was read, not UTF-8, unparsable or holding an invalid endpoint raises
 :class:`~balancekit.discovery.DiscoveryError` from ``resolve``: the watcher keeps the last good
 membership, logs the error on the ``balancekit.discovery`` logger (WARNING), and tries again.
 Writers should replace the file atomically (write a temporary file, then ``os.replace``), as
@@ -52,7 +52,8 @@ from typing import Any
 
 from .._endpoint import Endpoint, EndpointLike, as_endpoints
 from .._errors import BalancekitError, InvalidOption
-from .._files import read_regular
+from .._files import Signature, read_regular
+from .._files import signature as signature_of
 from .._options import describe, integer, seconds
 from ._source import LONGEST_WAIT, DiscoveryError, Snapshot
 
@@ -134,7 +135,7 @@ class File:
         self.interval = seconds("interval", interval, high=LONGEST_WAIT)
         self.max_size = integer("max_size", max_size, 1, 1 << 30)
         self._lock = threading.Lock()
-        self._signature: tuple[int, int] | None = None  # (mtime_ns, size) last read
+        self._signature: Signature | None = None  # the file's last read
         self._read_at = 0  # time.time_ns() of the last read
         self._digest = b""  # SHA-256 of the content last parsed
         self._endpoints: tuple[Endpoint, ...] | None = None
@@ -165,9 +166,8 @@ class File:
             status = os.stat(self._path)
         except (OSError, ValueError) as error:
             raise DiscoveryError(f"cannot read {where}: {error}") from error
-        signature = (status.st_mtime_ns, status.st_size)
         if (
-            signature == self._signature
+            signature_of(status) == self._signature
             and self._endpoints is not None
             and status.st_mtime_ns < self._read_at - RACY_NS
         ):
