@@ -7,6 +7,7 @@ handlers and answer with their id, so every test sees which endpoint served each
 from __future__ import annotations
 
 import gc
+import random
 import threading
 import time
 from collections import Counter
@@ -426,3 +427,32 @@ def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: St
         call(b"{}")
     stats = lb.stats()[server.address]
     assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)
+
+
+class _LongestBackoff(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b  # the jitter's upper end: the wait is the whole backoff
+
+
+def test_no_retry_waits_past_the_calls_deadline(grpc_servers: Start) -> None:
+    """gRPC retries stop at the call's deadline (gRFC A6): a backoff that would end past it is
+    not waited. The caller gets the attempt's own status (UNAVAILABLE), not DEADLINE_EXCEEDED
+    after a sleep longer than the timeout it asked for; one attempt only."""
+    servers = grpc_servers(2)
+    lb = bk.RoundRobin([s.address for s in servers])
+    retry = bk.Retry(attempts=3, backoff=5.0, max_backoff=5.0, budget=None, rng=_LongestBackoff())
+    with BalancedChannel(lb, idempotent=True, retry=retry, eject=None) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary(UNARY)(b'{"code": "UNAVAILABLE"}', timeout=1.0)
+        assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as error:
+            list(channel.unary_stream(STREAM)(b'{"code": "UNAVAILABLE", "count": 0}', timeout=1.0))
+        assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert wait_until(lambda: _in_flight(lb) == 0)
+        assert sum(stats.selected for stats in lb.stats().values()) == 2  # no retry either time
+        # without a deadline the same call is retried on the other endpoint, after its backoff
+        quick = bk.Retry(attempts=2, backoff=0.001, budget=None)
+        again = BalancedChannel(lb, idempotent=True, retry=quick, eject=None)
+        with again, pytest.raises(grpc.RpcError):
+            again.unary_unary(UNARY)(b'{"code": "UNAVAILABLE"}')
+        assert sum(stats.selected for stats in lb.stats().values()) == 4

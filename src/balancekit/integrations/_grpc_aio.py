@@ -12,6 +12,7 @@ before its first message; a stream collected unfinished goes back uncounted. Cha
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -203,6 +204,7 @@ class _AsyncCallable:
         replayable = unary_request and options.idempotent(self._method)
         call = channel._started(self._method, metadata, replayable=replayable)
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        call.deadline = None if timeout is None else time.monotonic() + timeout
         expired = [False]  # the last attempt started past the deadline
 
         def start(entry: Entry[grpc.aio.Channel]) -> Any:

@@ -53,7 +53,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         channel._maybe_sync()
         options = channel._options
         call = channel._started(self._method, metadata, replayable=options.idempotent(self._method))
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = call.deadline = None if timeout is None else time.monotonic() + timeout
         expired = [False]  # the last attempt started past the deadline
 
         def send(lease: Lease) -> Ended:
@@ -196,7 +196,7 @@ class Streaming(Callable_):
         unary = self._kind == "unary_stream"
         idempotent = unary and channel._options.idempotent(self._method)
         call = channel._started(self._method, metadata, replayable=idempotent)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = call.deadline = None if timeout is None else time.monotonic() + timeout
 
         def start(entry: Entry[grpc.Channel]) -> Any:
             return self._inner(entry)(
