@@ -287,6 +287,10 @@ def test_channels_follow_membership(grpc_servers: Start) -> None:
         {"credentials": "tls"},
         {"options": "grpc.x"},
         {"options": [("grpc.x",)]},
+        # values grpcio refuses only when it makes each endpoint's channel, after the pick
+        {"options": [("grpc.x", object())]},
+        {"options": [("grpc.ssl_target_name_override", "\ud800")]},
+        {"options": [("grpc.max_receive_message_length", 10**30)]},
         {"compression": 1},
         {"sweep": float("nan")},
         {"retry": 3},

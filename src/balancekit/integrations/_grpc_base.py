@@ -83,6 +83,16 @@ def check_channel_options(credentials: object, options: object, compression: obj
         raise InvalidOption(
             f"compression must be a grpc.Compression or None, not {describe(compression)}"
         )
+    # grpcio converts the arguments when a channel is made, i.e. on the first call to each
+    # endpoint, after its pick: a value it refuses (an object, an unencodable str) would fail
+    # every call there. One throwaway channel now (no I/O: channels connect on first use).
+    try:
+        probe = grpc.insecure_channel("127.0.0.1:1", options=tuple(options))
+    except Exception as error:
+        raise InvalidOption(
+            f"options: grpcio refuses these channel arguments ({type(error).__name__}: {error})"
+        ) from error
+    probe.close()
 
 
 def check_method(method: object) -> str:
