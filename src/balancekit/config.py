@@ -357,6 +357,34 @@ def from_config_file(path: str | os.PathLike[str]) -> Service:
     return from_config(_parse(file, suffix, data))
 
 
+#: The most key-value pairs YAML merge keys (``<<: *anchor``) may copy in one document. Each
+#: merge copies the anchored mapping (and PyYAML flattens it again at each use), so a small
+#: file of merges of one large anchor costs time and memory quadratic in its size: 40 kB took
+#: minutes. A configuration merges a few small tables.
+MAX_YAML_MERGED = 10_000
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    """PyYAML's SafeLoader, refusing a document whose merge keys copy over
+    :data:`MAX_YAML_MERGED` pairs (aliases alone share one object: they cost nothing)."""
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        merged = 0
+
+        def flatten_mapping(self, node: Any) -> None:
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    merges = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                    for merge in merges:
+                        if isinstance(merge, yaml.MappingNode):
+                            self.merged += len(merge.value)
+            if self.merged > MAX_YAML_MERGED:
+                raise yaml.YAMLError(f"YAML merge keys ('<<') copy over {MAX_YAML_MERGED} entries")
+            super().flatten_mapping(node)
+
+    return Loader
+
+
 def _parse(file: Path, suffix: str, data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
@@ -370,7 +398,7 @@ def _parse(file: Path, suffix: str, data: bytes) -> Any:
             if (error.name or "").partition(".")[0] != "yaml":
                 raise
             raise missing_extra("a YAML configuration", "pyyaml", "yaml", "yaml") from error
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader(yaml))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:  # TOMLDecodeError, JSON
         raise InvalidOption(
             f"cannot parse the configuration {describe(str(file))}: {error}"
