@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
+import warnings
 from collections import Counter
 
 import grpc
@@ -289,3 +291,31 @@ def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: St
     asyncio.run(main())
     stats = lb.stats()[server.address]
     assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)
+
+
+def test_a_stream_kept_past_its_event_loop_is_released_quietly(
+    grpc_servers: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream collected after ``asyncio.run`` ended: its lease goes back uncounted, and no
+    "Exception ignored ... no running event loop" or never-awaited coroutine is reported."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+    kept: list[object] = []
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def main() -> None:
+        channel = AsyncBalancedChannel(lb)
+        stream = channel.unary_stream(STREAM)(b'{"count": 1000, "gap": 0.01}')
+        assert await stream.__aiter__().__anext__() == b"s0"
+        kept.append(stream)
+
+    asyncio.run(main())
+    assert _in_flight(lb) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept.clear()
+        gc.collect()
+    assert _in_flight(lb) == 0 and lb.stats()[server.address].cancelled == 1
+    assert unraisable == []
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []

@@ -106,10 +106,18 @@ class AsyncBalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]
         for channel in self._pool.sync():
             await channel.close()
 
-    def _later(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _later(self, work: Any) -> bool:
+        """Run the coroutine ``work`` in a task on the running loop; False (``work`` closed,
+        never run) when there is none: a stream collected after its loop ended."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work.close()
+            return False
+        task = loop.create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        return True
 
     def _maybe_sync(self) -> None:
         if self._pool.due():

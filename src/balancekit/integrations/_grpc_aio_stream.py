@@ -226,7 +226,8 @@ class _Judge:
 
     def done(self, rpc: Any) -> None:
         self.channel._release(self.entry)
-        self.channel._later(self._judge())
+        if not self.channel._later(self._judge()):
+            self.call.cancel()  # no loop left to read the status on: give the lease back
 
     async def _judge(self) -> None:
         rpc = self.rpc
