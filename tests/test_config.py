@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,41 @@ def test_register_adds_a_strategy_and_refuses_a_taken_name() -> None:
         )
 
 
+# A module without ``from __future__ import annotations``: its annotations are evaluated types.
+_USER_MODULE = """
+import balancekit as bk
+
+class Spread(bk.RoundRobin):
+    def __init__(self, endpoints=(), *, spread: float = 1.0, cap: int | None = None,
+                 hook: object = None):
+        super().__init__(endpoints)
+        self.spread, self.cap, self.hook = spread, cap, hook
+"""
+
+
+def test_a_user_strategy_with_evaluated_annotations_builds_from_config() -> None:
+    namespace: dict[str, Any] = {"__name__": "user_strategies"}
+    exec(compile(_USER_MODULE, "user_strategies.py", "exec"), namespace)
+    spread = namespace["Spread"]
+    before = registry.names()
+    registry.register("config_test_spread", spread)
+    try:
+        built = bk.from_config({"strategy": "config_test_spread"}).balancer
+        assert (type(built), built.spread, built.cap) == (spread, 1.0, None)
+        table = {"name": "config_test_spread", "spread": 2.5, "cap": 3}
+        built = bk.from_config({"strategy": table}).balancer
+        assert (built.spread, built.cap) == (2.5, 3)
+        with pytest.raises(bk.InvalidOption, match="spread must be a number"):
+            bk.from_config({"strategy": {"name": "config_test_spread", "spread": "x"}})
+        with pytest.raises(bk.InvalidOption, match="unknown option 'hook'"):  # not plain data
+            bk.from_config({"strategy": {"name": "config_test_spread", "hook": 1}})
+    finally:  # keep the table as other tests expect it
+        registry._table = (
+            {n: registry.get(n) for n in before},
+            registry._indexed({n: registry.get(n) for n in before}),
+        )
+
+
 @pytest.mark.parametrize(
     ("config", "words"),
     [
@@ -235,6 +272,28 @@ def test_toml_yaml_and_json_files_build_the_same_service(tmp_path: Path) -> None
         _check_toml_service(bk.from_config_file(tmp_path / name))
 
 
+def test_yaml_merge_keys_work_but_a_merge_bomb_is_refused(tmp_path: Path) -> None:
+    """Merge keys copy the anchored table at each use (PyYAML flattens it again each time):
+    1,000 merges of a 1,000-key anchor, 19 kB, took seconds and memory quadratic in the size;
+    a MiB would not finish. Past MAX_YAML_MERGED copied entries the file is refused."""
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "endpoints:\n"
+        "  - &first {address: '127.0.0.1:8001', weight: 3}\n"
+        "  - {<<: *first, address: '127.0.0.1:8002'}\n"
+    )
+    service = bk.from_config_file(path)
+    assert [(e.address, e.weight) for e in service.balancer.endpoints] == [
+        ("127.0.0.1:8001", 3),
+        ("127.0.0.1:8002", 3),
+    ]
+    keys = ", ".join(f"k{i}: 0" for i in range(1000))
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(f"name: &a {{{keys}}}\nendpoints: [{', '.join(['{<<: *a}'] * 1000)}]\n")
+    with pytest.raises(bk.InvalidOption, match="merge keys"):
+        bk.from_config_file(bomb)
+
+
 def test_yaml_without_pyyaml_says_which_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,6 +333,37 @@ def test_missing_huge_and_unknown_files_are_refused(tmp_path: Path) -> None:
         bk.from_config_file(tmp_path / "huge.toml")
     with pytest.raises(bk.InvalidOption, match=r"\.toml"):
         bk.from_config_file(tmp_path / "x.ini")
+
+
+@pytest.mark.parametrize("name", ["\ud800", "orders\nINFO forged log line", "\x00", ""])
+def test_a_service_name_must_be_printable(name: str) -> None:
+    with pytest.raises(bk.InvalidOption, match="printable string"):
+        bk.from_config({"name": name})
+
+
+@pytest.mark.parametrize("name", ["a\0b.toml", "\ud800.toml"])
+def test_an_unusable_path_raises_invalid_option(name: str) -> None:
+    with pytest.raises(bk.InvalidOption, match="cannot read"):
+        bk.from_config_file(name)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_configuration_is_refused_not_waited_on(tmp_path: Path) -> None:
+    path = tmp_path / "service.toml"
+    os.mkfifo(path)  # no writer ever opens it: a blocking open() never returns
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            bk.from_config_file(path)
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert outcome, "from_config_file blocked on a FIFO"
+    assert isinstance(outcome[0], bk.InvalidOption) and "regular file" in str(outcome[0])
 
 
 def test_dns_discovery_without_dnspython_says_which_extra(

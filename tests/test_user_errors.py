@@ -19,6 +19,21 @@ EXTRAS = [
     (lambda: bk.httpx, "balancekit.integrations.httpx", "httpx", "httpx"),
     (lambda: bk.requests, "balancekit.integrations.requests", "requests", "requests"),
     (lambda: bk.discovery.DNS, "balancekit.discovery.dns", "dns", "dns"),
+    (lambda: bk.grpc, "balancekit.integrations.grpc", "grpc", "grpc"),
+    (lambda: bk.aiohttp, "balancekit.integrations.aiohttp", "aiohttp", "aiohttp"),
+    (lambda: bk.discovery.Etcd, "balancekit.discovery.etcd", "httpx", "etcd"),
+    (
+        lambda: importlib.import_module("balancekit.metrics.otel"),
+        "balancekit.metrics.otel",
+        "opentelemetry",
+        "otel",
+    ),
+    (
+        lambda: importlib.import_module("balancekit.metrics.prometheus"),
+        "balancekit.metrics.prometheus",
+        "prometheus_client",
+        "prometheus",
+    ),
 ]
 
 
@@ -26,9 +41,11 @@ EXTRAS = [
 def test_a_missing_extra_names_the_pip_install_to_run(
     monkeypatch: pytest.MonkeyPatch, touch: object, module: str, hidden: str, extra: str
 ) -> None:
+    for loaded in [name for name in sys.modules if name.startswith(f"{hidden}.")]:
+        monkeypatch.setitem(sys.modules, loaded, None)  # a cached submodule would still import
     monkeypatch.setitem(sys.modules, hidden, None)  # import hidden -> ModuleNotFoundError
     monkeypatch.delitem(sys.modules, module, raising=False)
-    for name in ("httpx", "requests"):  # bk.httpx is cached in the package once imported
+    for name in ("httpx", "requests", "grpc", "aiohttp"):  # cached in the package once imported
         monkeypatch.delitem(vars(bk), name, raising=False)
     with pytest.raises(bk.MissingExtra) as caught:
         touch()  # type: ignore[operator]

@@ -11,6 +11,7 @@ lists the valid keys or says what type was expected. The checks are O(size of th
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -91,10 +92,24 @@ _ANNOTATION_PARTS = {
 }
 
 
+def _spelled(annotation: object) -> str | None:
+    """An annotation as source text: strings as they are (``from __future__ import
+    annotations``), evaluated ones (a strategy registered from a module without it) as
+    written: ``float``, ``int | None``."""
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    if isinstance(annotation, types.UnionType):
+        return str(annotation).replace("NoneType", "None")
+    return None
+
+
 def kinds_of(annotation: object) -> tuple[Kind, ...] | None:
-    """The kinds an annotation (a string under ``from __future__ import annotations``) allows,
-    or None for one that is not plain data."""
-    if not isinstance(annotation, str):
+    """The kinds an annotation allows (a string under ``from __future__ import annotations``,
+    or an evaluated ``float | None``), or None for one that is not plain data."""
+    annotation = _spelled(annotation)
+    if annotation is None:
         return None
     kinds = []
     for part in (piece.strip() for piece in annotation.split("|")):
@@ -105,8 +120,14 @@ def kinds_of(annotation: object) -> tuple[Kind, ...] | None:
     return tuple(kinds)
 
 
-def options_of(callable_: Callable[..., object]) -> dict[str, tuple[Kind, ...]]:
-    """The configurable keyword-only options of a public constructor, with their kinds."""
+def options_of(
+    callable_: Callable[..., object], *, strict: bool = True
+) -> dict[str, tuple[Kind, ...]]:
+    """The configurable keyword-only options of a public constructor, with their kinds.
+
+    ``strict=False`` (a strategy a user registered) leaves out the options whose type is not
+    plain data instead of raising: they keep their defaults, and naming one in a configuration
+    is an unknown option."""
     options = {}
     for parameter in inspect.signature(callable_).parameters.values():
         if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
@@ -114,6 +135,8 @@ def options_of(callable_: Callable[..., object]) -> dict[str, tuple[Kind, ...]]:
         if parameter.name in NOT_CONFIGURABLE:
             continue
         kinds = kinds_of(parameter.annotation)
+        if kinds is None and not strict:
+            continue
         if kinds is None:
             raise TypeError(  # a programming error in balancekit, found by the tests
                 f"{callable_!r} option {parameter.name} has no configurable type"

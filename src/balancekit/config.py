@@ -52,6 +52,7 @@ from ._config_schema import INT, STR, expect, options_of, section, take
 from ._core import BalancerBase
 from ._endpoint import MAX_WEIGHT, Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable, missing_extra
+from ._files import read_regular
 from ._options import describe
 from .health import ActiveChecker, HttpCheck, PassiveHealth, SlowStart, TcpCheck, with_health
 from .retry import Retry, RetryBudget
@@ -196,7 +197,8 @@ def _strategy(value: object, endpoints: list[Endpoint | str]) -> BalancerBase:
         name = table.pop("name")  # type: ignore[assignment]
     cls = registry.get(name)
     public = f"balancekit.{cls.__name__}"
-    options = take("strategy", table, options_of(cls), public)
+    built_in = cls.__module__.startswith("balancekit.")  # else registered by the user
+    options = take("strategy", table, options_of(cls, strict=built_in), public)
     return cls(endpoints, **options)
 
 
@@ -311,8 +313,12 @@ def from_config(config: Mapping[str, Any]) -> Service:
     table = section("the configuration", config)
     take("the configuration", table, {}, "balancekit.from_config", extra=_TOP)
     name = table.get("name")
-    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 255):
-        raise InvalidOption(f"name must be a string of 1 to 255 characters, not {describe(name)}")
+    if name is not None and (
+        not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable()
+    ):  # printable: no control characters, no lone surrogate ("\ud800") in errors and labels
+        raise InvalidOption(
+            f"name must be a printable string of 1 to 255 characters, not {describe(name)}"
+        )
     endpoints = _endpoints("endpoints", table.get("endpoints", []))
     retry = _retry(table["retry"]) if "retry" in table else None
     source = watcher_options = None
@@ -335,16 +341,48 @@ def from_config_file(path: str | os.PathLike[str]) -> Service:
         raise InvalidOption(
             f"a configuration file ends in .toml, .yaml, .yml or .json, not {describe(str(file))}"
         )
-    try:
-        with file.open("rb") as stream:
-            data = stream.read(MAX_FILE + 1)
-    except OSError as error:
+    try:  # never blocks (a FIFO, a device is refused); a NUL or a surrogate is a ValueError
+        read = read_regular(file, MAX_FILE)
+    except (OSError, ValueError) as error:
         raise InvalidOption(
             f"cannot read the configuration {describe(str(file))}: {error}"
         ) from error
+    data = read.data
     if len(data) > MAX_FILE:
         raise InvalidOption(f"the configuration {describe(str(file))} is over {MAX_FILE} bytes")
+    if read.before != read.after:
+        raise InvalidOption(
+            f"the configuration {describe(str(file))} changed while it was read: try again"
+        )
     return from_config(_parse(file, suffix, data))
+
+
+#: The most key-value pairs YAML merge keys (``<<: *anchor``) may copy in one document. Each
+#: merge copies the anchored mapping (and PyYAML flattens it again at each use), so a small
+#: file of merges of one large anchor costs time and memory quadratic in its size: 40 kB took
+#: minutes. A configuration merges a few small tables.
+MAX_YAML_MERGED = 10_000
+
+
+def _yaml_loader(yaml: Any) -> Any:
+    """PyYAML's SafeLoader, refusing a document whose merge keys copy over
+    :data:`MAX_YAML_MERGED` pairs (aliases alone share one object: they cost nothing)."""
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        merged = 0
+
+        def flatten_mapping(self, node: Any) -> None:
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    merges = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                    for merge in merges:
+                        if isinstance(merge, yaml.MappingNode):
+                            self.merged += len(merge.value)
+            if self.merged > MAX_YAML_MERGED:
+                raise yaml.YAMLError(f"YAML merge keys ('<<') copy over {MAX_YAML_MERGED} entries")
+            super().flatten_mapping(node)
+
+    return Loader
 
 
 def _parse(file: Path, suffix: str, data: bytes) -> Any:
@@ -360,7 +398,7 @@ def _parse(file: Path, suffix: str, data: bytes) -> Any:
             if (error.name or "").partition(".")[0] != "yaml":
                 raise
             raise missing_extra("a YAML configuration", "pyyaml", "yaml", "yaml") from error
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader(yaml))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:  # TOMLDecodeError, JSON
         raise InvalidOption(
             f"cannot parse the configuration {describe(str(file))}: {error}"

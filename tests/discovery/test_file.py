@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,78 @@ def test_any_content_gives_endpoints_or_discovery_error(
         except DiscoveryError:
             continue
         assert all(isinstance(e, bk.Endpoint) for e in snapshot.endpoints)
+
+
+def _returns(call: Callable[[], object]) -> BaseException | object:
+    """What ``call()`` returned or raised, run in a daemon thread so a call that blocks forever
+    fails the test instead of hanging the suite."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as error:  # handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert outcome, "blocked: the call did not return"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    path = tmp_path / "e.txt"
+    os.mkfifo(path)  # no writer ever opens it: a blocking open() never returns
+    source = File(path)
+    error = _returns(source.resolve)
+    assert isinstance(error, DiscoveryError) and "regular file" in str(error)
+    path.unlink()
+    path.write_text("127.0.0.1:1\n")  # the lock was released: the next poll works
+    assert [e.address for e in source.resolve().endpoints] == ["127.0.0.1:1"]
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "e.txt").mkdir()
+    with pytest.raises(DiscoveryError, match="cannot read"):
+        File(tmp_path / "e.txt").resolve()
+
+
+def test_a_file_rewritten_during_the_read_is_not_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.txt"
+    path.write_text("127.0.0.1:1\n127.0.0.1:2\n")
+    real_read = os.read
+    writes = []
+
+    def read_then_write(descriptor: int, size: int) -> bytes:
+        data = real_read(descriptor, size)
+        if not writes:
+            writes.append(size)
+            with open(path, "a") as writer:  # a writer appending in place while we read
+                writer.write("127.0.0.1:3\n")
+        return data
+
+    monkeypatch.setattr(os, "read", read_then_write)
+    source = File(path)
+    with pytest.raises(DiscoveryError, match="changed while it was read"):
+        source.resolve()
+    monkeypatch.undo()
+    assert len(source.resolve().endpoints) == 3  # the next poll reads the whole file
+
+
+def test_a_replacement_with_the_same_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    """``cp -p``, ``rsync -t``, ``tar`` or a Nix store (mtime 1) replace a file with one of the
+    same size and mtime: the inode and ctime still say it changed."""
+    path = tmp_path / "e.txt"
+    path.write_text("10.0.0.1:80\n")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # long before any read: not racy
+    source = File(path)
+    assert [e.address for e in source.resolve().endpoints] == ["10.0.0.1:80"]
+    staged = tmp_path / "staged.txt"
+    staged.write_text("10.0.0.2:80\n")  # the same size
+    os.utime(staged, ns=(1_000_000_000, 1_000_000_000))  # and the same mtime
+    os.replace(staged, path)
+    assert [e.address for e in source.resolve().endpoints] == ["10.0.0.2:80"]

@@ -7,9 +7,11 @@ handlers and answer with their id, so every test sees which endpoint served each
 from __future__ import annotations
 
 import gc
+import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -285,6 +287,10 @@ def test_channels_follow_membership(grpc_servers: Start) -> None:
         {"credentials": "tls"},
         {"options": "grpc.x"},
         {"options": [("grpc.x",)]},
+        # values grpcio refuses only when it makes each endpoint's channel, after the pick
+        {"options": [("grpc.x", object())]},
+        {"options": [("grpc.ssl_target_name_override", "\ud800")]},
+        {"options": [("grpc.max_receive_message_length", 10**30)]},
         {"compression": 1},
         {"sweep": float("nan")},
         {"retry": 3},
@@ -390,3 +396,67 @@ def test_a_report_hook_that_raises_still_releases(grpc_servers: Start) -> None:
         channel.unary_unary(UNARY)(b"{}")
     stats = lb.stats()[server.address]
     assert (stats.in_flight, stats.succeeded) == (0, 1)
+
+
+def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: Start) -> None:
+    """A request of the wrong type (grpcio raises TypeError before sending), a request iterator
+    that raises (UNKNOWN "Exception iterating requests!"), a method name grpcio cannot encode
+    and a call on a closed channel are the caller's bugs: no failure is counted, so a buggy
+    caller in a loop cannot eject every healthy endpoint for the callers that are right."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+
+    def broken() -> Iterator[bytes]:
+        yield b"a"
+        raise RuntimeError("the caller's iterator")
+
+    with BalancedChannel(lb) as channel:
+        call = channel.unary_unary(UNARY)
+        for _ in range(20):
+            with pytest.raises(TypeError):
+                call("not bytes")
+            with pytest.raises(TypeError):
+                call.future("not bytes")
+            with pytest.raises(TypeError):
+                list(channel.unary_stream(STREAM)("not bytes"))
+            with pytest.raises(grpc.RpcError):
+                channel.stream_unary("/test.Echo/Collect")(broken())
+            with pytest.raises(grpc.RpcError):
+                list(channel.stream_stream("/test.Echo/Chat")(broken()))
+        with pytest.raises(bk.InvalidOption, match="UTF-8"):
+            channel.unary_unary("/test.Echo/\ud800")
+        assert call(b"{}") == b"s0"  # the endpoint was never ejected
+        assert wait_until(lambda: _in_flight(lb) == 0)
+    with pytest.raises(ValueError, match="closed channel"):
+        call(b"{}")
+    stats = lb.stats()[server.address]
+    assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)
+
+
+class _LongestBackoff(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b  # the jitter's upper end: the wait is the whole backoff
+
+
+def test_no_retry_waits_past_the_calls_deadline(grpc_servers: Start) -> None:
+    """gRPC retries stop at the call's deadline (gRFC A6): a backoff that would end past it is
+    not waited. The caller gets the attempt's own status (UNAVAILABLE), not DEADLINE_EXCEEDED
+    after a sleep longer than the timeout it asked for; one attempt only."""
+    servers = grpc_servers(2)
+    lb = bk.RoundRobin([s.address for s in servers])
+    retry = bk.Retry(attempts=3, backoff=5.0, max_backoff=5.0, budget=None, rng=_LongestBackoff())
+    with BalancedChannel(lb, idempotent=True, retry=retry, eject=None) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary(UNARY)(b'{"code": "UNAVAILABLE"}', timeout=1.0)
+        assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as error:
+            list(channel.unary_stream(STREAM)(b'{"code": "UNAVAILABLE", "count": 0}', timeout=1.0))
+        assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert wait_until(lambda: _in_flight(lb) == 0)
+        assert sum(stats.selected for stats in lb.stats().values()) == 2  # no retry either time
+        # without a deadline the same call is retried on the other endpoint, after its backoff
+        quick = bk.Retry(attempts=2, backoff=0.001, budget=None)
+        again = BalancedChannel(lb, idempotent=True, retry=quick, eject=None)
+        with again, pytest.raises(grpc.RpcError):
+            again.unary_unary(UNARY)(b'{"code": "UNAVAILABLE"}')
+        assert sum(stats.selected for stats in lb.stats().values()) == 4

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
+import warnings
 from collections import Counter
 
 import grpc
@@ -264,3 +266,56 @@ def test_concurrent_calls_while_membership_churns(grpc_servers: Start) -> None:
 
     asyncio.run(main())
     assert served.total() == 400
+
+
+def test_client_side_mistakes_never_count_against_the_endpoints(grpc_servers: Start) -> None:
+    """As for the sync channel: a request of the wrong type, a method grpcio cannot encode and
+    a call on a closed channel are the caller's bugs, never the endpoint's failures."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+
+    async def main() -> None:
+        channel = AsyncBalancedChannel(lb)
+        call = channel.unary_unary(UNARY)
+        for _ in range(20):
+            with pytest.raises(TypeError):
+                await call("not bytes")
+        with pytest.raises(bk.InvalidOption, match="UTF-8"):
+            channel.unary_unary("/test.Echo/\ud800")
+        assert await call(b"{}") == b"s0"
+        assert await _until(lambda: _in_flight(lb) == 0)
+        await channel.close()
+        with pytest.raises(ValueError, match="closed channel"):
+            await call(b"{}")
+
+    asyncio.run(main())
+    stats = lb.stats()[server.address]
+    assert (stats.in_flight, stats.failed, stats.succeeded) == (0, 0, 1)
+
+
+def test_a_stream_kept_past_its_event_loop_is_released_quietly(
+    grpc_servers: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream collected after ``asyncio.run`` ended: its lease goes back uncounted, and no
+    "Exception ignored ... no running event loop" or never-awaited coroutine is reported."""
+    [server] = grpc_servers(1)
+    lb = bk.RoundRobin([server.address])
+    kept: list[object] = []
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def main() -> None:
+        channel = AsyncBalancedChannel(lb)
+        stream = channel.unary_stream(STREAM)(b'{"count": 1000, "gap": 0.01}')
+        assert await stream.__aiter__().__anext__() == b"s0"
+        kept.append(stream)
+
+    asyncio.run(main())
+    assert _in_flight(lb) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept.clear()
+        gc.collect()
+    assert _in_flight(lb) == 0 and lb.stats()[server.address].cancelled == 1
+    assert unraisable == []
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []

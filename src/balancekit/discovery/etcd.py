@@ -39,9 +39,15 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+from .._errors import InvalidOption, missing_extra
 
-from .._errors import InvalidOption
+try:
+    import httpx
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "httpx":
+        raise
+    raise missing_extra("balancekit.discovery.Etcd", "httpx", "etcd", "httpx") from error
+
 from .._options import describe, seconds
 from ._etcd_wire import PrefixState
 from ._source import LONGEST_WAIT, DiscoveryError, Snapshot

@@ -20,16 +20,19 @@ Formats, chosen by the file's suffix:
 
 :meth:`File.resolve` answers with ``ttl=interval``, so a :class:`~balancekit.discovery.Watcher`
 polls the file every ``interval`` seconds (default 5). Each poll costs one ``stat``; the file is
-read only when its mtime or size changed (or it changed within 2 s of the last read, where a
-coarse file system clock can hide a same-size rewrite), and parsed only when its content's hash
-(SHA-256) changed, so a rewrite with the same content (or a ``touch``) changes nothing. A file
-that is missing, unreadable, larger than ``max_size`` bytes (default 1 MiB), not UTF-8,
-unparsable or holding an invalid endpoint raises :class:`~balancekit.discovery.DiscoveryError` from
-``resolve``: the watcher keeps the last good membership, logs the error on the
-``balancekit.discovery`` logger (WARNING), and tries again. Writers should replace the file
-atomically (write a temporary file, then ``os.replace``), as Consul Template and Kubernetes
-ConfigMap volumes do; a half-written file is refused as invalid at worst, never applied in
-part. This is the polling that Envoy's filesystem subscription (``path_config_source``) and
+read only when its inode, mtime, ctime or size changed (or it changed within 2 s of the last
+read, where a coarse file system clock can hide a same-size rewrite), and parsed only when its
+content's hash (SHA-256) changed, so a rewrite with the same content (or a ``touch``) changes
+nothing. A file that is missing, unreadable, not a regular file (a directory; a FIFO or a
+device, which is never waited on), larger than ``max_size`` bytes (default 1 MiB), changed
+while it was read, not UTF-8, unparsable or holding an invalid endpoint raises
+:class:`~balancekit.discovery.DiscoveryError` from ``resolve``: the watcher keeps the last good
+membership, logs the error on the ``balancekit.discovery`` logger (WARNING), and tries again.
+Writers should replace the file atomically (write a temporary file, then ``os.replace``), as
+Consul Template and Kubernetes ConfigMap volumes do; then a half-written file is never seen. A
+file rewritten in place is refused while it changes under the read, but a writer that pauses
+between two writes can expose a valid prefix of the plain-lines format, which would be
+applied. This is the polling that Envoy's filesystem subscription (``path_config_source``) and
 NGINX's reload-on-change tools do, without inotify (portable, and no missed events).
 
 Cost per poll: one ``os.stat``; per change, a read and parse linear in the file's size.
@@ -49,6 +52,8 @@ from typing import Any
 
 from .._endpoint import Endpoint, EndpointLike, as_endpoints
 from .._errors import BalancekitError, InvalidOption
+from .._files import Signature, read_regular
+from .._files import signature as signature_of
 from .._options import describe, integer, seconds
 from ._source import LONGEST_WAIT, DiscoveryError, Snapshot
 
@@ -130,7 +135,7 @@ class File:
         self.interval = seconds("interval", interval, high=LONGEST_WAIT)
         self.max_size = integer("max_size", max_size, 1, 1 << 30)
         self._lock = threading.Lock()
-        self._signature: tuple[int, int] | None = None  # (mtime_ns, size) last read
+        self._signature: Signature | None = None  # the file's last read
         self._read_at = 0  # time.time_ns() of the last read
         self._digest = b""  # SHA-256 of the content last parsed
         self._endpoints: tuple[Endpoint, ...] | None = None
@@ -161,24 +166,25 @@ class File:
             status = os.stat(self._path)
         except (OSError, ValueError) as error:
             raise DiscoveryError(f"cannot read {where}: {error}") from error
-        signature = (status.st_mtime_ns, status.st_size)
         if (
-            signature == self._signature
+            signature_of(status) == self._signature
             and self._endpoints is not None
             and status.st_mtime_ns < self._read_at - RACY_NS
         ):
             return self._endpoints  # unchanged since the last read: one stat
         if status.st_size > self.max_size:
             raise DiscoveryError(f"{where} is {status.st_size} bytes, over max_size")
-        try:
-            with open(self._path, "rb") as stream:
-                data = stream.read(self.max_size + 1)
-        except OSError as error:
+        try:  # never blocks: a FIFO or a device is refused, not waited on
+            read = read_regular(self._path, self.max_size)
+        except (OSError, ValueError) as error:
             raise DiscoveryError(f"cannot read {where}: {error}") from error
+        data, signature = read.data, read.before
         self.reads += 1
         self._read_at = time.time_ns()
         if len(data) > self.max_size:
             raise DiscoveryError(f"{where} is over max_size ({self.max_size} bytes)")
+        if read.after != read.before:  # a writer is rewriting it in place: never apply a part
+            raise DiscoveryError(f"{where} changed while it was read; trying again")
         digest = hashlib.sha256(data).digest()
         if digest == self._digest and self._endpoints is not None:
             self._signature = signature  # touched or rewritten alike: nothing to parse

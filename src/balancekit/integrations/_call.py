@@ -93,6 +93,7 @@ class Call:
         "_status",
         "_transparent",
         "_tried",
+        "deadline",
         "lease",
         "ok",
     )
@@ -124,6 +125,9 @@ class Call:
         self._refused = 0  # attempts that failed to connect
         self.lease: Lease | None = None
         self.ok = True  #: the verdict on the response :meth:`answered` kept
+        #: The request's own deadline (``time.monotonic()``), or None: a retry whose backoff
+        #: would end past it is not made (gRPC retries stop at the call's deadline, gRFC A6).
+        self.deadline: float | None = None
 
     def _took(self, step: float | Lease) -> Lease:
         assert isinstance(step, tuple)
@@ -139,6 +143,10 @@ class Call:
             return None
         if isinstance(step, float):
             self._at_lease = False
+            if self.deadline is not None and time.monotonic() + step > self.deadline:
+                self._flow.close()  # waiting for the delay: no lease is out
+                self._open = False
+                return None
             return step
         return self._took(step)
 

@@ -12,6 +12,7 @@ before its first message; a stream collected unfinished goes back uncounted. Cha
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._core import Balancer
 from .._lease import Lease
 from ._call import Call, send_with_retries_async
 from ._grpc_aio_stream import AsyncResponseStream, Done
-from ._grpc_base import DEFAULT, ChannelBase, never_retried
+from ._grpc_base import DEFAULT, ChannelBase, check_method, never_retried
 from ._grpc_common import (
     Ended,
     OkCode,
@@ -105,10 +106,18 @@ class AsyncBalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]
         for channel in self._pool.sync():
             await channel.close()
 
-    def _later(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _later(self, work: Any) -> bool:
+        """Run the coroutine ``work`` in a task on the running loop; False (``work`` closed,
+        never run) when there is none: a stream collected after its loop ended."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work.close()
+            return False
+        task = loop.create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        return True
 
     def _maybe_sync(self) -> None:
         if self._pool.due():
@@ -179,7 +188,7 @@ class _AsyncCallable:
     ) -> None:
         self._channel = channel
         self._kind = kind
-        self._method = method
+        self._method = check_method(method)
         self._codecs = codecs
 
     def _inner(self, entry: Entry[grpc.aio.Channel]) -> Any:
@@ -203,6 +212,7 @@ class _AsyncCallable:
         replayable = unary_request and options.idempotent(self._method)
         call = channel._started(self._method, metadata, replayable=replayable)
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        call.deadline = None if timeout is None else time.monotonic() + timeout
         expired = [False]  # the last attempt started past the deadline
 
         def start(entry: Entry[grpc.aio.Channel]) -> Any:
@@ -231,13 +241,21 @@ class _AsyncCallable:
         async def send(lease: Lease) -> Ended:
             entry = channel._acquire(lease)
             try:
-                rpc = start(entry)
+                try:
+                    rpc = start(entry)
+                except Exception:
+                    call.cancel()  # grpcio refused the call itself: nothing was sent
+                    raise
                 try:
                     value = await rpc
                 except grpc.RpcError as error:
                     if is_unavailable(error):
                         raise
                     return Ended(error, error=error)
+                except Exception:
+                    rpc.cancel()
+                    call.cancel()  # not the endpoint's answer: grpcio failed in the client
+                    raise
                 except BaseException:
                     rpc.cancel()
                     raise

@@ -79,9 +79,9 @@ class AsyncResponseStream:
         entry = channel._acquire(lease)
         try:
             rpc = self._start(entry)
-        except BaseException as error:
+        except BaseException:
             channel._release(entry)
-            call.abandon(error)
+            call.cancel()  # grpcio refused the call itself: nothing was sent
             raise
         self._box[:] = [rpc, False]
         state = _Judge(channel, call, rpc, entry, weakref.ref(self), self._expired)
@@ -226,7 +226,8 @@ class _Judge:
 
     def done(self, rpc: Any) -> None:
         self.channel._release(self.entry)
-        self.channel._later(self._judge())
+        if not self.channel._later(self._judge()):
+            self.call.cancel()  # no loop left to read the status on: give the lease back
 
     async def _judge(self) -> None:
         rpc = self.rpc

@@ -16,12 +16,14 @@ from .._options import describe, seconds
 from ..health.tracker import HealthTracker
 from ._call import CONNECT, FINAL, Call
 from ._grpc_common import GrpcOptions, OkCode, classify
+from ._grpc_pool import ChannelPool
 
 __all__ = [
     "DEFAULT",
     "ChannelBase",
     "NoEndpointError",
     "check_channel_options",
+    "check_method",
     "eject_if_refused",
     "never_retried",
     "nothing_to_close",
@@ -81,12 +83,35 @@ def check_channel_options(credentials: object, options: object, compression: obj
         raise InvalidOption(
             f"compression must be a grpc.Compression or None, not {describe(compression)}"
         )
+    # grpcio converts the arguments when a channel is made, i.e. on the first call to each
+    # endpoint, after its pick: a value it refuses (an object, an unencodable str) would fail
+    # every call there. One throwaway channel now (no I/O: channels connect on first use).
+    try:
+        probe = grpc.insecure_channel("127.0.0.1:1", options=tuple(options))
+    except Exception as error:
+        raise InvalidOption(
+            f"options: grpcio refuses these channel arguments ({type(error).__name__}: {error})"
+        ) from error
+    probe.close()
+
+
+def check_method(method: object) -> str:
+    """A method's full name (``"/pkg.Service/Method"``), checked when its callable is made: a
+    str grpcio can encode. Else InvalidOption (grpcio would raise at each call, after a pick)."""
+    if not isinstance(method, str):
+        raise InvalidOption(f"method must be a str, not {describe(method)}")
+    try:
+        method.encode()
+    except UnicodeEncodeError as error:
+        raise InvalidOption(f"method must be encodable as UTF-8, not {describe(method)}") from error
+    return method
 
 
 class ChannelBase:
     """What the sync and asyncio channels share: options, the pool, the balancer's view."""
 
     _options: GrpcOptions
+    _pool: ChannelPool[Any]
 
     def _configure(
         self,
@@ -132,6 +157,8 @@ class ChannelBase:
         return self._options.base.health
 
     def _started(self, method: str, metadata: Any, *, replayable: bool) -> Call:
+        if self._pool.closed:  # before the pick: no lease is taken, nothing is counted
+            raise ValueError("Cannot invoke RPC on closed channel!")
         call = self._options.call(method, metadata, replayable=replayable)
         try:
             call.start()

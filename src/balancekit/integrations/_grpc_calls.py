@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from .._errors import InvalidOption
 from .._lease import Lease
-from .._options import describe
 from ._call import CONNECT, send_with_retries
-from ._grpc_base import eject_if_refused, never_retried, nothing_to_close, time_left
+from ._grpc_base import check_method, eject_if_refused, never_retried, nothing_to_close, time_left
 from ._grpc_common import Ended, check_metadata, check_timeout, classify, is_unavailable
 from ._grpc_pool import Entry
 from ._grpc_stream import ResponseStream
@@ -36,11 +34,9 @@ class Callable_:
         deserializer: Any,
         registered: Any,
     ) -> None:
-        if not isinstance(method, str):
-            raise InvalidOption(f"method must be a str, not {describe(method)}")
         self._channel = channel
         self._kind = kind
-        self._method = method
+        self._method = check_method(method)
         self._codecs = (serializer, deserializer, registered)
 
     def _inner(self, entry: Entry[grpc.Channel]) -> Any:
@@ -57,7 +53,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
         channel._maybe_sync()
         options = channel._options
         call = channel._started(self._method, metadata, replayable=options.idempotent(self._method))
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = call.deadline = None if timeout is None else time.monotonic() + timeout
         expired = [False]  # the last attempt started past the deadline
 
         def send(lease: Lease) -> Ended:
@@ -73,6 +69,9 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
                     if is_unavailable(error):
                         raise  # a transport failure: send_with_retries asks the call what next
                     return Ended(error, error=error)
+                except Exception:
+                    call.cancel()  # grpcio refused the call itself: nothing was sent
+                    raise
                 return Ended(rpc, value)
             finally:
                 channel._release(entry)
@@ -113,9 +112,9 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
             future = self._inner(entry).future(
                 request, timeout=timeout, metadata=metadata, **kwargs
             )
-        except BaseException as error:
+        except BaseException:
             channel._release(entry)
-            call.abandon(error)
+            call.cancel()  # grpcio refused the call itself: nothing was sent
             raise
         options = channel._options
 
@@ -154,6 +153,9 @@ class StreamUnary(Callable_, grpc.StreamUnaryMultiCallable):  # type: ignore[mis
                         eject_if_refused(options.base.health, lease, error)
                         raise
                     return Ended(error, error=error)
+                except Exception:
+                    call.cancel()  # grpcio refused the call itself: nothing was sent
+                    raise
                 return Ended(rpc, value)
             finally:
                 channel._release(entry)
@@ -194,7 +196,7 @@ class Streaming(Callable_):
         unary = self._kind == "unary_stream"
         idempotent = unary and channel._options.idempotent(self._method)
         call = channel._started(self._method, metadata, replayable=idempotent)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = call.deadline = None if timeout is None else time.monotonic() + timeout
 
         def start(entry: Entry[grpc.Channel]) -> Any:
             return self._inner(entry)(

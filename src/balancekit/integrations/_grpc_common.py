@@ -127,7 +127,13 @@ MAX_TIMEOUT = 1e9
 _KEY_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz_.-"
 #: grpcio's details when a call failed in the client before anything was sent: the caller's
 #: request serializer raised. The endpoint had no part in it: the lease goes back uncounted.
-_CLIENT_SIDE = ("Exception serializing request!", "Exception serializing message!")
+#: So did "Exception iterating requests!": the caller's request iterator raised (grpcio's
+#: ``_consume_request_iterator``, StatusCode.UNKNOWN).
+_CLIENT_SIDE = (
+    "Exception serializing request!",
+    "Exception serializing message!",
+    "Exception iterating requests!",
+)
 
 
 def check_timeout(timeout: object) -> float | None:
@@ -345,7 +351,7 @@ class GrpcOptions:
         if (
             code is grpc.StatusCode.CANCELLED
             or (expired and code is grpc.StatusCode.DEADLINE_EXCEEDED)
-            or (code is grpc.StatusCode.INTERNAL and _client_side(rpc))
+            or (code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and _client_side(rpc))
         ):
             call.cancel()
             return

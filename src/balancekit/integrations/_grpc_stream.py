@@ -70,9 +70,9 @@ class _State:
         entry = channel._acquire(lease)
         try:
             rpc = start(entry)
-        except BaseException as error:
+        except BaseException:
             channel._release(entry)
-            self.call.abandon(error)
+            self.call.cancel()  # grpcio refused the call itself: nothing was sent
             raise
         with self.lock:
             self.rpc, self.pending = rpc, False

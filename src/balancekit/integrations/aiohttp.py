@@ -54,7 +54,14 @@ from __future__ import annotations
 import asyncio
 from typing import Unpack
 
-import aiohttp
+from .._errors import missing_extra
+
+try:
+    import aiohttp
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "aiohttp":
+        raise
+    raise missing_extra("balancekit.aiohttp", "aiohttp", "aiohttp", "aiohttp") from error
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import BytesPayload

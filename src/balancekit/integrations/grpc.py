@@ -31,7 +31,7 @@ ejected through the balancer's health tracker; an UNAVAILABLE call that may have
 server is retried after a backoff only for methods declared ``idempotent`` (A6 retries only
 what a retry policy names). Calls with a request *stream* are never retried (the iterator
 cannot be replayed); a response stream is retried only before its first message. The call's
-``timeout`` is one deadline over every attempt.
+``timeout`` is one deadline over every attempt: no backoff is waited past it.
 
 Thread-safe as far as the balancer is (grpcio channels are). Sources: gRFC A6 (client retries:
 transparent retry, ``retryableStatusCodes``), gRFC A51 and A58 (ORCA, weighted round robin),
@@ -45,7 +45,14 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import grpc
+from .._errors import missing_extra
+
+try:
+    import grpc
+except ModuleNotFoundError as error:  # say which extra installs it, not only its module name
+    if (error.name or "").partition(".")[0] != "grpc":
+        raise
+    raise missing_extra("balancekit.grpc", "grpcio", "grpc", "grpc") from error
 
 from .._core import Balancer
 from .._lease import Lease

@@ -41,9 +41,10 @@ try:
         get_meter_provider,
     )
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "balancekit.metrics.otel needs opentelemetry-api: pip install 'balancekit[otel]'",
-        name="opentelemetry",
+    from .._errors import missing_extra
+
+    raise missing_extra(
+        "balancekit.metrics.otel", "opentelemetry-api", "otel", "opentelemetry"
     ) from error
 
 from .._errors import InvalidOption

@@ -34,10 +34,10 @@ try:
     )
     from prometheus_client.registry import Collector
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "balancekit.metrics.prometheus needs prometheus_client:"
-        " pip install 'balancekit[prometheus]'",
-        name="prometheus_client",
+    from .._errors import missing_extra
+
+    raise missing_extra(
+        "balancekit.metrics.prometheus", "prometheus_client", "prometheus", "prometheus_client"
     ) from error
 
 from .._errors import InvalidOption
