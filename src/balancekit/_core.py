@@ -533,10 +533,11 @@ class BalancerBase:
                 survivor = self._members.get(endpoint.address)
                 if survivor is None:
                     touched.append(self._admit(endpoint))
-                else:
-                    if survivor.endpoint.weight != endpoint.weight:
-                        touched.append(survivor)
+                elif survivor.endpoint.weight != endpoint.weight:
+                    touched.append(survivor)
                     survivor.set_endpoint(endpoint)
+                else:  # new metadata only: the effective weight (slow start's) stays
+                    survivor.endpoint = endpoint
             self._sync(touched)
 
     def mark_down(self, address: EndpointLike) -> None:

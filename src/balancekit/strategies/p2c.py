@@ -23,7 +23,8 @@ from .._errors import InvalidOption
 from .._lease import EndpointStats
 from .._options import describe
 from .._state import EndpointState
-from .random import AVOID_DRAWS, AliasTable, _RandomBalancer
+from ._weight_line import WeightLine
+from .random import AVOID_DRAWS, _RandomBalancer
 
 __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 
@@ -55,7 +56,7 @@ class _TwoChoices(_RandomBalancer):
 
     def _second(
         self,
-        table: AliasTable,
+        table: WeightLine,
         first: EndpointState,
         avoid: Collection[str],
         tries: int = AVOID_DRAWS,
