@@ -44,7 +44,8 @@ class Delta(NamedTuple):
     that keep per-member records. ``moved``: every endpoint whose class changed (joined, left,
     marked down or up, ejected or back, failing or passing checks), eligible or not.
     ``full``: the whole pool was re-examined (the first build, a health tracker attached): a
-    strategy may rebuild from the eligible list instead.
+    strategy may rebuild from the eligible list instead. ``before``: ``id(state)`` -> the weight
+    the strategy last saw, for every endpoint in ``removed`` and ``reweighted``.
     """
 
     added: list[EndpointState]
@@ -54,6 +55,7 @@ class Delta(NamedTuple):
     left: list[EndpointState]
     moved: list[EndpointState]
     full: bool
+    before: dict[int, int]
 
     @property
     def size(self) -> int:
@@ -113,6 +115,7 @@ def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False)
                 unique[key] = state
     added: list[EndpointState] = []
     removed: list[EndpointState] = []
+    before: dict[int, int] = {}
     eligible, by_address = lb._eligible_list, lb._eligible_by_address
     for state in unique.values():
         cls = state.cls
@@ -131,6 +134,9 @@ def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False)
             del eligible[index]
             if by_address.get(state.endpoint.address) is state:
                 del by_address[state.endpoint.address]
+            applied = state.applied
+            if applied is not None and applied != -1:
+                before[id(state)] = applied
             state.applied = None
     weighed: Iterable[EndpointState] = unique.values()
     if health is not None:
@@ -146,6 +152,7 @@ def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False)
             state.applied = state.weight
         elif applied != state.weight:
             reweighted.append(state)
+            before[id(state)] = applied
             state.applied = state.weight
     for state in added:  # a tracker may hand back a subset: every new one gets its weight
         state.applied = state.weight
@@ -155,4 +162,4 @@ def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False)
         removed.sort(key=_seq)
     if len(reweighted) > 1:
         reweighted.sort(key=_seq)
-    return Delta(added, removed, reweighted, joined, left, moved, full)
+    return Delta(added, removed, reweighted, joined, left, moved, full, before)

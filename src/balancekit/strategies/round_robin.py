@@ -13,20 +13,27 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from .._core import TOKENS, BalancerBase, Clock, new_lease
+from .._core import TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState, count_value
 from .edf import edf_sequence
-from .smooth import SmoothWeighted, smooth_schedule, smooth_weighted_sequence
+from .smooth import SmoothOnline, SmoothWeighted, smooth_schedule, smooth_weighted_sequence
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
 
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
+#: Pools of up to this many endpoints are rebuilt on every change (a schedule when the cycle
+#: fits :data:`SCHEDULE_LIMIT`, else :class:`SmoothWeighted` from the carried state).
+SMALL_POOL = 64
+#: Larger pools precompute only while ``cycle * (distinct weights + 1)`` stays within this (a
+#: change then costs ~1 ms); past it NGINX's loop runs online (:class:`SmoothOnline`), and a
+#: change costs O(log n) per endpoint changed (issue 11).
+PRECOMPUTE_BUDGET = 2048
 
 
 def rotate_past(
@@ -134,6 +141,11 @@ class RoundRobin(_ScheduleBalancer):
         self._set_ring(eligible)
         self._schedule = tuple(eligible)
 
+    def _apply(self, delta: Delta) -> None:
+        if delta.full or delta.added or delta.removed:  # weights are ignored
+            ring = tuple(self._eligible_list)  # O(n) in C: ~20 us at n = 10,000
+            self._ring = self._schedule = ring
+
 
 class _Origin(NamedTuple):
     """Where the smooth WRR sequence restarted (the last rebuild) and what it is from there."""
@@ -199,7 +211,73 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
         self._origin: _Origin | None = None
         self._carried: dict[str, tuple[int, int]] = {}  # not eligible: (weight, current)
+        self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
+        self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
         self._start()
+
+    def _apply(self, delta: Delta) -> None:
+        """Precompute the schedule (small pools: :meth:`_rebuild`), or apply the delta to
+        NGINX's loop stepped online, carrying every ``current_weight`` as NGINX does."""
+        eligible = self._eligible_list
+        if self._envoy_order:
+            self._rebuild(eligible)  # Envoy rebuilds its EDF scheduler on every change
+            return
+        counts = self._weight_counts
+        if delta.full:
+            counts.clear()
+            for state in eligible:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        else:
+            for state in [*delta.removed, *delta.reweighted]:
+                weight = delta.before[id(state)]
+                counts[weight] -= 1
+                if not counts[weight]:
+                    del counts[weight]
+            for state in [*delta.reweighted, *delta.added]:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        smooth = self._smooth
+        if smooth is not None and delta.full:  # carry every current weight, then start over
+            self._carried.update(smooth.currents())
+            self._smooth = smooth = None
+        n = len(eligible)
+        if n:
+            cycle = sum(w * c for w, c in counts.items()) // math.gcd(*counts)
+            small = n <= SMALL_POOL or cycle * (len(counts) + 1) <= PRECOMPUTE_BUDGET
+        if not n or small:  # (a small pool past the limit steps main's SmoothWeighted)
+            if smooth is not None:  # leaving online mode: its current weights carry over
+                self._carried.update(smooth.currents())
+                self._smooth = None
+            self._rebuild(list(eligible))
+            return
+        carried, members = self._carried, self._members
+        if smooth is None:  # entering online mode, from the precomputed origin
+            before = self._current_weights()
+            smooth = SmoothOnline()
+            for state in eligible:
+                kept = before.get(state.endpoint.address)
+                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+            self._carried = {
+                address: kept
+                for address, kept in before.items()
+                if address in members and members[address].applied is None
+            }
+        else:
+            for state in delta.removed:
+                weight = delta.before[id(state)]
+                current = smooth.remove(state, weight)
+                if state.cls >= 0:  # still a member (down, ejected): NGINX keeps its value
+                    carried[state.endpoint.address] = (weight, current)
+            for state in delta.left:
+                carried.pop(state.endpoint.address, None)
+            for state in delta.reweighted:  # a new weight starts at 0, as a replaced peer
+                smooth.remove(state, delta.before[id(state)])
+                smooth.add(state, 0)
+            for state in delta.added:
+                kept = carried.pop(state.endpoint.address, None)
+                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+        self._origin, self._online, self._schedule = None, None, ()
+        self._ring = tuple(eligible)
+        self._smooth = smooth
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         self._set_ring(eligible)
@@ -291,6 +369,13 @@ class WeightedRoundRobin(_ScheduleBalancer):
             with self._lock:
                 state = states[next(sequence)]
             position = next(self._counter)  # only for avoid's rotation
+        elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
+            with self._lock:
+                smooth = self._smooth
+                if smooth is None or not len(smooth):  # the mode changed meanwhile
+                    return self._pick(None, avoid)
+                state = next(smooth)
+            position = next(self._counter)  # only for avoid's rotation
         else:
             origin = self._origin
             if origin is None:
@@ -313,13 +398,20 @@ class WeightedRoundRobin(_ScheduleBalancer):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         origin = self._origin
+        if self._smooth is not None:
+            assert origin is None and self._schedule == ()
+            self._smooth.check(self._eligible())
+            counts: dict[int, int] = {}
+            for state in self._eligible():
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+            assert counts == self._weight_counts
         if self._envoy_order or origin is None or origin.stepper is not None:
             return
         assert [id(s) for s in origin.states] == [id(s) for s in self._eligible()]
         assert self._schedule in ((), origin.rotated)
         divisor = math.gcd(*origin.weights)
-        counts: dict[int, int] = {}
+        seen: dict[int, int] = {}
         for state in origin.rotated:
-            counts[id(state)] = counts.get(id(state), 0) + 1
+            seen[id(state)] = seen.get(id(state), 0) + 1
         for state, weight in zip(origin.states, origin.weights, strict=True):
-            assert counts.get(id(state), 0) == weight // divisor
+            assert seen.get(id(state), 0) == weight // divisor

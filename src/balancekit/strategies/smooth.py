@@ -20,7 +20,9 @@ import heapq
 import math
 from collections.abc import Iterator, Sequence
 
-__all__ = ["SmoothWeighted", "smooth_schedule", "smooth_weighted_sequence"]
+from .._state import EndpointState
+
+__all__ = ["SmoothOnline", "SmoothWeighted", "smooth_schedule", "smooth_weighted_sequence"]
 
 
 class SmoothWeighted:
@@ -123,3 +125,97 @@ def smooth_schedule(
             start = len(history) - cycle
             return history[:start], history[start:]
     return None
+
+
+class SmoothOnline:
+    """NGINX's loop over a set of endpoints that changes between steps, as NGINX changes it.
+
+    The same keys as :class:`SmoothWeighted` (``current = step * weight - key``, a class heap
+    per distinct weight, ties to the earliest in join order, ``EndpointState.seq``), but
+    endpoints come and go in O(log n): one joining with ``current_weight`` c at step s is
+    filed under key ``s * w - c``; one leaving reports its current weight (to be carried if it
+    comes back with the same weight) and its entry is dropped lazily. The total weight the
+    picked endpoint is charged is the total at that step, so no key needs re-basing when the
+    total changes. A step is O(k + log n) for k distinct weights, exactly NGINX's pick.
+    Not thread-safe: callers hold a lock.
+    """
+
+    __slots__ = ("_classes", "_entries", "_live", "_step", "_total")
+
+    def __init__(self) -> None:
+        self._step = 0
+        self._total = 0
+        # weight -> heap of (key, seq, state); its top is always a live entry
+        self._classes: dict[int, list[tuple[int, int, EndpointState]]] = {}
+        self._live: dict[int, int] = {}  # weight -> live entries
+        self._entries: dict[int, tuple[int, int, EndpointState]] = {}  # id(state) -> live entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, state: EndpointState, current: int = 0) -> None:
+        """File ``state`` (weight ``state.weight``) with ``current_weight`` ``current``."""
+        weight = state.weight
+        entry = (self._step * weight - current, state.seq, state)
+        self._entries[id(state)] = entry
+        heapq.heappush(self._classes.setdefault(weight, []), entry)
+        self._live[weight] = self._live.get(weight, 0) + 1
+        self._total += weight
+
+    def remove(self, state: EndpointState, weight: int) -> int:
+        """Take ``state`` (filed under ``weight``) out; returns its ``current_weight``."""
+        entry = self._entries.pop(id(state))
+        self._total -= weight
+        live = self._live[weight] - 1
+        heap = self._classes[weight]
+        if not live:
+            del self._live[weight], self._classes[weight]
+        else:
+            self._live[weight] = live
+            if len(heap) > 2 * live + 16:  # dead entries outnumber live ones: compact
+                heap[:] = [e for e in heap if self._entries.get(id(e[2])) is e]
+                heapq.heapify(heap)
+            self._clean(heap)
+        return self._step * weight - entry[0]
+
+    def _clean(self, heap: list[tuple[int, int, EndpointState]]) -> None:
+        entries = self._entries
+        while entries.get(id(heap[0][2])) is not heap[0]:
+            heapq.heappop(heap)
+
+    def __next__(self) -> EndpointState:
+        self._step = step = self._step + 1
+        best: list[tuple[int, int, EndpointState]] | None = None
+        best_value = best_seq = 0
+        for weight, heap in self._classes.items():
+            key, seq, _ = heap[0]
+            value = step * weight - key
+            if best is None or value > best_value or (value == best_value and seq < best_seq):
+                best, best_value, best_seq = heap, value, seq
+        if best is None:
+            raise StopIteration
+        key, seq, state = best[0]
+        entry = (key + self._total, seq, state)
+        self._entries[id(state)] = entry
+        heapq.heapreplace(best, entry)
+        self._clean(best)
+        return state
+
+    def currents(self) -> dict[str, tuple[int, int]]:
+        """Every endpoint's ``(weight, current_weight)`` now, by address."""
+        step = self._step
+        return {
+            entry[2].endpoint.address: (weight, step * weight - entry[0])
+            for weight, heap in self._classes.items()
+            for entry in heap
+            if self._entries.get(id(entry[2])) is entry
+        }
+
+    def check(self, eligible: list[EndpointState]) -> None:
+        """Assert the live entries are exactly ``eligible``, filed under their weights."""
+        assert {id(s) for s in eligible} == set(self._entries)
+        assert self._total == sum(state.weight for state in eligible)
+        for weight, heap in self._classes.items():
+            live = [e for e in heap if self._entries.get(id(e[2])) is e]
+            assert len(live) == self._live[weight] > 0 and heap[0] in live
+            assert all(e[2].weight == weight for e in live)
