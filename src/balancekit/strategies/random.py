@@ -314,7 +314,7 @@ class Random(_RandomBalancer):
 
     def _apply(self, delta: Delta) -> None:
         if delta.full or delta.added or delta.removed:  # a re-weighting changes nothing here
-            self._rebuild(self._eligible_list)
+            self._uniform = _Uniform(tuple(self._eligible_list))  # O(n) in C
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         states = self._uniform.states
