@@ -523,7 +523,10 @@ class BalancerBase:
         Survivors keep their live state and up/down status and take the new weight and metadata;
         missing ones are removed; new ones are added. Validated before anything changes.
         """
-        wanted = as_endpoints(check_endpoints(endpoints))
+        endpoints = check_endpoints(endpoints)
+        if not isinstance(endpoints, str | Endpoint):  # (as_endpoints refuses one endpoint)
+            endpoints = map(self._known, endpoints)
+        wanted = as_endpoints(endpoints)
         with self._lock:
             keep = {endpoint.address for endpoint in wanted}
             touched = [state for a, state in self._members.items() if a not in keep]
@@ -617,6 +620,18 @@ class BalancerBase:
             if type(address) is str and address not in members:
                 return frozenset(_canonical(a) if type(a) is str else a for a in avoid)
         return avoid
+
+    def _known(self, item: EndpointLike) -> EndpointLike:
+        """``item``, or the member's own :class:`Endpoint` when ``item`` is exactly its address
+        and parsing it would give an equal endpoint (weight 1, no metadata): ``update`` of a
+        10,000-address list of strings parsed each one again (~30 us each, ~0.3 s)."""
+        if type(item) is str:
+            state = self._members.get(item)
+            if state is not None:
+                endpoint = state.endpoint
+                if endpoint.weight == 1 and not endpoint.metadata:
+                    return endpoint
+        return item
 
     def _admit(self, endpoint: EndpointLike) -> EndpointState:
         endpoint = as_endpoint(endpoint)

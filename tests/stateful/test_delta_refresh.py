@@ -58,6 +58,7 @@ Factory = Callable[[list[bk.Endpoint], Clock], BalancerBase]
 CASES: list[tuple[str, type[BalancerBase], dict[str, Any], str, str | None]] = [
     ("RoundRobin", bk.RoundRobin, {}, "schedule", "slow"),
     ("WeightedRoundRobin", bk.WeightedRoundRobin, {}, "picks", "slow"),
+    ("WeightedRoundRobin-plain", bk.WeightedRoundRobin, {}, "picks", None),
     ("WeightedRoundRobin-envoy", bk.WeightedRoundRobin, {"order": "envoy"}, "picks", None),
     ("Random", bk.Random, {"seed": 1}, "uniform", "passive"),
     ("WeightedRandom", bk.WeightedRandom, {"seed": 2}, "line", "slow"),

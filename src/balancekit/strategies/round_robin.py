@@ -62,11 +62,14 @@ class _ScheduleBalancer(BalancerBase):
         self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._schedule: tuple[EndpointState, ...] = ()
         self._ring: tuple[EndpointState, ...] = ()
+        self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
         if avoid or not schedule or self._health is not None:
+            if self._smooth is not None and not avoid and self._health is None:
+                return self._select_online(context)
             return super().select(context, avoid=avoid)
         # The common case with BalancerBase.select and _pick inlined (keep the two in step):
         # one Python call per select instead of two (three for smooth WRR), measured at N=10
@@ -77,6 +80,26 @@ class _ScheduleBalancer(BalancerBase):
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def _select_online(self, context: Any) -> Lease:
+        """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            smooth = self._smooth
+            if smooth is None or not len(smooth):  # the mode changed meanwhile
+                state = self._pick(context, ())
+            else:
+                state = next(smooth)
+        finally:
+            lock.release()
+        next(self._counter)  # the position advances as for any pick (avoid's rotation)
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since: BalancerBase._select_again
+            return self._select_again(state, token, context, ())
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -211,7 +234,6 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
         self._origin: _Origin | None = None
         self._carried: dict[str, tuple[int, int]] = {}  # not eligible: (weight, current)
-        self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
         self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
         self._start()
 

@@ -185,20 +185,29 @@ class SmoothOnline:
 
     def __next__(self) -> EndpointState:
         self._step = step = self._step + 1
+        classes = self._classes
         best: list[tuple[int, int, EndpointState]] | None = None
-        best_value = best_seq = 0
-        for weight, heap in self._classes.items():
-            key, seq, _ = heap[0]
-            value = step * weight - key
-            if best is None or value > best_value or (value == best_value and seq < best_seq):
-                best, best_value, best_seq = heap, value, seq
+        if len(classes) == 1:  # equal weights (the common case): the one heap's top
+            for best in classes.values():
+                break
+        else:
+            best_value = best_seq = 0
+            for weight, heap in classes.items():
+                key, seq, _ = heap[0]
+                value = step * weight - key
+                if best is None or value > best_value or (value == best_value and seq < best_seq):
+                    best, best_value, best_seq = heap, value, seq
         if best is None:
             raise StopIteration
         key, seq, state = best[0]
         entry = (key + self._total, seq, state)
-        self._entries[id(state)] = entry
+        entries = self._entries
+        entries[id(state)] = entry
         heapq.heapreplace(best, entry)
-        self._clean(best)
+        top = best[0]
+        while entries.get(id(top[2])) is not top:  # _clean, inlined: the top stays live
+            heapq.heappop(best)
+            top = best[0]
         return state
 
     def currents(self) -> dict[str, tuple[int, int]]:
