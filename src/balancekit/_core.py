@@ -3,8 +3,9 @@
 The base owns what all strategies share: membership (add, remove, set_weight, update, mark_down,
 mark_up), per-endpoint live state (:class:`~balancekit._state.EndpointState`, one per address,
 kept across membership changes), lease bookkeeping (every lease is released at most once), stats
-and ``acquire``. A strategy supplies an index built from the eligible endpoints (``_rebuild``),
-a pick over that index (``_pick``), and optionally an outcome hook (``_on_release``).
+and ``acquire``. A strategy supplies an index built from the eligible endpoints (``_rebuild``)
+and kept up to date from each change's delta (``_apply``, see :mod:`balancekit._delta`), a
+pick over that index (``_pick``), and optionally an outcome hook (``_on_release``).
 
 Thread safety: every public method of every balancer may be called from many threads at once.
 Membership changes take the balancer's lock and swap the strategy's index in with one

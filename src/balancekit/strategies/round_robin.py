@@ -2,7 +2,8 @@
 
 Both are O(1) per pick and lock-free: the schedule is an immutable tuple swapped in by one
 assignment when membership changes, and the position comes from ``next()`` on an
-``itertools.count`` (atomic in CPython).
+``itertools.count`` (atomic in CPython). Smooth WRR on a large pool steps NGINX's loop online
+instead, so that a membership change costs what changed (issue 11; see WeightedRoundRobin).
 """
 
 from __future__ import annotations
@@ -189,9 +190,13 @@ class WeightedRoundRobin(_ScheduleBalancer):
 
     Use it for servers of different capacity and requests of similar cost. Each cycle of
     ``sum(weights) / gcd(weights)`` picks gives every endpoint exactly its share, interleaved
-    rather than in bursts. Picks are precomputed up to :data:`SCHEDULE_LIMIT`, so a pick is
-    O(1) and lock-free; a longer cycle is stepped online under the lock in O(k + log n) for k
-    distinct weights (see :mod:`balancekit.strategies.smooth`). Source: NGINX
+    rather than in bursts. Small pools precompute their picks (up to :data:`SCHEDULE_LIMIT`), so
+    a pick is O(1) and lock-free; a longer cycle is stepped online under the lock in
+    O(k + log n) for k distinct weights (see :mod:`balancekit.strategies.smooth`). Pools past
+    :data:`SMALL_POOL` endpoints whose cycle times (k + 1) exceeds :data:`PRECOMPUTE_BUDGET`
+    always step NGINX's loop online (:class:`~balancekit.strategies.smooth.SmoothOnline`): a
+    membership change then costs O(log n) per endpoint changed instead of a new schedule
+    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock. Source: NGINX
     ``ngx_http_upstream_round_robin.c``.
 
     Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,

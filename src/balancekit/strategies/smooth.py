@@ -11,7 +11,8 @@ run time (``ngx_http_upstream_zone_resolve_handler`` in ``ngx_http_upstream_zone
 re-resolving ``server ... resolve``) the survivors carry theirs and a new peer starts at 0. From
 such a state the sequence is *eventually* periodic: a transient, then a cycle of
 ``sum(weights) / gcd(weights)`` picks with the exact shares. :class:`SmoothWeighted` steps
-from any state; :func:`smooth_schedule` finds the transient and the cycle.
+from any state; :func:`smooth_schedule` finds the transient and the cycle; :class:`SmoothOnline`
+steps over a set of endpoints that changes between steps (large pools, issue 11).
 """
 
 from __future__ import annotations
