@@ -88,11 +88,8 @@ class _ScheduleBalancer(BalancerBase):
         lock = self._lock
         lock.acquire()
         try:
-            smooth = self._smooth
-            if smooth is None or not len(smooth):  # the mode changed meanwhile
-                state = self._pick(context, ())
-            else:
-                state = next(smooth)
+            smooth = self._smooth  # None or empty: the mode changed meanwhile
+            state = next(smooth) if smooth is not None and len(smooth) else self._pick(context, ())
         finally:
             lock.release()
         next(self._counter)  # the position advances as for any pick (avoid's rotation)

@@ -189,8 +189,7 @@ class SmoothOnline:
         classes = self._classes
         best: list[tuple[int, int, EndpointState]] | None = None
         if len(classes) == 1:  # equal weights (the common case): the one heap's top
-            for best in classes.values():
-                break
+            best = next(iter(classes.values()))
         else:
             best_value = best_seq = 0
             for weight, heap in classes.items():
