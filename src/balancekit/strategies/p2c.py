@@ -147,8 +147,8 @@ class PowerOfTwoChoices(_TwoChoices):
     its weights come from the servers' own reports, not from what this client measures, so
     sequential traffic follows the reported weights.
 
-    Select and release are O(1) expected (two alias-table draws, redrawn on a collision or an
-    avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make the draws
+    Select and release are O(log n) (two weight-line draws, each two bisections in C, redrawn
+    on a collision or an avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make the draws
     reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)

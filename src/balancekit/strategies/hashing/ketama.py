@@ -206,7 +206,9 @@ class Ketama(KeyedBalancer):
             }
             return
         self._digests = digests
-        self._eligible_now, self._ranks = eligible, None
+        # A copy (O(n) in C): lock-free readers may rank ties from it while the base changes
+        # its own list in place.
+        self._eligible_now, self._ranks = list(eligible), None
         ring, placed, first = self._ring, self._placed, self._first
         for state in delta.removed:
             have = placed.pop(state, 0)
