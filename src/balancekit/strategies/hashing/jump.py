@@ -112,7 +112,7 @@ class JumpHash(KeyedBalancer):
         bucket, lock-free; pure Python, or the ``jump-consistent-hash`` package's C function when it
         is installed (extra ``jump``; tests check both agree). Memory: one tuple slot per bucket and
         one dict entry per removed bucket not yet re-used. A change: O(b log b) for the b buckets
-    of the endpoints that changed, plus an O(n) copy in C to publish the table (issue 11).
+        of the endpoints that changed, plus an O(n) copy in C to publish the table (issue 11).
 
         >>> lb = JumpHash(["a:1", "b:1", "c:1"])
         >>> lb.lookup("user-42").address == lb.lookup("user-42").address
