@@ -148,8 +148,8 @@ class PowerOfTwoChoices(_TwoChoices):
     sequential traffic follows the reported weights.
 
     Select and release are O(log n) (two weight-line draws, each two bisections in C, redrawn
-    on a collision or an avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make the draws
-    reproducible.
+    on a collision or an avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make
+    the draws reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)
     >>> busy = lb.select()
