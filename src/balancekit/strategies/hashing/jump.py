@@ -87,36 +87,36 @@ class _Buckets:
 class JumpHash(KeyedBalancer):
     """Jump consistent hashing: perfect balance, minimal disruption, a few bytes per endpoint.
 
-        Use it for sharding and affinity when balance and memory matter (caches, partitions): keys
-        split evenly up to sampling noise, and adding or removing any endpoint moves only the keys
-        that must move (1/N of them).
+    Use it for sharding and affinity when balance and memory matter (caches, partitions): keys
+    split evenly up to sampling noise, and adding or removing any endpoint moves only the keys
+    that must move (1/N of them).
 
-        A key's bucket is ``jump_hash(hash64(key), n)`` (``hash64``: low 64 bits of
-        MurmurHash3_x64_128, seed 0); an endpoint of weight w holds w buckets. Jump hash alone can
-        only drop the *last* bucket, so removals follow MementoHash: removing bucket b while w
-        buckets remain working records ``memento[b] = w``; a key that lands on a removed bucket b
-        is rehashed to ``u = rehash(key, b) % memento[b]`` and, while ``u`` was itself removed no
-        later than b (``memento[u] >= memento[b]``), replaced by ``memento[u]`` (the bucket that
-        logically took its place); then the walk repeats from u. The result is exactly what the
-        working buckets would get if the removed one had never existed: a removal moves only the
-        removed endpoint's keys, spread evenly over the others. A new endpoint takes the most
-        recently removed bucket (undoing that removal) or, with none, bucket n (jump hash's own
-        growth): it takes 1/(N+1) of the keys and no other key moves. Removing the last bucket with
-        no memento shrinks n, so a pool that only grows and shrinks at the end is plain jump hash.
+    A key's bucket is ``jump_hash(hash64(key), n)`` (``hash64``: low 64 bits of
+    MurmurHash3_x64_128, seed 0); an endpoint of weight w holds w buckets. Jump hash alone can
+    only drop the *last* bucket, so removals follow MementoHash: removing bucket b while w
+    buckets remain working records ``memento[b] = w``; a key that lands on a removed bucket b
+    is rehashed to ``u = rehash(key, b) % memento[b]`` and, while ``u`` was itself removed no
+    later than b (``memento[u] >= memento[b]``), replaced by ``memento[u]`` (the bucket that
+    logically took its place); then the walk repeats from u. The result is exactly what the
+    working buckets would get if the removed one had never existed: a removal moves only the
+    removed endpoint's keys, spread evenly over the others. A new endpoint takes the most
+    recently removed bucket (undoing that removal) or, with none, bucket n (jump hash's own
+    growth): it takes 1/(N+1) of the keys and no other key moves. Removing the last bucket with
+    no memento shrinks n, so a pool that only grows and shrinks at the end is plain jump hash.
 
-        The bucket table depends on the order of membership changes, not only on the final set; two
-        processes that apply the same changes in the same order agree. ``avoid`` falls back to the
-        next working bucket (in bucket order) whose endpoint is not avoided.
+    The bucket table depends on the order of membership changes, not only on the final set; two
+    processes that apply the same changes in the same order agree. ``avoid`` falls back to the
+    next working bucket (in bucket order) whose endpoint is not avoided.
 
-        Lookup: O(log n) for jump hash, plus O(1) expected memento steps for keys on a removed
-        bucket, lock-free; pure Python, or the ``jump-consistent-hash`` package's C function when it
-        is installed (extra ``jump``; tests check both agree). Memory: one tuple slot per bucket and
-        one dict entry per removed bucket not yet re-used. A change: O(b log b) for the b buckets
-        of the endpoints that changed, plus an O(n) copy in C to publish the table (issue 11).
+    Lookup: O(log n) for jump hash, plus O(1) expected memento steps for keys on a removed
+    bucket, lock-free; pure Python, or the ``jump-consistent-hash`` package's C function when it
+    is installed (extra ``jump``; tests check both agree). Memory: one tuple slot per bucket and
+    one dict entry per removed bucket not yet re-used. A change: O(b log b) for the b buckets
+    of the endpoints that changed, plus an O(n) copy in C to publish the table (issue 11).
 
-        >>> lb = JumpHash(["a:1", "b:1", "c:1"])
-        >>> lb.lookup("user-42").address == lb.lookup("user-42").address
-        True
+    >>> lb = JumpHash(["a:1", "b:1", "c:1"])
+    >>> lb.lookup("user-42").address == lb.lookup("user-42").address
+    True
     """
 
     def __init__(
