@@ -77,6 +77,27 @@ def _classify(lb: BalancerBase, state: EndpointState) -> int:
     return 1 if health is not None and not health.healthy(state) else 2
 
 
+def _relist(
+    eligible: list[EndpointState], added: list[EndpointState], removed: list[EndpointState]
+) -> None:
+    """Take ``removed`` out of the join-ordered ``eligible`` and put ``added`` in: a bisection
+    and a memmove each, or for many (a first build, a large update) one filter or one sort,
+    O(n) in C (timsort merges the appended run with the sorted list)."""
+    if len(removed) > 8 + len(eligible) // 32:
+        eligible[:] = [state for state in eligible if state.applied is not None]
+    else:
+        for state in removed:
+            index = bisect_left(eligible, state.seq, key=_seq)
+            assert eligible[index] is state
+            del eligible[index]
+    if len(added) > 8:
+        eligible.extend(added)
+        eligible.sort(key=_seq)
+    else:
+        for state in added:
+            insort(eligible, state, key=_seq)
+
+
 def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False) -> Delta:
     """Bring the base's eligible structures up to date with ``touched`` and tell the strategy.
 
@@ -124,20 +145,17 @@ def sync(lb: BalancerBase, touched: Iterable[EndpointState], full: bool = False)
             continue
         if now:
             added.append(state)
-            insort(eligible, state, key=_seq)
             by_address[state.endpoint.address] = state
             state.applied = -1  # listed; the weight is recorded below
         else:
             removed.append(state)
-            index = bisect_left(eligible, state.seq, key=_seq)
-            assert eligible[index] is state
-            del eligible[index]
             if by_address.get(state.endpoint.address) is state:
                 del by_address[state.endpoint.address]
             applied = state.applied
             if applied is not None and applied != -1:
                 before[id(state)] = applied
             state.applied = None
+    _relist(eligible, added, removed)
     weighed: Iterable[EndpointState] = unique.values()
     if health is not None:
         more = health.after_sync(added, removed, list(unique.values()), full)
