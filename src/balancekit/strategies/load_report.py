@@ -243,7 +243,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             weights.pop(state.endpoint.address, None)
         if delta.full:
             self._rebuild(self._eligible_list)
-        else:
+        elif delta.size:
             self._reweigh()
 
     def _reweigh(self) -> None:

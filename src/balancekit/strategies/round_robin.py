@@ -246,6 +246,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
         if self._envoy_order:
             self._rebuild(eligible)  # Envoy rebuilds its EDF scheduler on every change
             return
+        if not delta.full and not delta.size:  # a down or unhealthy member changed class only
+            for state in delta.left:
+                self._carried.pop(state.endpoint.address, None)
+            return
         counts = self._weight_counts
         if delta.full:
             counts.clear()

@@ -147,7 +147,7 @@ class JumpHash(KeyedBalancer):
         they hold, plus two O(n) copies in C to publish (the tuple and the memento)."""
         if delta.full:
             self._rebuild(self._eligible_list)
-        else:
+        elif delta.size:
             self._change([*delta.removed, *delta.reweighted], [*delta.reweighted, *delta.added])
 
     def _change(self, shrink: Iterable[EndpointState], grow: Iterable[EndpointState]) -> None:

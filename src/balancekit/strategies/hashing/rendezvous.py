@@ -105,6 +105,8 @@ class Rendezvous(KeyedBalancer):
         if delta.full:
             self._rebuild(self._eligible_list)
             return
+        if not delta.size:
+            return
         addresses, counts = self._addresses, self._weight_counts
         for state in delta.removed:
             index = bisect_left(addresses, state.endpoint.address)
