@@ -164,3 +164,48 @@ def test_a_strategy_with_only_rebuild_gets_every_change_in_join_order() -> None:
     ]
     assert lb.select().address == "a:1"
     lb._check_invariants()
+
+
+@pytest.mark.parametrize("name", ["WeightedRoundRobin", "WeightedRandom", "LeastConnections"])
+def test_picks_race_delta_changes(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Selects and releases from four threads while a fifth adds, removes, re-weights and marks
+    endpoints: every lease is on an endpoint that was a member, every release is accepted, and
+    the delta-kept structures end equal to a from-scratch computation (bounded: 300 changes)."""
+    import threading
+
+    monkeypatch.setattr(round_robin, "SMALL_POOL", 0)  # WRR: NGINX's loop online
+    monkeypatch.setattr(round_robin, "PRECOMPUTE_BUDGET", 0)
+    lb = STRATEGIES[name](POOL[:100])
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def picker() -> None:
+        try:
+            while not stop.is_set():
+                lease = lb.select()
+                assert lease.address in POOL or lease.address.startswith("10.12.9.")
+                lb.release(lease)
+        except bk.NoEndpointAvailable:
+            pass
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=picker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(300):
+            extra = f"10.12.9.{i % 50}:80"
+            if extra in lb:
+                lb.remove(extra)
+            else:
+                lb.add(bk.Endpoint(extra, weight=1 + i % 3))
+            lb.set_weight(POOL[i % 100], 1 + i % 4)
+            (lb.mark_down if i % 2 else lb.mark_up)(POOL[(i * 7) % 100])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors, errors
+    lb._check_invariants()
+    assert all(stats.in_flight == 0 for stats in lb.stats().values())
