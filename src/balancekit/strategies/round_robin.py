@@ -88,11 +88,10 @@ class _ScheduleBalancer(BalancerBase):
         lock = self._lock
         lock.acquire()
         try:
-            smooth = self._smooth  # None or empty: the mode changed meanwhile
-            state = next(smooth) if smooth is not None and len(smooth) else self._pick(context, ())
+            smooth = self._smooth  # (never empty: no eligible endpoint leaves online mode)
+            state = next(smooth) if smooth is not None else self._pick(context, ())
         finally:
             lock.release()
-        next(self._counter)  # the position advances as for any pick (avoid's rotation)
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
@@ -400,10 +399,9 @@ class WeightedRoundRobin(_ScheduleBalancer):
         elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
             with self._lock:
                 smooth = self._smooth
-                if smooth is None or not len(smooth):  # the mode changed meanwhile
+                if smooth is None:  # the mode changed meanwhile
                     return self._pick(None, avoid)
                 state = next(smooth)
-            position = next(self._counter)  # only for avoid's rotation
         else:
             origin = self._origin
             if origin is None:
