@@ -33,7 +33,9 @@ class EndpointState:
     """
 
     __slots__ = (
+        "applied",
         "cancelled",
+        "cls",
         "deadline",
         "ejected",
         "endpoint",
@@ -48,6 +50,7 @@ class EndpointState:
         "released",
         "retired",
         "selected",
+        "seq",
         "up",
         "weight",
     )
@@ -56,6 +59,14 @@ class EndpointState:
         self.endpoint = endpoint
         self.weight = endpoint.weight  # what strategies balance by; see set_endpoint
         self.order = order  # insertion order, the tie-breaker of last resort
+        # The base's bookkeeping for delta refreshes (``BalancerBase._sync``): ``seq`` orders
+        # the eligible endpoints as they joined (set at each admission), ``cls`` is what the
+        # last sync counted this endpoint as (-1 not a member, 0 down, 1 up but unhealthy,
+        # 2 up and healthy), ``applied`` the weight the strategy was last given (None: the
+        # endpoint is not in the strategy's index).
+        self.seq = order
+        self.cls = -1
+        self.applied: int | None = None
         self.up = True
         self.retired = False  # removed while leases were still out
         self.selected = itertools.count()

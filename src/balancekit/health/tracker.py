@@ -8,10 +8,11 @@ sources of its defaults, are described in :mod:`balancekit.health.passive` and
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from .._errors import InvalidOption
@@ -51,6 +52,7 @@ class _Record:
         "ramp_start",
         "ramp_step",
         "returned_at",
+        "serial",
         "until",
     )
 
@@ -64,6 +66,7 @@ class _Record:
         self.ramp_start = 0.0
         self.ramp_step = 0
         self.check_down = False  # active checks say it is down
+        self.serial = 0  # which ejection `until` belongs to (the tracker's ejection heap)
 
     def forget_outcomes(self) -> None:
         self.consecutive = 0
@@ -108,8 +111,13 @@ class HealthTracker:
         self.event_counts: dict[str, int] = {}
         self.refused_by_reason: dict[str, int] = {}
         self._ejected: dict[int, EndpointState] = {}
+        # (until, serial, state) of every ejection, earliest end first; an entry whose serial
+        # is not its record's any more (returned early, removed) is dropped when it surfaces.
+        self._ends: list[tuple[float, int, EndpointState]] = []
+        self._serial = 0
         self._ramping: dict[int, EndpointState] = {}
-        self._was_eligible: set[int] | None = None  # None until the first refresh: no ramp then
+        self._started = False  # False until the first sync: no ramp then
+        self._scale = 1  # the factor every steady weight is multiplied by (slow start)
         self._detects = passive.consecutive_failures is not None or passive.failure_rate is not None
         self._streaks_only = passive.failure_rate is None  # a success without a streak is no news
         self._window = passive.window
@@ -120,6 +128,11 @@ class HealthTracker:
         """The healthy endpoints among ``up``, or all of ``up`` in panic (pure)."""
         healthy = [state for state in up if _healthy(state)]
         return up if self.passive.in_panic(len(healthy), len(up)) else healthy
+
+    @staticmethod
+    def healthy(state: EndpointState) -> bool:
+        """Not ejected and not held down by active checks."""
+        return _healthy(state)
 
     def observe(self, state: EndpointState, ok: bool) -> None:
         """Learn a release's outcome; eject the endpoint when a threshold is crossed."""
@@ -167,43 +180,107 @@ class HealthTracker:
                 self._eject(state, record, "failure_rate")
 
     def advance(self) -> None:
-        """End the ejections that are due and step the ramps, then rebuild once."""
+        """End the ejections that are due and step the ramps, then apply the change once."""
         lb = self._lb
         with lb._lock:
             now = lb._clock()
             if now < self.due:
                 return  # another thread got here first
-            for state in list(self._ejected.values()):
+            ends, returning = self._ends, []
+            while ends and ends[0][0] <= now:
+                _, serial, state = heapq.heappop(ends)
                 record = _record(state)
-                if record.until <= now:
-                    self._return(state, record, now)
-            lb._refresh()  # before_refresh steps the ramps and sets the next due time
+                if record.serial == serial and self._ejected.get(id(state)) is state:
+                    returning.append((serial, state, record))
+            returning.sort(key=lambda item: item[0])  # in the order they were ejected
+            for _, state, record in returning:
+                self._return(state, record, now)
+            lb._sync([state for _, state, _ in returning])  # after_sync steps ramps, sets due
 
-    def before_refresh(self) -> None:
-        """Under the lock, before every rebuild: prune, panic transitions, ramps, weights, due."""
-        lb = self._lb
-        now = lb._clock()
-        members = lb._members
-        for key, state in list(self._ejected.items()):
-            if members.get(state.endpoint.address) is not state:  # removed while ejected
+    def before_sync(self, touched: list[EndpointState]) -> None:
+        """Under the lock, before a delta is applied: an ejected endpoint that was removed
+        returns (its ejection ends with its membership)."""
+        members = self._lb._members
+        now = None
+        for state in touched:
+            if state.ejected and members.get(state.endpoint.address) is not state:
+                if now is None:
+                    now = self._lb._clock()
                 state.ejected = False
                 _record(state).returned_at = now
-                del self._ejected[key]
-        up = []
-        for state in members.values():
-            _record(state)
-            if state.up:
-                up.append(state)
-        healthy = sum(1 for state in up if _healthy(state))
-        panic = self.passive.in_panic(healthy, len(up))
+                del self._ejected[id(state)]
+
+    def panic_now(self, healthy: int, up: int) -> bool:
+        """Whether selection fails open with these counts; emits the transitions."""
+        panic = self.passive.in_panic(healthy, up)
         if panic != self.panic:
             self.panic = panic
             event = PanicEngaged if panic else PanicDisengaged
-            self._emit(event(at=now, healthy=healthy, total=len(up)))
-        due = min((_record(state).until for state in self._ejected.values()), default=math.inf)
-        if self.slow_start is not None:
-            due = min(due, self._ramp(self.slow_start, self.eligible(up), now))
+            self._emit(event(at=self._lb._clock(), healthy=healthy, total=up))
+        return panic
+
+    def after_sync(
+        self,
+        added: list[EndpointState],
+        removed: list[EndpointState],
+        touched: list[EndpointState],
+        full: bool,
+    ) -> Iterable[EndpointState] | None:
+        """Step the slow-start ramps and set the effective weights; set ``due``.
+
+        Returns the endpoints whose weight may have changed: None (the touched ones) without
+        slow start; the touched and ramping ones; every member when the scale changes (the
+        first ramp starts or the last ends: every steady weight is multiplied or divided by
+        ``steps``, see :mod:`balancekit.health.slow_start`).
+        """
+        ends = self._ends
+        while ends:
+            _, serial, state = ends[0]
+            if _record(state).serial == serial and self._ejected.get(id(state)) is state:
+                break
+            heapq.heappop(ends)
+        if len(ends) > 2 * len(self._ejected) + 32:  # dropped entries outnumber live ones
+            self._ends = ends = [e for e in ends if _record(e[2]).serial == e[1] and e[2].ejected]
+            heapq.heapify(ends)
+        due = ends[0][0] if ends else math.inf
+        started, self._started = self._started, True
+        slow_start = self.slow_start
+        if slow_start is None:
+            self.due = due
+            return None
+        now = self._lb._clock()
+        if started:
+            for state in added:
+                record = _record(state)
+                record.ramp_start, record.ramp_step = now, 0
+                self._ramping[id(state)] = state
+        changed = list(touched)
+        for key, state in list(self._ramping.items()):
+            record = _record(state)
+            while record.ramp_step < slow_start.steps and now >= record.ramp_start + (
+                slow_start.step_time(record.ramp_step + 1)
+            ):
+                record.ramp_step += 1
+            changed.append(state)
+            if state.applied is None or record.ramp_step >= slow_start.steps:
+                del self._ramping[key]  # done, or out of rotation (a return ramps afresh)
+            else:
+                due = min(due, record.ramp_start + slow_start.step_time(record.ramp_step + 1))
         self.due = due
+        scale = slow_start.steps if self._ramping else 1
+        members = self._lb._members
+        if scale != self._scale or full:
+            self._scale = scale
+            changed = list(members.values())
+        for state in changed:
+            if members.get(state.endpoint.address) is not state:
+                continue
+            weight = state.endpoint.weight
+            if id(state) in self._ramping:
+                state.weight = slow_start.effective_weight(weight, _record(state).ramp_step)
+            else:
+                state.weight = weight * scale
+        return changed
 
     # -- active checks --------------------------------------------------------------------------
 
@@ -228,7 +305,7 @@ class HealthTracker:
                     self._return(state, record, now, early=True)
             else:
                 self._emit(CheckFailed(address=address, at=now, detail=detail))
-            lb._refresh()
+            lb._sync((state,))
 
     # -- connection failures --------------------------------------------------------------------
 
@@ -315,6 +392,9 @@ class HealthTracker:
         record.forget_outcomes()
         state.ejected = True
         self._ejected[id(state)] = state
+        self._serial += 1
+        record.serial = self._serial
+        heapq.heappush(self._ends, (record.until, record.serial, state))
         self._emit(
             Ejected(
                 address=state.endpoint.address,
@@ -324,7 +404,7 @@ class HealthTracker:
                 reason=reason,
             )
         )
-        self._lb._refresh()
+        self._lb._sync((state,))
 
     def _return(
         self, state: EndpointState, record: _Record, now: float, *, early: bool = False
@@ -336,36 +416,6 @@ class HealthTracker:
         record.forget_outcomes()
         self._emit(Returned(address=state.endpoint.address, at=now))
 
-    def _ramp(self, slow_start: SlowStart, eligible: list[EndpointState], now: float) -> float:
-        """Start ramps for newly eligible endpoints, step the rest, set weights; next step time."""
-        ids = {id(state) for state in eligible}
-        if self._was_eligible is not None:
-            for state in eligible:
-                if id(state) not in self._was_eligible:
-                    record = _record(state)
-                    record.ramp_start, record.ramp_step = now, 0
-                    self._ramping[id(state)] = state
-        self._was_eligible = ids
-        due = math.inf
-        for key, state in list(self._ramping.items()):
-            record = _record(state)
-            while record.ramp_step < slow_start.steps and now >= record.ramp_start + (
-                slow_start.step_time(record.ramp_step + 1)
-            ):
-                record.ramp_step += 1
-            if key not in ids or record.ramp_step >= slow_start.steps:
-                del self._ramping[key]  # done, or out of rotation (a return ramps afresh)
-            else:
-                due = min(due, record.ramp_start + slow_start.step_time(record.ramp_step + 1))
-        scale = slow_start.steps if self._ramping else 1
-        for state in self._lb._members.values():
-            weight = state.endpoint.weight
-            if id(state) in self._ramping:
-                state.weight = slow_start.effective_weight(weight, _record(state).ramp_step)
-            else:
-                state.weight = weight * scale
-        return due
-
     def _check_invariants(self) -> None:
         members = self._lb._members
         for state in self._ejected.values():
@@ -375,6 +425,9 @@ class HealthTracker:
             assert members.get(state.endpoint.address) is state
         for state in members.values():  # a rate window never holds more than `window` outcomes
             assert state.health is None or len(state.health.outcomes) <= self._window
+        for state in self._ejected.values():  # every ejection has its end in the heap
+            record = _record(state)
+            assert (record.until, record.serial, state) in self._ends
 
 
 def with_health(

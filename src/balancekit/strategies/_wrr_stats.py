@@ -62,6 +62,15 @@ class WrrStats:
             buckets[bisect_left(WEIGHT_BUCKETS, weight)] += 1
             self.weight_sum += weight
 
+    def update_unreported(self, endpoints: int) -> None:
+        """Count one scheduler update where no endpoint has reported: every weight is 0 (not
+        yet usable) and the scheduler falls back to round robin; O(1), not a pass over the
+        pool (what :meth:`update` would count for ``endpoints`` zero weights)."""
+        self.updates += 1
+        self.rr_fallback += 1
+        self.not_yet_usable += endpoints
+        self._buckets[bisect_left(WEIGHT_BUCKETS, 0.0)] += endpoints
+
     def read(self) -> WrrCounts:
         """The counters now (call under the balancer's lock for one instant's values)."""
         return WrrCounts(

@@ -8,7 +8,7 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Literal
 
-from .._core import Clock, clock_reading
+from .._core import Clock, Delta, clock_reading
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._options import describe, number, seconds
@@ -163,6 +163,19 @@ class PeakEWMA(_TwoChoices):
         now, joined = self._clock(), self._joined
         self._joined = {address: joined.get(address, now) for address in self._members}
         super()._rebuild(eligible)
+
+    def _apply(self, delta: Delta) -> None:
+        if delta.full:
+            self._rebuild(self._eligible_list)
+            return
+        joined = self._joined
+        for state in delta.left:
+            joined.pop(state.endpoint.address, None)
+        if delta.joined:
+            now = self._clock()
+            for state in delta.joined:
+                joined[state.endpoint.address] = now
+        super()._apply(delta)
 
     def _sampled(self, state: EndpointState, now: float) -> float | None:
         """The estimate at ``now`` from the endpoint's own samples; ``None`` before the first."""

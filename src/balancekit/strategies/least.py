@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any
 
-from .._core import TOKENS, BalancerBase, Clock, new_lease
+from .._core import TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import EndpointState
@@ -72,6 +72,27 @@ class _LoadOrdered(BalancerBase):
         self._heap = [self._entry(state) for state in eligible]
         heapify(self._heap)
         self._live = len(eligible)
+
+    def _apply(self, delta: Delta) -> None:
+        """O(log n) per endpoint changed: a removed one's entry is left dead (dropped when it
+        surfaces or at a compaction), a new one is pushed with a deadline of ``now``'s virtual
+        time (no credit for absence), and a re-weighted one gets a fresh entry (its key may
+        have fallen; the old entry is dead). Before issue 11 every change re-filed every
+        endpoint and moved every overdue deadline up to the virtual time; now only the
+        endpoints that changed are touched."""
+        if delta.full:
+            self._rebuild(self._eligible_list)
+            return
+        for state in delta.removed:
+            state.rank = None
+            self._live -= 1
+        for state in delta.added:
+            if state.deadline < self._virtual_time:  # new or returning: no credit for absence
+                state.deadline = self._virtual_time + 1.0 / state.weight
+            self._live += 1
+            self._push(self._entry(state))
+        for state in delta.reweighted:
+            self._push(self._entry(state))
 
     def _top(self) -> EndpointState:
         """The endpoint with the smallest key: drops dead entries and re-files stale ones."""

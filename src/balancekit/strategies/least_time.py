@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 from heapq import heapify
 from typing import Any
 
-from .._core import Clock
+from .._core import Clock, Delta
 from .._endpoint import EndpointLike
 from .._options import number, seconds
 from .._state import EndpointState
@@ -163,6 +163,20 @@ class LeastResponseTime(_LoadOrdered):
         # Least recently picked first; equal times keep the order they joined in.
         ordered = sorted(eligible, key=lambda state: state.picked_at)
         self._last_picked = OrderedDict((id(state), state) for state in ordered)
+
+    def _apply(self, delta: Delta) -> None:
+        if delta.full:
+            self._rebuild(self._eligible_list)
+            return
+        super()._apply(delta)
+        last_picked = self._last_picked
+        for state in delta.removed:
+            del last_picked[id(state)]
+        if delta.added:
+            now = self._clock()
+            for state in delta.added:  # new or returning: counts as picked now (the last)
+                state.picked_at = now
+                last_picked[id(state)] = state
 
     # _pick and _on_release below are _LoadOrdered's with the probe, the pick's bookkeeping and
     # the learning inlined (three Python calls fewer) and one clock reading per pick (there

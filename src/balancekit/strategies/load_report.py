@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from .._core import BalancerBase, Clock, clock_reading
+from .._core import BalancerBase, Clock, Delta, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -177,7 +177,6 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         self._counter = itertools.count()
         self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._scheduler: tuple[tuple[EndpointState, ...], array[int] | None] = ((), None)
-        self._up_ids: set[int] = set()
         self._next_update = -math.inf
         #: gRFC A78's counters, one update per rebuild: read by ``balancekit.metrics``.
         self.wrr_stats = WrrStats()
@@ -240,29 +239,48 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     # -- the strategy ----------------------------------------------------------------------------
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        now = self._clock()
-        up_ids = {id(state) for state in eligible}
-        for state in eligible:  # back up (A58: a subchannel becoming READY): blackout again
-            record = self._weights.get(state.endpoint.address)
-            if record is not None and id(state) not in self._up_ids:
-                record.non_empty_since = None
-        self._up_ids = up_ids
         for address in [a for a in self._weights if a not in self._members]:
             del self._weights[address]
-        weights = [self._weight_of(state.endpoint.address, now) for state in eligible]
-        self._scheduler = (tuple(eligible), stride_weights(weights))
+        self._reweigh()
+
+    def _apply(self, delta: Delta) -> None:
+        """A change: blackout again for endpoints back up, records of members gone dropped,
+        O(changed); then the weights recomputed as A58 does on every change: O(n) in Python
+        when any endpoint has a report (~3 ms at n = 10,000), else an O(n) copy in C."""
+        weights = self._weights
+        for state in delta.added:  # back up (A58: a subchannel becoming READY): blackout again
+            record = weights.get(state.endpoint.address)
+            if record is not None:
+                record.non_empty_since = None
+        for state in delta.left:
+            weights.pop(state.endpoint.address, None)
+        if delta.full:
+            self._rebuild(self._eligible_list)
+        elif delta.size:
+            self._reweigh()
+
+    def _reweigh(self) -> None:
+        """Recompute every eligible endpoint's weight and swap the scheduler in."""
+        now = self._clock()
+        states = tuple(self._eligible_list)
+        if self._weights:  # some endpoint has reported: A58's weights, mean for the rest
+            weights = [self._weight_of(state.endpoint.address, now) for state in states]
+            self._scheduler = (states, stride_weights(weights))
+            stale = sum(
+                1
+                for state, weight in zip(states, weights, strict=True)
+                if weight == 0 and self._expired(state.endpoint.address, now)
+            )
+            self.wrr_stats.update(
+                weights,
+                fallback=self._scheduler[1] is None,
+                not_yet_usable=weights.count(0.0) - stale,
+                stale=stale,
+            )
+        else:  # no reports at all: round robin, without a pass over the pool
+            self._scheduler = (states, None)
+            self.wrr_stats.update_unreported(len(states))
         self._next_update = now + self._period
-        stale = sum(
-            1
-            for state, weight in zip(eligible, weights, strict=True)
-            if weight == 0 and self._expired(state.endpoint.address, now)
-        )
-        self.wrr_stats.update(
-            weights,
-            fallback=self._scheduler[1] is None,
-            not_yet_usable=weights.count(0.0) - stale,
-            stale=stale,
-        )
 
     def _expired(self, address: str, now: float) -> bool:
         """Whether ``address`` has reported, but not within ``weight_expiration_period``."""
@@ -273,7 +291,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         if self._clock() >= self._next_update:
             with self._lock:
                 if self._clock() >= self._next_update:
-                    self._refresh()
+                    self._reweigh()
         states, weights = self._scheduler  # one read: a concurrent update cannot tear it
         n = len(states)
         if not n:

@@ -23,7 +23,8 @@ from .._errors import InvalidOption
 from .._lease import EndpointStats
 from .._options import describe
 from .._state import EndpointState
-from .random import AVOID_DRAWS, AliasTable, _RandomBalancer
+from ._weight_line import WeightLine
+from .random import AVOID_DRAWS, _RandomBalancer
 
 __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 
@@ -55,7 +56,7 @@ class _TwoChoices(_RandomBalancer):
 
     def _second(
         self,
-        table: AliasTable,
+        table: WeightLine,
         first: EndpointState,
         avoid: Collection[str],
         tries: int = AVOID_DRAWS,
@@ -146,9 +147,9 @@ class PowerOfTwoChoices(_TwoChoices):
     its weights come from the servers' own reports, not from what this client measures, so
     sequential traffic follows the reported weights.
 
-    Select and release are O(1) expected (two alias-table draws, redrawn on a collision or an
-    avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make the draws
-    reproducible.
+    Select and release are O(log n) (two weight-line draws, each two bisections in C, redrawn
+    on a collision or an avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make
+    the draws reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)
     >>> busy = lb.select()

@@ -2,7 +2,8 @@
 
 Both are O(1) per pick and lock-free: the schedule is an immutable tuple swapped in by one
 assignment when membership changes, and the position comes from ``next()`` on an
-``itertools.count`` (atomic in CPython).
+``itertools.count`` (atomic in CPython). Smooth WRR on a large pool steps NGINX's loop online
+instead, so that a membership change costs what changed (issue 11; see WeightedRoundRobin).
 """
 
 from __future__ import annotations
@@ -13,20 +14,27 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from .._core import TOKENS, BalancerBase, Clock, new_lease
+from .._core import TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState, count_value
 from .edf import edf_sequence
-from .smooth import SmoothWeighted, smooth_schedule, smooth_weighted_sequence
+from .smooth import SmoothOnline, SmoothWeighted, smooth_schedule, smooth_weighted_sequence
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
 
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
+#: Pools of up to this many endpoints are rebuilt on every change (a schedule when the cycle
+#: fits :data:`SCHEDULE_LIMIT`, else :class:`SmoothWeighted` from the carried state).
+SMALL_POOL = 64
+#: Larger pools precompute only while ``cycle * (distinct weights + 1)`` stays within this (a
+#: change then costs ~1 ms); past it NGINX's loop runs online (:class:`SmoothOnline`), and a
+#: change costs O(log n) per endpoint changed (issue 11).
+PRECOMPUTE_BUDGET = 2048
 
 
 def rotate_past(
@@ -55,11 +63,14 @@ class _ScheduleBalancer(BalancerBase):
         self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._schedule: tuple[EndpointState, ...] = ()
         self._ring: tuple[EndpointState, ...] = ()
+        self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
         if avoid or not schedule or self._health is not None:
+            if self._smooth is not None and not avoid and self._health is None:
+                return self._select_online(context)
             return super().select(context, avoid=avoid)
         # The common case with BalancerBase.select and _pick inlined (keep the two in step):
         # one Python call per select instead of two (three for smooth WRR), measured at N=10
@@ -70,6 +81,22 @@ class _ScheduleBalancer(BalancerBase):
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def _select_online(self, context: Any) -> Lease:
+        """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            smooth = self._smooth  # (never empty: no eligible endpoint leaves online mode)
+            state = next(smooth) if smooth is not None else self._pick(context, ())
+        finally:
+            lock.release()
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since: BalancerBase._select_again
+            return self._select_again(state, token, context, ())
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -134,6 +161,11 @@ class RoundRobin(_ScheduleBalancer):
         self._set_ring(eligible)
         self._schedule = tuple(eligible)
 
+    def _apply(self, delta: Delta) -> None:
+        if delta.full or delta.added or delta.removed:  # weights are ignored
+            ring = tuple(self._eligible_list)  # O(n) in C: ~20 us at n = 10,000
+            self._ring = self._schedule = ring
+
 
 class _Origin(NamedTuple):
     """Where the smooth WRR sequence restarted (the last rebuild) and what it is from there."""
@@ -154,9 +186,13 @@ class WeightedRoundRobin(_ScheduleBalancer):
 
     Use it for servers of different capacity and requests of similar cost. Each cycle of
     ``sum(weights) / gcd(weights)`` picks gives every endpoint exactly its share, interleaved
-    rather than in bursts. Picks are precomputed up to :data:`SCHEDULE_LIMIT`, so a pick is
-    O(1) and lock-free; a longer cycle is stepped online under the lock in O(k + log n) for k
-    distinct weights (see :mod:`balancekit.strategies.smooth`). Source: NGINX
+    rather than in bursts. Small pools precompute their picks (up to :data:`SCHEDULE_LIMIT`), so
+    a pick is O(1) and lock-free; a longer cycle is stepped online under the lock in
+    O(k + log n) for k distinct weights (see :mod:`balancekit.strategies.smooth`). Pools past
+    :data:`SMALL_POOL` endpoints whose cycle times (k + 1) exceeds :data:`PRECOMPUTE_BUDGET`
+    always step NGINX's loop online (:class:`~balancekit.strategies.smooth.SmoothOnline`): a
+    membership change then costs O(log n) per endpoint changed instead of a new schedule
+    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock. Source: NGINX
     ``ngx_http_upstream_round_robin.c``.
 
     Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,
@@ -199,7 +235,76 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
         self._origin: _Origin | None = None
         self._carried: dict[str, tuple[int, int]] = {}  # not eligible: (weight, current)
+        self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
         self._start()
+
+    def _apply(self, delta: Delta) -> None:
+        """Precompute the schedule (small pools: :meth:`_rebuild`), or apply the delta to
+        NGINX's loop stepped online, carrying every ``current_weight`` as NGINX does."""
+        eligible = self._eligible_list
+        if self._envoy_order:
+            self._rebuild(eligible)  # Envoy rebuilds its EDF scheduler on every change
+            return
+        if not delta.full and not delta.size:  # a down or unhealthy member changed class only
+            for state in delta.left:
+                self._carried.pop(state.endpoint.address, None)
+            return
+        counts = self._weight_counts
+        if delta.full:
+            counts.clear()
+            for state in eligible:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        else:
+            for state in [*delta.removed, *delta.reweighted]:
+                weight = delta.before[id(state)]
+                counts[weight] -= 1
+                if not counts[weight]:
+                    del counts[weight]
+            for state in [*delta.reweighted, *delta.added]:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        smooth = self._smooth
+        if smooth is not None and delta.full:  # carry every current weight, then start over
+            self._carried.update(smooth.currents())
+            self._smooth = smooth = None
+        n = len(eligible)
+        if n:
+            cycle = sum(w * c for w, c in counts.items()) // math.gcd(*counts)
+            small = n <= SMALL_POOL or cycle * (len(counts) + 1) <= PRECOMPUTE_BUDGET
+        if not n or small:  # (a small pool past the limit steps main's SmoothWeighted)
+            if smooth is not None:  # leaving online mode: its current weights carry over
+                self._carried.update(smooth.currents())
+                self._smooth = None
+            self._rebuild(list(eligible))
+            return
+        carried, members = self._carried, self._members
+        if smooth is None:  # entering online mode, from the precomputed origin
+            before = self._current_weights()
+            smooth = SmoothOnline()
+            for state in eligible:
+                kept = before.get(state.endpoint.address)
+                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+            self._carried = {
+                address: kept
+                for address, kept in before.items()
+                if address in members and members[address].applied is None
+            }
+        else:
+            for state in delta.removed:
+                weight = delta.before[id(state)]
+                current = smooth.remove(state, weight)
+                if state.cls >= 0:  # still a member (down, ejected): NGINX keeps its value
+                    carried[state.endpoint.address] = (weight, current)
+            for state in delta.left:
+                carried.pop(state.endpoint.address, None)
+            for state in delta.reweighted:  # a new weight starts at 0, as a replaced peer
+                smooth.remove(state, delta.before[id(state)])
+                smooth.add(state, 0)
+            for state in delta.added:
+                kept = carried.pop(state.endpoint.address, None)
+                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+        self._origin, self._online, self._schedule = None, None, ()
+        self._ring = tuple(eligible)
+        self._smooth = smooth
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         self._set_ring(eligible)
@@ -291,6 +396,12 @@ class WeightedRoundRobin(_ScheduleBalancer):
             with self._lock:
                 state = states[next(sequence)]
             position = next(self._counter)  # only for avoid's rotation
+        elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
+            with self._lock:
+                smooth = self._smooth
+                if smooth is None:  # the mode changed meanwhile
+                    return self._pick(None, avoid)
+                state = next(smooth)
         else:
             origin = self._origin
             if origin is None:
@@ -313,13 +424,20 @@ class WeightedRoundRobin(_ScheduleBalancer):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         origin = self._origin
+        if self._smooth is not None:
+            assert origin is None and self._schedule == ()
+            self._smooth.check(self._eligible())
+            counts: dict[int, int] = {}
+            for state in self._eligible():
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+            assert counts == self._weight_counts
         if self._envoy_order or origin is None or origin.stepper is not None:
             return
         assert [id(s) for s in origin.states] == [id(s) for s in self._eligible()]
         assert self._schedule in ((), origin.rotated)
         divisor = math.gcd(*origin.weights)
-        counts: dict[int, int] = {}
+        seen: dict[int, int] = {}
         for state in origin.rotated:
-            counts[id(state)] = counts.get(id(state), 0) + 1
+            seen[id(state)] = seen.get(id(state), 0) + 1
         for state, weight in zip(origin.states, origin.weights, strict=True):
-            assert counts.get(id(state), 0) == weight // divisor
+            assert seen.get(id(state), 0) == weight // divisor

@@ -11,7 +11,8 @@ run time (``ngx_http_upstream_zone_resolve_handler`` in ``ngx_http_upstream_zone
 re-resolving ``server ... resolve``) the survivors carry theirs and a new peer starts at 0. From
 such a state the sequence is *eventually* periodic: a transient, then a cycle of
 ``sum(weights) / gcd(weights)`` picks with the exact shares. :class:`SmoothWeighted` steps
-from any state; :func:`smooth_schedule` finds the transient and the cycle.
+from any state; :func:`smooth_schedule` finds the transient and the cycle; :class:`SmoothOnline`
+steps over a set of endpoints that changes between steps (large pools, issue 11).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import heapq
 import math
 from collections.abc import Iterator, Sequence
 
-__all__ = ["SmoothWeighted", "smooth_schedule", "smooth_weighted_sequence"]
+from .._state import EndpointState
+
+__all__ = [
+    "SEQ_BITS",
+    "SmoothOnline",
+    "SmoothWeighted",
+    "smooth_schedule",
+    "smooth_weighted_sequence",
+]
 
 
 class SmoothWeighted:
@@ -123,3 +132,124 @@ def smooth_schedule(
             start = len(history) - cycle
             return history[:start], history[start:]
     return None
+
+
+#: SmoothOnline packs ``(key, seq, ticket)`` into one int, ``key << 96 | seq << 48 | ticket``:
+#: a heap of ints sifts faster than one of tuples (one C comparison per step, no tuple built).
+#: ``ticket`` is unique per filing, so a dead entry never equals a live one (an endpoint marked
+#: down and up again between two steps is filed under the same key and seq).
+SEQ_BITS = 48
+_SEQ_MASK = (1 << SEQ_BITS) - 1
+_KEY_SHIFT = 2 * SEQ_BITS
+
+
+class SmoothOnline:
+    """NGINX's loop over a set of endpoints that changes between steps, as NGINX changes it.
+
+    The same keys as :class:`SmoothWeighted` (``current = step * weight - key``, a class heap
+    per distinct weight, ties to the earliest in join order, ``EndpointState.seq``), but
+    endpoints come and go in O(log n): one joining with ``current_weight`` c at step s is
+    filed under key ``s * w - c``; one leaving reports its current weight (to be carried if it
+    comes back with the same weight) and its entry is dropped lazily. The total weight the
+    picked endpoint is charged is the total at that step, so no key needs re-basing when the
+    total changes. A step is O(k + log n) for k distinct weights, exactly NGINX's pick.
+    Entries are ints, ``key << 96 | seq << 48 | ticket`` (a negative key too: the low bits
+    stay seq and ticket).
+    Not thread-safe: callers hold a lock.
+    """
+
+    __slots__ = ("_classes", "_entries", "_live", "_states", "_step", "_tickets", "_total")
+
+    def __init__(self) -> None:
+        self._step = 0
+        self._total = 0
+        self._classes: dict[int, list[int]] = {}  # weight -> heap of entries; top always live
+        self._live: dict[int, int] = {}  # weight -> live entries
+        self._entries: dict[int, int] = {}  # seq -> its live entry
+        self._states: dict[int, EndpointState] = {}  # seq -> endpoint
+        self._tickets = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, state: EndpointState, current: int = 0) -> None:
+        """File ``state`` (weight ``state.weight``) with ``current_weight`` ``current``."""
+        weight, seq = state.weight, state.seq
+        self._tickets = ticket = (self._tickets + 1) & _SEQ_MASK
+        entry = (self._step * weight - current) << _KEY_SHIFT | seq << SEQ_BITS | ticket
+        self._entries[seq] = entry
+        self._states[seq] = state
+        heapq.heappush(self._classes.setdefault(weight, []), entry)
+        self._live[weight] = self._live.get(weight, 0) + 1
+        self._total += weight
+
+    def remove(self, state: EndpointState, weight: int) -> int:
+        """Take ``state`` (filed under ``weight``) out; returns its ``current_weight``."""
+        seq = state.seq
+        entry = self._entries.pop(seq)
+        del self._states[seq]
+        self._total -= weight
+        live = self._live[weight] - 1
+        heap = self._classes[weight]
+        if not live:
+            del self._live[weight], self._classes[weight]
+        else:
+            self._live[weight] = live
+            entries = self._entries
+            if len(heap) > 2 * live + 16:  # dead entries outnumber live ones: compact
+                heap[:] = [e for e in heap if entries.get(e >> SEQ_BITS & _SEQ_MASK) == e]
+                heapq.heapify(heap)
+            while entries.get(heap[0] >> SEQ_BITS & _SEQ_MASK) != heap[0]:
+                heapq.heappop(heap)
+        return self._step * weight - (entry >> _KEY_SHIFT)
+
+    def __next__(self) -> EndpointState:
+        self._step = step = self._step + 1
+        classes = self._classes
+        best: list[int] | None = None
+        if len(classes) == 1:  # equal weights (the common case): the one heap's top
+            best = next(iter(classes.values()))
+        else:
+            best_value = best_seq = 0
+            for weight, heap in classes.items():
+                top = heap[0]
+                value = step * weight - (top >> _KEY_SHIFT)
+                seq = top >> SEQ_BITS & _SEQ_MASK
+                if best is None or value > best_value or (value == best_value and seq < best_seq):
+                    best, best_value, best_seq = heap, value, seq
+        if best is None:
+            raise StopIteration
+        top = best[0]
+        seq = top >> SEQ_BITS & _SEQ_MASK
+        entry = top + (self._total << _KEY_SHIFT)
+        entries = self._entries
+        entries[seq] = entry
+        heapq.heapreplace(best, entry)
+        top = best[0]
+        while entries.get(top >> SEQ_BITS & _SEQ_MASK) != top:  # the top stays live
+            heapq.heappop(best)
+            top = best[0]
+        return self._states[seq]
+
+    def currents(self) -> dict[str, tuple[int, int]]:
+        """Every endpoint's ``(weight, current_weight)`` now, by address."""
+        step, entries, states = self._step, self._entries, self._states
+        return {
+            states[entry >> SEQ_BITS & _SEQ_MASK].endpoint.address: (
+                weight,
+                step * weight - (entry >> _KEY_SHIFT),
+            )
+            for weight, heap in self._classes.items()
+            for entry in heap
+            if entries.get(entry >> SEQ_BITS & _SEQ_MASK) == entry
+        }
+
+    def check(self, eligible: list[EndpointState]) -> None:
+        """Assert the live entries are exactly ``eligible``, filed under their weights."""
+        assert {s.seq for s in eligible} == set(self._entries) == set(self._states)
+        assert all(self._states[s.seq] is s for s in eligible)
+        assert self._total == sum(state.weight for state in eligible)
+        for weight, heap in self._classes.items():
+            live = [e for e in heap if self._entries.get(e >> SEQ_BITS & _SEQ_MASK) == e]
+            assert len(live) == self._live[weight] > 0 and heap[0] in live
+            assert all(self._states[e >> SEQ_BITS & _SEQ_MASK].weight == weight for e in live)

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
@@ -41,7 +41,7 @@ class BoundedLoadHash(IPHash):
     Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
     balancer's lock; picks and releases take it. ``lookup()`` answers where a key would go now
     without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
-    (point by point), plus O(N) for the eligible set and total weight.
+    (point by point); the eligible set, total weight and load are kept from the delta.
 
     >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
     >>> held = [lb.select("same-key") for _ in range(4)]
@@ -71,7 +71,7 @@ class BoundedLoadHash(IPHash):
         self._epsilon = float(epsilon)
         self._load = 0  # in flight on eligible endpoints (under the lock)
         self._total_weight = 0
-        self._eligible_ids: frozenset[int] = frozenset()
+        self._eligible_ids: set[int] = set()
         super().__init__(endpoints, key=key, replicas=replicas, clock=clock)
 
     @property
@@ -93,9 +93,26 @@ class BoundedLoadHash(IPHash):
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         super()._rebuild(eligible)
-        self._eligible_ids = frozenset(id(state) for state in eligible)
+        self._eligible_ids = {id(state) for state in eligible}
         self._total_weight = sum(state.weight for state in eligible)
         self._load = sum(state.load for state in eligible)
+
+    def _apply(self, delta: Delta) -> None:
+        """The eligible set, total weight and load kept from the delta (issue 11), then the
+        ring's change (a fallback to :meth:`_rebuild` recounts them all)."""
+        if not delta.full:
+            ids = self._eligible_ids
+            for state in delta.removed:
+                ids.discard(id(state))
+                self._total_weight -= delta.before[id(state)]
+                self._load -= state.load
+            for state in delta.reweighted:
+                self._total_weight += state.weight - delta.before[id(state)]
+            for state in delta.added:
+                ids.add(id(state))
+                self._total_weight += state.weight
+                self._load += state.load
+        super()._apply(delta)
 
     def lookup(self, context: Any = None) -> Endpoint:
         """Where ``select(context)`` would send the key now, without a lease or any counting."""
@@ -176,7 +193,7 @@ class BoundedLoadHash(IPHash):
         super()._check_invariants()
         with self._lock:
             eligible = self._eligible()
-            assert self._eligible_ids == frozenset(id(state) for state in eligible)
+            assert self._eligible_ids == {id(state) for state in eligible}
             assert self._total_weight == sum(state.weight for state in eligible)
             assert self._load == sum(state.load for state in eligible)
             for state in [*self._members.values(), *self._retired.values()]:

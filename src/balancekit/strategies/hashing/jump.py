@@ -9,10 +9,11 @@ Consistent Hash Algorithm" (IEEE/ACM Transactions on Networking, 2024).
 from __future__ import annotations
 
 import time
+from bisect import insort
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
@@ -110,7 +111,8 @@ class JumpHash(KeyedBalancer):
     Lookup: O(log n) for jump hash, plus O(1) expected memento steps for keys on a removed
     bucket, lock-free; pure Python, or the ``jump-consistent-hash`` package's C function when it
     is installed (extra ``jump``; tests check both agree). Memory: one tuple slot per bucket and
-    one dict entry per removed bucket not yet re-used. Rebuild: O(n).
+    one dict entry per removed bucket not yet re-used. A change: O(b log b) for the b buckets
+    of the endpoints that changed, plus an O(n) copy in C to publish the table (issue 11).
 
     >>> lb = JumpHash(["a:1", "b:1", "c:1"])
     >>> lb.lookup("user-42").address == lb.lookup("user-42").address
@@ -129,34 +131,61 @@ class JumpHash(KeyedBalancer):
         self._holders: list[EndpointState | None] = []
         self._memento: dict[int, int] = {}
         self._removed: list[int] = []  # removal order; the last is restored first
+        self._held: dict[int, list[int]] = {}  # id(state) -> the buckets it holds, ascending
         self._working = 0
         self._published = _Buckets(0, (), {})
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        holders = self._holders
-        wanted = {id(state): state.weight for state in eligible}
-        held: dict[int, int] = {}
-        for state in holders:
-            if state is not None:
-                held[id(state)] = held.get(id(state), 0) + 1
-        for bucket in range(len(holders) - 1, -1, -1):  # free surplus buckets, highest first
-            state = holders[bucket] if bucket < len(holders) else None  # (cleared when empty)
-            if state is not None and held[id(state)] > wanted.get(id(state), 0):
-                held[id(state)] -= 1
+        held = {id(state): state for state in self._holders if state is not None}
+        for state in eligible:
+            held[id(state)] = state
+        self._change(held.values(), eligible)
+
+    def _apply(self, delta: Delta) -> None:
+        """Only the endpoints that changed free or take buckets: O(b log b) for the b buckets
+        they hold, plus two O(n) copies in C to publish (the tuple and the memento)."""
+        if delta.full:
+            self._rebuild(self._eligible_list)
+        elif delta.size:
+            self._change([*delta.removed, *delta.reweighted], [*delta.reweighted, *delta.added])
+
+    def _change(self, shrink: Iterable[EndpointState], grow: Iterable[EndpointState]) -> None:
+        """Free the surplus buckets of ``shrink`` (every bucket of one no longer eligible),
+        highest bucket first across all of them, then give ``grow`` (join order) the buckets
+        their weights lack, the most recently removed first: what comparing the whole table
+        with the eligible endpoints would do, for the endpoints that can have changed."""
+        surplus: list[int] = []
+        for state in shrink:
+            buckets = self._held.get(id(state))
+            if buckets:
+                want = state.weight if state.applied is not None else 0
+                if len(buckets) > want:
+                    surplus.extend(buckets[want:] if want else buckets)
+        for bucket in sorted(surplus, reverse=True):
+            if bucket < len(self._holders):  # (all cleared when the last one went)
                 self._remove_bucket(bucket)
-        for state in eligible:  # then give newcomers buckets: the last removed first
-            for _ in range(state.weight - held.get(id(state), 0)):
+        for state in sorted(grow, key=lambda s: s.seq):
+            have = len(self._held.get(id(state), ()))
+            for _ in range(state.weight - have):
                 self._add_bucket(state)
+        holders = self._holders
         self._published = _Buckets(len(holders), tuple(holders), dict(self._memento))
 
     def _remove_bucket(self, bucket: int) -> None:
         holders = self._holders
+        state = holders[bucket]
+        assert state is not None
+        buckets = self._held[id(state)]
+        buckets.remove(bucket)
+        if not buckets:
+            del self._held[id(state)]
         self._working -= 1
         if self._working == 0:  # nothing left: start afresh
             holders.clear()
             self._memento.clear()
             self._removed.clear()
+            self._held.clear()
         elif bucket == len(holders) - 1 and not self._removed:  # jump hash's own removal
             holders.pop()
         else:
@@ -171,7 +200,9 @@ class JumpHash(KeyedBalancer):
             del self._memento[bucket]
             self._holders[bucket] = state
         else:
+            bucket = len(self._holders)
             self._holders.append(state)
+        insort(self._held.setdefault(id(state), []), bucket)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table = self._published  # one read: a concurrent rebuild cannot tear it
@@ -227,6 +258,8 @@ class JumpHash(KeyedBalancer):
             assert self._working == sum(state.weight for state in eligible)
             for state in eligible:
                 assert sum(1 for held in holders if held is state) == state.weight
+                assert self._held[id(state)] == [i for i, h in enumerate(holders) if h is state]
+            assert len(self._held) == len(eligible)
             empty = [i for i, held in enumerate(holders) if held is None]
             assert sorted(empty) == sorted(self._removed) == sorted(self._memento)
             for depth, bucket in enumerate(reversed(self._removed)):  # last removed: `working`

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 from hashlib import md5
 from typing import Any, Literal
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
@@ -96,7 +96,8 @@ class Ketama(KeyedBalancer):
     expected), lock-free. A membership change inserts or deletes only the points whose digest
     count changed (O(1) each, in an overlay merged at 1/64 of the ring; with equal
     weights that is the one server added or removed, except at the pool sizes where libketama's
-    single-precision ``ks`` changes for every server), plus O(N) to compare the counts.
+    single-precision ``ks`` changes for every server), O(k) for the counts of the k distinct
+    weights; a change that moves any other server's count compares all counts, O(N).
     ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
@@ -124,6 +125,8 @@ class Ketama(KeyedBalancer):
         self._placed: dict[EndpointState, int] = {}  # state -> MD5 digests it has on the ring
         self._ranks: dict[EndpointState, int] | None = None  # join order, computed on a tie
         self._eligible_now: list[EndpointState] = []
+        self._weight_counts: dict[int, int] = {}  # weight -> eligible servers
+        self._digests: dict[int, int] = {}  # weight -> digests per server, as last applied
         self._start()
 
     def _first(self, a: EndpointState, b: EndpointState) -> bool:
@@ -164,6 +167,64 @@ class Ketama(KeyedBalancer):
                 points = ketama_points(state.endpoint.address, digests)[4 * have :]
                 ring.insert(state, points, first)
             placed[state] = digests
+        self._view = ring.view  # one assignment: readers see before or after the change
+
+    def _apply(self, delta: Delta) -> None:
+        """Only the changed servers' digests (issue 11) while every other server keeps its
+        digest count (equal weights, except at the pool sizes where libketama's
+        single-precision count changes for all): O(k) counts for k distinct weights plus the
+        changed points; otherwise the whole continuum is compared, as before."""
+        counts = self._weight_counts
+        if not delta.full:
+            for state in [*delta.removed, *delta.reweighted]:
+                weight = delta.before[id(state)]
+                counts[weight] -= 1
+                if not counts[weight]:
+                    del counts[weight]
+            for state in [*delta.reweighted, *delta.added]:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        eligible = self._eligible_list
+        total = sum(weight * count for weight, count in counts.items())
+        digests = {
+            weight: ketama_point_count(weight, total, len(eligible), self._compat)
+            for weight in counts
+        }
+        points = 4 * sum(digests[weight] * count for weight, count in counts.items())
+        if (
+            delta.full
+            or any(self._digests.get(w, digests[w]) != digests[w] for w in counts)
+            or self._ring.needs_relayout(points)
+        ):
+            self._rebuild(list(eligible))
+            counts.clear()
+            for state in eligible:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+            total = sum(weight * count for weight, count in counts.items())
+            self._digests = {
+                weight: ketama_point_count(weight, total, len(eligible), self._compat)
+                for weight in counts
+            }
+            return
+        self._digests = digests
+        # A copy (O(n) in C): lock-free readers may rank ties from it while the base changes
+        # its own list in place.
+        self._eligible_now, self._ranks = list(eligible), None
+        ring, placed, first = self._ring, self._placed, self._first
+        for state in delta.removed:
+            have = placed.pop(state, 0)
+            if have:
+                ring.delete(state, ketama_points(state.endpoint.address, have))
+        for state in delta.reweighted:  # digest k is the same at any count: only the tail
+            have, want = placed.get(state, 0), digests[state.weight]
+            if want < have:
+                ring.delete(state, ketama_points(state.endpoint.address, have)[4 * want :])
+            placed[state] = min(have, want)
+        for state in [*delta.reweighted, *delta.added]:
+            have, want = placed.get(state, 0), digests[state.weight]
+            if want > have:
+                tail = ketama_points(state.endpoint.address, want)[4 * have :]
+                ring.insert(state, tail, first)
+            placed[state] = want
         self._view = ring.view  # one assignment: readers see before or after the change
 
     def _layout(self, eligible: list[EndpointState], wanted: dict[EndpointState, int]) -> None:

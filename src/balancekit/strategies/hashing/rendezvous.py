@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Collection, Iterable
 from itertools import repeat
 from operator import sub, truediv
 from typing import Any
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
 from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, utf8
@@ -61,7 +63,8 @@ class Rendezvous(KeyedBalancer):
     smaller address. ``avoid`` takes the best endpoint not avoided.
 
     Lookup: O(N), one MurmurHash3 per endpoint computed in C (``map``), about 0.1 us per
-    endpoint, lock-free; rebuild O(N log N). Memory: the encoded addresses.
+    endpoint, lock-free; a change O(log N) per endpoint changed plus O(N) copies in C.
+    Memory: the encoded addresses.
 
     >>> lb = Rendezvous(["a:1", "b:1", "c:1"])
     >>> lb.lookup("user-42").address == lb.lookup("user-42").address
@@ -79,14 +82,58 @@ class Rendezvous(KeyedBalancer):
         # (encoded addresses, -weights or None when all equal, states), swapped in at once
         self._bidders: tuple[list[bytes], list[float] | None, tuple[EndpointState, ...]]
         self._bidders = ([], None, ())
+        # The same, kept in place under the lock and copied to publish: sorted by address.
+        self._addresses: list[str] = []
+        self._names: list[bytes] = []
+        self._weights: list[float] = []
+        self._states: list[EndpointState] = []
+        self._weight_counts: Counter[int] = Counter()  # weight -> endpoints: all equal?
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         ordered = sorted(eligible, key=lambda state: state.endpoint.address)
-        names = [utf8(state.endpoint.address) for state in ordered]
-        weights = [-float(state.weight) for state in ordered]
-        equal = len(set(weights)) <= 1
-        self._bidders = (names, None if equal else weights, tuple(ordered))
+        self._addresses = [state.endpoint.address for state in ordered]
+        self._names = [utf8(address) for address in self._addresses]
+        self._weights = [-float(state.weight) for state in ordered]
+        self._states = ordered
+        self._weight_counts = Counter(state.weight for state in ordered)
+        self._publish()
+
+    def _apply(self, delta: Delta) -> None:
+        """O(log n) to place each changed endpoint by address, then three O(n) copies in C
+        to publish (the lists a lock-free lookup reads are never changed in place)."""
+        if delta.full:
+            self._rebuild(self._eligible_list)
+            return
+        if not delta.size:
+            return
+        addresses, counts = self._addresses, self._weight_counts
+        for state in delta.removed:
+            index = bisect_left(addresses, state.endpoint.address)
+            counts[-int(self._weights[index])] -= 1
+            del addresses[index], self._names[index], self._weights[index], self._states[index]
+        for state in delta.reweighted:
+            index = bisect_left(addresses, state.endpoint.address)
+            counts[-int(self._weights[index])] -= 1
+            counts[state.weight] += 1
+            self._weights[index] = -float(state.weight)
+        for state in delta.added:
+            address = state.endpoint.address
+            index = bisect_left(addresses, address)
+            addresses.insert(index, address)
+            self._names.insert(index, utf8(address))
+            self._weights.insert(index, -float(state.weight))
+            self._states.insert(index, state)
+            counts[state.weight] += 1
+        self._publish()
+
+    def _publish(self) -> None:
+        counts = self._weight_counts
+        for weight in [w for w, c in counts.items() if not c]:
+            del counts[weight]
+        equal = len(counts) <= 1
+        names = list(self._names)
+        self._bidders = (names, None if equal else list(self._weights), tuple(self._states))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         names, weights, states = self._bidders  # one read: a concurrent rebuild cannot tear it

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
@@ -87,8 +87,9 @@ class IPHash(KeyedBalancer):
     Lookup is O(1) expected (one MurmurHash3, a bucket index and about one step in a flat
     sorted array), lock-free. A membership change inserts or deletes only the points that
     change (an endpoint's own, a weight change only the difference) in an overlay merged into
-    the flat ring at 1/64 of its size: O(points) plus O(P) every P/64 changed points, plus an
-    O(N) comparison of the eligible set; the ring is laid out afresh only when the divisor
+    the flat ring at 1/64 of its size: O(points) plus O(P) every P/64 changed points; with
+    weights too large for ``replicas * weight`` points (a divisor above 1) a change compares
+    the whole eligible set, O(N); the ring is laid out afresh only when the divisor
     changes or the ring more than doubles (see ``_points``). ``avoid`` walks clockwise to the
     next endpoint not avoided.
 
@@ -130,6 +131,7 @@ class IPHash(KeyedBalancer):
         self._view = self._ring.view  # what lookups read (lock-free)
         self._divisor = 1
         self._placed: dict[EndpointState, int] = {}  # state -> points it owns on the ring
+        self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints (for the divisor)
         self._start()
 
     @staticmethod
@@ -154,6 +156,48 @@ class IPHash(KeyedBalancer):
             self._layout(wanted, total)
             return
         self._change(ring, wanted)
+        self._view = ring.view  # one assignment: readers see before or after the change
+
+    def _apply(self, delta: Delta) -> None:
+        """Only the changed endpoints' points (issue 11): while the divisor is 1 and the ring
+        needs no new layout, O(points changed), no pass over the eligible set."""
+        counts, ring, replicas = self._weight_counts, self._ring, self._replicas
+        if not delta.full:
+            for state in [*delta.removed, *delta.reweighted]:
+                weight = delta.before[id(state)]
+                counts[weight] -= 1
+                if not counts[weight]:
+                    del counts[weight]
+            for state in [*delta.reweighted, *delta.added]:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+        total = replicas * sum(weight * count for weight, count in counts.items())  # O(k)
+        if (
+            delta.full
+            or self._divisor != 1
+            or replicas * max(counts, default=0) > MAX_POINTS_PER_ENDPOINT
+            or total > self._max_ring_size
+            or ring.needs_relayout(total)
+        ):
+            self._rebuild(list(self._eligible_list))
+            counts.clear()
+            for state in self._eligible_list:
+                counts[state.weight] = counts.get(state.weight, 0) + 1
+            return
+        placed, first = self._placed, self._first
+        for state in delta.removed:
+            ring.delete(state, ring_points(state.endpoint.address, placed.pop(state)))
+        for state in delta.reweighted:  # a weight change adds or drops only the tail
+            have, want = placed[state], replicas * state.weight
+            if want < have:
+                ring.delete(state, ring_points(state.endpoint.address, have)[want:])
+            placed[state] = want
+        for state in delta.reweighted:
+            have, want = replicas * delta.before[id(state)], placed[state]
+            if want > have:
+                ring.insert(state, ring_points(state.endpoint.address, want)[have:], first)
+        for state in delta.added:
+            want = placed[state] = replicas * state.weight
+            ring.insert(state, ring_points(state.endpoint.address, want), first)
         self._view = ring.view  # one assignment: readers see before or after the change
 
     def _change(self, ring: PointRing, wanted: dict[EndpointState, int]) -> None:
