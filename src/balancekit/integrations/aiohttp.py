@@ -74,7 +74,7 @@ from .._lease import Lease
 from .._options import describe
 from ..request import Request
 from ._call import CONNECT, FINAL, SENT, Call, send_with_retries_async
-from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options
+from ._common import IDEMPOTENT_METHODS, Balancing, ClientOptions, Options, check_keywords
 
 __all__ = ["BalancedMiddleware", "NoEndpointError", "classify", "request_context"]
 
@@ -229,6 +229,7 @@ class BalancedMiddleware(Balancing):
         host: str | None = None,
         **options: Unpack[ClientOptions[ClientRequest]],
     ) -> None:
+        check_keywords(self, dict(options))
         self._host = None if host is None else _host_name(host)
         self._options = Options(balancer, request_context, **options)
         self._hosts: dict[str, tuple[str, int]] = {}  # address -> (host, port), parsed once
