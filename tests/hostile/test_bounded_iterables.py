@@ -226,3 +226,14 @@ def test_the_reported_sticky_case_in_a_process_capped_at_1_gib() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "refused: previous_keys holds more than 64 items" in done.stdout
+
+
+def test_dns_nameservers_from_a_generator_are_all_configured() -> None:
+    # The check consumed a generator, so list(nameservers) configured no nameserver at all.
+    pytest.importorskip("dns")
+    from balancekit.discovery import DNS
+
+    wanted = ["127.0.0.1", "127.0.0.2"]
+    source = DNS("_http._tcp.example", nameservers=(n for n in wanted))  # type: ignore[arg-type]
+    assert source._sync.nameservers == wanted
+    assert source._async.nameservers == wanted
