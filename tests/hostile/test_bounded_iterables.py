@@ -38,6 +38,7 @@ MAX_PREVIOUS_KEYS = 64
 MAX_ROUTES = 100_000
 MAX_ROUTE_ITEMS = 10_000
 MAX_ITEMS = 10_000
+MAX_RULE_IDS = MAX_ITEMS + 1  # a full screen's rules and its oversize rule
 MAX_TRUSTED_PROXIES = 65_536
 MAX_NAMESERVERS = 64
 MAX_POOL_SIZE = 1_000_000
@@ -87,7 +88,7 @@ CASES: list[tuple[str, Callable[[Iterator[Any]], object], int, Callable[[int], A
      lambda n: "GET", False),
     ("Chain guards", lambda it: Chain(it), MAX_ITEMS, lambda n: GUARD, False),
     ("Verdict.reject rule_ids", lambda it: Verdict.reject("x", status=403, rule_ids=it),
-     MAX_ITEMS, lambda n: "r", False),
+     MAX_RULE_IDS, lambda n: "r", False),
     ("Signature triggers", lambda it: Signature("r", "x", triggers=it), MAX_ITEMS,
      lambda n: "x", False),
     ("Signature fields", lambda it: Signature("r", "x", triggers=("x",), fields=it),
@@ -112,6 +113,7 @@ CASES: list[tuple[str, Callable[[Iterator[Any]], object], int, Callable[[int], A
 def test_the_maxima_are_the_documented_ones() -> None:
     import balancekit.discovery.dns
     import balancekit.guard._collection
+    import balancekit.guard._verdict
     import balancekit.keys
     import balancekit.routing
     import balancekit.sticky
@@ -120,6 +122,7 @@ def test_the_maxima_are_the_documented_ones() -> None:
     assert balancekit.routing.MAX_ROUTES == MAX_ROUTES
     assert balancekit.routing.MAX_ROUTE_ITEMS == MAX_ROUTE_ITEMS
     assert balancekit.guard._collection.MAX_ITEMS == MAX_ITEMS
+    assert balancekit.guard._verdict.MAX_RULE_IDS == MAX_RULE_IDS
     assert balancekit.keys.MAX_TRUSTED_PROXIES == MAX_TRUSTED_PROXIES
     assert balancekit.discovery.dns.MAX_NAMESERVERS == MAX_NAMESERVERS
     assert balancekit._endpoint.MAX_POOL_SIZE == MAX_POOL_SIZE
@@ -237,3 +240,13 @@ def test_dns_nameservers_from_a_generator_are_all_configured() -> None:
     source = DNS("_http._tcp.example", nameservers=(n for n in wanted))  # type: ignore[arg-type]
     assert source._sync.nameservers == wanted
     assert source._async.nameservers == wanted
+
+
+def test_a_full_screen_can_still_name_every_rule_it_fired() -> None:
+    # The largest screen (10,000 signatures) matching everything, plus its oversize rule: the
+    # rejection names 10,001 ids, within Verdict.reject's own maximum.
+    rules = [Signature(f"r{n}", "x", triggers=("x",)) for n in range(MAX_ITEMS)]
+    screen = SignatureScreen(rules, field_limit=4, oversize="reject")
+    verdict = screen.check(bk.Request(path="/xxxxxxxx", headers=[("a", "x")]))
+    assert verdict.rule_ids[:2] == ("screen-oversize", "r0")
+    assert len(verdict.rule_ids) == MAX_ITEMS + 1

@@ -14,6 +14,10 @@ from .._options import describe, number
 from ..request import Request
 from ._collection import MAX_ITEMS
 
+#: The most rule ids a rejection names: every rule of a full screen (MAX_ITEMS) and its
+#: ``screen-oversize`` rule, so a screen's own verdict is never refused.
+MAX_RULE_IDS = MAX_ITEMS + 1
+
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
 
 
@@ -51,7 +55,7 @@ class Verdict:
                 f" rule_ids=[...]), got {describe(rule_ids)}"
             )
         ids_list: list[str] = []
-        for rule in bounded("rule_ids", rule_ids, MAX_ITEMS):
+        for rule in bounded("rule_ids", rule_ids, MAX_RULE_IDS):
             if not isinstance(rule, str):
                 raise InvalidOption(f"rule_ids must be str, got {describe(rule)}")
             ids_list.append(rule)
