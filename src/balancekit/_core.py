@@ -163,7 +163,9 @@ def check_avoid(avoid: object) -> None:
             f"avoid must be a collection of addresses, not one string: use"
             f" avoid={{{describe(avoid)}}}"
         )
-    if not isinstance(avoid, Collection):
+    if not isinstance(avoid, Collection) or isinstance(avoid, range):
+        # A range holds no address, yet is a Collection of any length in O(1) memory:
+        # avoid=range(10**12) would be scanned item by item on every select.
         raise InvalidOption(f"avoid must be a collection of addresses, not {describe(avoid)}")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._bounded import bounded
 from ._errors import DuplicateEndpoint, InvalidEndpoint
 from ._options import describe
 
@@ -29,6 +30,11 @@ MAX_WEIGHT = 1_000_000
 #: Longest address text parsed: a 253-character hostname, a trailing dot, ``:`` and a 5-digit
 #: port. Longer text is refused before any parsing (so 100 KB costs nothing).
 MAX_ADDRESS_LENGTH = 260
+
+#: The most endpoints one list (a constructor's, ``update()``'s, a discovery source's or a
+#: subset's input) holds: far above real pools (tens of thousands), yet an endless generator
+#: of valid endpoints is refused with :class:`InvalidOption` instead of filling memory.
+MAX_POOL_SIZE = 1_000_000
 
 # Every pattern below is applied with fullmatch() to text already cut to MAX_ADDRESS_LENGTH
 # (``$`` would also match before a final newline: "host\n" passed the old pattern).
@@ -228,18 +234,20 @@ def as_endpoint(item: EndpointLike) -> Endpoint:
 
 
 def as_endpoints(items: Iterable[EndpointLike]) -> list[Endpoint]:
-    """Coerce many endpoints, refusing the same address twice."""
+    """Coerce many endpoints, refusing the same address twice and more than
+    :data:`MAX_POOL_SIZE` (read lazily: an endless generator stops at one more)."""
     if isinstance(items, str | Endpoint):
         raise InvalidEndpoint(
             "pass a list of endpoints, not a single one: [" + describe(items) + "]"
         )
     try:
-        items = iter(items)
+        iter(items)
     except TypeError:
         raise InvalidEndpoint(f"endpoints must be a list, not {describe(items)}") from None
     result: list[Endpoint] = []
     seen: set[str] = set()
-    for item in items:
+    hint = ": give each client a share of a larger fleet with balancekit.subset"
+    for item in bounded("endpoints", items, MAX_POOL_SIZE, hint):
         endpoint = as_endpoint(item)
         if endpoint.address in seen:
             raise DuplicateEndpoint(f"{describe(endpoint.address)} is listed twice")

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
+from ._bounded import bounded
 from ._errors import BalancekitError, InvalidOption
 from ._options import describe
 from ._routing_index import PathIndex, literal_prefix
@@ -88,7 +89,7 @@ def _matchers(
     if not isinstance(spec, Mapping):
         raise InvalidOption(f"{kind} must be a mapping of name to matcher, got {describe(spec)}")
     out: list[tuple[str, Matcher]] = []
-    for name, matcher in spec.items():
+    for name, matcher in bounded(kind, spec.items(), MAX_ROUTE_ITEMS):
         if not isinstance(name, str) or not name:
             raise InvalidOption(f"{kind} names must be non-empty str, got {describe(name)}")
         if not isinstance(matcher, str | bool | re.Pattern) or (
@@ -102,18 +103,27 @@ def _matchers(
     return tuple(out)
 
 
-def _collection(kind: str, value: Any, item: type, what: str) -> tuple[Any, ...]:
+#: The most rules a :class:`Router` takes, and the most hosts or methods one :class:`Route`
+#: lists: bounds on configuration time and memory (an endless generator is refused).
+MAX_ROUTES = 100_000
+MAX_ROUTE_ITEMS = 10_000
+
+
+def _collection(
+    kind: str, value: Any, item: type, what: str, limit: int = MAX_ROUTE_ITEMS
+) -> tuple[Any, ...]:
     """``value``'s items as a tuple, each checked to be an ``item`` as it is read, so a huge or
     endless iterable of the wrong things (a ``range``, an IP network) is refused at its first
-    item rather than materialised. Not iterable, or bytes: :class:`InvalidOption`."""
+    item rather than materialised, and one of more than ``limit`` items at item ``limit + 1``.
+    Not iterable, or bytes: :class:`InvalidOption`."""
     if isinstance(value, bytes | bytearray):
         raise InvalidOption(f"{kind} must be {what}, got {describe(value)}")
     try:
-        items = iter(value)
+        iter(value)
     except TypeError:
         raise InvalidOption(f"{kind} must be {what}, got {describe(value)}") from None
     out: list[Any] = []
-    for entry in items:
+    for entry in bounded(kind, value, limit):
         if not isinstance(entry, item):
             raise InvalidOption(f"{kind} must be {what}, got an item {describe(entry)}")
         out.append(entry)
@@ -277,7 +287,7 @@ class Router(Generic[T]):
 
     def __init__(self, routes: Iterable[Route[T]], *, default: T | _Missing = _MISSING) -> None:
         self._routes: tuple[Route[T], ...] = _collection(
-            "routes", routes, Route, "a list of Route rules"
+            "routes", routes, Route, "a list of Route rules", MAX_ROUTES
         )
         self._default = default
         self._exact: dict[str, PathIndex] = {}

@@ -27,6 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import math
 import struct
 import time
@@ -34,6 +35,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from ._bounded import bounded
 from ._errors import BalancekitError, InvalidOption, NoEndpointAvailable
 from ._options import describe, seconds
 
@@ -44,6 +46,9 @@ _HEADER = struct.Struct(">BQ")
 _TAG_SIZE = 16
 _CONTEXT = b"balancekit.sticky.v1\x00"
 _MIN_KEY = 16
+#: The most ``previous_keys`` a :class:`StickySessions` takes: a rotation needs one or two, and
+#: every verification tries every key.
+MAX_PREVIOUS_KEYS = 64
 
 
 class InvalidToken(BalancekitError, ValueError):
@@ -115,10 +120,11 @@ class StickySessions:
 
     ``key``: the secret (bytes, at least 16; 32 random bytes recommended, ``secrets.token_bytes``).
     ``previous_keys``: keys still accepted for verification during a rotation (tokens are always
-    issued with ``key``). ``max_age``: seconds a token stays valid (``None`` = until its endpoint
-    leaves). ``clock``: seconds, wall-clock by default because tokens outlive processes; inject a
-    fake one in tests. ``leeway``: tolerated clock skew, in seconds, for tokens issued "in the
-    future" by another machine. Issue and verify are O(length of the address).
+    issued with ``key``; at most ``MAX_PREVIOUS_KEYS``, 64). ``max_age``: seconds a token stays
+    valid (``None`` = until its endpoint leaves). ``clock``: seconds, wall-clock by default
+    because tokens outlive processes; inject a fake one in tests. ``leeway``: tolerated clock
+    skew, in seconds, for tokens issued "in the future" by another machine. Issue
+    and verify are O(length of the address).
     """
 
     __slots__ = ("_clock", "_keys", "_leeway", "_max_age")
@@ -136,14 +142,20 @@ class StickySessions:
             raise InvalidOption(
                 f"previous_keys must be a list of bytes keys, got {describe(previous_keys)}"
             )
-        keys = (key, *previous_keys)
-        for item in keys:
+        checked: list[bytes] = []
+        # Checked as read and bounded: previous_keys=range(-2**32, 0) or an endless generator
+        # is refused at its first item or its 65th, never materialised.
+        hint = ": a key rotation needs one or two"
+        rest = bounded("previous_keys", previous_keys, MAX_PREVIOUS_KEYS, hint)
+        for item in itertools.chain((key,), rest):
             if not isinstance(item, bytes) or len(item) < _MIN_KEY:
                 raise InvalidOption(
                     f"sticky keys must be bytes of at least {_MIN_KEY} bytes (use "
                     f"secrets.token_bytes(32)), got {type(item).__name__} of length "
                     f"{len(item) if isinstance(item, bytes) else '?'}"
                 )
+            checked.append(item)
+        keys = tuple(checked)
         max_age = None if max_age is None else seconds("max_age", max_age)
         leeway = seconds("leeway", leeway, zero=True)
         if not callable(clock):

@@ -11,7 +11,9 @@ return or a :class:`~balancekit.BalancekitError`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import resource
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -315,3 +317,48 @@ def test_trusted_proxies_refuses_an_endless_list_of_networks() -> None:
     with pytest.raises(bk.InvalidOption, match="more than"):
         keys.TrustedProxies(range(10**12))
     assert keys.TrustedProxies(range(3)) is not None
+
+
+# Ranges of any length in O(1) memory: st.from_type(object) draws them from unbounded integers
+# (hypothesis builds range(st.integers(), st.integers())), so which option met a huge one
+# depended on the random order -- StickySessions(previous_keys=range(-2**32, 0)) once took
+# 22.7 GB before the kernel killed the run. Here every option meets each of them, every run.
+HUGE_RANGES = [range(-(2**32), 0), range(10**12), range(0, 10**30, 7)]
+EVERY_OPTION: list[Callable[[Any], object]] = [
+    *(lambda j, o=o: request_with(o, j) for o in REQUEST_OPTIONS),
+    Headers,
+    QueryParams,
+    Cookies,
+    *KEY_OPTIONS,
+    *(lambda j, o=o: bk.Route("t", **{o: j}) for o in ROUTE_OPTIONS),
+    bk.Router,
+    bk.Endpoint,
+    bk.RoundRobin,
+    *GUARD_OPTIONS,
+]
+
+
+@pytest.fixture
+def memory_cap() -> Iterator[None]:
+    """Cap this process's address space at 2 GiB above its present size for the test, so a
+    regression that materialises a huge input fails with MemoryError instead of the kernel
+    OOM-killing the run (and whatever else shares the machine)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * resource.getpagesize()
+    cap = used + (2 << 30)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+@pytest.mark.usefixtures("memory_cap")
+@pytest.mark.parametrize("huge", HUGE_RANGES, ids=["reported", "1e12", "beyond-ssize_t"])
+@pytest.mark.parametrize("build", EVERY_OPTION)
+def test_every_option_with_a_huge_range(build: Callable[[Any], object], huge: range) -> None:
+    refused_or_fine(lambda: build(huge))

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
+from .._bounded import bounded
 from .._errors import InvalidOption, missing_extra
 
 try:
@@ -113,11 +114,30 @@ def _address_plan(name: str, port: int, *, ipv6: bool) -> _Plan:
     return Snapshot(tuple(Endpoint(address) for address in sorted(addresses)), ttl)
 
 
+#: The most ``nameservers`` a DNS source takes (resolv.conf's MAXNS is 3).
+MAX_NAMESERVERS = 64
+
+
+def _nameservers(value: object) -> list[str]:
+    """``nameservers`` as a list, each item checked as it is read and at most
+    :data:`MAX_NAMESERVERS` (a generator is read once; an endless one is refused)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidOption(f"nameservers must be a list of IP addresses, not {describe(value)}")
+    listed: list[str] = []
+    for item in bounded("nameservers", value, MAX_NAMESERVERS):
+        if not isinstance(item, str):
+            raise InvalidOption(
+                f"nameservers must be a list of IP addresses, not {describe(value)}"
+            )
+        listed.append(item)
+    return listed
+
+
 class DNS:
     """A discovery source reading SRV or A/AAAA records (see the module docs).
 
     Options (keyword-only, validated at once): ``port`` (None: SRV; a port: A/AAAA),
-    ``nameservers`` (IP addresses; default the system's resolv.conf), ``nameserver_port``
+    ``nameservers`` (IP addresses, at most 64; default resolv.conf's), ``nameserver_port``
     (default 53), ``timeout`` (seconds for a whole lookup, every query of it included; default
     2, finite, at most a day), ``ipv6`` (also AAAA, default True), ``all_priorities`` (default
     False). dnspython's own cache is off: every refresh asks the server, the TTL decides how often.
@@ -144,12 +164,8 @@ class DNS:
             ):
                 raise InvalidOption(f"{label} must be a port number 1-65535, not {describe(value)}")
         timeout = seconds("timeout", timeout, high=LONGEST_WAIT)  # inf would block forever
-        if nameservers is not None and (
-            isinstance(nameservers, str) or not all(isinstance(n, str) for n in nameservers)
-        ):
-            raise InvalidOption(
-                f"nameservers must be a list of IP addresses, not {describe(nameservers)}"
-            )
+        if nameservers is not None:
+            nameservers = _nameservers(nameservers)
         self.name = name if name.endswith(".") else name + "."
         self.port = port
         self._timeout = timeout

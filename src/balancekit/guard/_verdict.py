@@ -8,9 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .._bounded import bounded
 from .._errors import InvalidOption
 from .._options import describe, number
 from ..request import Request
+from ._collection import MAX_ITEMS
+
+#: The most rule ids a rejection names: every rule of a full screen (MAX_ITEMS) and its
+#: ``screen-oversize`` rule, so a screen's own verdict is never refused.
+MAX_RULE_IDS = MAX_ITEMS + 1
 
 __all__ = ["ALLOW", "Chain", "Guard", "ReleasingGuard", "Verdict", "key_text"]
 
@@ -49,7 +55,7 @@ class Verdict:
                 f" rule_ids=[...]), got {describe(rule_ids)}"
             )
         ids_list: list[str] = []
-        for rule in rule_ids:
+        for rule in bounded("rule_ids", rule_ids, MAX_RULE_IDS):
             if not isinstance(rule, str):
                 raise InvalidOption(f"rule_ids must be str, got {describe(rule)}")
             ids_list.append(rule)
@@ -146,7 +152,8 @@ class Chain:
                 f"Chain takes a collection of guards (not one string), got {describe(guards)}"
             )
         checked: list[Guard] = []
-        for guard in guards:  # checked as read: an endless iterable of non-guards stops here
+        # Checked as read, at most MAX_ITEMS: an endless iterable (of guards or not) stops.
+        for guard in bounded("Chain's guards", guards, MAX_ITEMS):
             if not callable(getattr(guard, "check", None)):
                 raise InvalidOption(
                     f"Chain takes guards (objects with check()), got {describe(guard)}"

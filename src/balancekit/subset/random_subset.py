@@ -21,7 +21,8 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from .._endpoint import MAX_ADDRESS_LENGTH, Endpoint, EndpointLike
+from .._bounded import bounded
+from .._endpoint import MAX_ADDRESS_LENGTH, MAX_POOL_SIZE, Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._options import describe, integer
 from ._base import members
@@ -109,7 +110,7 @@ class RandomSubset:
     def order(self, addresses: Iterable[str]) -> list[str]:
         """``addresses`` (distinct strings) sorted by :meth:`rank`, ties by the string: the
         order A68 keeps endpoints in. ``subset`` is the first ``k`` of it when n > k."""
-        listed = list(addresses)
+        listed = list(bounded("addresses", addresses, MAX_POOL_SIZE))
         if len(set(listed)) != len(listed):
             raise InvalidOption("addresses must be distinct")
         ranks = {address: self.rank(address) for address in listed}
