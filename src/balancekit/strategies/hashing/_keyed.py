@@ -108,6 +108,17 @@ class KeyedBalancer(BalancerBase):
         """
         return self._pick(context, ()).endpoint
 
+    def settle(self) -> None:
+        """Finish now any index work left pending by membership changes (a ring's merge of its
+        overlay, Maglev's new table); later changes and picks otherwise finish it a chunk at a
+        time, so no single call pays for all of it. What ``select`` returns does not depend on
+        it for the rings; a Maglev serves its previous table until the new one is complete."""
+        with self._lock:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Finish pending index work (under the lock); nothing for most strategies."""
+
     def _key_of(self, context: Any) -> bytes | str:
         """The key to hash: the context or ``key(context)``; an ASCII str as it is (mmh3 encodes
         it), other text as :func:`utf8` bytes; bytes as they are."""

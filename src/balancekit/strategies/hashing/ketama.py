@@ -225,6 +225,9 @@ class Ketama(KeyedBalancer):
                 out.append((point, state.endpoint.address))
         return out
 
+    def _settle(self) -> None:
+        self._view = self._ring.settle()
+
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:

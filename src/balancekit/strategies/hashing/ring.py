@@ -235,6 +235,9 @@ class IPHash(KeyedBalancer):
         """The ring as ``(point, address)`` pairs in point order (equal points by address)."""
         return [(point, state.endpoint.address) for point, state in self._ring.items()]
 
+    def _settle(self) -> None:
+        self._view = self._ring.settle()
+
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
