@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import balancekit as bk
-from balancekit.strategies.hashing import _points, _trie, maglev
+from balancekit.strategies.hashing import _keyed, _points, _trie, maglev
 
 ADDRESSES = [f"10.5.0.{i}:80" for i in range(1, 13)]
 PROBES = [f"probe-{i}" for i in range(50)]
@@ -120,7 +120,7 @@ def test_maglev_fills_a_new_table_in_chunks_and_ends_equal_to_scratch(
     monkeypatch.setattr(maglev, "STEP", 23)
     monkeypatch.setattr(maglev, "CHUNK", 7)
     monkeypatch.setattr(maglev, "PICK_STEP", 5)
-    monkeypatch.setattr(maglev, "PICK_EVERY", 1)
+    monkeypatch.setattr(_keyed, "PICK_EVERY", 1)
     machine = maglev_machine(compat)
     machine.TestCase.settings = settings(
         max_examples=60, stateful_step_count=30, deadline=None, database=None
@@ -145,7 +145,7 @@ def test_a_big_maglev_table_is_swapped_in_once_complete_and_picks_complete_it() 
     for _ in range(200):  # picks alone finish it (one in PICK_EVERY fills PICK_STEP slots)
         if lb._building is None:
             break
-        for key in keys[: maglev.PICK_EVERY]:
+        for key in keys[: _keyed.PICK_EVERY]:
             lb.lookup(key)
     assert lb._building is None
     fresh = bk.Maglev([*pool[1:], "10.7.0.1:80"], table_size=size)
@@ -209,3 +209,23 @@ def test_a_change_copies_a_bounded_number_of_trie_nodes_however_full_the_overlay
     assert lb._view.pending == 60 * 160
     assert max(per_change) <= depth * 160  # a path per point at most, not the overlay
     lb._check_invariants()
+
+
+@pytest.mark.parametrize("name", sorted(RINGS))
+def test_picks_alone_finish_a_ring_merge(name: str) -> None:
+    pool = [f"10.8.{i >> 8}.{i & 255}:80" for i in range(300)]  # 48,000 points
+    lb: Any = RINGS[name](pool)
+    for i in range(40):
+        lb.add(f"10.9.0.{i}:80")
+        if lb._ring.merging:
+            break
+    assert lb._ring.merging
+    keys = [f"k{i}" for i in range(_keyed.PICK_EVERY)]
+    for _ in range(400):  # one pick in PICK_EVERY merges PICK_STEP points
+        if not lb._ring.merging:
+            break
+        for key in keys:
+            lb.lookup(key)
+    assert not lb._ring.merging
+    lb._check_invariants()
+    assert lb.continuum() == RINGS[name](list(lb.endpoints)).continuum()

@@ -35,7 +35,7 @@ from ..._state import EndpointState
 from ._trie import Node, Writer, depth_for
 from ._view import First, RingView, index_steps, shift_for
 
-__all__ = ["PointRing", "RingView"]
+__all__ = ["PICK_STEP", "PointRing", "RingView"]
 
 #: A merge starts when the overlay holds 1/COMPACT of the ring's points.
 COMPACT = 64
@@ -45,6 +45,8 @@ SMALL = 4096
 STEP, PER_POINT = 2048, 64
 #: Owners of a replaced base released per step, once no reader holds it (see ``_release``).
 RELEASE = 65_536
+#: Merge work done by a pick that finds a merge under way (one pick in ``_keyed.PICK_EVERY``).
+PICK_STEP = 2048
 #: A change that alone leaves 1/BIG of the ring pending merges at once (within BIG x its cost).
 BIG = 4
 

@@ -29,8 +29,8 @@ CHUNK = 1024
 #: Probes of a new table per membership change (~5 ms); a table filled in fewer (about 6,000
 #: slots) is built within the change.
 STEP = 65_536
-#: Probes made by a pick that finds a new table pending, one pick in PICK_EVERY (~1 ms).
-PICK_STEP, PICK_EVERY = 16_384, 64
+#: Probes made by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
+PICK_STEP = 16_384
 
 Fill = Generator[int, None, "array[int]"]
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
@@ -181,12 +181,15 @@ class Maglev(KeyedBalancer):
     ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
     100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
     lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
-    and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size), a
-    few hundred ns per slot with a ``bytearray`` of taken slots (3-5x less than a list of owners,
-    ``benchmarks/bench_maglev_fill.py``); every membership change rebuilds the whole table, so for
-    large pools that change often the table-size rule costs: 100 x N slots at N = 10,000 is a
-    1,000,003-slot rebuild per change; prefer :class:`IPHash` (incremental) or :class:`JumpHash`
-    there, or accept a smaller table and worse balance (the paper asks for M > 100 x N).
+    and one index, lock-free. Rebuild: O(M log M) probes in pure Python (M = table_size, ~70 ns
+    a probe with a ``bytearray`` of taken slots, ``benchmarks/bench_maglev_fill.py``). A
+    membership change does not pay for it: the new table fills ``STEP`` probes per change and
+    ``PICK_STEP`` per 64th pick while the previous table serves, skipping at pick the endpoints
+    that left (an endpoint added since gets keys once the fill completes; ``settle()`` completes
+    it now). Only when nothing in the previous table may serve is it built at once. For large
+    pools the table-size rule costs: 100 x N slots at N = 10,000 is ~14M probes (~1 s of CPU)
+    per membership change; see docs/hashing.md for the table-size rule, or prefer
+    :class:`IPHash` (incremental) or :class:`JumpHash` for large pools that change often.
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
     ``avoid``), so an ejection and its end never rebuild the table inside the request that
@@ -333,16 +336,8 @@ class Maglev(KeyedBalancer):
     def _settle(self) -> None:
         self._advance(float("inf"))
 
-    def _tick(self) -> None:
-        """A pick found a fill under way: one pick in PICK_EVERY fills PICK_STEP slots, if the
-        lock is free (never waits for it), so a table completes without further changes."""
-        self._ticks += 1
-        if self._ticks % PICK_EVERY or not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._advance(PICK_STEP)
-        finally:
-            self._lock.release()
+    def _step(self) -> None:
+        self._advance(PICK_STEP)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table, owners, held_out = self._table  # one read: a concurrent change cannot tear it
