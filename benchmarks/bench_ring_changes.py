@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--picks", type=int, default=10)
     parser.add_argument("--peer-adds", type=int, default=5)
-    parser.add_argument("--only", nargs="+", default=[*SUBJECTS, "uhashring"])
+    parser.add_argument("--only", nargs="+", default=["uhashring", *SUBJECTS])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -151,10 +151,11 @@ def main() -> None:
         print(json.dumps(child(name, int(n), args.changes, args.picks, args.peer_adds)))
         return
     print(
-        "| subject | N | change median | p99 | max | max w/o GC | mean (amortised) | max CPU |"
+        "| subject | N | change median | p99 | max | max w/o GC | mean (amortised) |"
+        " CPU median | CPU p99 | CPU max |"
         " pick median | pick p99 | pick max | lookup pending ns | lookup merged ns |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         for name in args.only:
             command = [sys.executable, __file__, "--child", f"{name}:{n}"]
@@ -165,7 +166,7 @@ def main() -> None:
             if name == "uhashring":
                 a = r["add_node"]
                 print(f"| uhashring add_node | {n:,} | {fmt(a['median'])} | | {fmt(a['max'])} |"
-                      f" | {fmt(a['mean'])} | | | | | | |")  # fmt: skip
+                      f" | {fmt(a['mean'])} | | | | | | | | |")  # fmt: skip
                 continue
             c, p = r["change"], r["pick"]
             pending = f"{r['lookup_pending_ns']:,.0f}" if "lookup_pending_ns" in r else ""
@@ -173,6 +174,7 @@ def main() -> None:
             print(
                 f"| {name} | {n:,} | {fmt(c['median'])} | {fmt(c['p99'])} | {fmt(c['max'])} |"
                 f" {fmt(r['change_no_gc']['max'])} | {fmt(c['mean'])} |"
+                f" {fmt(r['change_cpu']['median'])} | {fmt(r['change_cpu']['p99'])} |"
                 f" {fmt(r['change_cpu']['max'])} | {fmt(p['median'])} | {fmt(p['p99'])} |"
                 f" {fmt(p['max'])} | {pending} | {merged} |",
                 flush=True,
