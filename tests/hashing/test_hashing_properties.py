@@ -153,19 +153,19 @@ def test_maglev_validates_table_size() -> None:
 
 def test_maglev_balance_and_disruption_at_the_papers_ratio() -> None:
     lb = bk.Maglev(pool(10), table_size=1009)
-    table, owners = lb._table
+    table, owners = lb._table[:2]
     shares = Counter(table)
     assert max(shares.values()) - min(shares.values()) <= 1  # equal weights: 100 or 101 slots
     before = list(table)
     lb.remove(owners[3].endpoint.address)
-    after, new_owners = lb._table
+    after, new_owners = lb._table[:2]
     moved = sum(1 for a, b in zip(before, after, strict=True) if owners[a] is not new_owners[b])
     assert 1009 // 10 <= moved <= 1.5 * 1009 / 10  # the victim's slots and few others
 
 
 def test_maglev_weighted_slots_follow_weights() -> None:
     lb = bk.Maglev(pool(3, [1, 2, 5]), table_size=8009)
-    table, owners = lb._table
+    table, owners = lb._table[:2]
     shares = Counter(owners[i].weight for i in table)
     for weight in (1, 2, 5):
         assert abs(shares[weight] / 8009 - weight / 8) < 0.002
@@ -210,7 +210,7 @@ def test_ketama_validates_compat() -> None:
 
 def test_keys_hash_as_documented() -> None:
     lb = bk.Maglev(pool(5), table_size=1009)
-    table, owners = lb._table
+    table, owners = lb._table[:2]
     assert all(lb.lookup(k) is owners[table[hash64(k) % 1009]].endpoint for k in KEYS[:100])
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import balancekit as bk
-from balancekit.strategies.hashing import _points
+from balancekit.strategies.hashing import _keyed, _points, _view
 from balancekit.strategies.hashing import ring as ring_module
 from balancekit.strategies.hashing._points import PointRing
 from balancekit.strategies.hashing.ring import point_divisor
@@ -34,8 +34,11 @@ SMALL_BOUND = 512
 
 #: When the ring's overlay of recent changes is merged into its flat base (``_points.SMALL``,
 #: ``_points.COMPACT``): at once (small rings in production), never (every lookup resolves base
-#: and overlay), or after a few changes (large rings in production, scaled down).
-MERGES = {"at-once": (1 << 30, 64), "never": (0, 1 << 30), "sometimes": (0, 3)}
+#: and overlay), or after a few changes (large rings in production, scaled down); "chunked" also
+#: spreads each merge over many changes (``STEP``, ``PER_POINT``, ``_view.CHUNK`` of 1; only
+#: a change leaving half the ring pending merges at once), so rings are checked mid-merge.
+MERGES = {"at-once": (1 << 30, 64), "never": (0, 1 << 30), "sometimes": (0, 3), "chunked": (0, 3)}
+CHUNKED = {"STEP": 1, "PER_POINT": 1, "BIG": 2}
 
 Factory = Callable[[list[bk.Endpoint]], Any]
 EXAMPLES: dict[str, int] = {}  # machines run per strategy (printed with -s; in the report)
@@ -95,6 +98,11 @@ def machine_for(name: str) -> type[RuleBasedStateMachine]:
             self.lb.update([bk.Endpoint(ADDRESSES[i], weight=weight) for i in chosen])
             self.down &= {ADDRESSES[i] for i in chosen}
 
+        @rule()
+        def settle(self) -> None:
+            self.lb.settle()  # a merge under way finished at once
+            assert not self.lb._ring.merging
+
         @invariant()
         def equals_a_ring_built_from_scratch(self) -> None:
             self.lb._check_invariants()
@@ -130,13 +138,19 @@ def test_incremental_ring_equals_scratch(
     monkeypatch.setattr(ring_module, "MAX_POINTS_PER_ENDPOINT", SMALL_BOUND)
     monkeypatch.setattr(_points, "SMALL", MERGES[merge][0])
     monkeypatch.setattr(_points, "COMPACT", MERGES[merge][1])
+    if merge == "chunked":
+        for constant, value in CHUNKED.items():
+            monkeypatch.setattr(_points, constant, value)
+        monkeypatch.setattr(_view, "CHUNK", 1)
+        monkeypatch.setattr(_keyed, "PICK_EVERY", 1)  # the invariant's lookups merge too
     machine = machine_for(name)
     machine.TestCase.settings = settings(
         max_examples=60, stateful_step_count=25, deadline=None, database=None
     )
     machine.TestCase().runTest()
-    print(f"{name}: {EXAMPLES[name]} examples of up to 25 steps")
+    print(f"{name} ({merge}): {EXAMPLES[name]} examples of up to 25 steps")
     assert EXAMPLES[name] >= 60
+    EXAMPLES[name] = 0
 
 
 def by_address(a: Any, b: Any) -> bool:

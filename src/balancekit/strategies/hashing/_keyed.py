@@ -79,6 +79,11 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
     )
 
 
+#: One pick in this many, finding index work pending (a ring's merge, a Maglev table), does a
+#: chunk of it.
+PICK_EVERY = 64
+
+
 class KeyedBalancer(BalancerBase):
     """A balancer whose ``select(context)`` hashes a key taken from the context.
 
@@ -107,6 +112,34 @@ class KeyedBalancer(BalancerBase):
         tracked; what ``uhashring``'s ``get_node`` does. Raises like ``select``.
         """
         return self._pick(context, ()).endpoint
+
+    def settle(self) -> None:
+        """Finish now any index work left pending by membership changes (a ring's merge of its
+        overlay, Maglev's new table); later changes and picks otherwise finish it a chunk at a
+        time, so no single call pays for all of it. What ``select`` returns does not depend on
+        it for the rings; a Maglev serves its previous table until the new one is complete."""
+        with self._lock:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Finish pending index work (under the lock); nothing for most strategies."""
+
+    _ticks = 0  # picks that found index work pending
+
+    def _tick(self) -> None:
+        """A pick found index work pending: one pick in PICK_EVERY does a chunk of it
+        (:meth:`_step`) if the lock is free (it never waits for it), so the work completes
+        without further changes and no pick pays more than a chunk."""
+        self._ticks += 1
+        if self._ticks % PICK_EVERY or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._step()
+        finally:
+            self._lock.release()
+
+    def _step(self) -> None:
+        """A chunk of pending index work (under the lock)."""
 
     def _key_of(self, context: Any) -> bytes | str:
         """The key to hash: the context or ``key(context)``; an ASCII str as it is (mmh3 encodes

@@ -1,29 +1,69 @@
 """The readable state of a consistent-hash ring: one immutable view, read without a lock.
 
-See :mod:`._points` for the layout (a flat sorted base with main's bucket index and a
-sentinel, plus an overlay of recent changes) and for the writer that publishes views. Karger
-et al., "Consistent hashing and random trees" (STOC 1997).
+See :mod:`._points` for the writer (how changes reach the overlay and how the overlay is merged
+into a new base a chunk at a time). Karger et al., "Consistent hashing and random trees" (STOC
+1997).
+
+A view is a **base** (every point in one sorted ``array('Q')``, owners in a parallel list, a
+bucket index ``starts[b]`` = the first position whose point is >= ``b << shift``, and a sentinel
+point at the top whose owner is the first point's) plus an **overlay** keyed by the base's
+buckets (:mod:`._trie`): for bucket ``b``, an entry ``(added points, their owners, removed
+points, their owners)``, the added sorted with equal points in ``first`` order. A removed entry
+names a point and its owner, not a position, so an overlay can be kept against a base that is
+still being laid out. A lookup reads only the base while the overlay is empty (``dirty`` false);
+otherwise it also skips removed base points and takes the nearer of the next live base point and
+the next added point, looking only at the buckets between the key and that base point (the base
+holds most points and has more buckets than points: about one or two buckets).
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Generator
 from itertools import accumulate
 from typing import Any
 
 from ..._state import EndpointState
+from ._trie import Node, depth_for, get, items
 
-__all__ = ["First", "RingView", "index_of"]
+__all__ = ["Entry", "First", "RingView", "index_of", "index_steps"]
 
 First = Callable[[EndpointState, EndpointState], bool]
+#: What changed in one bucket: added points, their owners, removed points, their owners.
+Entry = tuple[tuple[int, ...], tuple[Any, ...], tuple[int, ...], tuple[Any, ...]]
+#: Buckets a lookup reads one by one before it asks the trie for its next entry instead.
+NEAR = 6
+#: Work done between two yields of the chunked merge (points copied or indexed).
+CHUNK = 2048
+
+
+def shift_for(size: int, width: int) -> int:
+    """The bucket shift of a base of ``size`` points: at least as many buckets as points."""
+    return width - min(max(1, size.bit_length()), width - 1)
+
+
+def index_steps(points: array[int], size: int, width: int) -> Generator[int, None, array[int]]:
+    """Lay out ``starts`` for sorted ``points`` (``starts[b]``: the first position whose point
+    is >= ``b << shift``), yielding the work done every :data:`CHUNK` points."""
+    shift = shift_for(size, width)
+    buckets = 1 << (width - shift)
+    starts = array("I", [size]) * buckets
+    following = 0  # the first bucket whose start is not set yet
+    for low in range(0, size, CHUNK):
+        high = min(size, low + CHUNK)
+        for index in range(low, high):
+            bucket = points[index] >> shift
+            while following <= bucket:
+                starts[following] = index
+                following += 1
+        yield high - low
+    return starts
 
 
 def index_of(points: array[int], size: int, width: int) -> tuple[int, array[int]]:
-    """``(shift, starts)``: ``starts[b]`` is the first position whose point is >= ``b << shift``."""
-    bits = max(1, size.bit_length())
-    shift = width - min(bits, width - 1)
+    """``(shift, starts)`` for sorted ``points``, at once (a count per bucket, then sums)."""
+    shift = shift_for(size, width)
     counts = [0] * ((1 << (width - shift)) + 1)
     for point in points[:size]:
         counts[(point >> shift) + 1] += 1
@@ -35,8 +75,8 @@ class RingView:
 
     __slots__ = (
         "added",
-        "added_index",
-        "added_owners",
+        "buckets",
+        "depth",
         "dirty",
         "first",
         "mask",
@@ -44,9 +84,11 @@ class RingView:
         "past_equal",
         "points",
         "removed",
+        "root",
         "shift",
         "size",
         "starts",
+        "width",
     )
 
     def __init__(
@@ -56,29 +98,30 @@ class RingView:
         first: First | None,
         points: array[int],
         owners: list[Any],  # EndpointState, and the sentinel's (None on an empty ring)
-        added: list[int],
-        added_owners: list[EndpointState],
-        removed: frozenset[int],
         index: tuple[int, array[int]] | None = None,
+        overlay: tuple[Node | None, int, int] = (None, 0, 0),  # (root, added, removed)
     ) -> None:
+        self.width = width
         self.size = len(points) - 1  # without the sentinel
         self.points = points
         self.owners = owners
         self.shift, self.starts = index if index is not None else index_of(points, self.size, width)
+        self.buckets = len(self.starts)
+        self.depth = depth_for(width - self.shift)
         self.mask = (1 << width) - 1
         self.past_equal = past_equal
         self.first = first
-        self.added = added
-        self.added_owners = added_owners
-        # The added points indexed like the base (a sorted array with its sentinel, and buckets):
-        # a bisect of a few thousand boxed ints cost ~1 us a lookup.
-        self.added_index: tuple[array[int], int, array[int]] | None = None
-        if added:
-            flat = array("Q", added)
-            flat.append(points[-1])  # the same sentinel
-            self.added_index = (flat, *index_of(flat, len(added), width))
-        self.removed = removed
-        self.dirty = bool(added or removed) or not self.size  # read the slow way (resolve)
+        self.root, self.added, self.removed = overlay
+        self.dirty = bool(self.added or self.removed) or not self.size  # read the slow way
+
+    @property
+    def count(self) -> int:
+        return self.size - self.removed + self.added
+
+    @property
+    def pending(self) -> int:
+        """Points in the overlay (added plus removed): what a merge would fold into the base."""
+        return self.added + self.removed
 
     def base_at(self, hashed: int, past_equal: bool) -> int:
         """The first base position at (``past_equal``: after) ``hashed``; ``size`` past the top."""
@@ -92,6 +135,25 @@ class RingView:
                 index += 1
         return index if index < self.size else self.size
 
+    def entry(self, bucket: int) -> Entry | None:
+        entry: Entry | None = get(self.root, bucket, self.depth)
+        return entry
+
+    def dead(self, entry: Entry, index: int) -> bool:
+        """Whether base position ``index`` (in ``entry``'s bucket) is removed. With copies of
+        one (point, owner) in the base, the first ones are the removed ones."""
+        removed = entry[2]
+        point = self.points[index]
+        if point not in removed:
+            return False
+        owner = self.owners[index]
+        times = sum(1 for p, o in zip(removed, entry[3], strict=True) if p == point and o is owner)
+        rank, before, points, owners = 0, index - 1, self.points, self.owners
+        while times and before >= 0 and points[before] == point:
+            rank += owners[before] is owner
+            before -= 1
+        return rank < times
+
     def owner_at(self, hashed: int) -> EndpointState | None:
         """The owner of the first point at (or, ``past_equal``, after) ``hashed``, wrapping."""
         return self.resolve(hashed, self.base_at(hashed, self.past_equal))
@@ -99,36 +161,98 @@ class RingView:
     def resolve(self, hashed: int, index: int) -> EndpointState | None:
         """The owner for ``hashed`` given ``index``, its base position: the nearer of the next
         live base point and the next added one (on an equal point, ``first`` decides)."""
-        size, removed, added = self.size, self.removed, self.added
+        size, points, shift, root, depth = self.size, self.points, self.shift, self.root, self.depth
+        threshold = hashed + 1 if self.past_equal else hashed
         base: EndpointState | None = None
-        if size > len(removed):
+        at_base = 0
+        if size > self.removed:
             index = 0 if index >= size else index
-            while index in removed:
-                index = index + 1 if index + 1 < size else 0
-            base = self.owners[index]
-        if not added:
+            if self.removed:
+                entry = get(root, points[index] >> shift, depth)
+                while entry is not None and entry[2] and self.dead(entry, index):
+                    index = index + 1 if index + 1 < size else 0
+                    entry = get(root, points[index] >> shift, depth)
+            at_base, base = points[index], self.owners[index]
+        if not self.added:
             return base
-        flat, shift, starts = self.added_index  # type: ignore[misc]
-        at = starts[hashed >> shift]
-        if self.past_equal:
-            while flat[at] <= hashed:
-                at += 1
+        buckets, start = self.buckets, hashed >> shift
+        if base is None:
+            span = buckets  # the whole way round (and back into the first bucket)
         else:
-            while flat[at] < hashed:
-                at += 1
-        at = 0 if at == len(added) else at
-        extra: EndpointState = self.added_owners[at]
+            span = ((at_base >> shift) - start) % buckets
+            if not span and at_base < threshold:
+                span = buckets
+        extra: EndpointState | None = None
+        at_extra = 0
+        near = min(span, NEAR)
+        for step in range(near + 1):  # usually one or two buckets
+            bucket = start + step
+            entry = get(root, bucket - buckets if bucket >= buckets else bucket, depth)
+            if entry is None or not entry[0]:
+                continue
+            added = entry[0]
+            at = bisect_left(added, threshold) if not step else 0
+            if at < len(added):
+                at_extra, extra = added[at], entry[1][at]
+                break
+        else:
+            if span > near:  # further: the trie's next entries, skipping empty subtrees
+                found = self._next_added(start + near + 1, start + span)
+                if found is not None:
+                    at_extra, extra = found
+        if extra is None:
+            return base
         if base is None:
             return extra
-        skip = 1 if self.past_equal else 0
-        near_base = (self.points[index] - hashed - skip) & self.mask
-        near_extra = (added[at] - hashed - skip) & self.mask
+        mask = self.mask
+        near_base, near_extra = (at_base - threshold) & mask, (at_extra - threshold) & mask
         first = self.first
         if near_extra < near_base or (
             near_extra == near_base and first is not None and first(extra, base)
         ):
             return extra
         return base
+
+    def _next_added(self, low: int, high: int) -> tuple[int, EndpointState] | None:
+        """The first added point in buckets ``low..high`` (counted past the top: wrapping)."""
+        buckets = self.buckets
+        for base in (0, buckets):  # from ``low`` to the top, then from 0 (wrapped)
+            if low - base >= buckets or high < base:
+                continue
+            for bucket, entry in items(self.root, self.depth, max(low - base, 0)):
+                if bucket + base > high:
+                    break
+                if entry[0]:
+                    return entry[0][0], entry[1][0]
+        return None
+
+    def merged(self, entry: Entry, low: int, high: int, lo: int, hi: int) -> list[tuple[int, Any]]:
+        """Base positions ``low:high`` less the removed ones, and the added ``lo:hi`` of
+        ``entry``, in ring order (an added point goes before an equal base point if ``first``
+        says so)."""
+        points, owners, first = self.points, self.owners, self.first
+        added, added_owners = entry[0], entry[1]
+        check = bool(entry[2])
+        out: list[tuple[int, Any]] = []
+        for index in range(low, high):
+            if check and self.dead(entry, index):
+                continue
+            point, owner = points[index], owners[index]
+            while lo < hi and (
+                added[lo] < point
+                or (added[lo] == point and first is not None and first(added_owners[lo], owner))
+            ):
+                out.append((added[lo], added_owners[lo]))
+                lo += 1
+            out.append((point, owner))
+        out.extend(zip(added[lo:hi], added_owners[lo:hi], strict=True))
+        return out
+
+    def _bounds(self, bucket: int) -> tuple[int, int]:
+        following = bucket + 1
+        return self.starts[bucket], (
+            self.starts[following] if following < self.buckets else self.size
+        )
 
     def find(self, hashed: int, accept: Callable[[EndpointState], bool]) -> EndpointState | None:
         """The first owner clockwise from ``hashed`` (as a lookup starts) that ``accept`` takes,
@@ -140,7 +264,7 @@ class RingView:
     def _scan(
         self, hashed: int, past_equal: bool, accept: Callable[[Any], bool]
     ) -> tuple[int, Any] | None:
-        size, points, owners, removed = self.size, self.points, self.owners, self.removed
+        size, points, owners = self.size, self.points, self.owners
         start = self.base_at(hashed, past_equal)
         if not self.dirty:
             for step in range(size):
@@ -150,74 +274,93 @@ class RingView:
                 if accept(owners[index]):
                     return points[index], owners[index]
             return None
-        # Merge the live base and the added points clockwise from ``hashed`` by distance.
-        added, added_owners, first, mask = self.added, self.added_owners, self.first, self.mask
-        skip = 1 if past_equal else 0
-        at = (bisect_right if past_equal else bisect_left)(added, hashed)
-        base_left, added_left = size, len(added)
-        index = 0 if start >= size else start
-        while base_left or added_left:
-            while base_left and index in removed:
-                base_left -= 1
-                index = index + 1 if index + 1 < size else 0
-            if not base_left and not added_left:
-                return None
-            if at >= len(added):
-                at = 0
-            take_added = bool(added_left) and (
-                not base_left
-                or (
-                    (added[at] - hashed - skip) & mask < (points[index] - hashed - skip) & mask
-                    or (
-                        added[at] == points[index]
-                        and first is not None
-                        and first(added_owners[at], owners[index])
-                    )
-                )
-            )
-            if take_added:
-                added_left -= 1
-                if accept(added_owners[at]):
-                    return added[at], added_owners[at]
-                at += 1
-            else:
-                base_left -= 1
-                if accept(owners[index]):
-                    return points[index], owners[index]
-                index = index + 1 if index + 1 < size else 0
+        # Bucket by bucket clockwise from the key's, and back into its bucket below the key.
+        threshold = hashed + 1 if past_equal else hashed
+        buckets, first_bucket, root, depth = (
+            self.buckets,
+            hashed >> self.shift,
+            self.root,
+            self.depth,
+        )
+        for step in range(buckets + 1):
+            bucket = first_bucket + step
+            bucket = bucket - buckets if bucket >= buckets else bucket
+            low, high = self._bounds(bucket)
+            entry: Entry | None = get(root, bucket, depth)
+            lo, hi = 0, len(entry[0]) if entry is not None else 0
+            if not step:
+                low = min(start, high)
+                lo = bisect_left(entry[0], threshold) if entry is not None else 0
+            elif step == buckets:
+                high = min(high, start)
+                hi = bisect_left(entry[0], threshold) if entry is not None else 0
+            if entry is None:
+                for index in range(low, high):
+                    if accept(owners[index]):
+                        return points[index], owners[index]
+                continue
+            for point, owner in self.merged(entry, low, high, lo, hi):
+                if accept(owner):
+                    return point, owner
         return None
 
     def items(self) -> list[tuple[int, EndpointState]]:
         """Every ``(point, owner)`` in ring order (equal points in ``first`` order)."""
+        points, owners, size = self.points, self.owners, self.size
         if not self.dirty:
-            return list(zip(self.points[: self.size], self.owners[: self.size], strict=True))
-        # The live base and the added points merged from 0 (equal points: ``first`` decides).
-        points, owners, size, removed = self.points, self.owners, self.size, self.removed
-        added, added_owners, first = self.added, self.added_owners, self.first
+            return list(zip(points[:size], owners[:size], strict=True))
         out: list[tuple[int, EndpointState]] = []
-        index, at = 0, 0
-        while index < size or at < len(added):
-            if index < size and index in removed:
-                index += 1
-            elif at < len(added) and (
-                index >= size
-                or added[at] < points[index]
-                or (
-                    added[at] == points[index]
-                    and first is not None
-                    and first(added_owners[at], owners[index])
-                )
-            ):
-                out.append((added[at], added_owners[at]))
-                at += 1
-            else:
-                out.append((points[index], owners[index]))
-                index += 1
+        done = 0
+        for bucket, entry in items(self.root, self.depth):
+            low, high = self._bounds(bucket)
+            out.extend(zip(points[done:low], owners[done:low], strict=True))
+            out.extend(self.merged(entry, low, high, 0, len(entry[0])))
+            done = high
+        out.extend(zip(points[done:size], owners[done:size], strict=True))
         return out
 
-    @property
-    def count(self) -> int:
-        return self.size - len(self.removed) + len(self.added)
+    def merge_steps(self) -> Generator[int, None, tuple[array[int], list[Any]]]:
+        """The live points laid out as a new base (with its sentinel), a chunk at a time:
+        yields the work done (points merged; a point copied by a slice counts 1/8) every
+        :data:`CHUNK` or so. Built by appending, so its memory is touched a chunk at a time."""
+        size, points, owners = self.size, self.points, self.owners
+        out: array[int] = array("Q")
+        kept: list[Any] = []
+        raw = memoryview(points).cast("B")
+        done = 0  # the next base position to copy
+
+        def copy(high: int) -> Generator[int, None, None]:
+            nonlocal done
+            while done < high:
+                take = min(high - done, CHUNK * 8)  # a slice copy is ~8x cheaper than a point
+                out.frombytes(raw[8 * done : 8 * (done + take)])
+                kept.extend(owners[done : done + take])
+                done += take
+                yield take // 8
+
+        work = 0
+        for bucket, entry in items(self.root, self.depth):
+            low, high = self._bounds(bucket)
+            if low - done >= CHUNK:
+                yield from copy(low)
+            elif low > done:
+                out.frombytes(raw[8 * done : 8 * low])
+                kept.extend(owners[done:low])
+                done = low
+            merged = self.merged(entry, low, high, 0, len(entry[0]))
+            out.extend([point for point, _ in merged])
+            kept.extend([owner for _, owner in merged])
+            done = high
+            work += len(merged) + 8
+            if work >= CHUNK:
+                yield work
+                work = 0
+        yield from copy(size)
+        raw.release()
+        assert len(out) == self.count, "the overlay's counts disagree with its entries"
+        out.append(points[size])  # the same sentinel
+        kept.append(kept[0] if kept else None)
+        return out, kept
 
     def check(self) -> None:
         """Assert the layout: base sorted with its sentinel and index, the overlay in order."""
@@ -227,11 +370,28 @@ class RingView:
         assert owners[size] is (owners[0] if size else None)
         assert all(points[i] <= points[i + 1] for i in range(size))
         assert all(state is not None for state in owners[:size])
+        assert self.shift == shift_for(size, self.width)
         for bucket, start in enumerate(self.starts):
             assert start == bisect_left(points, bucket << self.shift, 0, size)
         assert len(self.starts) >= size
-        assert all(0 <= index < size for index in self.removed)
-        added = self.added
-        assert len(added) == len(self.added_owners)
-        assert all(added[i] <= added[i + 1] for i in range(len(added) - 1))
-        assert self.dirty == (bool(added or self.removed) or not size)
+        added = removed = 0
+        for bucket, entry in items(self.root, self.depth):
+            new, new_owners, gone, gone_owners = entry
+            assert len(new) == len(new_owners) and len(gone) == len(gone_owners)
+            assert all(p >> self.shift == bucket for p in (*new, *gone))
+            assert list(new) == sorted(new) and None not in new_owners
+            low, high = self._bounds(bucket)
+            for point, owner in zip(gone, gone_owners, strict=True):  # each in the base
+                times = sum(
+                    1 for p, o in zip(gone, gone_owners, strict=True) if (p, o) == (point, owner)
+                )
+                copies = sum(
+                    1 for i in range(low, high) if (points[i], owners[i]) == (point, owner)
+                )
+                assert times <= copies
+                assert (point, owner) not in zip(new, new_owners, strict=True), (
+                    "added and removed at once"
+                )
+            added, removed = added + len(new), removed + len(gone)
+        assert (added, removed) == (self.added, self.removed)
+        assert self.dirty == (bool(added or removed) or not size)

@@ -149,6 +149,8 @@ class BoundedLoadHash(IPHash):
             index += 1
         first: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
+            if self._ring.merging:
+                self._tick()  # one pick in PICK_EVERY merges a chunk
             resolved = view.resolve(hashed, index)
             if resolved is None:
                 raise self._nothing_available()

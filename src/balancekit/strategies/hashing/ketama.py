@@ -19,7 +19,7 @@ from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
-from ._points import PointRing
+from ._points import PICK_STEP, PointRing
 
 __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]
 
@@ -266,6 +266,8 @@ class Ketama(KeyedBalancer):
                 index += 1
         state: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
+            if self._ring.merging:
+                self._tick()  # one pick in PICK_EVERY merges a chunk
             resolved = view.resolve(hashed, index)
             if resolved is None:
                 raise self._nothing_available()
@@ -285,6 +287,12 @@ class Ketama(KeyedBalancer):
             if not out or out[-1][0] != point:
                 out.append((point, state.endpoint.address))
         return out
+
+    def _settle(self) -> None:
+        self._view = self._ring.settle()
+
+    def _step(self) -> None:
+        self._view = self._ring.advance(PICK_STEP)
 
     def _check_invariants(self) -> None:
         super()._check_invariants()

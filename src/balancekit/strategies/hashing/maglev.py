@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Generator, Iterable
 from typing import Any, Literal
 
 from ..._core import Clock
@@ -17,12 +17,24 @@ from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
-from .maglev_envoy import envoy_key_hash, envoy_maglev_table, envoy_permutation
+from .maglev_envoy import envoy_key_hash, envoy_permutation, envoy_steps
 
 __all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
 
 #: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
 DEFAULT_TABLE_SIZE = 65_537
+#: Probes of the table between two pauses of a chunked fill (:func:`maglev_steps`). A fill of M
+#: slots takes about M ln M probes (the last slots are the hardest to find), ~70 ns each.
+CHUNK = 1024
+#: Probes of a new table per membership change (~5 ms); a table filled in fewer (about 6,000
+#: slots) is built within the change.
+STEP = 65_536
+#: Probes made by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
+PICK_STEP = 16_384
+
+Fill = Generator[int, None, "array[int]"]
+Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
+
 #: Largest table accepted: 16 M slots (64 MB of ``array('I')`` at most).
 MAX_TABLE_SIZE = 16_777_259
 
@@ -61,7 +73,31 @@ def maglev_permutation(address: str, size: int) -> tuple[int, int]:
 
 
 def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: int) -> array[int]:
-    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted).
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once."""
+    return run(maglev_steps(permutations, weights, size))
+
+
+def run(steps: Fill) -> array[int]:
+    """Drive a fill (:func:`maglev_steps`, :func:`.maglev_envoy.envoy_steps`) to its end."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        table: array[int] = done.value
+        return table
+
+
+def _next_pause(filled: int, size: int, chunk: int) -> tuple[int, int]:
+    """``(probes, filled)``: the next pause of a fill with ``filled`` of ``size`` slots taken,
+    about ``chunk`` probes on: a claim with f slots free takes about size / f probes."""
+    free = size - filled
+    slots = max(1, chunk * free // size)
+    return slots * size // free, min(size, filled + slots)
+
+
+def maglev_steps(permutations: list[tuple[int, int]], weights: list[int], size: int) -> Fill:
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), yielding
+    :data:`CHUNK` every ~CHUNK probes of the table; the table is the generator's value.
 
     Endpoints take turns in list order; each claims the next free slot of its preference list.
     Weighted: each round an endpoint earns its weight in credit and claims one slot per
@@ -77,6 +113,9 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
     skips = [skip for _, skip in permutations]
     top = max(weights)
     filled = 0
+    # Yield every ~CHUNK probes: a claim with f slots free takes about size / f probes, so the
+    # slots between two yields shrink as the table fills (checked per slot, not per probe).
+    cost, pause = _next_pause(0, size, CHUNK)
     if all(weight == top for weight in weights):  # the paper's algorithm: one claim per turn
         turn = range(count)
         while True:
@@ -95,8 +134,11 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
                 table[slot] = i
                 positions[i] = slot
                 filled += 1
-                if filled == size:
-                    return table
+                if filled == pause:
+                    if filled == size:
+                        return table
+                    yield cost
+                    cost, pause = _next_pause(filled, size, CHUNK)
     credit = [0] * count
     while True:
         for i in range(count):
@@ -112,8 +154,11 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
                 taken[slot] = 1
                 table[slot] = i
                 filled += 1
-                if filled == size:
-                    return table
+                if filled == pause:
+                    if filled == size:
+                        return table
+                    yield cost
+                    cost, pause = _next_pause(filled, size, CHUNK)
             positions[i] = slot
     # unreachable: the loop returns once every slot is owned
 
@@ -136,12 +181,15 @@ class Maglev(KeyedBalancer):
     ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
     100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
     lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
-    and one index, lock-free. Rebuild: O(M log M) in pure Python (M = table_size), a
-    few hundred ns per slot with a ``bytearray`` of taken slots (3-5x less than a list of owners,
-    ``benchmarks/bench_maglev_fill.py``); every membership change rebuilds the whole table, so for
-    large pools that change often the table-size rule costs: 100 x N slots at N = 10,000 is a
-    1,000,003-slot rebuild per change; prefer :class:`IPHash` (incremental) or :class:`JumpHash`
-    there, or accept a smaller table and worse balance (the paper asks for M > 100 x N).
+    and one index, lock-free. Rebuild: O(M log M) probes in pure Python (M = table_size, ~70 ns
+    a probe with a ``bytearray`` of taken slots, ``benchmarks/bench_maglev_fill.py``). A
+    membership change does not pay for it: the new table fills ``STEP`` probes per change and
+    ``PICK_STEP`` per 64th pick while the previous table serves, skipping at pick the endpoints
+    that left (an endpoint added since gets keys once the fill completes; ``settle()`` completes
+    it now). Only when nothing in the previous table may serve is it built at once. For large
+    pools the table-size rule costs: 100 x N slots at N = 10,000 is ~14M probes (~1 s of CPU)
+    per membership change; see docs/hashing.md for the table-size rule, or prefer
+    :class:`IPHash` (incremental) or :class:`JumpHash` for large pools that change often.
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
     ``avoid``), so an ejection and its end never rebuild the table inside the request that
@@ -189,9 +237,15 @@ class Maglev(KeyedBalancer):
         self._xxh64 = envoy_key_hash() if compat == "envoy" else None
         super().__init__(endpoints, key=key, clock=clock)
         self._size = table_size
-        self._table: tuple[array[int], tuple[EndpointState, ...]] = (array("H"), ())
-        self._shape: dict[EndpointState, int] | None = None  # what the table was built from
-        self._held_out: frozenset[EndpointState] = frozenset()  # up, but not eligible (health)
+        # What picks read, in one assignment: the table, its owners, and those of its owners a
+        # pick must skip (removed, down, ejected, failing checks since the table was built).
+        self._table: Serving = (array("H"), (), frozenset())
+        self._shape: dict[EndpointState, int] | None = None  # the membership wanted (up, weights)
+        self._building: tuple[Fill, tuple[EndpointState, ...], dict[EndpointState, int]] | None
+        self._building = None  # the fill under way, its owners and the membership it is for
+        self._permutations: dict[EndpointState, tuple[int, int]] = {}
+        self._chosen: frozenset[EndpointState] = frozenset()  # eligible now
+        self._ticks = 0  # picks that found a fill under way
         self._start()
 
     def add(self, endpoint: EndpointLike) -> None:
@@ -222,29 +276,73 @@ class Maglev(KeyedBalancer):
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         # The table follows the membership an operator set (members that are up, their weights);
         # endpoints a health tracker holds out (ejected, failing checks) are filtered at pick
-        # instead, so an ejection or its end never rebuilds the table inside the select() or
-        # release() that triggers it (issue 11). Their keys walk on to the next slot, as avoid.
+        # instead, so an ejection or its end never rebuilds the table (issue 11). A new
+        # membership gets a new table filled STEP slots per change (and a little per pick)
+        # while the previous table serves, its owners that left skipped at pick (issue 11).
         up = [state for state in self._members.values() if state.up]
         shape = {state: state.weight for state in up}
+        self._chosen = frozenset(eligible)
         if shape != self._shape:
             self._shape = shape
-            self._build(up)
-        chosen = set(eligible)
-        self._held_out = frozenset(state for state in up if state not in chosen)
+            if self._building is None:
+                self._begin(up)
+        self._advance(STEP)
+        table, owners, _ = self._table
+        held_out = frozenset(state for state in owners if state not in self._chosen)
+        self._table = (table, owners, held_out)
+        if eligible and len(held_out) == len(owners):  # nothing the old table has may serve
+            self._settle()
 
-    def _build(self, states: list[EndpointState]) -> None:
-        ordered = sorted(states, key=lambda state: state.endpoint.address)
-        weights = [s.weight for s in ordered]
+    def _begin(self, up: list[EndpointState]) -> None:
+        """Start filling a table for ``up`` (endpoints sorted by address take turns)."""
+        ordered = sorted(up, key=lambda state: state.endpoint.address)
+        weights = [state.weight for state in ordered]
+        known, size = self._permutations, self._size
+        permute = maglev_permutation if self._xxh64 is None else envoy_permutation
+        permutations = []
+        for state in ordered:
+            found = known.get(state)
+            if found is None:
+                found = known[state] = permute(state.endpoint.address, size)
+            permutations.append(found)
+        if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
+            self._permutations = {state: known[state] for state in ordered}
         if self._xxh64 is None:
-            permutations = [maglev_permutation(s.endpoint.address, self._size) for s in ordered]
-            table = maglev_table(permutations, weights, self._size)
+            fill = maglev_steps(permutations, weights, size)
         else:
-            permutations = [envoy_permutation(s.endpoint.address, self._size) for s in ordered]
-            table = envoy_maglev_table(permutations, weights, self._size)
-        self._table = (table, tuple(ordered))
+            fill = envoy_steps(permutations, weights, size, CHUNK)
+        self._building = (fill, tuple(ordered), {state: state.weight for state in ordered})
+
+    def _advance(self, budget: float) -> None:
+        """Fill about ``budget`` more slots of the table under way; swap it in when complete."""
+        while self._building is not None:
+            fill, owners, shape = self._building
+            spent = 0
+            try:
+                while spent < budget:
+                    spent += next(fill)
+                return
+            except StopIteration as done:
+                table: array[int] = done.value
+            chosen = self._chosen
+            self._table = (table, owners, frozenset(s for s in owners if s not in chosen))
+            self._building = None
+            if shape != self._shape:  # the membership changed during the fill: fill again
+                self._begin([state for state in self._members.values() if state.up])
+            budget -= spent
+            if budget <= 0:
+                return
+
+    def _settle(self) -> None:
+        self._advance(float("inf"))
+
+    def _step(self) -> None:
+        self._advance(PICK_STEP)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        table, owners = self._table  # one read: a concurrent rebuild cannot tear it
+        table, owners, held_out = self._table  # one read: a concurrent change cannot tear it
+        if self._building is not None:
+            self._tick()
         key = context if self._key is None else self._key(context)
         if type(key) is not bytes and (type(key) is not str or not key.isascii()):
             key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
@@ -256,7 +354,6 @@ class Maglev(KeyedBalancer):
         else:
             slot = xxh64(key.encode() if isinstance(key, str) else key) % self._size
         state = owners[table[slot]]
-        held_out = self._held_out
         if (avoid and state.endpoint.address in avoid) or (held_out and state in held_out):
             return self._next_allowed(table, owners, slot, avoid, held_out)
         return state
@@ -272,7 +369,7 @@ class Maglev(KeyedBalancer):
         def allowed(state: EndpointState) -> bool:
             return state not in held_out and state.endpoint.address not in avoid
 
-        if not any(allowed(state) for state in owners):
+        if len(held_out) >= len(owners) or (avoid and not any(allowed(state) for state in owners)):
             raise self._nothing_available(avoid)
         size = len(table)
         for step in range(1, size):
@@ -283,13 +380,20 @@ class Maglev(KeyedBalancer):
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        table, owners = self._table
-        eligible = self._eligible()
-        up = [state for state in self._members.values() if state.up]
-        assert [s.endpoint.address for s in owners] == sorted(s.endpoint.address for s in up)
-        assert self._held_out == frozenset(up) - frozenset(eligible)
-        if owners:
-            assert len(table) == self._size
-            assert max(table) < len(owners)
-        else:
-            assert len(table) == 0
+        with self._lock:
+            table, owners, held_out = self._table
+            eligible = self._eligible()
+            up = [state for state in self._members.values() if state.up]
+            assert self._shape == {state: state.weight for state in up}
+            assert held_out == frozenset(owners) - frozenset(eligible)
+            if self._building is None:  # the table is the membership's
+                assert [s.endpoint.address for s in owners] == sorted(
+                    s.endpoint.address for s in up
+                )
+            if eligible:
+                assert len(held_out) < len(owners), "a pick could find nothing"
+            if owners:
+                assert len(table) == self._size
+                assert max(table) < len(owners)
+            else:
+                assert len(table) == 0

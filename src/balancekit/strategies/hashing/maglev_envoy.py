@@ -23,12 +23,12 @@ xxHash64 comes from the ``xxhash`` package (``pip install balancekit[envoy]``).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 from ..._errors import InvalidOption
 from ._keyed import utf8
 
-__all__ = ["envoy_key_hash", "envoy_maglev_table", "envoy_permutation"]
+__all__ = ["envoy_key_hash", "envoy_maglev_table", "envoy_permutation", "envoy_steps"]
 
 
 def _xxh64() -> Callable[..., int]:
@@ -57,7 +57,21 @@ def envoy_permutation(address: str, size: int) -> tuple[int, int]:
 def envoy_maglev_table(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int
 ) -> array[int]:
-    """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does.
+    """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, at once."""
+    steps = envoy_steps(permutations, weights, size)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        table: array[int] = done.value
+        return table
+
+
+def envoy_steps(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int = 1024
+) -> Generator[int, None, array[int]]:
+    """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, yielding
+    the slots filled every ``chunk`` slots; the table is the generator's value.
 
     ``permutations`` and ``weights`` are in Envoy's order (endpoints sorted by hash key). The
     weight test is done in floating point exactly as Envoy does it (``iteration * weight <
@@ -74,6 +88,7 @@ def envoy_maglev_table(
     taken = [0] * count  # Envoy's next_: preferences tried so far
     free = [True] * size
     filled = 0
+    cost, pause = chunk, min(size, chunk)
     iteration = 0
     while filled < size:
         iteration += 1
@@ -92,4 +107,9 @@ def envoy_maglev_table(
             table[slot] = i
             taken[i] += 1
             filled += 1
+            if filled == pause and filled < size:  # every ~chunk probes, as maglev_steps
+                yield cost
+                left = size - filled
+                slots = max(1, chunk * left // size)
+                cost, pause = slots * size // left, filled + slots
     return table

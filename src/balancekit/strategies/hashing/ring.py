@@ -18,7 +18,7 @@ from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
-from ._points import PointRing, RingView
+from ._points import PICK_STEP, PointRing, RingView
 
 __all__ = ["MAX_POINTS_PER_ENDPOINT", "IPHash", "point_divisor", "ring_points"]
 
@@ -86,11 +86,12 @@ class IPHash(KeyedBalancer):
 
     Lookup is O(1) expected (one MurmurHash3, a bucket index and about one step in a flat
     sorted array), lock-free. A membership change inserts or deletes only the points that
-    change (an endpoint's own, a weight change only the difference) in an overlay merged into
-    the flat ring at 1/64 of its size: O(points) plus O(P) every P/64 changed points; with
-    weights too large for ``replicas * weight`` points (a divisor above 1) a change compares
-    the whole eligible set, O(N); the ring is laid out afresh only when the divisor
-    changes or the ring more than doubles (see ``_points``). ``avoid`` walks clockwise to the
+    change (an endpoint's own, a weight change only the difference) in an overlay (O(log) a
+    point) merged into the flat ring, once it holds 1/64 of it, a bounded chunk per later
+    change or pick (no change pays a whole merge); with weights too large for
+    ``replicas * weight`` points (a divisor above 1) a change compares the whole eligible set,
+    O(N); the ring is laid out afresh only when the divisor changes or the ring more than
+    doubles (see ``_points``). ``avoid`` walks clockwise to the
     next endpoint not avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
@@ -259,6 +260,8 @@ class IPHash(KeyedBalancer):
             index += 1
         state: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
+            if self._ring.merging:
+                self._tick()  # one pick in PICK_EVERY merges a chunk
             resolved = view.resolve(hashed, index)
             if resolved is None:
                 raise self._nothing_available()
@@ -278,6 +281,12 @@ class IPHash(KeyedBalancer):
     def continuum(self) -> list[tuple[int, str]]:
         """The ring as ``(point, address)`` pairs in point order (equal points by address)."""
         return [(point, state.endpoint.address) for point, state in self._ring.items()]
+
+    def _settle(self) -> None:
+        self._view = self._ring.settle()
+
+    def _step(self) -> None:
+        self._view = self._ring.advance(PICK_STEP)
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
