@@ -183,6 +183,28 @@ def check_clock(clock: object) -> Clock:
     return clock
 
 
+#: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN.
+FLOAT_MAX = sys.float_info.max
+
+
+def checked_elapsed(elapsed: object) -> float:
+    """A ``release(elapsed=...)`` as a float: a finite number of seconds >= 0 (an int too, a
+    bool not), else :class:`InvalidOption`. ``release`` accepts a finite float >= 0 inline and
+    calls this for anything else: the ``isinstance`` checks with a union and ``sys.float_info``
+    cost ~3x the inline ``type() is float`` test on every release (measured, issue 15)."""
+    # <= the largest float, not < inf: an int such as 10**400 is finite to Python but
+    # is no float, and a latency-aware strategy storing it overflowed on every pick.
+    if not (
+        isinstance(elapsed, int | float)
+        and not isinstance(elapsed, bool)
+        and 0 <= elapsed <= FLOAT_MAX
+    ):
+        raise InvalidOption(
+            f"elapsed must be a finite number of seconds >= 0, not {describe(elapsed)}"
+        )
+    return float(elapsed)
+
+
 def clock_reading(now: object) -> float | None:
     """A ``now=`` option of a read-only method: None (read the clock), or a finite number of
     seconds; anything else (NaN, ``10**400``, a str, a bool) raises :class:`InvalidOption`."""
@@ -404,18 +426,8 @@ class BalancerBase:
         released exactly once: a second release, or a lease this balancer never issued, raises
         :class:`InvalidLease` and changes nothing. A lease on an endpoint removed since is valid.
         """
-        if elapsed is not None:
-            # <= the largest float, not < inf: an int such as 10**400 is finite to Python but
-            # is no float, and a latency-aware strategy storing it overflowed on every pick.
-            if not (
-                isinstance(elapsed, int | float)
-                and not isinstance(elapsed, bool)
-                and 0 <= elapsed <= sys.float_info.max
-            ):
-                raise InvalidOption(
-                    f"elapsed must be a finite number of seconds >= 0, not {describe(elapsed)}"
-                )
-            elapsed = float(elapsed)
+        if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):
+            elapsed = checked_elapsed(elapsed)  # the common case (a finite float) skips the call
         try:
             state = self._outstanding.pop(lease[1], None)
         except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
