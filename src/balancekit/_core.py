@@ -534,7 +534,7 @@ class BalancerBase:
         with self._lock:
             state = self._member(address)
             state.set_endpoint(state.endpoint.with_weight(weight))
-            self._sync((state,))
+            self._sync((state,), reweighted=(state,))
 
     def update(self, endpoints: Iterable[EndpointLike]) -> None:
         """Replace the whole membership (service discovery).
@@ -553,6 +553,7 @@ class BalancerBase:
             for gone in touched:
                 self._retire(gone)
             joined = 0
+            reweighted = []
             for endpoint in wanted:
                 survivor = self._members.get(endpoint.address)
                 if survivor is None:
@@ -560,10 +561,11 @@ class BalancerBase:
                     joined += 1
                 elif survivor.endpoint.weight != endpoint.weight:
                     touched.append(survivor)
+                    reweighted.append(survivor)
                     survivor.set_endpoint(endpoint)
                 else:  # new metadata only: the effective weight (slow start's) stays
                     survivor.endpoint = endpoint
-            self._sync(touched)
+            self._sync(touched, reweighted=reweighted)
             self._tally.membership(joined, leaving)
 
     def mark_down(self, address: EndpointLike) -> None:
@@ -698,10 +700,29 @@ class BalancerBase:
         up = [state for state in self._members.values() if state.up]
         return up if self._health is None else self._health.eligible(up)
 
-    def _sync(self, touched: Iterable[EndpointState], full: bool = False) -> None:
+    def _sync(
+        self,
+        touched: Iterable[EndpointState],
+        full: bool = False,
+        reweighted: Collection[EndpointState] = (),
+    ) -> None:
         """Apply a change to the endpoints ``touched`` (under the lock): the base's eligible
-        structures and counts in O(touched), then the strategy's :meth:`_apply`."""
+        structures and counts in O(touched), then the strategy's :meth:`_apply`.
+
+        ``reweighted``: members whose configured weight changed. Those not eligible (down,
+        ejected) are not in the eligible delta, so they are reported in ``moved``: a strategy
+        that keeps state for members out of rotation (Maglev's table over the members that are
+        up, NGINX's carried ``current_weight``) learns that their weight changed."""
         delta = sync(self, touched, full)
+        if reweighted:
+            seen = {id(state) for state in delta.moved}
+            idle = [
+                state
+                for state in reweighted
+                if state.applied is None and state.cls >= 0 and id(state) not in seen
+            ]
+            if idle:
+                delta = delta._replace(moved=[*delta.moved, *idle])
         if full or not delta.empty:
             started = time.perf_counter()  # rebuild time for metrics (not the injected clock)
             self._apply(delta)
