@@ -49,6 +49,7 @@ class EndpointState:
         "rank",
         "released",
         "retired",
+        "reweights",
         "selected",
         "seq",
         "up",
@@ -58,6 +59,7 @@ class EndpointState:
     def __init__(self, endpoint: Endpoint, order: int) -> None:
         self.endpoint = endpoint
         self.weight = endpoint.weight  # what strategies balance by; see set_endpoint
+        self.reweights = 0  # changes of the configured weight (set_endpoint), ever
         self.order = order  # insertion order, the tie-breaker of last resort
         # The base's bookkeeping for delta refreshes (``BalancerBase._sync``): ``seq`` orders
         # the eligible endpoints as they joined (set at each admission), ``cls`` is what the
@@ -90,7 +92,11 @@ class EndpointState:
         """Replace the endpoint (new weight or metadata) and the weight strategies balance by.
 
         ``weight`` is a plain slot rather than a property: strategies read it on every pick.
+        A change of the configured weight counts in ``reweights``, even while the endpoint is
+        out of rotation (smooth WRR then drops the ``current_weight`` it carries for it).
         """
+        if endpoint.weight != self.endpoint.weight:
+            self.reweights += 1
         self.endpoint = endpoint
         self.weight = endpoint.weight
 

@@ -9,11 +9,13 @@ survivors keep theirs, new peers start at 0, a peer whose weight changes is made
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import balancekit as bk
+from balancekit.strategies import round_robin
 
 ADDRESSES = [f"10.1.0.{i}:80" for i in range(1, 8)]
 WEIGHTS = st.integers(1, 6)
@@ -116,3 +118,69 @@ class SmoothChurn(RuleBasedStateMachine):
 
 SmoothChurn.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestSmoothChurn = SmoothChurn.TestCase
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["precomputed", "online"])
+def test_weight_changed_while_down_restarts_at_zero(
+    online: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (found by TestSmoothChurn with random seeds): B's weight goes 4 -> 1 -> 4
+    while it is down. NGINX makes a peer whose weight changes anew (current_weight 0), so after
+    mark_up B (4) and A (4) tie and B, first, is picked. The carried (4, -2) of B must not come
+    back just because the weight is 4 again."""
+    if online:  # NGINX's loop stepped online (SmoothOnline) instead of a precomputed schedule
+        monkeypatch.setattr(round_robin, "SMALL_POOL", 0)
+        monkeypatch.setattr(round_robin, "PRECOMPUTE_BUDGET", 0)
+    a, b = ADDRESSES[0], ADDRESSES[1]
+    model, lb = NginxModel(), bk.WeightedRoundRobin()
+    lb.update([bk.Endpoint(b, weight=4), bk.Endpoint(a, weight=2)])
+    model.peers = [Peer(b, 4), Peer(a, 2)]
+
+    def picks(n: int) -> tuple[list[str], list[str | None]]:
+        got, want = [], []
+        for _ in range(n):
+            want.append(model.get_peer())
+            lease = lb.select()
+            got.append(lease.address)
+            lb.release(lease)
+        return got, want
+
+    first = picks(1)
+    lb.mark_down(b)
+    model.peers[0].down = True
+    during = picks(5)
+    for weight in (1, 4):
+        lb.set_weight(b, weight)
+        model.set_weight(model.peers[0], weight)
+    lb.mark_up(b)
+    model.peers[0].down = False
+    assert (lb._smooth is not None) == online
+    after = picks(6)
+    assert first == ([b], [b]) and during == ([a] * 5, [a] * 5)
+    assert after[1][0] == b  # the model: B anew at 0 ties A at 4 and comes first
+    assert after[0] == after[1]
+    lb._check_invariants()
+
+
+def test_same_weight_keeps_current_weight_while_down() -> None:
+    """update() and set_weight() with the weight B already has keep its carried value (NGINX
+    keeps a surviving peer whose weight is unchanged)."""
+    a, b = ADDRESSES[0], ADDRESSES[1]
+    model, lb = NginxModel(), bk.WeightedRoundRobin()
+    lb.update([bk.Endpoint(b, weight=4), bk.Endpoint(a, weight=2)])
+    model.peers = [Peer(b, 4), Peer(a, 2)]
+    order = []
+    for step in range(12):
+        if step == 1:
+            lb.mark_down(b)
+            model.peers[0].down = True
+        if step == 3:
+            lb.set_weight(b, 4)
+            lb.update([bk.Endpoint(b, weight=4), bk.Endpoint(a, weight=2)])
+        if step == 4:
+            lb.mark_up(b)
+            model.peers[0].down = False
+        lease = lb.select()
+        lb.release(lease)
+        order.append((lease.address, model.get_peer()))
+    assert all(got == want for got, want in order)

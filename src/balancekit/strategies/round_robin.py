@@ -54,6 +54,15 @@ def rotate_past(
     return None
 
 
+def _resumed(kept: tuple[int, int, int] | None, state: EndpointState) -> int:
+    """The ``current_weight`` ``state`` goes on from: ``kept`` = (weight, current, reweights)
+    as carried, if it was reached under the weight ``state`` has now and its configured weight
+    has not changed since (4 -> 1 -> 4 while down is a new peer to NGINX); else 0."""
+    if kept is None or kept[0] != state.weight or kept[2] != state.reweights:
+        return 0
+    return kept[1]
+
+
 class _ScheduleBalancer(BalancerBase):
     """Picks ``schedule[next(counter) % len(schedule)]``; a rebuild keeps the counter running."""
 
@@ -201,8 +210,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
     surviving peers; a new endpoint starts at 0, as a new peer does; an endpoint whose weight
     changes (``set_weight``, ``update``, a slow start step) starts at 0 again, as NGINX replaces
     a peer whose SRV weight changed; one that is down or ejected keeps its value untouched, as
-    NGINX skips a ``down`` peer. The sequence goes on from that state, pick for pick as NGINX's
-    loop would (after a short transient it settles into a cycle with the exact shares again).
+    NGINX skips a ``down`` peer, unless its configured weight changes meanwhile (even back to
+    the same value: 4 -> 1 -> 4), which makes it a new peer at 0 too. The sequence goes on
+    from that state, pick for pick as NGINX's loop would (after a short transient it settles
+    into a cycle with the exact shares again).
     NGINX's configuration *reload* instead starts every peer at 0: build a new balancer.
     A pick racing a change may come from the old schedule (not counted in the new state).
 
@@ -234,7 +245,8 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._envoy_order = order == "envoy"
         self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
         self._origin: _Origin | None = None
-        self._carried: dict[str, tuple[int, int]] = {}  # not eligible: (weight, current)
+        # not eligible: (weight, current, reweights), see _resumed
+        self._carried: dict[str, tuple[int, int, int]] = {}
         self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
         self._start()
 
@@ -282,7 +294,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             smooth = SmoothOnline()
             for state in eligible:
                 kept = before.get(state.endpoint.address)
-                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+                smooth.add(state, _resumed(kept, state))
             self._carried = {
                 address: kept
                 for address, kept in before.items()
@@ -293,7 +305,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 weight = delta.before[id(state)]
                 current = smooth.remove(state, weight)
                 if state.cls >= 0:  # still a member (down, ejected): NGINX keeps its value
-                    carried[state.endpoint.address] = (weight, current)
+                    carried[state.endpoint.address] = (weight, current, state.reweights)
             for state in delta.left:
                 carried.pop(state.endpoint.address, None)
             for state in delta.reweighted:  # a new weight starts at 0, as a replaced peer
@@ -301,7 +313,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 smooth.add(state, 0)
             for state in delta.added:
                 kept = carried.pop(state.endpoint.address, None)
-                smooth.add(state, kept[1] if kept is not None and kept[0] == state.weight else 0)
+                smooth.add(state, _resumed(kept, state))
         self._origin, self._online, self._schedule = None, None, ()
         self._ring = tuple(eligible)
         self._smooth = smooth
@@ -323,10 +335,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             self._origin, self._online, self._schedule = None, None, ()
             return
         weights = tuple(state.weight for state in eligible)
-        currents = []
-        for state, weight in zip(eligible, weights, strict=True):
-            carried = before.get(state.endpoint.address)
-            currents.append(carried[1] if carried is not None and carried[0] == weight else 0)
+        currents = [_resumed(before.get(state.endpoint.address), state) for state in eligible]
         base = count_value(self._counter)
         states = tuple(eligible)
         found = smooth_schedule(weights, currents, SCHEDULE_LIMIT)
@@ -354,9 +363,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._origin, self._online = origin, None
         self._schedule = () if transient else rotated  # a transient is picked by _pick_online
 
-    def _current_weights(self) -> dict[str, tuple[int, int]]:
+    def _current_weights(self) -> dict[str, tuple[int, int, int]]:
         """NGINX's ``current_weight`` of every endpoint that has one now, by address, with the
-        weight it was reached under; O(T + L) from the picks since the last rebuild."""
+        weight it was reached under and the endpoint's ``reweights`` (see :func:`_resumed`);
+        O(T + L) from the picks since the last rebuild."""
         result = dict(self._carried)
         origin = self._origin
         if origin is None:
@@ -383,7 +393,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 )
             ]
         for state, weight, current in zip(origin.states, origin.weights, currents, strict=True):
-            result[state.endpoint.address] = (weight, current)
+            result[state.endpoint.address] = (weight, current, state.reweights)
         return result
 
     def _pick_online(self, avoid: Collection[str]) -> EndpointState:

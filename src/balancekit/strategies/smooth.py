@@ -231,13 +231,14 @@ class SmoothOnline:
             top = best[0]
         return self._states[seq]
 
-    def currents(self) -> dict[str, tuple[int, int]]:
-        """Every endpoint's ``(weight, current_weight)`` now, by address."""
+    def currents(self) -> dict[str, tuple[int, int, int]]:
+        """Every endpoint's ``(weight, current_weight, reweights)`` now, by address."""
         step, entries, states = self._step, self._entries, self._states
         return {
             states[entry >> SEQ_BITS & _SEQ_MASK].endpoint.address: (
                 weight,
                 step * weight - (entry >> _KEY_SHIFT),
+                states[entry >> SEQ_BITS & _SEQ_MASK].reweights,
             )
             for weight, heap in self._classes.items()
             for entry in heap
