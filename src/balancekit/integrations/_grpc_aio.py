@@ -23,7 +23,7 @@ from .._core import Balancer
 from .._lease import Lease
 from ._call import Call, send_with_retries_async
 from ._grpc_aio_stream import AsyncResponseStream, Done
-from ._grpc_base import DEFAULT, ChannelBase, check_method, never_retried
+from ._grpc_base import DEFAULT, PAST, ChannelBase, check_method, never_retried
 from ._grpc_common import (
     Ended,
     OkCode,
@@ -216,10 +216,10 @@ class _AsyncCallable:
         expired = [False]  # the last attempt started past the deadline
 
         def start(entry: Entry[grpc.aio.Channel]) -> Any:
-            left = (
-                None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-            )
-            expired[0] = left == 0.0
+            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if left is not None and left <= 0.0:
+                left = PAST  # not 0: grpcio may still complete a call given 0 (time_left)
+            expired[0] = left == PAST
             return self._inner(entry)(request, timeout=left, metadata=metadata, **kw)
 
         if self._kind.endswith("stream"):

@@ -20,6 +20,7 @@ from ._grpc_pool import ChannelPool
 
 __all__ = [
     "DEFAULT",
+    "PAST",
     "ChannelBase",
     "NoEndpointError",
     "check_channel_options",
@@ -50,11 +51,19 @@ class NoEndpointError(grpc.RpcError, NoEndpointAvailable):  # type: ignore[misc]
         return ()
 
 
+#: The timeout an attempt started past its call's deadline gets (see :func:`time_left`).
+PAST = -1.0
+
+
 def time_left(deadline: float | None) -> float | None:
-    """What is left of the call's deadline for the next attempt (0: it expires at once)."""
+    """What is left of the call's deadline for the next attempt; :data:`PAST` once it has
+    passed. Never 0 or a few microseconds below it: grpcio may still complete a call given a
+    timeout of 0 (the deadline and a fast answer race in C-core), while a deadline clearly in
+    the past fails at once with DEADLINE_EXCEEDED, without the server."""
     if deadline is None:
         return None
-    return max(0.0, deadline - time.monotonic())
+    left = deadline - time.monotonic()
+    return left if left > 0.0 else PAST
 
 
 def nothing_to_close(_: object) -> None:

@@ -11,7 +11,14 @@ import grpc
 
 from .._lease import Lease
 from ._call import CONNECT, send_with_retries
-from ._grpc_base import check_method, eject_if_refused, never_retried, nothing_to_close, time_left
+from ._grpc_base import (
+    PAST,
+    check_method,
+    eject_if_refused,
+    never_retried,
+    nothing_to_close,
+    time_left,
+)
 from ._grpc_common import Ended, check_metadata, check_timeout, classify, is_unavailable
 from ._grpc_pool import Entry
 from ._grpc_stream import ResponseStream
@@ -60,7 +67,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
             entry = channel._acquire(lease)
             try:
                 left = time_left(deadline)
-                expired[0] = left == 0.0
+                expired[0] = left == PAST
                 try:
                     value, rpc = self._inner(entry).with_call(
                         request, timeout=left, metadata=metadata, **kwargs
