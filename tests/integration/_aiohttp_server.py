@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -86,24 +85,17 @@ class AiohttpServer:
         assert self.proc is None
         command = [sys.executable, str(SCRIPT), "--host", self.host, "--port", str(self.port)]
         command += ["--id", self.ident, "--delay", str(self.delay)]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20.0)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            self.kill()
-            raise RuntimeError(f"aiohttp server {self.ident} did not start: {line!r}")
-        self.port = int(line.split()[1])
+        from ._process import start_announcing
+
+        self.proc, self.port = start_announcing(command, f"aiohttp server {self.ident}")
 
     def kill(self) -> None:
-        from ._process import kill_and_reap
+        from ._process import stop
 
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        kill_and_reap(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import select
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._process import kill_and_reap
+from ._process import start_announcing, stop
 
 SCRIPT = Path(__file__).with_name("_grpc_server.py")
 
@@ -34,25 +33,13 @@ class GrpcServer:
         command = [sys.executable, str(SCRIPT), "--id", self.ident, "--port", str(self.port)]
         command += ["--delay", str(self.delay)] + (["--orca", self.orca] if self.orca else [])
         # stdin is a pipe: the server stops by itself if this process dies without killing it
-        self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20.0)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            self.kill()
-            raise RuntimeError(f"gRPC server {self.ident} did not start: {line!r}")
-        self.port = int(line.split()[1])
+        self.proc, self.port = start_announcing(command, f"gRPC server {self.ident}", stdin=True)
 
     def kill(self) -> None:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        kill_and_reap(proc)
-        for pipe in (proc.stdout, proc.stdin):
-            if pipe is not None:
-                pipe.close()
+        stop(proc)
 
 
 Start = Callable[..., list[GrpcServer]]

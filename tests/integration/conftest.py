@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import select
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ._grpc_fixture import grpc_servers  # noqa: F401  (gRPC server processes, for test_grpc*)
-from ._process import kill_and_reap
+from ._process import start_announcing, stop
 from ._redis import RedisServer
 from ._server import ThreadServer
 
@@ -60,36 +59,16 @@ class ServerProcess:
 
     def start(self) -> None:
         assert self.proc is None
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(SERVER_SCRIPT),
-                "--host",
-                self.host,
-                "--port",
-                str(self.port),
-                "--id",
-                self.ident,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            self.kill()
-            raise RuntimeError(f"server {self.ident} did not start: {line!r}")
-        self.port = int(line.split()[1])
+        command = [sys.executable, str(SERVER_SCRIPT), "--host", self.host, "--port"]
+        command += [str(self.port), "--id", self.ident]
+        self.proc, self.port = start_announcing(command, f"server {self.ident}", timeout=10.0)
 
     def kill(self) -> None:
         """SIGKILL the process by its PID and reap it."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        kill_and_reap(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc)
 
 
 @pytest.fixture
