@@ -16,7 +16,6 @@ tests/sim/test_fleet_docs.py fails when they drift.
 
 from __future__ import annotations
 
-import re
 import shlex
 import statistics
 import sys
@@ -25,6 +24,11 @@ from pathlib import Path
 from balancekit.__main__ import build_parser
 from balancekit.sim.fleet import Fleet, FleetResult, Spread, connection_counts, simulate
 from balancekit.sim.fleet_report import fleets, text
+
+# runpy.run_path (the docs tests) does not put this folder on sys.path: the shared helper's
+# folder goes there first, so the script runs the same from the shell and from the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _generated_blocks import block, replace_block  # noqa: F401 (the docs tests read block)
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATOR = ROOT / "docs" / "simulator.md"
@@ -122,29 +126,6 @@ def aperture_block(results: list[FleetResult]) -> str:
             f" | {result.p50 * 1000:.1f} / {result.p99 * 1000:.1f} ms |"
         )
     return "\n".join(lines)
-
-
-def replace_block(document: str, name: str, body: str) -> str:
-    """``document`` with the block ``name`` replaced by ``body``; ValueError if not one."""
-    pattern = re.compile(
-        rf"(<!-- generated: {re.escape(name)} -->\n).*?(\n<!-- end: {re.escape(name)} -->)",
-        re.DOTALL,
-    )
-    if len(pattern.findall(document)) != 1:
-        raise ValueError(f"the page must have exactly one generated block {name!r}")
-    return pattern.sub(lambda match: match.group(1) + body + match.group(2), document)
-
-
-def block(document: str, name: str) -> str:
-    """The current body of block ``name`` in ``document``."""
-    found = re.search(
-        rf"<!-- generated: {re.escape(name)} -->\n(.*?)\n<!-- end: {re.escape(name)} -->",
-        document,
-        re.DOTALL,
-    )
-    if found is None:
-        raise ValueError(f"no generated block {name!r}")
-    return found.group(1)
 
 
 def render() -> dict[Path, str]:

@@ -14,7 +14,6 @@ test_simulator_docs.py fails when the strategy list or the default run drifts.
 
 from __future__ import annotations
 
-import re
 import sys
 import textwrap
 from pathlib import Path
@@ -22,6 +21,11 @@ from pathlib import Path
 from balancekit import sim
 from balancekit.sim.cli import text
 from balancekit.sim.plot import plot
+
+# runpy.run_path (the docs tests) does not put this folder on sys.path: the shared helper's
+# folder goes there first, so the script runs the same from the shell and from the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _generated_blocks import block, replace_block  # noqa: F401 (the docs tests read block)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "simulator.md"
@@ -48,29 +52,6 @@ def default_results() -> tuple[sim.Scenario, list[sim.Result]]:
 def default_run_block(scenario: sim.Scenario, results: list[sim.Result]) -> str:
     """The default run's report, as a Markdown code block."""
     return "```text\n" + text(scenario, SEED, results) + "```"
-
-
-def replace_block(document: str, name: str, body: str) -> str:
-    """``document`` with the block ``name`` replaced by ``body``; ValueError if it has none."""
-    pattern = re.compile(
-        rf"(<!-- generated: {re.escape(name)} -->\n).*?(\n<!-- end: {re.escape(name)} -->)",
-        re.DOTALL,
-    )
-    if len(pattern.findall(document)) != 1:
-        raise ValueError(f"{DOC.name} must have exactly one generated block {name!r}")
-    return pattern.sub(lambda match: match.group(1) + body + match.group(2), document)
-
-
-def block(document: str, name: str) -> str:
-    """The current body of block ``name`` in ``document``."""
-    found = re.search(
-        rf"<!-- generated: {re.escape(name)} -->\n(.*?)\n<!-- end: {re.escape(name)} -->",
-        document,
-        re.DOTALL,
-    )
-    if found is None:
-        raise ValueError(f"{DOC.name} has no generated block {name!r}")
-    return found.group(1)
 
 
 def render(document: str) -> tuple[str, sim.Scenario, list[sim.Result]]:
