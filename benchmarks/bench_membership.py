@@ -1,27 +1,31 @@
 """Membership changes at scale: build, add, remove, set_weight, mark_down, 1% churn, lookup, memory.
 
-Run from the repository root::
+Run from the repository root (prints a markdown report: command, machine, table, targets)::
 
-    python benchmarks/bench_membership.py                        # N = 1,000 / 10,000 / 100,000
-    python benchmarks/bench_membership.py --quick                # N = 1,000 / 10,000, fewer repeats
-    python benchmarks/bench_membership.py --before /work/main/src  # beside another tree
+    python benchmarks/bench_membership.py --before /tmp/old/src --sizes 1000 10000
+    python benchmarks/bench_membership.py --before /tmp/old/src --sizes 100000 --budget 90
+    python benchmarks/bench_membership.py --quick                  # N = 1,000 / 10,000, this tree
 
-Every strategy in ``balancekit`` (all subclasses of ``BalancerBase``) and the peers:
-``uhashring`` (``add_node``/``remove_node``, and its constructor) and ``roundrobin`` (it has no
-membership change: its equivalent is building a new ``smooth`` schedule from the new list).
+Subjects: every strategy in the tree's ``balancekit.strategies.registry`` and the peers:
+``uhashring`` (``add_node``/``remove_node``; set_weight = ``add_node`` with a weight; mark_down
+= ``remove_node``, it has no health state; churn = a new ``HashRing`` from the new list) and
+``roundrobin``, which has no membership change: ``basic``/``smooth`` build a new picker from
+the new list for every change; ``smooth_stateful`` has ``set()`` and ``disable()``.
 
-Each (subject, N, tree) runs in its own child process (fresh heap, no cross-talk), and rows for
-the two trees are run one after the other for each N, so "before" and "after" share the machine's
-state. Times are medians: add = ``add(new)`` of an endpoint not in the pool, remove = removing it
-again, set_weight = 1 -> 2 of a member, mark_down = ``mark_down`` of a member (its ``mark_up``
-is not timed), churn = ``update()`` with 1% of the members replaced. Lookup is ns per
-``lookup(key)`` for the hashing strategies and per ``release(select())`` for the others, over
-2,000 keys. Memory is the bytes the constructor allocated (tracemalloc), per endpoint, measured
-at every N in a separate build.
+Each (subject, N, tree) runs in its own child process (fresh heap), the two trees back to back
+per subject so they share the machine's state; ``_membership_worker.py`` measures. Times are
+medians of up to ``--repeats`` samples, wall clock and (in brackets) the thread's CPU time:
+add = ``add(new)``, remove = removing it again, set_weight = 1 -> 2 of a member, mark_down = of a
+member (the restore is untimed), churn = ``update()`` with 1% of the members replaced. Lookup:
+ns per ``lookup(key)`` (hashing) or ``release(select(key))``, best of up to 5 x 2,000 keys.
+Memory: bytes per endpoint, RSS growth over the timed build at every N, and tracemalloc of a
+second build at N <= ``--traced-up-to`` (tracemalloc slows a build ~5x).
 
-Peers run up to N = 10,000 unless ``--peers-up-to`` says more (uhashring's ring of 100,000
-nodes is ~16M dict entries). Maglev's table is ``next_prime(100 * N)`` slots (its documented
-rule), at least 65,537.
+Bounded in time: ``--budget`` seconds per (subject, N, tree), build included; the first change
+is always timed, later samples only while the budget covers them (see the worker), so a tree
+whose changes take minutes (the old rings at N = 100,000) reports ONE timed change (``†``) and
+``skipped`` for the rest. A child that overruns ``4 x budget + 300`` s is stopped and reports
+what it had measured.
 """
 
 from __future__ import annotations
@@ -29,232 +33,160 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import platform
+import shlex
 import subprocess
 import sys
 import time
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SUBJECTS = [
-    "IPHash",
-    "Ketama",
-    "BoundedLoadHash",
-    "Maglev",
-    "JumpHash",
-    "Rendezvous",
-    "RoundRobin",
-    "WeightedRoundRobin",
-    "Random",
-    "WeightedRandom",
-    "LeastConnections",
-    "LeastResponseTime",
-    "PeakEWMA",
-    "PowerOfTwoChoices",
-    "LoadReportWeightedRoundRobin",
-    "uhashring",
-    "roundrobin.smooth",
-]
-HASHING = {"IPHash", "Ketama", "BoundedLoadHash", "Maglev", "JumpHash", "Rendezvous"}
-PEERS = {"uhashring", "roundrobin.smooth"}
+sys.path.insert(0, str(HERE))
+
+from _membership_report import table, targets  # noqa: E402
+from _membership_worker import PEERS  # noqa: E402
+from _membership_worker import main as worker_main  # noqa: E402
 
 
-def address(i: int) -> str:
-    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}:8080"
+def registered(src: str) -> list[str]:
+    """The class names in ``src``'s strategy registry, in registration order."""
+    code = (
+        "import json; from balancekit.strategies import registry;"
+        "print(json.dumps([c.__name__ for c in registry.strategies().values()]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    names: list[str] = json.loads(done.stdout)
+    return names
 
 
-def timed(action: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
-def build_ours(name: str, n: int) -> Any:
-    import balancekit as bk
-    from balancekit.strategies.hashing.maglev import next_prime
-
-    addresses = [address(i) for i in range(n)]
-    if name == "Maglev":
-        return bk.Maglev(addresses, table_size=max(65_537, next_prime(100 * n)))
-    return getattr(bk, name)(addresses)
-
-
-def worker(name: str, n: int, repeats: int, budget: float) -> dict[str, Any]:
-    """Measure one subject at one N in this process; returns seconds (ns for lookup)."""
-    out: dict[str, Any] = {"name": name, "n": n}
-    deadline = time.perf_counter() + budget
-    newcomer = [address(n + 1 + i) for i in range(repeats)]
-    keys = [f"user-{i}" for i in range(2000)]
-    if name == "uhashring":
-        from uhashring import HashRing
-
-        nodes = [address(i) for i in range(n)]
-        out["build"] = timed(lambda: HashRing(nodes=nodes))
-        ring = HashRing(nodes=nodes)
-        adds, removes = [], []
-        for extra in newcomer:
-            adds.append(timed(lambda extra=extra: ring.add_node(extra)))
-            removes.append(timed(lambda extra=extra: ring.remove_node(extra)))
-            if time.perf_counter() > deadline:
-                break
-        out["add"], out["remove"] = statistics.median(adds), statistics.median(removes)
-        get = ring.get_node
-        out["lookup"] = _per_call(lambda: [get(k) for k in keys], len(keys))
-        tracemalloc.start()
-        kept = HashRing(nodes=nodes)  # kept alive while measured (a discarded one measured ~0)
-        out["memory"] = tracemalloc.get_traced_memory()[0] / n
-        tracemalloc.stop()
-        del kept
-        return out
-    if name == "roundrobin.smooth":
-        import roundrobin
-
-        pairs = [(address(i), 1) for i in range(n)]
-        out["build"] = timed(lambda: roundrobin.smooth(pairs))
-        out["add"] = statistics.median(
-            timed(lambda extra=extra: roundrobin.smooth([*pairs, (extra, 1)])) for extra in newcomer
-        )
-        out["remove"] = statistics.median(
-            timed(lambda: roundrobin.smooth(pairs[1:])) for _ in newcomer
-        )
-        pick = roundrobin.smooth(pairs)
-        out["lookup"] = _per_call(lambda: [pick() for _ in keys], len(keys))
-        return out
-    out["build"] = timed(lambda: build_ours(name, n))
-    lb = build_ours(name, n)
-    steps: dict[str, list[float]] = {"add": [], "remove": [], "set_weight": [], "mark_down": []}
-    churn: list[float] = []
-    for index, extra in enumerate(newcomer):
-        steps["add"].append(timed(lambda extra=extra: lb.add(extra)))
-        steps["remove"].append(timed(lambda extra=extra: lb.remove(extra)))
-        member = address(index * 7 % n)
-        steps["set_weight"].append(timed(lambda member=member: lb.set_weight(member, 2)))
-        lb.set_weight(member, 1)
-        steps["mark_down"].append(timed(lambda member=member: lb.mark_down(member)))
-        lb.mark_up(member)
-        if time.perf_counter() > deadline:
-            break
-    for key, values in steps.items():
-        out[key] = statistics.median(values)
-    members = [endpoint.address for endpoint in lb.endpoints]
-    step = max(1, n // 100)
-    for round_ in range(min(repeats, 3)):  # replace 1% of the members, then put them back
-        fresh = [address(10 * n + round_ * n + i) for i in range(len(members[::step]))]
-        wanted = [a for i, a in enumerate(members) if i % step] + fresh
-        churn.append(timed(lambda wanted=wanted: lb.update(wanted)))
-        lb.update(members)
-        if time.perf_counter() > deadline:
-            break
-    out["churn"] = statistics.median(churn)
-    if name in HASHING:
-        lookup = lb.lookup
-        out["lookup"] = _per_call(lambda: [lookup(k) for k in keys], len(keys))
-    else:
-        select, release = lb.select, lb.release
-        out["lookup"] = _per_call(lambda: [release(select(k)) for k in keys], len(keys))
-    lb = None
-    tracemalloc.start()
-    kept = build_ours(name, n)
-    out["memory"] = tracemalloc.get_traced_memory()[0] / n
-    tracemalloc.stop()
-    del kept
-    return out
-
-
-def _per_call(action: Callable[[], Any], calls: int) -> float:
-    best = min(timed(action) for _ in range(5))
-    return best / calls * 1e9
-
-
-def run_child(src: str, name: str, n: int, repeats: int, budget: float) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": src}
-    command = [sys.executable, __file__, "--worker", name, str(n), str(repeats), str(budget)]
+def run_child(
+    src: str, name: str, n: int, repeats: int, budget: float, traced_up_to: int
+) -> dict[str, Any]:
+    """One subject at one N in a child process; its last complete JSON line is the result."""
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        str(n),
+        str(repeats),
+        str(budget),
+        str(traced_up_to),
+    ]
+    child = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": src},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timed_out = False
     try:
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=budget * 4 + 600
-        )
+        stdout, stderr = child.communicate(timeout=budget * 4 + 300)
     except subprocess.TimeoutExpired:
-        return {"name": name, "n": n, "error": "timeout"}
-    if done.returncode != 0:
-        return {"name": name, "n": n, "error": done.stderr.strip().splitlines()[-1:]}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        timed_out = True
+        child.kill()  # this child only, by its own pid
+        stdout, stderr = child.communicate()
+    result: dict[str, Any] = {"name": name, "n": n}
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+    if timed_out:
+        result["error"] = f"stopped after {budget * 4 + 300:.0f} s"
+    elif child.returncode != 0:
+        result["error"] = (stderr.strip().splitlines() or [f"exit {child.returncode}"])[-1]
     return result
 
 
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds * 1e6:.0f} us"
-
-
-def render(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| subject | N | tree | build | add | remove | set_weight | mark_down | churn 1% |"
-        " lookup ns | bytes/endpoint |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+def header(argv: list[str], trees: list[tuple[str, str]], started: str) -> list[str]:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        "```",
+        "python benchmarks/bench_membership.py " + " ".join(shlex.quote(a) for a in argv),
+        "```",
+        "",
+        f"- {started} -> {time.strftime('%H:%M:%S UTC', time.gmtime())};"
+        f" load average at the end (1/5/15 min): {load}; {os.cpu_count()} CPUs ({cpu});"
+        f" Python {platform.python_version()}",
+        *(f"- {tree}: `{src}`" for tree, src in trees),
+        "- cells: median wall time (median CPU time of the thread, same unit); `†` one sample"
+        " (the budget allowed no more); `skipped`: not timed within the budget; load = 1-min"
+        " load average when the row started",
+        "",
     ]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['name']} | {row['n']:,} | {row['tree']} | {row['error']} |")
-            continue
-        memory = f"{row['memory']:,.0f}" if "memory" in row else "-"
-        lines.append(
-            f"| {row['name']} | {row['n']:,} | {row['tree']} | {fmt_time(row.get('build'))} |"
-            f" {fmt_time(row.get('add'))} | {fmt_time(row.get('remove'))} |"
-            f" {fmt_time(row.get('set_weight'))} | {fmt_time(row.get('mark_down'))} |"
-            f" {fmt_time(row.get('churn'))} | {row.get('lookup', 0):,.0f} | {memory} |"
-        )
-    return "\n".join(lines)
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        name, n, repeats, budget = (
-            sys.argv[2],
-            int(sys.argv[3]),
-            int(sys.argv[4]),
-            float(sys.argv[5]),
-        )
-        print(json.dumps(worker(name, n, repeats, budget)))
-        return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N = 1,000 and 10,000; fewer repeats")
-    parser.add_argument(
-        "--before", metavar="SRC", help="another tree's src/ to run beside this one"
-    )
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        worker_main(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1,000 and 10,000, 3 repeats")
+    parser.add_argument("--before", metavar="SRC", help="another tree's src/ to run beside")
     parser.add_argument("--after", metavar="SRC", help="the tree to measure (default: this one)")
-    parser.add_argument("--only", nargs="*", help="subjects to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="subjects (default: the registry and peers)")
     parser.add_argument("--sizes", nargs="*", type=int, help="pool sizes (default 1k 10k 100k)")
+    parser.add_argument("--repeats", type=int, help="samples per change (default 7; 3 at 100k)")
     parser.add_argument(
-        "--peers-up-to", type=int, default=10_000, help="largest N the peers run at (default 10k)"
+        "--budget", type=float, help="seconds per subject, N and tree (default 20; 90 at 100k)"
     )
-    args = parser.parse_args()
+    parser.add_argument("--peers-up-to", type=int, default=10_000, help="largest N for peers")
+    parser.add_argument("--no-peers", action="store_true", help="leave the peers out")
+    parser.add_argument(
+        "--traced-up-to", type=int, default=1_000, help="largest N measured by tracemalloc"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
+    args = parser.parse_args(argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    after = args.after or str(HERE.parent / "src")
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-    names = args.only or SUBJECTS
-    trees = [("after", args.after or str(HERE.parent / "src"))]
+    known = [*registered(after), *([] if args.no_peers else PEERS)]
+    names = args.only or known
+    unknown = sorted(set(names) - set(known) - set(PEERS))
+    if unknown:
+        parser.error(f"unknown subjects {unknown}; known: {known}")
+    trees = [("after", after)]
     if args.before:
         trees.insert(0, ("before", args.before))
     rows: list[dict[str, Any]] = []
     for n in sizes:
-        repeats = 3 if args.quick or n >= 100_000 else 7
-        budget = 60.0 if n < 100_000 else 300.0
+        repeats = args.repeats or (3 if args.quick or n >= 100_000 else 7)
+        budget = args.budget or (20.0 if n < 100_000 else 90.0)
         for name in names:
             if name in PEERS and n > args.peers_up_to:
                 continue
-            for tree, src in trees if name not in PEERS else trees[-1:]:
-                row = run_child(src, name, n, repeats, budget)
-                row["tree"] = tree if name not in PEERS else "peer"
+            for tree, src in trees[-1:] if name in PEERS else trees:
+                row = run_child(src, name, n, repeats, budget, args.traced_up_to)
+                row["tree"] = "peer" if name in PEERS else tree
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-    print(render(rows))
+    report = "\n".join(
+        [*header(argv, trees, started), table(rows), "", "Targets:", "", "```",
+         *targets(rows), "```"]
+    )  # fmt: skip
+    print(report)
+    if args.markdown:
+        Path(args.markdown).write_text(report + "\n", encoding="utf-8")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
