@@ -6,12 +6,11 @@ from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
-from _membership_worker import KINDS, PEERS, median
+from _membership_worker import HASHING, KINDS, PEERS, median
 
 RINGS = ("IPHash", "Ketama", "BoundedLoadHash")
-HASHING = (*RINGS, "Maglev", "JumpHash", "Rendezvous")
 LIMIT_NON_HASH = 2e-3  # seconds per change at N = 10,000
-COLUMNS = ("build", *KINDS, "churn")
+COLUMNS = ("build", "add", "pick", "remove", "set_weight", "mark_down", "churn")
 
 
 def fmt_time(seconds: float | None, unit_of: float | None = None) -> str:
@@ -48,14 +47,15 @@ def _bytes(value: float | None) -> str:
 
 def table(rows: Iterable[dict[str, Any]]) -> str:
     lines = [
-        "| subject | N | tree | load | build | add | remove | set_weight | mark_down | churn 1% |"
+        "| subject | N | tree | load | build | add | 1st pick after add | remove | set_weight |"
+        " mark_down | churn 1% |"
         " lookup ns | lookup ns after changes | traced B/endpoint | RSS B/endpoint |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         head = f"| {row['name']} | {row['n']:,} | {row['tree']} | {row.get('load', 0):.1f} |"
         if "error" in row and "build" not in row:
-            lines.append(f"{head} {row['error']} |" + " |" * 9)
+            lines.append(f"{head} {row['error']} |" + " |" * 10)
             continue
         looked = " | ".join(_ns(row.get(field)) for field in ("lookup", "lookup_changed"))
         lines.append(

@@ -29,6 +29,11 @@ from functools import partial
 from typing import Any
 
 PEERS = ("uhashring", "roundrobin.basic", "roundrobin.smooth", "roundrobin.smooth_stateful")
+#: Options whose change path differs from the default's: Envoy's EDF order (restarted on every
+#: change, as Envoy does), and A58's weights once every endpoint has reported (recomputed on
+#: every change, as gRPC does); the reports are made after the timed build.
+VARIANTS = ("WeightedRoundRobin(order=envoy)", "LoadReportWeightedRoundRobin(reported)")
+HASHING = ("IPHash", "Ketama", "BoundedLoadHash", "Maglev", "JumpHash", "Rendezvous")
 KINDS = ("add", "remove", "set_weight", "mark_down")
 KEYS = [f"user-{i}" for i in range(2000)]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -126,7 +131,8 @@ def churned(members: list[str], n: int, round_: int) -> list[str]:
 def ours(run: Run, name: str, n: int, repeats: int, traced_up_to: int) -> None:
     import balancekit as bk
 
-    if not hasattr(bk, name):
+    cls = name.split("(")[0]
+    if not hasattr(bk, cls):
         run.out["error"] = "not in this tree"
         return
 
@@ -136,10 +142,17 @@ def ours(run: Run, name: str, n: int, repeats: int, traced_up_to: int) -> None:
             from balancekit.strategies.hashing.maglev import next_prime
 
             return bk.Maglev(addresses, table_size=max(65_537, next_prime(100 * n)))
-        return getattr(bk, name)(addresses)
+        if name == "WeightedRoundRobin(order=envoy)":
+            return bk.WeightedRoundRobin(addresses, order="envoy")
+        if name == "LoadReportWeightedRoundRobin(reported)":
+            return bk.LoadReportWeightedRoundRobin(addresses, blackout_period=0)
+        return getattr(bk, cls)(addresses)
 
     lb = run.build(make, n)
-    if name in {"IPHash", "Ketama", "BoundedLoadHash", "Maglev", "JumpHash", "Rendezvous"}:
+    if name == "LoadReportWeightedRoundRobin(reported)":
+        for i, reporter in enumerate(lb.endpoints):
+            lb.report(reporter.address, bk.LoadReport(cpu_utilization=0.5, qps=100 + i % 7))
+    if name in HASHING:
         lookup: Callable[[str], Any] = lb.lookup
     else:
         select, release = lb.select, lb.release
@@ -154,6 +167,7 @@ def ours(run: Run, name: str, n: int, repeats: int, traced_up_to: int) -> None:
         if index and not run.affordable("add", 2):
             break
         run.time("add", partial(lb.add, extra))
+        run.time("pick", partial(lookup, KEYS[index]))  # what a change left to the next pick
         if not run.affordable("remove"):
             break
         run.time("remove", partial(lb.remove, extra))

@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _membership_report import table, targets  # noqa: E402
-from _membership_worker import PEERS  # noqa: E402
+from _membership_worker import PEERS, VARIANTS  # noqa: E402
 from _membership_worker import main as worker_main  # noqa: E402
 
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     after = args.after or str(HERE.parent / "src")
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-    known = [*registered(after), *([] if args.no_peers else PEERS)]
+    known = [*registered(after), *VARIANTS, *([] if args.no_peers else PEERS)]
     names = args.only or known
     unknown = sorted(set(names) - set(known) - set(PEERS))
     if unknown:
