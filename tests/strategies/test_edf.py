@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import balancekit as bk
 from balancekit.strategies.edf import EdfScheduler, edf_sequence
@@ -100,3 +101,115 @@ def test_envoy_order_avoid_and_membership_change() -> None:
     lb.mark_down("a:80")
     assert {lb.select().address for _ in range(10)} == {"b:80", "c:80"}
     lb._check_invariants()
+
+
+# -- issue 11: a change costs what changed (EdfByWeight), the order is still Envoy's ------------
+
+POOL = [f"10.7.0.{i}:80" for i in range(1, 9)]
+
+
+class EnvoyOrderAfterChanges(RuleBasedStateMachine):
+    """After any sequence of changes, the picks are Envoy's EDF restarted from scratch over the
+    endpoints in rotation in join order (Envoy rebuilds its scheduler on every host change)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lb = bk.WeightedRoundRobin(
+            [bk.Endpoint(POOL[0], weight=3), POOL[1], bk.Endpoint(POOL[2], weight=2)],
+            order="envoy",
+        )
+        self.changed = True  # since the last check: the order restarted
+
+    @rule(index=st.integers(0, len(POOL) - 1), weight=st.integers(1, 4))
+    def add_or_remove(self, index: int, weight: int) -> None:
+        if POOL[index] in self.lb:
+            if len(self.lb) > 1:
+                self.lb.remove(POOL[index])
+                self.changed = True
+        else:
+            self.lb.add(bk.Endpoint(POOL[index], weight=weight))
+            self.changed = True
+
+    @rule(index=st.integers(0, len(POOL) - 1), weight=st.integers(1, 4))
+    def set_weight(self, index: int, weight: int) -> None:
+        if POOL[index] in self.lb and self.lb.stats()[POOL[index]].weight != weight:
+            self.lb.set_weight(POOL[index], weight)
+            self.changed = True
+
+    @rule(index=st.integers(0, len(POOL) - 1))
+    def mark_down_or_up(self, index: int) -> None:
+        if POOL[index] not in self.lb:
+            return
+        up = [s for s in self.lb._members.values() if s.up]
+        state = self.lb._members[POOL[index]]
+        if not state.up:
+            self.lb.mark_up(POOL[index])
+            self.changed = True
+        elif len(up) > 1:
+            self.lb.mark_down(POOL[index])
+            self.changed = True
+
+    @invariant()
+    def picks_are_envoys_from_a_restart(self) -> None:
+        self.lb._check_invariants()
+        eligible = self.lb._eligible()
+        if not self.changed or not eligible:  # the order goes on; the next change restarts it
+            return
+        self.changed = False
+        steps = 2 * sum(state.weight for state in eligible) + 3
+        expected = [
+            eligible[i].endpoint.address
+            for i in envoy_reference([state.weight for state in eligible], steps)
+        ]
+        assert [self.lb.select().address for _ in range(steps)] == expected
+
+
+TestEnvoyOrderAfterChanges = EnvoyOrderAfterChanges.TestCase
+TestEnvoyOrderAfterChanges.settings = settings(
+    max_examples=60, stateful_step_count=12, deadline=None
+)
+
+
+def test_a_change_reads_the_weights_of_what_changed_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: add, remove, set_weight and mark_down on 2,000 endpoints of three
+    weights, each followed by a pick, read a bounded number of weights (a rebuild of Envoy's
+    scheduler read all 2,000 on every change)."""
+    from balancekit._state import EndpointState
+
+    pool = [bk.Endpoint(f"10.8.{i // 250}.{i % 250}:80", weight=1 + i % 3) for i in range(2000)]
+    lb = bk.WeightedRoundRobin(pool, order="envoy")
+    lb.select()
+    slot = EndpointState.__dict__["weight"]
+    reads = [0]
+
+    def read(state: EndpointState) -> int:
+        reads[0] += 1
+        value: int = slot.__get__(state, EndpointState)
+        return value
+
+    monkeypatch.setattr(EndpointState, "weight", property(read, slot.__set__))
+    changes = [
+        lambda: lb.add(bk.Endpoint("10.9.0.1:80", weight=2)),
+        lambda: lb.remove("10.9.0.1:80"),
+        lambda: lb.set_weight(pool[7].address, 3),
+        lambda: lb.mark_down(pool[8].address),
+        lambda: lb.mark_up(pool[8].address),
+    ]
+    for change in changes:
+        reads[0] = 0
+        change()
+        lb.select()
+        assert reads[0] <= 40, reads[0]
+    monkeypatch.undo()
+    lb._check_invariants()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=12))
+def test_weight_classes_give_envoys_order(weights: list[int]) -> None:
+    # Few distinct weights: many equal deadlines, within a class and across classes (1, 2, 4).
+    pool = [bk.Endpoint(f"10.6.0.{i}:80", weight=w) for i, w in enumerate(weights, 1)]
+    lb = bk.WeightedRoundRobin(pool, order="envoy")
+    steps = 3 * sum(weights)
+    expected = [pool[i].address for i in envoy_reference(weights, steps)]
+    assert [lb.select().address for _ in range(steps)] == expected

@@ -20,7 +20,7 @@ from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState, count_value
-from .edf import edf_sequence
+from .edf import EdfByWeight
 from .smooth import SmoothOnline, SmoothWeighted, smooth_schedule, smooth_weighted_sequence
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
@@ -223,8 +223,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
 
     ``order="envoy"`` gives Envoy's earliest-deadline-first order instead (weights {1, 2} give
     b a b b a b ...; see :mod:`balancekit.strategies.edf`): the same shares, generated online
-    under the lock in O(log n) per pick, pick for pick as Envoy's ``EdfScheduler``, which Envoy
-    rebuilds from scratch on every host change (so does this).
+    under the lock, pick for pick as Envoy's ``EdfScheduler``, which Envoy rebuilds from scratch
+    on every host change (so does this: the order restarts). Kept per weight class
+    (:class:`~balancekit.strategies.edf.EdfByWeight`): O(log k) per pick for k distinct weights,
+    and a change O(log n) per endpoint changed plus O(k), where a rebuild was O(n) (issue 11).
 
     >>> from balancekit import Endpoint
     >>> lb = WeightedRoundRobin([Endpoint("a:1", weight=5), "b:1", "c:1"])
@@ -248,14 +250,24 @@ class WeightedRoundRobin(_ScheduleBalancer):
         # not eligible: (weight, current, reweights), see _resumed
         self._carried: dict[str, tuple[int, int, int]] = {}
         self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
+        self._edf: EdfByWeight | None = None  # order="envoy": Envoy's EDF, by weight class
         self._start()
 
     def _apply(self, delta: Delta) -> None:
         """Precompute the schedule (small pools: :meth:`_rebuild`), or apply the delta to
         NGINX's loop stepped online, carrying every ``current_weight`` as NGINX does."""
         eligible = self._eligible_list
-        if self._envoy_order:
-            self._rebuild(eligible)  # Envoy rebuilds its EDF scheduler on every change
+        if self._envoy_order:  # Envoy rebuilds its EDF scheduler on every change: a restart,
+            edf = self._edf  # O(k) over the weight classes, after O(log n) per one changed
+            if delta.full or edf is None:
+                self._rebuild(eligible)
+                return
+            for state in [*delta.removed, *delta.reweighted]:
+                edf.remove(state, delta.before[id(state)])
+            for state in [*delta.reweighted, *delta.added]:
+                edf.add(state)
+            edf.restart()
+            self._set_ring(eligible)
             return
         if not delta.full and not delta.size:  # a down or unhealthy member changed class only
             for state in delta.left:
@@ -322,7 +334,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._set_ring(eligible)
         if self._envoy_order:
             self._schedule = ()
-            self._online = (tuple(eligible), edf_sequence([s.weight for s in eligible]), 0)
+            self._edf = EdfByWeight(eligible)
             return
         before = self._current_weights()
         in_rotation = {id(state) for state in eligible}
@@ -399,12 +411,11 @@ class WeightedRoundRobin(_ScheduleBalancer):
     def _pick_online(self, avoid: Collection[str]) -> EndpointState:
         # Each branch reads one attribute once: a rebuild assigns them one after another.
         if self._envoy_order:
-            online = self._online
-            if online is None or not online[0]:
-                raise self._nothing_available()
-            states, sequence, _ = online
             with self._lock:
-                state = states[next(sequence)]
+                edf = self._edf
+                if not edf:
+                    raise self._nothing_available()
+                state = next(edf)
             position = next(self._counter)  # only for avoid's rotation
         elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
             with self._lock:
@@ -441,6 +452,8 @@ class WeightedRoundRobin(_ScheduleBalancer):
             for state in self._eligible():
                 counts[state.weight] = counts.get(state.weight, 0) + 1
             assert counts == self._weight_counts
+        if self._edf is not None:
+            self._edf.check(self._eligible())
         if self._envoy_order or origin is None or origin.stepper is not None:
             return
         assert [id(s) for s in origin.states] == [id(s) for s in self._eligible()]
