@@ -6,7 +6,9 @@ Run from the repository root (prints a markdown report: command, machine, table,
     python benchmarks/bench_membership.py --before /tmp/old/src --sizes 100000 --budget 90
     python benchmarks/bench_membership.py --quick                  # N = 1,000 / 10,000, this tree
 
-Subjects: every strategy in the tree's ``balancekit.strategies.registry`` and the peers:
+Subjects: every strategy in the tree's ``balancekit.strategies.registry``, two options whose
+change path differs (``WeightedRoundRobin(order="envoy")``; ``LoadReportWeightedRoundRobin``
+once every endpoint has reported, ``blackout_period=0``), and the peers:
 ``uhashring`` (``add_node``/``remove_node``; set_weight = ``add_node`` with a weight; mark_down
 = ``remove_node``, it has no health state; churn = a new ``HashRing`` from the new list) and
 ``roundrobin``, which has no membership change: ``basic``/``smooth`` build a new picker from
@@ -16,7 +18,9 @@ Each (subject, N, tree) runs in its own child process (fresh heap), the two tree
 per subject so they share the machine's state; ``_membership_worker.py`` measures. Times are
 medians of up to ``--repeats`` samples, wall clock and (in brackets) the thread's CPU time:
 add = ``add(new)``, remove = removing it again, set_weight = 1 -> 2 of a member, mark_down = of a
-member (the restore is untimed), churn = ``update()`` with 1% of the members replaced. Lookup:
+member (the restore is untimed), churn = ``update()`` with 1% of the members replaced; "1st
+pick after add" = the lookup or select+release right after an add (what a change leaves to
+the request path). Lookup:
 ns per ``lookup(key)`` (hashing) or ``release(select(key))``, best of up to 5 x 2,000 keys.
 Memory: bytes per endpoint, RSS growth over the timed build at every N, and tracemalloc of a
 second build at N <= ``--traced-up-to`` (tracemalloc slows a build ~5x).
