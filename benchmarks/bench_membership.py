@@ -25,10 +25,10 @@ ns per ``lookup(key)`` (hashing) or ``release(select(key))``, best of up to 5 x 
 Memory: bytes per endpoint, RSS growth over the timed build at every N, and tracemalloc of a
 second build at N <= ``--traced-up-to`` (tracemalloc slows a build ~5x).
 
-Bounded in time: ``--budget`` seconds per (subject, N, tree), build included; the first change
+Bounded in time: ``--budget`` seconds per (subject, N, tree) after its build; the first change
 is always timed, later samples only while the budget covers them (see the worker), so a tree
 whose changes take minutes (the old rings at N = 100,000) reports ONE timed change (``†``) and
-``skipped`` for the rest. A child that overruns ``4 x budget + 300`` s is stopped and reports
+``skipped`` for the rest. A child that overruns ``4 x budget + 600`` s is stopped and reports
 what it had measured.
 """
 
@@ -94,7 +94,7 @@ def run_child(
     )
     timed_out = False
     try:
-        stdout, stderr = child.communicate(timeout=budget * 4 + 300)
+        stdout, stderr = child.communicate(timeout=budget * 4 + 600)
     except subprocess.TimeoutExpired:
         timed_out = True
         child.kill()  # this child only, by its own pid
@@ -104,7 +104,7 @@ def run_child(
         if line.startswith("{"):
             result = json.loads(line)
     if timed_out:
-        result["error"] = f"stopped after {budget * 4 + 300:.0f} s"
+        result["error"] = f"stopped after {budget * 4 + 600:.0f} s"
     elif child.returncode != 0:
         result["error"] = (stderr.strip().splitlines() or [f"exit {child.returncode}"])[-1]
     return result
@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="*", type=int, help="pool sizes (default 1k 10k 100k)")
     parser.add_argument("--repeats", type=int, help="samples per change (default 7; 3 at 100k)")
     parser.add_argument(
-        "--budget", type=float, help="seconds per subject, N and tree (default 20; 90 at 100k)"
+        "--budget",
+        type=float,
+        help="seconds per subject, N and tree after the build (default 20; 60 at 100k)",
     )
     parser.add_argument("--peers-up-to", type=int, default=10_000, help="largest N for peers")
     parser.add_argument("--no-peers", action="store_true", help="leave the peers out")
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for n in sizes:
         repeats = args.repeats or (3 if args.quick or n >= 100_000 else 7)
-        budget = args.budget or (20.0 if n < 100_000 else 90.0)
+        budget = args.budget or (20.0 if n < 100_000 else 60.0)
         for name in names:
             if name in PEERS and n > args.peers_up_to:
                 continue
