@@ -200,17 +200,23 @@ class PowerOfTwoChoices(_TwoChoices):
             if table.n < 2:
                 state = self._choose(())
             else:  # _choose's hot path with WeightLine.draw inlined, and _better
-                random, total, tops, sums = self._random, table.total, table.tops, table.sums
-                point = int(random() * total)
-                block = bisect_right(tops, point)
-                if block:
-                    point -= tops[block - 1]
-                state = table.blocks[block][bisect_right(sums[block], point)]
-                point = int(random() * total)
-                block = bisect_right(tops, point)
-                if block:
-                    point -= tops[block - 1]
-                second = table.blocks[block][bisect_right(sums[block], point)]
+                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
+                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
+                    members, running = blocks[0], sums[0]
+                    state = members[bisect_right(running, int(random() * total))]
+                    second = members[bisect_right(running, int(random() * total))]
+                else:
+                    tops = table.tops
+                    point = int(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][bisect_right(sums[block], point)]
+                    point = int(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
