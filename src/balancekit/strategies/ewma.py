@@ -7,7 +7,7 @@ import random as _random
 import time
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
-from math import exp, expm1
+from math import exp, expm1, floor
 from typing import Any, Literal
 
 from .._core import FLOAT_MAX, TOKENS, Clock, Delta, clock_reading, new_lease
@@ -269,16 +269,16 @@ class PeakEWMA(_TwoChoices):
                 random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
                 if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
                     members, running = blocks[0], sums[0]
-                    state = members[bisect_right(running, int(random() * total))]
-                    second = members[bisect_right(running, int(random() * total))]
+                    state = members[bisect_right(running, floor(random() * total))]
+                    second = members[bisect_right(running, floor(random() * total))]
                 else:
                     tops = table.tops
-                    point = int(random() * total)
+                    point = floor(random() * total)
                     block = bisect_right(tops, point)
                     if block:
                         point -= tops[block - 1]
                     state = blocks[block][bisect_right(sums[block], point)]
-                    point = int(random() * total)
+                    point = floor(random() * total)
                     block = bisect_right(tops, point)
                     if block:
                         point -= tops[block - 1]

@@ -16,6 +16,7 @@ import sys
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable
+from math import floor
 from typing import Any
 
 from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
@@ -199,20 +200,21 @@ class PowerOfTwoChoices(_TwoChoices):
             table = self._table
             if table.n < 2:
                 state = self._choose(())
-            else:  # _choose's hot path with WeightLine.draw inlined, and _better
+            else:  # _choose's hot path with WeightLine.draw inlined (floor: int in a third of
+                # the time), and _better
                 random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
                 if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
                     members, running = blocks[0], sums[0]
-                    state = members[bisect_right(running, int(random() * total))]
-                    second = members[bisect_right(running, int(random() * total))]
+                    state = members[bisect_right(running, floor(random() * total))]
+                    second = members[bisect_right(running, floor(random() * total))]
                 else:
                     tops = table.tops
-                    point = int(random() * total)
+                    point = floor(random() * total)
                     block = bisect_right(tops, point)
                     if block:
                         point -= tops[block - 1]
                     state = blocks[block][bisect_right(sums[block], point)]
-                    point = int(random() * total)
+                    point = floor(random() * total)
                     block = bisect_right(tops, point)
                     if block:
                         point -= tops[block - 1]
