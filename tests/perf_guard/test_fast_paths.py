@@ -10,6 +10,7 @@ threads selecting and releasing leave them exact at every pause.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import threading
@@ -142,3 +143,36 @@ def test_in_flight_exact_after_concurrent_select_release(name: str) -> None:
         sys.setswitchinterval(old)
     assert _in_flight(lb) == {}
     assert sum(s.selected for s in lb.stats().values()) == 2 * threads * rounds
+
+
+class _FailingClock(Clock):
+    """A clock that raises on demand (a hostile or broken ``clock=``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    def __call__(self) -> float:
+        if self.fail:
+            raise RuntimeError("clock failed")
+        return self.now
+
+
+@pytest.mark.parametrize("name", LOAD_AWARE)
+@pytest.mark.parametrize("elapsed", [None, 0.004])
+def test_release_with_a_failing_clock_keeps_in_flight_exact(
+    name: str, elapsed: float | None
+) -> None:
+    """A clock raising inside the fast release propagates; the lease is gone and the load the
+    picks compare is given back with it (``_check_invariants``: load == in flight)."""
+    clock = _FailingClock()
+    lb = FACTORIES[name]([bk.Endpoint("a:1"), bk.Endpoint("b:1", weight=2)], clock)
+    lease = lb.select()
+    clock.fail = True
+    with contextlib.suppress(RuntimeError):  # LC and P2C never read the clock in release
+        lb.release(lease, elapsed=elapsed)
+    clock.fail = False
+    lb._check_invariants()
+    with pytest.raises(bk.InvalidLease):
+        lb.release(lease)
+    assert all(stats.in_flight == 0 for stats in lb.stats().values())

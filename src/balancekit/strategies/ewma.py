@@ -327,14 +327,14 @@ class PeakEWMA(_TwoChoices):
         next(state.released)
         if not ok:
             next(state.failed)
-        now = self._clock()
-        if elapsed is None:  # a clock set back while the request ran: 0, never negative
-            elapsed = now - lease[2]
-            elapsed = elapsed if elapsed > 0.0 else 0.0
         lock = self._lock
         lock.acquire()
         try:
-            state.load -= 1
+            state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            now = self._clock()
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = now - lease[2]
+                elapsed = elapsed if elapsed > 0.0 else 0.0
             latency = state.latency  # _learn
             if latency is None:  # the first sample replaces the prior
                 state.latency = elapsed if ok else max(elapsed, self._estimate(state, now))

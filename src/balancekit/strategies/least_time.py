@@ -330,11 +330,11 @@ class LeastResponseTime(_LoadOrdered):
         lock = self._lock
         lock.acquire()
         try:
+            state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             now = self._clock()
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
                 elapsed = now - lease[2]
                 elapsed = elapsed if elapsed > 0.0 else 0.0
-            state.load -= 1
             latency = state.latency
             if latency is None:
                 state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
