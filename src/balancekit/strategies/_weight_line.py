@@ -25,6 +25,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
 from itertools import accumulate, chain, pairwise
+from math import floor
 from operator import attrgetter
 
 from .._state import EndpointState
@@ -85,8 +86,9 @@ class WeightLine:
         """The owner of ``floor(uniform * W)``; O(log n), two bisections in C.
 
         ``uniform * W < W`` for ``uniform < 1`` while ``W < 2**53`` (weights are at most 10**6,
-        so any pool below 9 * 10**9 endpoints)."""
-        point = int(uniform * self.total)
+        so any pool below 9 * 10**9 endpoints). ``math.floor`` is ``int`` for a float >= 0,
+        in a third of the time (~13 ns against ~42 ns: ``int`` is a type call; issue 15)."""
+        point = floor(uniform * self.total)
         tops = self.tops
         block = bisect_right(tops, point)
         if block:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import math
 import random as _random
 import time
+from bisect import bisect_right
 from collections.abc import Collection, Iterable
-from typing import Literal
+from math import exp, expm1, floor
+from typing import Any, Literal
 
-from .._core import Clock, Delta, clock_reading
+from .._core import FLOAT_MAX, TOKENS, Clock, Delta, clock_reading, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
+from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import EndpointState
 from .p2c import _TwoChoices
+from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
@@ -241,6 +245,113 @@ class PeakEWMA(_TwoChoices):
                 since = max(0.0, now - state.latency_at)
                 state.latency = current + (sample - current) * -math.expm1(-since / self._decay)
         state.latency_at = now
+
+    # select and release below are BalancerBase's with _pick, _choose, _better and _on_release/
+    # _learn inlined for the common case (no avoid, no health tracker, choices=2, a finite float
+    # elapsed or none): the same draws and the same arithmetic, so seeded sequences and the
+    # estimates are unchanged, and one clock reading per select (the pick's, also the lease's
+    # start) and one per release (there were two of each with elapsed=None). Issue 15: Python
+    # calls were most of the cost (py-spy, docs/benchmarks.md). Everything else takes the
+    # general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        if avoid or self._health is not None or self._scan:
+            return super().select(context, avoid=avoid)
+        lock = self._lock
+        lock.acquire()
+        try:
+            table = self._table
+            if table.n < 2:
+                state = self._choose(())
+                now = self._clock()
+            else:  # _TwoChoices._choose with WeightLine.draw inlined
+                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
+                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
+                    members, running = blocks[0], sums[0]
+                    state = members[bisect_right(running, floor(random() * total))]
+                    second = members[bisect_right(running, floor(random() * total))]
+                else:
+                    tops = table.tops
+                    point = floor(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][bisect_right(sums[block], point)]
+                if second is state:
+                    other = self._second(table, state, (), AVOID_DRAWS - 1)
+                    if other is not None:
+                        second = other
+                now = self._clock()
+                if second is not state:  # _better
+                    a, b = state.latency, second.latency
+                    if a is not None and now > state.latency_at:
+                        a *= exp((state.latency_at - now) / self._decay)
+                    if b is not None and now > second.latency_at:
+                        b *= exp((second.latency_at - now) / self._decay)
+                    tie = self._tie
+                    if a is None or b is None or (a <= b * tie and b <= a * tie):
+                        if second.load * state.weight < state.load * second.weight:
+                            state = second
+                    elif b * (1 + second.load / second.weight) < a * (
+                        1 + state.load / state.weight
+                    ):
+                        state = second
+            state.load += 1
+        finally:
+            lock.release()
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return new_lease(Lease, (state.endpoint, token, now))
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
+        if self._health is not None or (
+            elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
+        ):
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all: the general path says so
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        next(state.released)
+        if not ok:
+            next(state.failed)
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            now = self._clock()
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = now - lease[2]
+                elapsed = elapsed if elapsed > 0.0 else 0.0
+            latency = state.latency  # _learn
+            if latency is None:  # the first sample replaces the prior
+                state.latency = elapsed if ok else max(elapsed, self._estimate(state, now))
+            else:
+                since = now - state.latency_at
+                current = latency if since <= 0 else latency * exp(-since / self._decay)
+                sample = elapsed if ok or elapsed >= current else current  # max(elapsed, current)
+                if sample >= current:  # a peak: take it at once
+                    state.latency = sample
+                else:
+                    since = since if since > 0.0 else 0.0
+                    state.latency = current + (sample - current) * -expm1(-since / self._decay)
+            state.latency_at = now
+        finally:
+            lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
 
     def _check_invariants(self) -> None:
         super()._check_invariants()

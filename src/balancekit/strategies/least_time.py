@@ -13,11 +13,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from heapq import heapify
+from heapq import heapify, heappop, heapreplace
+from math import exp
 from typing import Any
 
-from .._core import Clock, Delta
+from .._core import FLOAT_MAX, TOKENS, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
+from .._lease import Lease
 from .._options import number, seconds
 from .._state import EndpointState
 from .least import PROBE_STEP, _LoadOrdered
@@ -245,6 +247,133 @@ class LeastResponseTime(_LoadOrdered):
             self._refile_released(state)
         finally:
             lock.release()
+
+    # select and release below are BalancerBase's with _pick, _top, _score, _take, _on_release
+    # and _refile_released inlined for the common case (no avoid, no health tracker, a finite
+    # float elapsed or none): no Python call beyond select and release themselves (there were
+    # eleven, five of them _score), one clock reading per select (the pick's, also the lease's
+    # start) and one per release (two with elapsed=None). The same arithmetic in the same order,
+    # so the keys, estimates and picks are unchanged. Issue 15 (py-spy: the calls were most of
+    # the cost; docs/benchmarks.md). Everything else takes the general path; keep the two in
+    # step (tests/perf_guard/test_fast_paths.py).
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        if avoid or self._health is not None:
+            return super().select(context, avoid=avoid)
+        lock = self._lock
+        lock.acquire()
+        try:
+            now = self._clock()
+            self._picks += 1
+            if now >= self._refresh_at and (
+                now >= self._due_at or self._picks - self._picks_at > self._live
+            ):
+                self._rereference(now)
+            last_picked = self._last_picked
+            state = None
+            for state in last_picked.values():  # noqa: B007 (the first: no iter()/next() calls)
+                break
+            if state is not None and now - state.picked_at >= self._probe_interval:
+                self._probing.add(state)  # a probe: the endpoint picked longest ago
+                deadline = state.deadline
+            else:  # _top, with _score inlined
+                heap, reference, limit = self._heap, self._reference, self._limit
+                while True:
+                    if not heap:
+                        raise self._nothing_available()
+                    entry = heap[0]
+                    state = entry[3]
+                    if state.rank is not entry:
+                        heappop(heap)
+                        continue
+                    latency = state.latency
+                    if latency is None or latency <= limit:
+                        score = state.load * reference / state.weight
+                    else:
+                        score = (state.load + 1) * latency / state.weight
+                    deadline = state.deadline
+                    if entry[0] == score and entry[1] == deadline:
+                        break
+                    state.rank = entry = (score, deadline, state.order, state)
+                    heapreplace(heap, entry)
+            state.picked_at = now
+            last_picked.move_to_end(id(state))
+            state.load += 1  # _take
+            if deadline > self._virtual_time:
+                self._virtual_time = deadline
+            state.deadline = self._virtual_time + 1.0 / state.weight
+        finally:
+            lock.release()
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return new_lease(Lease, (state.endpoint, token, now))
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
+        if self._health is not None or (
+            elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
+        ):
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all: the general path says so
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        next(state.released)
+        if not ok:
+            next(state.failed)
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            now = self._clock()
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = now - lease[2]
+                elapsed = elapsed if elapsed > 0.0 else 0.0
+            latency = state.latency
+            if latency is None:
+                state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
+                if self._best is None:  # the first sample of all: the next pick refreshes
+                    self._refresh_at = self._due_at = now
+            else:
+                sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
+                since = now - state.latency_at
+                since = since if since > 0.0 else 0.0
+                step = 1.0 - exp(-since / self._decay)
+                step = step if step > self._min_step else self._min_step
+                if self._probing and state in self._probing:  # news from a starved one
+                    self._probing.discard(state)
+                    step = max(step, PROBE_STEP)
+                state.latency = latency = latency + step * (sample - latency)
+            state.latency_at = now
+            tie = self._tie
+            if tie > 1.0 and (
+                (state is self._best and latency > self._limit) or latency * tie < self._reference
+            ):  # the best has slowed, or one is faster beyond the tolerance: look again soon
+                self._refresh_at = min(
+                    self._refresh_at, self._refreshed_at + self._probe_interval / 16
+                )
+            rank = state.rank  # _refile_released, with _score inlined
+            if rank is not None:
+                if latency <= self._limit:
+                    score = state.load * self._reference / state.weight
+                else:
+                    score = (state.load + 1) * latency / state.weight
+                if self._heap[0] is rank:
+                    state.rank = entry = (score, state.deadline, state.order, state)
+                    heapreplace(self._heap, entry)
+                elif score < rank[0]:
+                    state.rank = entry = (score, state.deadline, state.order, state)
+                    self._push(entry)
+        finally:
+            lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
 
     def _check_invariants(self) -> None:
         super()._check_invariants()

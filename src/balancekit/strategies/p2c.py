@@ -14,13 +14,15 @@ import math
 import random as _random
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable
+from math import floor
 from typing import Any
 
-from .._core import Clock
+from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
-from .._lease import EndpointStats
+from .._lease import EndpointStats, Lease
 from .._options import describe
 from .._state import EndpointState
 from ._weight_line import WeightLine
@@ -181,6 +183,81 @@ class PowerOfTwoChoices(_TwoChoices):
         if self._load is None:  # in_flight / weight, compared exactly in integers
             return second if second.load * first.weight < first.load * second.weight else first
         return second if self._score(second) < self._score(first) else first
+
+    # select and release below are BalancerBase's with _pick, _choose, _better and _on_release
+    # inlined for the common case (no avoid, no health tracker, no load function, two or more
+    # endpoints; a finite float elapsed or none, which the in-flight count does not use):
+    # the same draws in the same order, so seeded sequences are unchanged (issue 15). Everything
+    # else takes the general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
+
+    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        if avoid or self._health is not None or self._load is not None:
+            return super().select(context, avoid=avoid)
+        lock = self._lock
+        lock.acquire()
+        try:
+            table = self._table
+            if table.n < 2:
+                state = self._choose(())
+            else:  # _choose's hot path with WeightLine.draw inlined (floor: int in a third of
+                # the time), and _better
+                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
+                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
+                    members, running = blocks[0], sums[0]
+                    state = members[bisect_right(running, floor(random() * total))]
+                    second = members[bisect_right(running, floor(random() * total))]
+                else:
+                    tops = table.tops
+                    point = floor(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][bisect_right(sums[block], point)]
+                if second is state:
+                    other = self._second(table, state, (), AVOID_DRAWS - 1)
+                    if other is not None:
+                        second = other
+                if second.load * state.weight < state.load * second.weight:
+                    state = second
+            state.load += 1
+        finally:
+            lock.release()
+        token = next(TOKENS)
+        next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return new_lease(Lease, (state.endpoint, token, self._clock()))
+
+    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
+        if self._health is not None or (
+            elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
+        ):  # a finite float elapsed stays here: the in-flight count does not use it
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        try:
+            state = self._outstanding.pop(lease[1], None)
+        except (TypeError, LookupError):  # not a lease at all: the general path says so
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            return super().release(lease, ok=ok, elapsed=elapsed)
+        next(state.released)
+        if not ok:
+            next(state.failed)
+        lock = self._lock
+        lock.acquire()
+        try:
+            state.load -= 1
+        finally:
+            lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
 
     def _score(self, state: EndpointState) -> float:
         assert self._load is not None
