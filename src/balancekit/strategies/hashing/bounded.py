@@ -147,14 +147,19 @@ class BoundedLoadHash(IPHash):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        first: EndpointState = view.owners[index]
+        first: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            resolved = view.resolve(hashed, index)
-            if resolved is None:
-                raise self._nothing_available()
-            first = resolved
+            shift = view.shift  # RingView.clean, inlined: is a bucket on the way marked?
+            if (
+                index >= view.size
+                or view.marks.find(1, hashed >> shift, (points[index] >> shift) + 1) >= 0
+            ):
+                resolved = view.resolve(hashed, index)
+                if resolved is None:
+                    raise self._nothing_available()
+                first = resolved
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight

@@ -258,14 +258,19 @@ class IPHash(KeyedBalancer):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        state: EndpointState = view.owners[index]
+        state: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            resolved = view.resolve(hashed, index)
-            if resolved is None:
-                raise self._nothing_available()
-            state = resolved
+            shift = view.shift  # RingView.clean, inlined: is a bucket on the way marked?
+            if (
+                index >= view.size
+                or view.marks.find(1, hashed >> shift, (points[index] >> shift) + 1) >= 0
+            ):
+                resolved = view.resolve(hashed, index)
+                if resolved is None:
+                    raise self._nothing_available()
+                state = resolved
         if avoid and state.endpoint.address in avoid:
             return self._next_not_avoided(view, hashed, avoid)
         return state
