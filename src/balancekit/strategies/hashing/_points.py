@@ -344,7 +344,11 @@ class PointRing:
 
     def _laid_out(self, view: RingView) -> Merge:
         points, ids = yield from view.merge_steps()
-        starts = yield from index_steps(points, len(points) - 1, self.width)
+        size = len(points) - 1
+        if shift_for(size, self.width) == view.shift:
+            starts = yield from view.shifted_index()
+        else:
+            starts = yield from index_steps(points, size, self.width)
         return points, ids, starts
 
     def _new_table(self) -> list[Any]:
