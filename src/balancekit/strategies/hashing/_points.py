@@ -35,7 +35,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
+from functools import cmp_to_key
 from typing import Any
 
 from ..._state import EndpointState
@@ -56,6 +57,7 @@ BIG = 4
 
 Merge = Generator[int, None, "tuple[array[int], array[int], array[int]]"]
 Before = Callable[[int, int], bool]  # first(), on owner ids
+_ID = (1 << 32) - 1  # the owner id in a (point << 32 | owner) key
 
 
 def _spliced(values: array[int], at: list[int], new: Iterable[int]) -> array[int]:
@@ -83,15 +85,92 @@ def _without(values: array[int], drop: list[int]) -> array[int]:
 
 
 class _Writer:
-    """One overlay being written, against a base with buckets of ``shift`` bits: new arrays per
-    change (published ones are never written), the marks copied once per published view."""
+    """One overlay being written, against a base with buckets of ``shift`` bits. Changes are
+    collected (net, per (point, owner)) and applied once per published view: new arrays built
+    by slices (published ones are never written), the marks copied once. So a batch of m
+    points costs O(m log m) plus one copy of the overlay, however many endpoints it touches."""
 
-    __slots__ = ("added", "added_ids", "fresh", "marks", "removed", "removed_ids", "shift")
+    __slots__ = (
+        "added",
+        "added_ids",
+        "before",
+        "deleting",
+        "fresh",
+        "inserting",
+        "marks",
+        "removed",
+        "removed_ids",
+        "shift",
+    )
 
     def __init__(self, overlay: Overlay, shift: int) -> None:
         self.added, self.added_ids, self.removed, self.removed_ids, self.marks = overlay
         self.shift = shift
         self.fresh = False  # whether ``marks`` is this batch's own copy
+        self.inserting: Counter[int] = Counter()  # (point << 32 | owner) -> times, this batch
+        self.deleting: Counter[int] = Counter()
+        self.before: Before | None = None
+
+    def insert(self, points: list[int], owner: int, before: Before) -> None:
+        """Add ``points`` of ``owner`` (a point deleted from the base is undeleted instead)."""
+        self.inserting.update([(point << 32) | owner for point in points])
+        self.before = before
+
+    def delete(self, points: list[int], owner: int) -> None:
+        """Remove ``points`` of ``owner`` (each on the ring; one added since the base was laid
+        out is dropped from the overlay instead)."""
+        self.deleting.update([(point << 32) | owner for point in points])
+
+    def _flush(self) -> None:
+        inserting, deleting = self.inserting, self.deleting
+        if not inserting and not deleting:
+            return
+        self.inserting, self.deleting = Counter(), Counter()
+        for key in inserting.keys() & deleting.keys():  # added and deleted again: the net
+            net = inserting[key] - deleting[key]
+            inserting[key], deleting[key] = max(net, 0), max(-net, 0)
+        undeleted, new = _match(self.removed, self.removed_ids, inserting)
+        dropped, gone = _match(self.added, self.added_ids, deleting)
+        if undeleted:
+            self.removed = _without(self.removed, undeleted)
+            self.removed_ids = _without(self.removed_ids, undeleted)
+        if dropped:
+            self.added = _without(self.added, dropped)
+            self.added_ids = _without(self.added_ids, dropped)
+        if gone:  # equal removed points in any order (a removal names its owner)
+            points = [key >> 32 for key in gone]
+            at = [bisect_right(self.removed, point) for point in points]
+            self.removed = _spliced(self.removed, at, points)
+            self.removed_ids = _spliced(self.removed_ids, at, [key & _ID for key in gone])
+        if new:
+            self._add(new)
+        self._remark({key >> 32 for key in (*inserting, *deleting)})
+
+    def _add(self, new: list[int]) -> None:
+        """Place the sorted ``new`` keys among the added points: equal points in ``first``
+        order (after equal points whose owner goes first, or is the same)."""
+        before = self.before
+        assert before is not None
+
+        def order(a: int, b: int) -> int:
+            return -1 if before(a & _ID, b & _ID) else 1
+
+        for low, high in _runs([key >> 32 for key in new]):  # equal points: ``first`` order
+            new[low:high] = sorted(new[low:high], key=cmp_to_key(order))
+        added, added_ids = self.added, self.added_ids
+        at_list = []
+        for key in new:
+            point, owner = key >> 32, key & _ID
+            at = bisect_left(added, point)
+            while (
+                at < len(added)
+                and added[at] == point
+                and (added_ids[at] == owner or before(added_ids[at], owner))
+            ):
+                at += 1
+            at_list.append(at)
+        self.added = _spliced(added, at_list, [key >> 32 for key in new])
+        self.added_ids = _spliced(added_ids, at_list, [key & _ID for key in new])
 
     def _remark(self, points: Iterable[int]) -> None:
         if not self.fresh:
@@ -104,69 +183,42 @@ class _Writer:
                 gone < len(removed) and removed[gone] < high
             )
 
-    def insert(self, points: list[int], owner: int, before: Before) -> None:
-        """Add ``points`` of ``owner``; a point deleted from the base is undeleted instead."""
-        removed, removed_ids = self.removed, self.removed_ids
-        undeleted: set[int] = set()
-        new: list[int] = []
-        for point in points:
-            at = bisect_left(removed, point)
-            while at < len(removed) and removed[at] == point:
-                if removed_ids[at] == owner and at not in undeleted:
-                    undeleted.add(at)
-                    break
-                at += 1
-            else:
-                new.append(point)
-        if undeleted:
-            self.removed = _without(removed, sorted(undeleted))
-            self.removed_ids = _without(removed_ids, sorted(undeleted))
-        if new:
-            new.sort()
-            added, added_ids = self.added, self.added_ids
-            at_list = []
-            for point in new:  # after equal points whose owner goes first (or is the same)
-                at = bisect_left(added, point)
-                while (
-                    at < len(added)
-                    and added[at] == point
-                    and (added_ids[at] == owner or before(added_ids[at], owner))
-                ):
-                    at += 1
-                at_list.append(at)
-            self.added = _spliced(added, at_list, new)
-            self.added_ids = _spliced(added_ids, at_list, [owner] * len(new))
-        self._remark(points)
-
-    def delete(self, points: list[int], owner: int) -> None:
-        """Remove ``points`` of ``owner`` (each on the ring); one added since the base was laid
-        out is dropped from the overlay instead."""
-        added, added_ids = self.added, self.added_ids
-        dropped: set[int] = set()
-        gone: list[int] = []
-        for point in points:
-            at = bisect_left(added, point)
-            while at < len(added) and added[at] == point:
-                if added_ids[at] == owner and at not in dropped:
-                    dropped.add(at)
-                    break
-                at += 1
-            else:
-                gone.append(point)
-        if dropped:
-            self.added = _without(added, sorted(dropped))
-            self.added_ids = _without(added_ids, sorted(dropped))
-        if gone:
-            gone.sort()
-            at_list = [bisect_right(self.removed, point) for point in gone]
-            self.removed = _spliced(self.removed, at_list, gone)
-            self.removed_ids = _spliced(self.removed_ids, at_list, [owner] * len(gone))
-        self._remark(points)
-
     def publish(self) -> Overlay:
         """The overlay to hand to readers; nothing in it is written afterwards."""
+        self._flush()
         self.fresh = False
         return self.added, self.added_ids, self.removed, self.removed_ids, self.marks
+
+
+def _match(
+    points: array[int], ids: array[int], wanted: Counter[int]
+) -> tuple[list[int], list[int]]:
+    """For each (point, owner) key wanted ``times``: the positions (ascending) of up to that
+    many copies of it in ``points``/``ids``, and the keys left over (sorted, repeated)."""
+    found: list[int] = []
+    left: list[int] = []
+    for key, times in wanted.items():
+        point, owner = key >> 32, key & _ID
+        at = bisect_left(points, point)
+        while times and at < len(points) and points[at] == point:
+            if ids[at] == owner:
+                found.append(at)
+                times -= 1
+            at += 1
+        left.extend([key] * times)
+    found.sort()
+    left.sort()
+    return found, left
+
+
+def _runs(values: list[int]) -> Iterator[tuple[int, int]]:
+    """``(low, high)`` of each run of two or more equal values in sorted ``values``."""
+    low = 0
+    for high in range(1, len(values) + 1):
+        if high == len(values) or values[high] != values[low]:
+            if high - low > 1:
+                yield low, high
+            low = high
 
 
 class PointRing:
