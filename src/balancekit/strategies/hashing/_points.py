@@ -235,7 +235,7 @@ class PointRing:
         "_free",
         "_ids",
         "_live",
-        "_merge",
+        "_merging",
         "_next",
         "_overlay",
         "_serial",
@@ -244,6 +244,7 @@ class PointRing:
         "_table",
         "_target",
         "_view",
+        "merging",
         "past_equal",
         "width",
     )
@@ -272,7 +273,7 @@ class PointRing:
             (view.add_points, view.add_ids, view.del_points, view.del_ids, view.marks), view.shift
         )
         self._next: _Writer | None = None  # against the base being laid out
-        self._merge: Merge | None = None
+        self._merge = None
         self._target = view  # the view a running merge lays out
         self._first = view.first
         self._stale = False
@@ -296,9 +297,16 @@ class PointRing:
         return self.view.count
 
     @property
-    def merging(self) -> bool:
-        """Whether a merge is under way (finished by later changes, picks or :meth:`settle`)."""
-        return self._merge is not None
+    def _merge(self) -> Merge | None:
+        """The merge under way; ``merging`` (a plain attribute: every pick on a view with
+        changes pending reads it) says whether there is one (finished by later changes, picks
+        or :meth:`settle`)."""
+        return self._merging
+
+    @_merge.setter
+    def _merge(self, merge: Merge | None) -> None:
+        self._merging = merge
+        self.merging = merge is not None
 
     def items(self) -> list[tuple[int, EndpointState]]:
         return self.view.items()

@@ -162,11 +162,20 @@ class RingView:
 
     def clean(self, hashed: int, index: int) -> bool:
         """Whether nothing pending can change the answer of base position ``index`` for
-        ``hashed``: no marked bucket from the key's to that point's (the pick's test, spelled
-        out; the picks inline it)."""
+        ``hashed``: no marked bucket from the key's to that point's (the picks inline it: one
+        subscript when both are in one bucket, the usual case; ``bytearray.find`` costs ~20x
+        a subscript, so it is kept for gaps of empty buckets)."""
         shift, marks = self.shift, self.marks
         bucket, top = hashed >> shift, self.points[index] >> shift
-        return index < self.size and marks.find(1, bucket, top + 1) < 0
+        return not (
+            marks[bucket]
+            or index >= self.size
+            or (top != bucket and (marks[top] or self.marked(bucket + 1, top)))
+        )
+
+    def marked(self, low: int, high: int) -> bool:
+        """Whether a bucket in ``low:high`` is marked."""
+        return low < high and self.marks.find(1, low, high) >= 0
 
     def dead(self, index: int) -> bool:
         """Whether base position ``index`` is removed. With copies of one (point, owner) in the

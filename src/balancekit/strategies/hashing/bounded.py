@@ -151,10 +151,15 @@ class BoundedLoadHash(IPHash):
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            shift = view.shift  # RingView.clean, inlined: is a bucket on the way marked?
+            shift, marks = view.shift, view.marks  # RingView.clean, inlined
+            bucket, top = hashed >> shift, points[index] >> shift
             if (
-                index >= view.size
-                or view.marks.find(1, hashed >> shift, (points[index] >> shift) + 1) >= 0
+                marks[bucket]
+                or index >= view.size
+                or (
+                    top != bucket
+                    and (marks[top] or (top > bucket + 1 and view.marked(bucket + 1, top)))
+                )
             ):
                 resolved = view.resolve(hashed, index)
                 if resolved is None:
