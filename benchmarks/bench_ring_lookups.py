@@ -9,8 +9,9 @@ built in each (``--build-rounds`` times, interleaved; the best build is printed)
 rounds each time ``lookup(key)`` over 2,000 keys in every subject in turn;
 the best round per subject is printed, with after/before. Maglev (65,537 slots), JumpHash and
 Rendezvous changed only in how a key reaches the hash (the text policy of issue 10.1): their
-ratio is the cost of that check on ASCII keys. "+10 added" rows: the ring rebuilt (before) or
-with those changes pending in the overlay (after: merged once it holds 1/64 of the points).
+ratio is the cost of that check on ASCII keys. "+10 added" rows (``--added``): the ring with
+those changes pending in its overlay (merged once it holds 1/64 of the points); ", merged": the
+same ring with its overlay merged into the base (``settle``), to compare pending with merged.
 Interleaving in one process is what
 makes the ratio trustworthy on a busy machine.
 """
@@ -49,6 +50,13 @@ def main() -> None:
     parser.add_argument(
         "--cpu", action="store_true", help="time lookups by the thread's CPU time (busy machine)"
     )
+    parser.add_argument(
+        "--added",
+        type=int,
+        nargs="*",
+        default=[10],
+        help="endpoints added after the build (pending in the overlay; also measured merged)",
+    )
     args = parser.parse_args()
     keys = [f"user-{i}" for i in range(2000)]
     print(
@@ -72,12 +80,18 @@ def main() -> None:
                     elapsed = time.perf_counter() - start
                     built[(name, tree)] = min(built.get((name, tree), elapsed), elapsed)
                     subjects[(name, tree)] = balancer.lookup
-        for tree, bk in modules.items():  # the rings with 10 endpoints added since the build
+        for tree, bk in modules.items():  # the rings with endpoints added since the build
             for name in PENDING:
-                balancer = getattr(bk, name)(addresses)
-                for i in range(10):
-                    balancer.add(f"10.200.0.{i}:8080")
-                subjects[(f"{name} +10 added", tree)] = balancer.lookup
+                for added in args.added:
+                    for merged in (False, True):
+                        balancer = getattr(bk, name)(addresses)
+                        for i in range(added):
+                            balancer.add(f"10.200.{i >> 8}.{i & 255}:8080")
+                        if merged:  # the same ring, every change merged into the base
+                            with balancer._lock:
+                                balancer._view = balancer._ring.settle(now=True)
+                        label = f"{name} +{added} added{', merged' if merged else ''}"
+                        subjects[(label, tree)] = balancer.lookup
         clock = time.thread_time if args.cpu else time.perf_counter
         best: dict[tuple[str, str], float] = {}
         for _ in range(7):
@@ -87,7 +101,13 @@ def main() -> None:
                     lookup(key)
                 elapsed = (clock() - start) / len(keys) * 1e9
                 best[label] = min(best.get(label, float("inf")), elapsed)
-        for name in [*NAMES, *(f"{name} +10 added" for name in PENDING)]:
+        pending = [
+            f"{name} +{added} added{merged}"
+            for name in PENDING
+            for added in args.added
+            for merged in ("", ", merged")
+        ]
+        for name in [*NAMES, *pending]:
             before, after = best[(name, "before")], best[(name, "after")]
             b0, b1 = built.get((name, "before"), 0.0), built.get((name, "after"), 0.0)
             if not b0:

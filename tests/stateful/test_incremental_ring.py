@@ -11,6 +11,7 @@ re-lay the buckets out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,8 @@ SMALL_BOUND = 512
 MERGES = {"at-once": (1 << 30, 64), "never": (0, 1 << 30), "sometimes": (0, 3), "chunked": (0, 3)}
 CHUNKED = {"STEP": 1, "PER_POINT": 1, "BIG": 2}
 
+#: Machines per strategy and merge mode (``BALANCEKIT_RING_EXAMPLES=300`` for a longer search).
+RUNS = int(os.environ.get("BALANCEKIT_RING_EXAMPLES", "60"))
 Factory = Callable[[list[bk.Endpoint]], Any]
 EXAMPLES: dict[str, int] = {}  # machines run per strategy (printed with -s; in the report)
 FACTORIES: dict[str, Factory] = {
@@ -145,11 +148,11 @@ def test_incremental_ring_equals_scratch(
         monkeypatch.setattr(_keyed, "PICK_EVERY", 1)  # the invariant's lookups merge too
     machine = machine_for(name)
     machine.TestCase.settings = settings(
-        max_examples=60, stateful_step_count=25, deadline=None, database=None
+        max_examples=RUNS, stateful_step_count=25, deadline=None, database=None
     )
     machine.TestCase().runTest()
     print(f"{name} ({merge}): {EXAMPLES[name]} examples of up to 25 steps")
-    assert EXAMPLES[name] >= 60
+    assert EXAMPLES[name] >= RUNS
     EXAMPLES[name] = 0
 
 

@@ -147,14 +147,24 @@ class BoundedLoadHash(IPHash):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        first: EndpointState = view.owners[index]
+        first: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            resolved = view.resolve(hashed, index)
-            if resolved is None:
-                raise self._nothing_available()
-            first = resolved
+            shift, marks = view.shift, view.marks  # RingView.clean, inlined
+            bucket, top = hashed >> shift, points[index] >> shift
+            if (
+                marks[bucket]
+                or index >= view.size
+                or (
+                    top != bucket
+                    and (marks[top] or (top > bucket + 1 and view.marked(bucket + 1, top)))
+                )
+            ):
+                resolved = view.resolve(hashed, index)
+                if resolved is None:
+                    raise self._nothing_available()
+                first = resolved
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight

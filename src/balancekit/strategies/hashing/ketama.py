@@ -58,11 +58,11 @@ def ketama_point_count(weight: int, total: int, servers: int, compat: Compat = "
     return math.floor(_f32(pct * 40.0 * _f32(float(servers))))
 
 
-def ketama_points(address: str, digests: int) -> list[int]:
-    """The points of a server: for k in range(digests), the four little-endian 32-bit words of
-    MD5(f"{address}-{k}"), in order (``ketama_create_continuum``)."""
+def ketama_points(address: str, digests: int, start: int = 0) -> list[int]:
+    """The points of a server: for k in range(start, digests), the four little-endian 32-bit
+    words of MD5(f"{address}-{k}"), in order (``ketama_create_continuum``)."""
     points: list[int] = []
-    for k in range(digests):
+    for k in range(start, digests):
         digest = md5(utf8(f"{address}-{k}")).digest()
         points.extend(struct.unpack("<4I", digest))
     return points
@@ -156,7 +156,7 @@ class Ketama(KeyedBalancer):
         for state, digests in drop:
             keep = wanted.get(state, 0)
             if keep < digests:
-                ring.delete(state, ketama_points(state.endpoint.address, digests)[4 * keep :])
+                ring.delete(state, ketama_points(state.endpoint.address, digests, keep))
             if state not in wanted:
                 del placed[state]
             elif keep < digests:
@@ -164,7 +164,7 @@ class Ketama(KeyedBalancer):
         for state, digests in grow:
             have = placed.get(state, 0)
             if have < digests:  # only the new digests' points: k = have .. digests - 1
-                points = ketama_points(state.endpoint.address, digests)[4 * have :]
+                points = ketama_points(state.endpoint.address, digests, have)
                 ring.insert(state, points, first)
             placed[state] = digests
         self._view = ring.view  # one assignment: readers see before or after the change
@@ -217,12 +217,12 @@ class Ketama(KeyedBalancer):
         for state in delta.reweighted:  # digest k is the same at any count: only the tail
             have, want = placed.get(state, 0), digests[state.weight]
             if want < have:
-                ring.delete(state, ketama_points(state.endpoint.address, have)[4 * want :])
+                ring.delete(state, ketama_points(state.endpoint.address, have, want))
             placed[state] = min(have, want)
         for state in [*delta.reweighted, *delta.added]:
             have, want = placed.get(state, 0), digests[state.weight]
             if want > have:
-                tail = ketama_points(state.endpoint.address, want)[4 * have :]
+                tail = ketama_points(state.endpoint.address, want, have)
                 ring.insert(state, tail, first)
             placed[state] = want
         self._view = ring.view  # one assignment: readers see before or after the change
@@ -264,14 +264,24 @@ class Ketama(KeyedBalancer):
         else:
             while points[index] < hashed:
                 index += 1
-        state: EndpointState = view.owners[index]
+        state: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            resolved = view.resolve(hashed, index)
-            if resolved is None:
-                raise self._nothing_available()
-            state = resolved
+            shift, marks = view.shift, view.marks  # RingView.clean, inlined
+            bucket, top = hashed >> shift, points[index] >> shift
+            if (
+                marks[bucket]
+                or index >= view.size
+                or (
+                    top != bucket
+                    and (marks[top] or (top > bucket + 1 and view.marked(bucket + 1, top)))
+                )
+            ):
+                resolved = view.resolve(hashed, index)
+                if resolved is None:
+                    raise self._nothing_available()
+                state = resolved
         if avoid and state.endpoint.address in avoid:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:

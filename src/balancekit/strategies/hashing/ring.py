@@ -28,8 +28,9 @@ MAX_POINTS_PER_ENDPOINT = 65_536
 DEFAULT_MAX_RING_SIZE = 8 * 1024 * 1024
 
 
-def ring_points(address: str, count: int) -> list[int]:
-    """The ring positions of an endpoint: ``hash64(f"{address}#{i}")`` for i in range(count).
+def ring_points(address: str, count: int, start: int = 0) -> list[int]:
+    """The ring positions of an endpoint: ``hash64(f"{address}#{i}")`` for i in range(count)
+    (from ``start``: the tail a weight change adds or drops).
 
     ``hash64`` is the low 64 bits of MurmurHash3_x64_128 with seed 0 over the UTF-8 bytes, so
     anyone can rebuild the ring: an endpoint of weight w owns ``replicas * w // d`` points
@@ -39,7 +40,7 @@ def ring_points(address: str, count: int) -> list[int]:
     first ``count`` of the sequence, so a weight change adds or drops only the tail.
     """
     prefix = utf8(address) + b"#"
-    return [_murmur128(prefix + b"%d" % index) & _MASK64 for index in range(count)]
+    return [_murmur128(prefix + b"%d" % index) & _MASK64 for index in range(start, count)]
 
 
 def _pow2_at_least(value: int) -> int:
@@ -190,12 +191,12 @@ class IPHash(KeyedBalancer):
         for state in delta.reweighted:  # a weight change adds or drops only the tail
             have, want = placed[state], replicas * state.weight
             if want < have:
-                ring.delete(state, ring_points(state.endpoint.address, have)[want:])
+                ring.delete(state, ring_points(state.endpoint.address, have, want))
             placed[state] = want
         for state in delta.reweighted:
             have, want = replicas * delta.before[id(state)], placed[state]
             if want > have:
-                ring.insert(state, ring_points(state.endpoint.address, want)[have:], first)
+                ring.insert(state, ring_points(state.endpoint.address, want, have), first)
         for state in delta.added:
             want = placed[state] = replicas * state.weight
             ring.insert(state, ring_points(state.endpoint.address, want), first)
@@ -212,7 +213,7 @@ class IPHash(KeyedBalancer):
         for state, count in drop:
             keep = wanted.get(state, 0)
             if keep < count:
-                ring.delete(state, ring_points(state.endpoint.address, count)[keep:])
+                ring.delete(state, ring_points(state.endpoint.address, count, keep))
             if state not in wanted:
                 del placed[state]
             elif keep < count:
@@ -220,7 +221,7 @@ class IPHash(KeyedBalancer):
         for state, count in grow:
             have = placed.get(state, 0)
             if have < count:
-                ring.insert(state, ring_points(state.endpoint.address, count)[have:], first)
+                ring.insert(state, ring_points(state.endpoint.address, count, have), first)
             placed[state] = count
 
     def _layout(self, wanted: dict[EndpointState, int], total: int) -> None:
@@ -258,14 +259,24 @@ class IPHash(KeyedBalancer):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        state: EndpointState = view.owners[index]
+        state: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
-            resolved = view.resolve(hashed, index)
-            if resolved is None:
-                raise self._nothing_available()
-            state = resolved
+            shift, marks = view.shift, view.marks  # RingView.clean, inlined
+            bucket, top = hashed >> shift, points[index] >> shift
+            if (
+                marks[bucket]
+                or index >= view.size
+                or (
+                    top != bucket
+                    and (marks[top] or (top > bucket + 1 and view.marked(bucket + 1, top)))
+                )
+            ):
+                resolved = view.resolve(hashed, index)
+                if resolved is None:
+                    raise self._nothing_available()
+                state = resolved
         if avoid and state.endpoint.address in avoid:
             return self._next_not_avoided(view, hashed, avoid)
         return state

@@ -1,0 +1,81 @@
+"""What a weight change costs on the rings (issue 11): only the points that move.
+
+IPHash and BoundedLoadHash: a weight change adds or drops the tail of that endpoint's point
+sequence, nothing else. Ketama (both compat modes): a server's digest count depends on the total
+weight (libketama ``floor(w / W * 40 * N)``, uhashring ``40 * N * w // W``), so one weight change
+moves points of every server: O(N) by the format. What the ring does is still only the moving
+points, and it hashes only the digests that move (main hashed every server's whole sequence).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import balancekit as bk
+from balancekit.strategies.hashing import _points, ketama
+
+POOL = [f"10.6.0.{i}:11211" for i in range(50)]
+
+
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Points passed to the ring's insert and delete, in total."""
+    touched = [0]
+    insert, delete = _points.PointRing.insert, _points.PointRing.delete
+
+    def counting_insert(ring: Any, state: Any, points: list[int], first: Any) -> None:
+        touched[0] += len(points)
+        insert(ring, state, points, first)
+
+    def counting_delete(ring: Any, state: Any, points: list[int]) -> None:
+        touched[0] += len(points)
+        delete(ring, state, points)
+
+    monkeypatch.setattr(_points.PointRing, "insert", counting_insert)
+    monkeypatch.setattr(_points.PointRing, "delete", counting_delete)
+    return touched
+
+
+@pytest.mark.parametrize("name", ["IPHash", "BoundedLoadHash"])
+def test_a_weight_change_touches_only_that_endpoints_tail(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb: Any = getattr(bk, name)(POOL)
+    touched = counted(monkeypatch)
+    lb.set_weight(POOL[7], 3)
+    assert touched[0] == 2 * 160  # points 160..479 of that endpoint, nothing else
+    lb.set_weight(POOL[7], 2)
+    assert touched[0] == 3 * 160
+    fresh = getattr(bk, name)(list(lb.endpoints))
+    assert lb.continuum() == fresh.continuum()
+
+
+@pytest.mark.parametrize("compat", ["libketama", "uhashring"])
+def test_ketama_weight_change_moves_points_of_every_server(
+    compat: ketama.Compat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb = bk.Ketama(POOL, compat=compat)
+    before = {address: 0 for address in POOL}
+    for _, address in lb.continuum():
+        before[address] += 1
+    touched = counted(monkeypatch)
+    hashed = [0]
+    md5 = ketama.md5
+
+    def counting_md5(data: bytes) -> Any:
+        hashed[0] += 1
+        return md5(data)
+
+    monkeypatch.setattr(ketama, "md5", counting_md5)
+    lb.set_weight(POOL[0], 2)
+    after = {address: 0 for address in POOL}
+    for _, address in lb.continuum():
+        after[address] += 1
+    moved = sum(abs(after[a] - before[a]) for a in POOL)
+    assert all(after[a] != before[a] for a in POOL)  # every server's share re-divided: O(N)
+    assert touched[0] == moved  # the ring is given exactly the points that move
+    assert hashed[0] <= moved // 4 + len(POOL)  # one MD5 per moving digest (+ the lookups')
+    monkeypatch.undo()
+    fresh = bk.Ketama(list(lb.endpoints), compat=compat)
+    assert lb.continuum() == fresh.continuum()
