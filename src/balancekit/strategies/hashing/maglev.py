@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Collection, Generator, Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Literal
 
 from ..._core import Clock
@@ -17,9 +17,17 @@ from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
+from ._maglev_fill import Fill, maglev_steps, run
 from .maglev_envoy import envoy_key_hash, envoy_permutation, envoy_steps
 
-__all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
+__all__ = [
+    "Maglev",
+    "is_prime",
+    "maglev_permutation",
+    "maglev_steps",
+    "maglev_table",
+    "next_prime",
+]
 
 #: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
 DEFAULT_TABLE_SIZE = 65_537
@@ -32,7 +40,6 @@ STEP = 65_536
 #: Probes made by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
 PICK_STEP = 16_384
 
-Fill = Generator[int, None, "array[int]"]
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
 
 #: Largest table accepted: 16 M slots (64 MB of ``array('I')`` at most).
@@ -73,94 +80,12 @@ def maglev_permutation(address: str, size: int) -> tuple[int, int]:
 
 
 def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: int) -> array[int]:
-    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once."""
-    return run(maglev_steps(permutations, weights, size))
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once.
 
-
-def run(steps: Fill) -> array[int]:
-    """Drive a fill (:func:`maglev_steps`, :func:`.maglev_envoy.envoy_steps`) to its end."""
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        table: array[int] = done.value
-        return table
-
-
-def _next_pause(filled: int, size: int, chunk: int) -> tuple[int, int]:
-    """``(probes, filled)``: the next pause of a fill with ``filled`` of ``size`` slots taken,
-    about ``chunk`` probes on: a claim with f slots free takes about size / f probes."""
-    free = size - filled
-    slots = max(1, chunk * free // size)
-    return slots * size // free, min(size, filled + slots)
-
-
-def maglev_steps(permutations: list[tuple[int, int]], weights: list[int], size: int) -> Fill:
-    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), yielding
-    :data:`CHUNK` every ~CHUNK probes of the table; the table is the generator's value.
-
-    Endpoints take turns in list order; each claims the next free slot of its preference list.
-    Weighted: each round an endpoint earns its weight in credit and claims one slot per
-    ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
-    exactly). Expected O(size * log size) steps.
+    O(M log M) probes of the table in the paper's order; the late turns, which make most of
+    them, search C-speed slices or the few free slots instead (:mod:`._maglev_fill`).
     """
-    count = len(permutations)
-    table = array("I" if count > 0xFFFF else "H", [0]) * size
-    if not count:
-        return array(table.typecode)
-    taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list of owners
-    positions = [offset for offset, _ in permutations]
-    skips = [skip for _, skip in permutations]
-    top = max(weights)
-    filled = 0
-    # Yield every ~CHUNK probes: a claim with f slots free takes about size / f probes, so the
-    # slots between two yields shrink as the table fills (checked per slot, not per probe).
-    cost, pause = _next_pause(0, size, CHUNK)
-    if all(weight == top for weight in weights):  # the paper's algorithm: one claim per turn
-        turn = range(count)
-        while True:
-            for i in turn:
-                slot = positions[i]
-                if taken[slot]:
-                    skip = skips[i]
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                    while taken[slot]:
-                        slot += skip
-                        if slot >= size:
-                            slot -= size
-                taken[slot] = 1
-                table[slot] = i
-                positions[i] = slot
-                filled += 1
-                if filled == pause:
-                    if filled == size:
-                        return table
-                    yield cost
-                    cost, pause = _next_pause(filled, size, CHUNK)
-    credit = [0] * count
-    while True:
-        for i in range(count):
-            credit[i] += weights[i]
-            turns, credit[i] = divmod(credit[i], top)
-            skip = skips[i]
-            slot = positions[i]
-            for _ in range(turns):
-                while taken[slot]:
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                taken[slot] = 1
-                table[slot] = i
-                filled += 1
-                if filled == pause:
-                    if filled == size:
-                        return table
-                    yield cost
-                    cost, pause = _next_pause(filled, size, CHUNK)
-            positions[i] = slot
-    # unreachable: the loop returns once every slot is owned
+    return run(maglev_steps(permutations, weights, size, CHUNK))
 
 
 class Maglev(KeyedBalancer):
@@ -308,7 +233,7 @@ class Maglev(KeyedBalancer):
         if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
             self._permutations = {state: known[state] for state in ordered}
         if self._xxh64 is None:
-            fill = maglev_steps(permutations, weights, size)
+            fill = maglev_steps(permutations, weights, size, CHUNK)
         else:
             fill = envoy_steps(permutations, weights, size, CHUNK)
         self._building = (fill, tuple(ordered), {state: state.weight for state in ordered})
