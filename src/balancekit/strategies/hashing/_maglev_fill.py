@@ -23,7 +23,7 @@ M ln M probes and the last 1% of the slots (f < M / 100) make about two thirds o
 from __future__ import annotations
 
 from array import array
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from heapq import heapify, heapreplace
 from itertools import repeat
 from math import isqrt
@@ -43,16 +43,25 @@ class Claims:
     """The state a fill's turns share: taken slots, each endpoint's next preferred slot, and the
     slow search of a turn whose next preferred slot is taken late in the fill (:meth:`seek`)."""
 
-    __slots__ = ("_free", "_inverse", "_pairs", "next", "size", "skips", "slow_after", "taken")
+    __slots__ = (
+        "_free",
+        "_inverse",
+        "backs",
+        "next",
+        "size",
+        "skips",
+        "slow_after",
+        "taken",
+    )
 
     def __init__(self, permutations: Sequence[tuple[int, int]], size: int) -> None:
         self.size = size
         self.taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list
         self.next = [offset for offset, _ in permutations]  # the slot each endpoint tries next
         self.skips = [skip for _, skip in permutations]
+        self.backs = [size - skip for _, skip in permutations]  # slot + skip - size, if >= 0
         #: Slots filled beyond which a turn whose next slot is taken calls :meth:`seek`.
         self.slow_after = size - size // SLICE_AT
-        self._pairs: dict[int, list[tuple[int, int]]] = {}
         self._inverse: dict[int, int] = {}
         self._free: list[int] | None = None
 
@@ -62,6 +71,37 @@ class Claims:
         if free * free <= SCAN * self.size:
             return self._scan(slot, skip)
         return self._slices(slot, skip, free)
+
+    def claim(self, turns: Iterable[int], table: array[int], filled: int) -> None:
+        """Each endpoint in ``turns``, in order, claims its next free slot (``filled`` taken)."""
+        taken, following, skips, backs, size = (
+            self.taken,
+            self.next,
+            self.skips,
+            self.backs,
+            self.size,
+        )
+        if filled < self.slow_after:
+            for i in turns:
+                slot = following[i]
+                if taken[slot]:  # slot by slot: slot + skip, mod size
+                    skip, back = skips[i], backs[i]
+                    slot = slot - back if slot >= back else slot + skip
+                    while taken[slot]:
+                        slot = slot - back if slot >= back else slot + skip
+                taken[slot] = 1
+                table[slot] = i
+                following[i] = (slot + skips[i]) % size
+            return
+        free = size - filled
+        for i in turns:
+            slot = following[i]
+            if taken[slot]:
+                slot = self.seek(i, slot, free)
+            taken[slot] = 1
+            table[slot] = i
+            following[i] = (slot + skips[i]) % size
+            free -= 1
 
     def _scan(self, slot: int, skip: int) -> int:
         taken, size = self.taken, self.size
@@ -80,38 +120,34 @@ class Claims:
         steps = min([(x - slot) * inverse % size for x in free])
         return (slot + steps * skip) % size
 
-    def _pair(self, skip: int, want: int) -> tuple[int, int]:
-        """The smallest t (and r = t skip mod M, signed) whose progressions of step r cover
-        ``want`` positions of the list in ``t`` slices that wrap around the table at most once."""
-        pairs = self._pairs.get(skip)
-        if pairs is None:
-            size = self.size
-            pairs = [(1, skip if 2 * skip <= size else skip - size)]
-            a, b, ya, yb = size, skip, 0, 1  # invariant: a = ya * skip, b = yb * skip (mod M)
-            while b > 1:
-                q = a // b
-                a, b = b, a - q * b
-                ya, yb = yb, ya - q * yb
-                pairs.append((yb, b) if yb > 0 else (-yb, -b))
-            self._pairs[skip] = pairs
-        size = self.size
-        for t, r in pairs:
-            if -(-want // t) * (r if r > 0 else -r) <= size:
-                return t, r
-        return pairs[-1]  # (t, +-1): always fits, as want <= M
+    @staticmethod
+    def _pair(skip: int, want: int, size: int) -> tuple[int, int]:
+        """The smallest t (and r = t skip mod M, signed) whose t progressions of step r cover
+        ``want`` positions of the list, each in one slice that wraps around at most once:
+        extended Euclid on (M, skip), whose remainders are the (t, |r|) of its convergents."""
+        r = skip if 2 * skip <= size else skip - size
+        if want * (r if r > 0 else -r) <= size:
+            return 1, r
+        a, b, ya, yb = size, skip, 0, 1  # invariant: a = ya * skip, b = yb * skip (mod M)
+        while True:  # ends by b = 1 (M is prime), which fits as want <= M
+            q = a // b
+            a, b = b, a - q * b
+            ya, yb = yb, ya - q * yb
+            t = yb if yb > 0 else -yb
+            if -(-want // t) * b <= size:
+                return (t, b) if yb > 0 else (t, -b)
 
     def _slices(self, slot: int, skip: int, free: int) -> int:
         taken, size = self.taken, self.size
         want = min(size, 2 * size // free + 1)
         here = slot + skip - size if slot + skip >= size else slot + skip  # position 1
         while True:
-            t, r = self._pair(skip, want)
+            t, r = self._pair(skip, want, size)
             rows = -(-want // t)
             best = covered = t * rows
             start, a = here, 0
             while a < t and a < best:  # progression a: positions a, a + t, a + 2t, ...
-                n = min(rows, -(-(best - a) // t))  # only rows that could beat best
-                end = start + n * r
+                end = start + rows * r
                 if 0 <= end <= size:
                     found = taken[start:end:r].find(0)
                 else:  # wraps around the table once
@@ -218,29 +254,15 @@ def maglev_steps(
     if not count:
         return array(table.typecode)
     claims = Claims(permutations, size)
-    taken, following, skips, seek = claims.taken, claims.next, claims.skips, claims.seek
-    slow_after = claims.slow_after
     filled = 0
     cost, pause = next_pause(0, size, chunk)
     for turns in paper_rounds(weights):
-        for i in turns:
-            slot = following[i]
-            if taken[slot]:
-                if filled < slow_after:
-                    skip = skips[i]
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                    while taken[slot]:
-                        slot += skip
-                        if slot >= size:
-                            slot -= size
-                else:
-                    slot = seek(i, slot, size - filled)
-            taken[slot] = 1
-            table[slot] = i
-            following[i] = (slot + skips[i]) % size
-            filled += 1
+        start, end = 0, len(turns)
+        while start < end:  # the round's turns up to the next pause, then the pause
+            stop = min(end, start + pause - filled)
+            claims.claim(turns[start:stop], table, filled)
+            filled += stop - start
+            start = stop
             if filled == pause:
                 if filled == size:
                     return table

@@ -86,29 +86,15 @@ def envoy_steps(
     if not count:
         return array(table.typecode)
     claims = Claims(permutations, size)
-    taken, following, skips, seek = claims.taken, claims.next, claims.skips, claims.seek
-    slow_after = claims.slow_after
     filled = 0
     cost, pause = next_pause(0, size, chunk)
     for turns in envoy_iterations(weights):
-        for i in turns:
-            slot = following[i]
-            if taken[slot]:
-                if filled < slow_after:
-                    skip = skips[i]
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                    while taken[slot]:
-                        slot += skip
-                        if slot >= size:
-                            slot -= size
-                else:
-                    slot = seek(i, slot, size - filled)
-            taken[slot] = 1
-            table[slot] = i
-            following[i] = (slot + skips[i]) % size
-            filled += 1
+        start, end = 0, len(turns)
+        while start < end:  # the iteration's claims up to the next pause, then the pause
+            stop = min(end, start + pause - filled)
+            claims.claim(turns[start:stop], table, filled)
+            filled += stop - start
+            start = stop
             if filled == pause:
                 if filled == size:
                     return table
