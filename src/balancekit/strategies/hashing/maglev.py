@@ -31,13 +31,14 @@ __all__ = [
 
 #: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
 DEFAULT_TABLE_SIZE = 65_537
-#: Probes of the table between two pauses of a chunked fill (:func:`maglev_steps`). A fill of M
-#: slots takes about M ln M probes (the last slots are the hardest to find), ~70 ns each.
+#: Work between two pauses of a chunked fill (:func:`maglev_steps`), in probes of the table
+#: (~40-70 ns each): a turn with f of M slots free costs ~M / f, a late turn searching slices
+#: ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs ~6.4 M, not M ln M.
 CHUNK = 1024
-#: Probes of a new table per membership change (~5 ms); a table filled in fewer (about 6,000
+#: Work on a new table per membership change (~3-5 ms); a table filled with less (about 10,000
 #: slots) is built within the change.
 STEP = 65_536
-#: Probes made by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
+#: Work done by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
 PICK_STEP = 16_384
 
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
@@ -103,18 +104,27 @@ class Maglev(KeyedBalancer):
     ``table[hash64(key) % table_size]``. The table is an ``array`` of 2-byte (up to 65,535
     endpoints) or 4-byte indices: 128 KB at the default size, whatever N is.
 
-    ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
-    100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
-    lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
-    and one index, lock-free. Rebuild: O(M log M) probes in pure Python (M = table_size, ~70 ns
-    a probe with a ``bytearray`` of taken slots, ``benchmarks/bench_maglev_fill.py``). A
-    membership change does not pay for it: the new table fills ``STEP`` probes per change and
-    ``PICK_STEP`` per 64th pick while the previous table serves, skipping at pick the endpoints
-    that left (an endpoint added since gets keys once the fill completes; ``settle()`` completes
-    it now). Only when nothing in the previous table may serve is it built at once. For large
-    pools the table-size rule costs: 100 x N slots at N = 10,000 is ~14M probes (~1 s of CPU)
-    per membership change; see docs/hashing.md for the table-size rule, or prefer
-    :class:`IPHash` (incremental) or :class:`JumpHash` for large pools that change often.
+    Table size, for large pools: ``table_size`` is the prime M you pass (``next_prime(100 *
+    N)`` gives one). The paper keeps every endpoint within ~1% of its share at M >= 100 x N
+    (section 3.4); with weights, keep M above 100 x total weight / smallest weight, so the
+    lightest endpoint still owns ~100 slots. At least 10 x the initial N is required and at
+    most :data:`MAX_TABLE_SIZE` (16,777,259) slots are accepted, so the 100 x N rule holds up
+    to ~167,000 endpoints. Memory: 2 bytes a slot up to 65,535 endpoints, 4 above (M =
+    1,000,003 for N = 10,000: 2 MB; 16.7M slots: 32-64 MB), plus 1 byte a slot while a fill
+    runs. The table does not grow with the pool: size it for the largest pool you expect
+    (``add`` and ``update`` refuse more endpoints than slots).
+
+    Lookup: one MurmurHash3 and one index, lock-free. Rebuild: O(M log M) probes in the
+    paper's order, pure Python; the late turns, which make most of them, read C-speed slices
+    of the taken-slot table or scan the few free slots (:mod:`._maglev_fill`), ~6.4 probes'
+    worth of work a slot instead of ~ln M (``benchmarks/bench_maglev_fill.py``; M = 1,000,003
+    is ~0.5-1 s of CPU). A membership change does not pay for it: the new table fills
+    ``STEP`` of work per change and ``PICK_STEP`` per 64th pick while the previous table
+    serves, skipping at pick the endpoints that left (an endpoint added since gets keys once
+    the fill completes; ``settle()`` completes it now). Only when nothing in the previous
+    table may serve is it built at once. At N = 10,000 a fill spans ~100 changes or ~25,000
+    picks; for large pools that change often, prefer :class:`IPHash` (incremental) or
+    :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster, balance ~5%).
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
     ``avoid``), so an ejection and its end never rebuild the table inside the request that
