@@ -248,6 +248,8 @@ def maglev_steps(
     Weighted: each round an endpoint earns its weight in credit and claims one slot per
     ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
     exactly). O(M log M) probes, most of them made C-speed late in the fill (:class:`Claims`).
+    ``size`` must be prime, as :class:`.Maglev` checks (every skip then reaches every slot, and
+    the late searches divide by the skip modulo ``size``).
     """
     count = len(permutations)
     table = array("I" if count > 0xFFFF else "H", [0]) * size
