@@ -28,7 +28,17 @@ from heapq import heapify, heapreplace
 from itertools import repeat
 from math import isqrt
 
-__all__ = ["Claims", "Fill", "maglev_steps", "next_pause", "paper_rounds", "run"]
+from ._maglev_size import check_fill
+
+__all__ = [
+    "Claims",
+    "Fill",
+    "maglev_steps",
+    "next_pause",
+    "paper_fill",
+    "paper_rounds",
+    "run",
+]
 
 Fill = Generator[int, None, "array[int]"]
 
@@ -248,9 +258,18 @@ def maglev_steps(
     Weighted: each round an endpoint earns its weight in credit and claims one slot per
     ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
     exactly). O(M log M) probes, most of them made C-speed late in the fill (:class:`Claims`).
-    ``size`` must be prime, as :class:`.Maglev` checks (every skip then reaches every slot, and
-    the late searches divide by the skip modulo ``size``).
+    ``size`` must be prime (every skip then reaches every slot, and the late searches divide by
+    the skip modulo ``size``): :class:`~balancekit.InvalidOption` otherwise, or for an offset,
+    skip or weight out of range, before any work (:func:`._maglev_size.check_fill`).
     """
+    check_fill(permutations, weights, size)
+    return paper_fill(permutations, weights, size, chunk)
+
+
+def paper_fill(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
+) -> Fill:
+    """:func:`maglev_steps` without the checks (for input built by :class:`.Maglev`)."""
     count = len(permutations)
     table = array("I" if count > 0xFFFF else "H", [0]) * size
     if not count:

@@ -16,11 +16,14 @@ from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
+from . import maglev_envoy
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
-from ._maglev_fill import Fill, maglev_steps, run
-from .maglev_envoy import envoy_key_hash, envoy_permutation, envoy_steps
+from ._maglev_fill import Fill, maglev_steps, paper_fill, run
+from ._maglev_size import MAX_TABLE_SIZE, check_size, is_prime, next_prime
+from .maglev_envoy import envoy_key_hash
 
 __all__ = [
+    "MAX_TABLE_SIZE",
     "Maglev",
     "is_prime",
     "maglev_permutation",
@@ -43,39 +46,19 @@ PICK_STEP = 16_384
 
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
 
-#: Largest table accepted: 16 M slots (64 MB of ``array('I')`` at most).
-MAX_TABLE_SIZE = 16_777_259
-
-
-def is_prime(n: int) -> bool:
-    """Trial division (table sizes are at most ~2^24, so at most ~4,100 divisions)."""
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    divisor = 3
-    while divisor * divisor <= n:
-        if n % divisor == 0:
-            return False
-        divisor += 2
-    return True
-
-
-def next_prime(n: int) -> int:
-    """The smallest prime >= ``n`` (e.g. ``next_prime(100 * endpoints)`` for a table size)."""
-    candidate = max(2, n)
-    while not is_prime(candidate):
-        candidate += 1
-    return candidate
-
 
 def maglev_permutation(address: str, size: int) -> tuple[int, int]:
     """``(offset, skip)`` of an endpoint: its preference list is ``(offset + j * skip) % size``.
 
     From MurmurHash3_x64_128 (seed 0) of the address's UTF-8 bytes: the low 64 bits give
     ``offset = low % size``, the high 64 bits ``skip = high % (size - 1) + 1`` — the paper's two
-    independent hashes ``h1``, ``h2`` taken from one 128-bit hash.
+    independent hashes ``h1``, ``h2`` taken from one 128-bit hash. ``size``: a prime from 2 to
+    :data:`MAX_TABLE_SIZE`, else :class:`~balancekit.InvalidOption`.
     """
+    return _permutation(address, check_size(size))
+
+
+def _permutation(address: str, size: int) -> tuple[int, int]:
     digest = _murmur128(utf8(address))
     return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
 
@@ -85,6 +68,8 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
 
     O(M log M) probes of the table in the paper's order; the late turns, which make most of
     them, search C-speed slices or the few free slots instead (:mod:`._maglev_fill`).
+    :class:`~balancekit.InvalidOption` for a size that is not a prime from 2 to
+    :data:`MAX_TABLE_SIZE` or an offset, skip or weight out of range, before any work.
     """
     return run(maglev_steps(permutations, weights, size, CHUNK))
 
@@ -233,7 +218,7 @@ class Maglev(KeyedBalancer):
         ordered = sorted(up, key=lambda state: state.endpoint.address)
         weights = [state.weight for state in ordered]
         known, size = self._permutations, self._size
-        permute = maglev_permutation if self._xxh64 is None else envoy_permutation
+        permute = _permutation if self._xxh64 is None else maglev_envoy.permutation
         permutations = []
         for state in ordered:
             found = known.get(state)
@@ -243,9 +228,9 @@ class Maglev(KeyedBalancer):
         if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
             self._permutations = {state: known[state] for state in ordered}
         if self._xxh64 is None:
-            fill = maglev_steps(permutations, weights, size, CHUNK)
+            fill = paper_fill(permutations, weights, size, CHUNK)
         else:
-            fill = envoy_steps(permutations, weights, size, CHUNK)
+            fill = maglev_envoy.envoy_fill(permutations, weights, size, CHUNK)
         self._building = (fill, tuple(ordered), {state: state.weight for state in ordered})
 
     def _advance(self, budget: float) -> None:

@@ -29,6 +29,7 @@ from heapq import heapreplace
 from ..._errors import InvalidOption
 from ._keyed import utf8
 from ._maglev_fill import Claims, Fill, next_pause, run
+from ._maglev_size import check_fill, check_size
 
 __all__ = [
     "envoy_iterations",
@@ -57,7 +58,13 @@ def envoy_key_hash() -> Callable[[bytes], int]:
 
 
 def envoy_permutation(address: str, size: int) -> tuple[int, int]:
-    """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them."""
+    """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them
+    (``size``: a prime from 2 to ``MAX_TABLE_SIZE``, else :class:`~balancekit.InvalidOption`)."""
+    return permutation(address, check_size(size))
+
+
+def permutation(address: str, size: int) -> tuple[int, int]:
+    """:func:`envoy_permutation` without the size check (for :class:`.Maglev`)."""
     xxh64, key = _xxh64(), utf8(address)
     return xxh64(key, seed=0) % size, xxh64(key, seed=1) % (size - 1) + 1
 
@@ -79,8 +86,18 @@ def envoy_steps(
     weight test is done in floating point exactly as Envoy does it (``iteration * weight <
     target``, doubles), so ties fall the same way. A turn finds its slot as Envoy's
     ``while (table[c] != nullptr) next_++`` does, the late ones by slices or by scanning the
-    free slots (:class:`._maglev_fill.Claims`: same slot, less work).
+    free slots (:class:`._maglev_fill.Claims`: same slot, less work). :class:`~balancekit.
+    InvalidOption` for a size that is not a prime table size or an offset, skip or weight out
+    of range, before any work (:func:`._maglev_size.check_fill`).
     """
+    check_fill(permutations, weights, size)
+    return envoy_fill(permutations, weights, size, chunk)
+
+
+def envoy_fill(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
+) -> Fill:
+    """:func:`envoy_steps` without the checks (for input built by :class:`.Maglev`)."""
     count = len(permutations)
     table = array("I" if count > 0xFFFF else "H", [0]) * size
     if not count:
