@@ -38,8 +38,9 @@ DEFAULT_TABLE_SIZE = 65_537
 #: (~40-70 ns each): a turn with f of M slots free costs ~M / f, a late turn searching slices
 #: ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs ~6.4 M, not M ln M.
 CHUNK = 1024
-#: Work on a new table per membership change (~3-5 ms); a table filled with less (about 10,000
-#: slots) is built within the change.
+#: Work on a new table per membership change (~5 ms; the first ~8 changes of a fill, where a
+#: turn is counted as one probe but costs ~8, ~35 ms at M = 1,000,003, ~160 ms with a 10^6:1
+#: weight); a table filled with less (about 10,000 slots) is built within the change.
 STEP = 65_536
 #: Work done by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
 PICK_STEP = 16_384
