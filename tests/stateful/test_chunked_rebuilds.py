@@ -132,7 +132,7 @@ def test_maglev_fills_a_new_table_in_chunks_and_ends_equal_to_scratch(
 
 def test_a_big_maglev_table_is_swapped_in_once_complete_and_picks_complete_it() -> None:
     pool = [f"10.6.{i >> 8}.{i & 255}:80" for i in range(40)]
-    size = maglev.next_prime(100 * len(pool) * 8)  # 32,003 slots: ~330,000 probes, > one STEP
+    size = maglev.next_prime(100 * len(pool) * 8)  # 32,003 slots: ~200,000 of work > 2 STEPs
     lb = bk.Maglev(pool, table_size=size)
     old = lb._table[0]
     lb.remove(pool[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Collection, Generator, Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Literal
 
 from ..._core import Clock
@@ -16,49 +16,36 @@ from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
+from . import maglev_envoy
 from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
-from .maglev_envoy import envoy_key_hash, envoy_permutation, envoy_steps
+from ._maglev_fill import Fill, maglev_steps, paper_fill, run
+from ._maglev_size import MAX_TABLE_SIZE, check_size, is_prime, next_prime
+from .maglev_envoy import envoy_key_hash
 
-__all__ = ["Maglev", "is_prime", "maglev_permutation", "maglev_table", "next_prime"]
+__all__ = [
+    "MAX_TABLE_SIZE",
+    "Maglev",
+    "is_prime",
+    "maglev_permutation",
+    "maglev_steps",
+    "maglev_table",
+    "next_prime",
+]
 
 #: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
 DEFAULT_TABLE_SIZE = 65_537
-#: Probes of the table between two pauses of a chunked fill (:func:`maglev_steps`). A fill of M
-#: slots takes about M ln M probes (the last slots are the hardest to find), ~70 ns each.
+#: Work between two pauses of a chunked fill (:func:`maglev_steps`), in probes of the table
+#: (~40-70 ns each): a turn with f of M slots free costs ~M / f, a late turn searching slices
+#: ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs ~6.4 M, not M ln M.
 CHUNK = 1024
-#: Probes of a new table per membership change (~5 ms); a table filled in fewer (about 6,000
-#: slots) is built within the change.
+#: Work on a new table per membership change (~5 ms; the first ~8 changes of a fill, where a
+#: turn is counted as one probe but costs ~8, ~35 ms at M = 1,000,003, ~160 ms with a 10^6:1
+#: weight); a table filled with less (about 10,000 slots) is built within the change.
 STEP = 65_536
-#: Probes made by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
+#: Work done by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
 PICK_STEP = 16_384
 
-Fill = Generator[int, None, "array[int]"]
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
-
-#: Largest table accepted: 16 M slots (64 MB of ``array('I')`` at most).
-MAX_TABLE_SIZE = 16_777_259
-
-
-def is_prime(n: int) -> bool:
-    """Trial division (table sizes are at most ~2^24, so at most ~4,100 divisions)."""
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    divisor = 3
-    while divisor * divisor <= n:
-        if n % divisor == 0:
-            return False
-        divisor += 2
-    return True
-
-
-def next_prime(n: int) -> int:
-    """The smallest prime >= ``n`` (e.g. ``next_prime(100 * endpoints)`` for a table size)."""
-    candidate = max(2, n)
-    while not is_prime(candidate):
-        candidate += 1
-    return candidate
 
 
 def maglev_permutation(address: str, size: int) -> tuple[int, int]:
@@ -66,101 +53,26 @@ def maglev_permutation(address: str, size: int) -> tuple[int, int]:
 
     From MurmurHash3_x64_128 (seed 0) of the address's UTF-8 bytes: the low 64 bits give
     ``offset = low % size``, the high 64 bits ``skip = high % (size - 1) + 1`` — the paper's two
-    independent hashes ``h1``, ``h2`` taken from one 128-bit hash.
+    independent hashes ``h1``, ``h2`` taken from one 128-bit hash. ``size``: a prime from 2 to
+    :data:`MAX_TABLE_SIZE`, else :class:`~balancekit.InvalidOption`.
     """
+    return _permutation(address, check_size(size))
+
+
+def _permutation(address: str, size: int) -> tuple[int, int]:
     digest = _murmur128(utf8(address))
     return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
 
 
 def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: int) -> array[int]:
-    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once."""
-    return run(maglev_steps(permutations, weights, size))
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once.
 
-
-def run(steps: Fill) -> array[int]:
-    """Drive a fill (:func:`maglev_steps`, :func:`.maglev_envoy.envoy_steps`) to its end."""
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        table: array[int] = done.value
-        return table
-
-
-def _next_pause(filled: int, size: int, chunk: int) -> tuple[int, int]:
-    """``(probes, filled)``: the next pause of a fill with ``filled`` of ``size`` slots taken,
-    about ``chunk`` probes on: a claim with f slots free takes about size / f probes."""
-    free = size - filled
-    slots = max(1, chunk * free // size)
-    return slots * size // free, min(size, filled + slots)
-
-
-def maglev_steps(permutations: list[tuple[int, int]], weights: list[int], size: int) -> Fill:
-    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), yielding
-    :data:`CHUNK` every ~CHUNK probes of the table; the table is the generator's value.
-
-    Endpoints take turns in list order; each claims the next free slot of its preference list.
-    Weighted: each round an endpoint earns its weight in credit and claims one slot per
-    ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
-    exactly). Expected O(size * log size) steps.
+    O(M log M) probes of the table in the paper's order; the late turns, which make most of
+    them, search C-speed slices or the few free slots instead (:mod:`._maglev_fill`).
+    :class:`~balancekit.InvalidOption` for a size that is not a prime from 2 to
+    :data:`MAX_TABLE_SIZE` or an offset, skip or weight out of range, before any work.
     """
-    count = len(permutations)
-    table = array("I" if count > 0xFFFF else "H", [0]) * size
-    if not count:
-        return array(table.typecode)
-    taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list of owners
-    positions = [offset for offset, _ in permutations]
-    skips = [skip for _, skip in permutations]
-    top = max(weights)
-    filled = 0
-    # Yield every ~CHUNK probes: a claim with f slots free takes about size / f probes, so the
-    # slots between two yields shrink as the table fills (checked per slot, not per probe).
-    cost, pause = _next_pause(0, size, CHUNK)
-    if all(weight == top for weight in weights):  # the paper's algorithm: one claim per turn
-        turn = range(count)
-        while True:
-            for i in turn:
-                slot = positions[i]
-                if taken[slot]:
-                    skip = skips[i]
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                    while taken[slot]:
-                        slot += skip
-                        if slot >= size:
-                            slot -= size
-                taken[slot] = 1
-                table[slot] = i
-                positions[i] = slot
-                filled += 1
-                if filled == pause:
-                    if filled == size:
-                        return table
-                    yield cost
-                    cost, pause = _next_pause(filled, size, CHUNK)
-    credit = [0] * count
-    while True:
-        for i in range(count):
-            credit[i] += weights[i]
-            turns, credit[i] = divmod(credit[i], top)
-            skip = skips[i]
-            slot = positions[i]
-            for _ in range(turns):
-                while taken[slot]:
-                    slot += skip
-                    if slot >= size:
-                        slot -= size
-                taken[slot] = 1
-                table[slot] = i
-                filled += 1
-                if filled == pause:
-                    if filled == size:
-                        return table
-                    yield cost
-                    cost, pause = _next_pause(filled, size, CHUNK)
-            positions[i] = slot
-    # unreachable: the loop returns once every slot is owned
+    return run(maglev_steps(permutations, weights, size, CHUNK))
 
 
 class Maglev(KeyedBalancer):
@@ -178,18 +90,27 @@ class Maglev(KeyedBalancer):
     ``table[hash64(key) % table_size]``. The table is an ``array`` of 2-byte (up to 65,535
     endpoints) or 4-byte indices: 128 KB at the default size, whatever N is.
 
-    ``table_size`` must be prime and at least 10 x the initial number of endpoints. Keep it above
-    100 x N for ~1% balance and, with weights, above 100 x total weight / smallest weight, so the
-    lightest endpoint still owns 100 slots (:func:`next_prime` helps). Lookup: one MurmurHash3
-    and one index, lock-free. Rebuild: O(M log M) probes in pure Python (M = table_size, ~70 ns
-    a probe with a ``bytearray`` of taken slots, ``benchmarks/bench_maglev_fill.py``). A
-    membership change does not pay for it: the new table fills ``STEP`` probes per change and
-    ``PICK_STEP`` per 64th pick while the previous table serves, skipping at pick the endpoints
-    that left (an endpoint added since gets keys once the fill completes; ``settle()`` completes
-    it now). Only when nothing in the previous table may serve is it built at once. For large
-    pools the table-size rule costs: 100 x N slots at N = 10,000 is ~14M probes (~1 s of CPU)
-    per membership change; see docs/hashing.md for the table-size rule, or prefer
-    :class:`IPHash` (incremental) or :class:`JumpHash` for large pools that change often.
+    Table size, for large pools: ``table_size`` is the prime M you pass (``next_prime(100 *
+    N)`` gives one). The paper keeps every endpoint within ~1% of its share at M >= 100 x N
+    (section 3.4); with weights, keep M above 100 x total weight / smallest weight, so the
+    lightest endpoint still owns ~100 slots. At least 10 x the initial N is required and at
+    most :data:`MAX_TABLE_SIZE` (16,777,259) slots are accepted, so the 100 x N rule holds up
+    to ~167,000 endpoints. Memory: 2 bytes a slot up to 65,535 endpoints, 4 above (M =
+    1,000,003 for N = 10,000: 2 MB; 16.7M slots: 32-64 MB), plus 1 byte a slot while a fill
+    runs. The table does not grow with the pool: size it for the largest pool you expect
+    (``add`` and ``update`` refuse more endpoints than slots).
+
+    Lookup: one MurmurHash3 and one index, lock-free. Rebuild: O(M log M) probes in the
+    paper's order, pure Python; the late turns, which make most of them, read C-speed slices
+    of the taken-slot table or scan the few free slots (:mod:`._maglev_fill`), ~6.4 probes'
+    worth of work a slot instead of ~ln M (``benchmarks/bench_maglev_fill.py``; M = 1,000,003
+    is ~0.5-1 s of CPU). A membership change does not pay for it: the new table fills
+    ``STEP`` of work per change and ``PICK_STEP`` per 64th pick while the previous table
+    serves, skipping at pick the endpoints that left (an endpoint added since gets keys once
+    the fill completes; ``settle()`` completes it now). Only when nothing in the previous
+    table may serve is it built at once. At N = 10,000 a fill spans ~100 changes or ~25,000
+    picks; for large pools that change often, prefer :class:`IPHash` (incremental) or
+    :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster, balance ~5%).
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
     ``avoid``), so an ejection and its end never rebuild the table inside the request that
@@ -298,7 +219,7 @@ class Maglev(KeyedBalancer):
         ordered = sorted(up, key=lambda state: state.endpoint.address)
         weights = [state.weight for state in ordered]
         known, size = self._permutations, self._size
-        permute = maglev_permutation if self._xxh64 is None else envoy_permutation
+        permute = _permutation if self._xxh64 is None else maglev_envoy.permutation
         permutations = []
         for state in ordered:
             found = known.get(state)
@@ -308,9 +229,9 @@ class Maglev(KeyedBalancer):
         if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
             self._permutations = {state: known[state] for state in ordered}
         if self._xxh64 is None:
-            fill = maglev_steps(permutations, weights, size)
+            fill = paper_fill(permutations, weights, size, CHUNK)
         else:
-            fill = envoy_steps(permutations, weights, size, CHUNK)
+            fill = maglev_envoy.envoy_fill(permutations, weights, size, CHUNK)
         self._building = (fill, tuple(ordered), {state: state.weight for state in ordered})
 
     def _advance(self, budget: float) -> None:

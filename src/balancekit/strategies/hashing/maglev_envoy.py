@@ -23,12 +23,21 @@ xxHash64 comes from the ``xxhash`` package (``pip install balancekit[envoy]``).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from heapq import heapreplace
 
 from ..._errors import InvalidOption
 from ._keyed import utf8
+from ._maglev_fill import Claims, Fill, next_pause, run
+from ._maglev_size import check_fill, check_size
 
-__all__ = ["envoy_key_hash", "envoy_maglev_table", "envoy_permutation", "envoy_steps"]
+__all__ = [
+    "envoy_iterations",
+    "envoy_key_hash",
+    "envoy_maglev_table",
+    "envoy_permutation",
+    "envoy_steps",
+]
 
 
 def _xxh64() -> Callable[..., int]:
@@ -49,7 +58,13 @@ def envoy_key_hash() -> Callable[[bytes], int]:
 
 
 def envoy_permutation(address: str, size: int) -> tuple[int, int]:
-    """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them."""
+    """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them
+    (``size``: a prime from 2 to ``MAX_TABLE_SIZE``, else :class:`~balancekit.InvalidOption`)."""
+    return permutation(address, check_size(size))
+
+
+def permutation(address: str, size: int) -> tuple[int, int]:
+    """:func:`envoy_permutation` without the size check (for :class:`.Maglev`)."""
     xxh64, key = _xxh64(), utf8(address)
     return xxh64(key, seed=0) % size, xxh64(key, seed=1) % (size - 1) + 1
 
@@ -58,58 +73,91 @@ def envoy_maglev_table(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int
 ) -> array[int]:
     """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, at once."""
-    steps = envoy_steps(permutations, weights, size)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        table: array[int] = done.value
-        return table
+    return run(envoy_steps(permutations, weights, size))
 
 
 def envoy_steps(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int = 1024
-) -> Generator[int, None, array[int]]:
+) -> Fill:
     """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, yielding
-    the slots filled every ``chunk`` slots; the table is the generator's value.
+    the work done (in probes) every ~``chunk`` probes; the table is the generator's value.
 
     ``permutations`` and ``weights`` are in Envoy's order (endpoints sorted by hash key). The
     weight test is done in floating point exactly as Envoy does it (``iteration * weight <
-    target``, doubles), so ties fall the same way.
+    target``, doubles), so ties fall the same way. A turn finds its slot as Envoy's
+    ``while (table[c] != nullptr) next_++`` does, the late ones by slices or by scanning the
+    free slots (:class:`._maglev_fill.Claims`: same slot, less work). :class:`~balancekit.
+    InvalidOption` for a size that is not a prime table size or an offset, skip or weight out
+    of range, before any work (:func:`._maglev_size.check_fill`).
     """
+    check_fill(permutations, weights, size)
+    return envoy_fill(permutations, weights, size, chunk)
+
+
+def envoy_fill(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
+) -> Fill:
+    """:func:`envoy_steps` without the checks (for input built by :class:`.Maglev`)."""
     count = len(permutations)
     table = array("I" if count > 0xFFFF else "H", [0]) * size
     if not count:
         return array(table.typecode)
-    total = sum(weights)
+    claims = Claims(permutations, size)
+    filled = 0
+    cost, pause = next_pause(0, size, chunk)
+    for turns in envoy_iterations(weights):
+        start, end = 0, len(turns)
+        while start < end:  # the iteration's claims up to the next pause, then the pause
+            stop = min(end, start + pause - filled)
+            claims.claim(turns[start:stop], table, filled)
+            filled += stop - start
+            start = stop
+            if filled == pause:
+                if filled == size:
+                    return table
+                yield cost
+                cost, pause = next_pause(filled, size, chunk)
+    raise AssertionError("unreachable: the iterations go on until the table is full")
+
+
+def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
+    """The endpoints that claim a slot in each of Envoy's iterations 1, 2, ..., in order.
+
+    Envoy: with ``w = weight / total`` and ``top`` the largest ``w``, endpoint i claims in
+    iteration t unless ``t * w < target``, and each claim adds ``top`` to its ``target``
+    (from 0.0), in doubles. Endless. Skewed weights (max > 8 x mean), where most endpoints
+    skip most iterations: a heap of each endpoint's next iteration, found with the same
+    floating-point test (``t * w`` grows with t), so O(claims x log N), not O(iterations x N).
+    """
+    count, total = len(weights), sum(weights)
     normalized = [weight * 1.0 / total for weight in weights]
     top = max(normalized)
     target = [0.0] * count
-    taken = [0] * count  # Envoy's next_: preferences tried so far
-    free = [True] * size
-    filled = 0
-    cost, pause = chunk, min(size, chunk)
-    iteration = 0
-    while filled < size:
-        iteration += 1
-        for i in range(count):
-            if filled == size:
-                break
-            if iteration * normalized[i] < target[i]:
-                continue
-            target[i] += top
-            offset, skip = permutations[i]
-            slot = (offset + skip * taken[i]) % size
-            while not free[slot]:
-                taken[i] += 1
-                slot = (offset + skip * taken[i]) % size
-            free[slot] = False
-            table[slot] = i
-            taken[i] += 1
-            filled += 1
-            if filled == pause and filled < size:  # every ~chunk probes, as maglev_steps
-                yield cost
-                left = size - filled
-                slots = max(1, chunk * left // size)
-                cost, pause = slots * size // left, filled + slots
-    return table
+    every = range(count)
+    if max(weights) * count <= 8 * total:  # most endpoints claim in most iterations
+        iteration = 0
+        while True:
+            iteration += 1
+            due = []
+            for i in every:
+                if iteration * normalized[i] < target[i]:
+                    continue
+                target[i] += top
+                due.append(i)
+            yield due
+    heap = [(1, i) for i in every]  # (next iteration with a claim, endpoint)
+    while True:
+        now = heap[0][0]
+        due = []
+        while heap[0][0] == now:
+            i = heap[0][1]
+            due.append(i)
+            weight = normalized[i]
+            goal = target[i] = target[i] + top
+            later = max(now + 1, int(goal / weight))
+            while later * weight < goal:
+                later += 1
+            while later - 1 > now and not (later - 1) * weight < goal:
+                later -= 1
+            heapreplace(heap, (later, i))
+        yield due

@@ -1,0 +1,292 @@
+"""Maglev's table fill: Pseudocode 1, with the late turns' search for a free slot made cheap.
+
+Source: Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load Balancer", NSDI 2016,
+section 3.4 and Pseudocode 1 (``Populate``): endpoints take turns, and each claims the next slot
+of its preference list ``(offset + j * skip) % M`` that nobody has taken yet. The table is the
+paper's, slot for slot; only how a turn finds its slot changes.
+
+With f of the M slots free, a turn probes about M / f slots of its list, so a fill makes about
+M ln M probes and the last 1% of the slots (f < M / 100) make about two thirds of them
+(M x H(f)). A turn therefore searches in one of three ways (:class:`Claims`):
+
+- while M / f <= :data:`SLICE_AT`: one slot at a time in a ``bytearray`` of taken slots;
+- beyond: in strided slices of that bytearray. A list of step s splits into t interleaved
+  progressions of step r = t s mod M, where (t, r) is a convergent of s / M (extended Euclid):
+  |r| is small, so each progression's next slots are one slice ``taken[a:b:r]`` (C speed) and
+  ``bytes.find`` gives its first free one; about 2 sqrt(M / f) slices replace M / f probes;
+- when f^2 <= :data:`SCAN` x M (the last ~sqrt(M) / 2 slots): the free slots themselves are
+  scanned, each placed in the endpoint's list (slot x is at ``(x - here) / s mod M`` positions
+  on, dividing by s's inverse modulo the prime M); the nearest is the one the paper's loop
+  reaches first.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from heapq import heapify, heapreplace
+from itertools import repeat
+from math import isqrt
+
+from ._maglev_size import check_fill
+
+__all__ = [
+    "Claims",
+    "Fill",
+    "maglev_steps",
+    "next_pause",
+    "paper_fill",
+    "paper_rounds",
+    "run",
+]
+
+Fill = Generator[int, None, "array[int]"]
+
+#: Expected probes per turn (M / f) beyond which a turn searches in slices, not slot by slot
+#: (measured: a slice search costs about as much as 100-150 probes at M / f ~ 128).
+SLICE_AT = 128
+#: Free slots f are scanned when f * f <= SCAN * M, i.e. f <= sqrt(M) / 2 (measured crossover).
+SCAN = 0.25
+
+
+class Claims:
+    """The state a fill's turns share: taken slots, each endpoint's next preferred slot, and the
+    slow search of a turn whose next preferred slot is taken late in the fill (:meth:`seek`)."""
+
+    __slots__ = (
+        "_free",
+        "_inverse",
+        "backs",
+        "next",
+        "size",
+        "skips",
+        "slow_after",
+        "taken",
+    )
+
+    def __init__(self, permutations: Sequence[tuple[int, int]], size: int) -> None:
+        self.size = size
+        self.taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list
+        self.next = [offset for offset, _ in permutations]  # the slot each endpoint tries next
+        self.skips = [skip for _, skip in permutations]
+        self.backs = [size - skip for _, skip in permutations]  # slot + skip - size, if >= 0
+        #: Slots filled beyond which a turn whose next slot is taken calls :meth:`seek`.
+        self.slow_after = size - size // SLICE_AT
+        self._inverse: dict[int, int] = {}
+        self._free: list[int] | None = None
+
+    def seek(self, i: int, slot: int, free: int) -> int:
+        """The first free slot after ``slot`` (taken) in endpoint ``i``'s list; ``free`` free."""
+        skip = self.skips[i]
+        if free * free <= SCAN * self.size:
+            return self._scan(slot, skip)
+        return self._slices(slot, skip, free)
+
+    def claim(self, turns: Iterable[int], table: array[int], filled: int) -> None:
+        """Each endpoint in ``turns``, in order, claims its next free slot (``filled`` taken)."""
+        taken, following, skips, backs, size = (
+            self.taken,
+            self.next,
+            self.skips,
+            self.backs,
+            self.size,
+        )
+        if filled < self.slow_after:
+            for i in turns:
+                slot = following[i]
+                if taken[slot]:  # slot by slot: slot + skip, mod size
+                    skip, back = skips[i], backs[i]
+                    slot = slot - back if slot >= back else slot + skip
+                    while taken[slot]:
+                        slot = slot - back if slot >= back else slot + skip
+                taken[slot] = 1
+                table[slot] = i
+                following[i] = (slot + skips[i]) % size
+            return
+        free = size - filled
+        for i in turns:
+            slot = following[i]
+            if taken[slot]:
+                slot = self.seek(i, slot, free)
+            taken[slot] = 1
+            table[slot] = i
+            following[i] = (slot + skips[i]) % size
+            free -= 1
+
+    def _scan(self, slot: int, skip: int) -> int:
+        taken, size = self.taken, self.size
+        free = self._free
+        if free is None:
+            free, x = [], taken.find(0)
+            while x >= 0:
+                free.append(x)
+                x = taken.find(0, x + 1)
+        else:
+            free = [x for x in free if not taken[x]]
+        self._free = free
+        inverse = self._inverse.get(skip)
+        if inverse is None:
+            inverse = self._inverse[skip] = pow(skip, -1, size)
+        steps = min([(x - slot) * inverse % size for x in free])
+        return (slot + steps * skip) % size
+
+    @staticmethod
+    def _pair(skip: int, want: int, size: int) -> tuple[int, int]:
+        """The smallest t (and r = t skip mod M, signed) whose t progressions of step r cover
+        ``want`` positions of the list, each in one slice that wraps around at most once:
+        extended Euclid on (M, skip), whose remainders are the (t, |r|) of its convergents."""
+        r = skip if 2 * skip <= size else skip - size
+        if want * (r if r > 0 else -r) <= size:
+            return 1, r
+        a, b, ya, yb = size, skip, 0, 1  # invariant: a = ya * skip, b = yb * skip (mod M)
+        while True:  # ends by b = 1 (M is prime), which fits as want <= M
+            q = a // b
+            a, b = b, a - q * b
+            ya, yb = yb, ya - q * yb
+            t = yb if yb > 0 else -yb
+            if -(-want // t) * b <= size:
+                return (t, b) if yb > 0 else (t, -b)
+
+    def _slices(self, slot: int, skip: int, free: int) -> int:
+        taken, size = self.taken, self.size
+        want = min(size, 2 * size // free + 1)
+        here = slot + skip - size if slot + skip >= size else slot + skip  # position 1
+        while True:
+            t, r = self._pair(skip, want, size)
+            rows = -(-want // t)
+            best = covered = t * rows
+            start, a = here, 0
+            while a < t and a < best:  # progression a: positions a, a + t, a + 2t, ...
+                end = start + rows * r
+                if 0 <= end <= size:
+                    found = taken[start:end:r].find(0)
+                else:  # wraps around the table once
+                    head = taken[start::r]
+                    found = head.find(0)
+                    if found < 0:
+                        h = len(head)
+                        wrap = start + h * r + (size if r < 0 else -size)
+                        found = taken[wrap : end + (size if r < 0 else -size) : r].find(0)
+                        if found >= 0:
+                            found += h
+                if found >= 0 and a + found * t < best:
+                    best = a + found * t
+                a += 1
+                start += skip
+                if start >= size:
+                    start -= size
+            if best < covered:
+                return (here + best * skip) % size
+            here = (here + covered * skip) % size
+            want = min(size, 2 * want)
+
+
+def next_pause(filled: int, size: int, chunk: int) -> tuple[int, int]:
+    """``(cost, filled)``: the next pause of a fill with ``filled`` of ``size`` slots taken, about
+    ``chunk`` probes on. A turn with f slots free costs about size / f probes, or, searching in
+    slices beyond :data:`SLICE_AT`, about sqrt(SLICE_AT x size / f)."""
+    free = size - filled
+    per = size // free
+    if per > SLICE_AT:
+        per = isqrt(SLICE_AT * per)
+    slots = max(1, chunk // per)
+    return slots * per, min(size, filled + slots)
+
+
+def run(steps: Fill) -> array[int]:
+    """Drive a fill (:func:`maglev_steps`, :func:`.maglev_envoy.envoy_steps`) to its end."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        table: array[int] = done.value
+        return table
+
+
+def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
+    """The turns of each round, in order: each round endpoint i earns ``weights[i]`` credit and
+    takes one turn per ``max(weights)`` of credit (so in round r it takes
+    ``(r + 1) w // top - r w // top`` turns). Endless; O(turns) per round, however skewed.
+
+    Equal weights: every endpoint once a round (the paper). Small ``top``: the rounds repeat
+    every ``top`` rounds, so they are listed once. Skewed weights (max > 8 x mean), where most
+    endpoints take no turn in most rounds: a heap of each endpoint's next round with a turn.
+    """
+    count, top = len(weights), max(weights)
+    if all(weight == top for weight in weights):
+        yield from repeat(range(count))
+    if top <= 64:  # round r's turns depend on r % top only
+        cycle = [
+            [i for i, w in enumerate(weights) for _ in range((r + 1) * w // top - r * w // top)]
+            for r in range(top)
+        ]
+        while True:
+            yield from cycle
+    if top * count <= 8 * sum(weights):  # most endpoints take a turn most rounds
+        credit = [0] * count
+        while True:
+            due: list[int] = []
+            for i in range(count):
+                times, credit[i] = divmod(credit[i] + weights[i], top)
+                due += [i] * times
+            yield due
+    done = [0] * count  # turns taken so far
+    # (round of the next turn, endpoint): the turn after k turns comes in the round r with
+    # (r + 1) w >= (k + 1) top, i.e. r = ceil((k + 1) top / w) - 1
+    heap = [((top + w - 1) // w - 1, i) for i, w in enumerate(weights)]
+    heapify(heap)
+    while True:
+        now = heap[0][0]
+        due = []
+        while heap[0][0] == now:
+            i = heap[0][1]
+            w = weights[i]
+            times = (now + 1) * w // top - done[i]
+            due += [i] * times
+            done[i] += times
+            heapreplace(heap, (((done[i] + 1) * top + w - 1) // w - 1, i))
+        yield due
+
+
+def maglev_steps(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int = 1024
+) -> Fill:
+    """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), yielding
+    the work done (in probes) every ~``chunk`` probes; the table is the generator's value.
+
+    Endpoints take turns in list order; each claims the next free slot of its preference list.
+    Weighted: each round an endpoint earns its weight in credit and claims one slot per
+    ``max(weights)`` credit, so shares follow weights (equal weights: the paper's algorithm
+    exactly). O(M log M) probes, most of them made C-speed late in the fill (:class:`Claims`).
+    ``size`` must be prime (every skip then reaches every slot, and the late searches divide by
+    the skip modulo ``size``): :class:`~balancekit.InvalidOption` otherwise, or for an offset,
+    skip or weight out of range, before any work (:func:`._maglev_size.check_fill`).
+    """
+    check_fill(permutations, weights, size)
+    return paper_fill(permutations, weights, size, chunk)
+
+
+def paper_fill(
+    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
+) -> Fill:
+    """:func:`maglev_steps` without the checks (for input built by :class:`.Maglev`)."""
+    count = len(permutations)
+    table = array("I" if count > 0xFFFF else "H", [0]) * size
+    if not count:
+        return array(table.typecode)
+    claims = Claims(permutations, size)
+    filled = 0
+    cost, pause = next_pause(0, size, chunk)
+    for turns in paper_rounds(weights):
+        start, end = 0, len(turns)
+        while start < end:  # the round's turns up to the next pause, then the pause
+            stop = min(end, start + pause - filled)
+            claims.claim(turns[start:stop], table, filled)
+            filled += stop - start
+            start = stop
+            if filled == pause:
+                if filled == size:
+                    return table
+                yield cost
+                cost, pause = next_pause(filled, size, chunk)
+    raise AssertionError("unreachable: the rounds go on until the table is full")
