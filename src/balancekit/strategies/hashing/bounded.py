@@ -39,8 +39,8 @@ class BoundedLoadHash(IPHash):
     O(1/epsilon^2) walk and that a change moves O(1/epsilon^2) keys per key it must move.
 
     Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
-    balancer's lock; picks and releases take it. ``lookup()`` answers where a key would go now
-    without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
+    balancer's lock; picks and releases take it (the key is hashed, and a key function run,
+    before it). ``lookup()`` answers where a key would go now without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
     (point by point); the eligible set, total weight and load are kept from the delta.
 
     >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
