@@ -40,8 +40,9 @@ class BoundedLoadHash(IPHash):
 
     Load is the in-flight count (``select`` to ``release``), kept per endpoint under the
     balancer's lock; picks and releases take it (the key is hashed, and a key function run,
-    before it). ``lookup()`` answers where a key would go now without counting it. Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash``
-    (point by point); the eligible set, total weight and load are kept from the delta.
+    before it). ``lookup()`` answers where a key would go now without counting it.
+    Lookup: O(1/epsilon^2) expected. Membership changes as ``IPHash`` (point by point); the
+    eligible set, total weight and load are kept from the delta.
 
     >>> lb = BoundedLoadHash(["a:1", "b:1"], epsilon=0.0)
     >>> held = [lb.select("same-key") for _ in range(4)]
