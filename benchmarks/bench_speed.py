@@ -10,7 +10,10 @@ measures, in ONE interleaved run (``_harness.interleaved``) per N:
   strategies), then ``release(lease, ok=True, elapsed=0.001)``, as a caller reporting a latency;
 - the peers' bare picks: ``roundrobin.smooth`` (one ``get()``), ``uhashring.HashRing.get_node``,
   ``jump.py_hash`` (jump-consistent-hash's pure-Python path, given a precomputed 64-bit key, so
-  the peer's figure leaves out the key hashing that JumpHash's includes).
+  the peer's figure leaves out the key hashing that JumpHash's includes); Rendezvous's HRW peers
+  ``clandestined.RendezvousHash.find_node`` (unweighted: every node's MurmurHash3_32 of
+  ``"node-key"``, its C extension) and ``hrw.choose(key, ids, k=1)`` (SHA-256 of key + id per
+  replica, then a sort); both are O(n) per pick, like Rendezvous.
 
 The parent alternates the children (``--passes`` times each, A B C A B C ...) and keeps, per
 case, the median of the passes' ratios; ratios are always to the floor of the same child run.
@@ -55,9 +58,12 @@ STRATEGIES: tuple[tuple[str, bool, str | None], ...] = (
     ("Ketama", True, "uhashring.get_node"),
     ("Maglev", True, "uhashring.get_node"),
     ("JumpHash", True, "jump.py_hash"),
-    ("Rendezvous", True, "uhashring.get_node"),
+    ("Rendezvous", True, "clandestined.find_node"),
     ("BoundedLoadHash", True, "uhashring.get_node"),
 )
+#: Further peers a strategy must beat too (issue 15): Rendezvous beside every pure-Python HRW
+#: library on PyPI that runs on Python 3 (proxenos needs six and siphash: not measured).
+MORE_PEERS: dict[str, tuple[str, ...]] = {"Rendezvous": ("hrw.choose",)}
 NOOP = "no-op call"
 FLOOR = "minimal lease RR"
 #: The issue's targets: select+release <= this many no-op calls.
@@ -140,6 +146,7 @@ def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: fl
     from bench_select import build_strategy, make_endpoints, make_keys
 
     keys = make_keys(4096)
+    bkeys = [key.encode() for key in keys]  # hrw takes bytes
     result: dict[str, Any] = {
         "file": bk.__file__,
         "compiled": bool(getattr(bk, "compiled", False)),
@@ -169,6 +176,22 @@ def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: fl
             import uhashring
 
             cases["uhashring.get_node"] = _per_key(uhashring.HashRing(dict(pairs)).get_node, keys)
+        except ImportError:
+            pass
+        try:
+            from clandestined import RendezvousHash
+
+            find = RendezvousHash([address for address, _ in pairs]).find_node
+            cases["clandestined.find_node"] = _per_key(find, keys)
+        except ImportError:
+            pass
+        try:
+            import hrw
+
+            ids = [address.encode() for address, _ in pairs]
+            cases["hrw.choose"] = _per_key(
+                lambda key, ids=ids, choose=hrw.choose: choose(key, ids, k=1), bkeys
+            )
         except ImportError:
             pass
         try:
@@ -279,9 +302,13 @@ def targets(trees: list[str], runs: dict[str, list[dict[str, Any]]], sizes: Sequ
                         f"- {verdict} {tree} {name} N={n}: {ratio:.1f}x no-op"
                         f" (target <= {TARGETS[name]:.0f}x)"
                     )
-                if peer and vs_peer:
-                    verdict = "PASS" if vs_peer < 1.0 else "MISS"
-                    lines.append(f"- {verdict} {tree} {name} N={n}: {vs_peer:.2f}x {peer}")
+                for other in (peer, *MORE_PEERS.get(name, ())):
+                    vs_other = (
+                        vs_peer if other == peer else _figures(runs[tree], str(n), name, other)[2]
+                    )
+                    if other and vs_other:
+                        verdict = "PASS" if vs_other < 1.0 else "MISS"
+                        lines.append(f"- {verdict} {tree} {name} N={n}: {vs_other:.2f}x {other}")
     return "\n".join(lines)
 
 

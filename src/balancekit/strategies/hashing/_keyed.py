@@ -9,10 +9,16 @@ can produce) is encoded with Python's ``surrogatepass`` handler (as CESU-style 3
 of reaching ``mmh3``, ``xxhash`` or ``md5`` unencodable: mmh3 dereferences the failed conversion
 and kills the process. Valid text hashes exactly as before. Hot paths pass an ASCII ``str``
 straight to mmh3 (``str.isascii()`` is O(1)) and send everything else through :func:`key_bytes`.
+
+MD5 (Ketama's hash, libketama's ``ketama_hashi``) is :data:`md5`: CPython's built-in ``_md5``
+when present, else ``hashlib.md5``. The same digest (RFC 1321) either way; ``hashlib.md5`` goes
+through OpenSSL's EVP layer, whose per-call context set-up costs about 2x the built-in's whole
+digest of a short key (issue 15: 700 vs 340 ns on 3.11, measured with timeit).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,13 +30,23 @@ from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 
-__all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "utf8"]
+__all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "md5", "utf8"]
 
 #: Turns a selection context (e.g. a request) into the key to hash, or None if it has none.
 KeyFunction = Callable[[Any], "str | bytes | None"]
 
 _MASK64 = (1 << 64) - 1
 _murmur128 = mmh3.hash128
+
+#: MD5 of bytes (``md5(data).digest()``): CPython's built-in ``_md5`` (HACL* since 3.12) when
+#: present, with no OpenSSL context per call; ``hashlib.md5`` otherwise. Same digests.
+md5 = hashlib.md5
+try:
+    import _md5  # type: ignore[import-not-found]  # no stub: a private CPython module
+except ImportError:  # pragma: no cover - a CPython built without it, or another interpreter
+    pass
+else:
+    md5 = _md5.md5
 
 
 def utf8(text: str) -> bytes:

@@ -10,7 +10,6 @@ import math
 import struct
 import time
 from collections.abc import Collection, Iterable
-from hashlib import md5
 from typing import Any, Literal
 
 from ..._core import Clock, Delta
@@ -18,7 +17,7 @@ from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
+from ._keyed import KeyedBalancer, KeyFunction, key_bytes, md5, utf8
 from ._points import PICK_STEP, PointRing
 
 __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]

@@ -20,7 +20,7 @@ from typing import Any
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, utf8
+from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, key_bytes, utf8
 
 _log = math.log
 
@@ -137,17 +137,23 @@ class Rendezvous(KeyedBalancer):
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         names, weights, states = self._bidders  # one read: a concurrent rebuild cannot tear it
-        seed = self._hash_of(context) & _MASK32  # the low 32 bits of hash64(key)
+        key = context if self._key is None else self._key(context)  # _hash_of, inlined
+        if type(key) is not bytes and (type(key) is not str or not key.isascii()):
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
+        seed = _murmur128(key) & _MASK32  # the low 32 bits of hash64(key)
         count = len(names)
         if not count:
             raise self._nothing_available()
-        bids: list[Any] = list(map(_murmur128, names, repeat(seed, count)))
-        if weights is not None:  # -w / ln(u) = -w / (ln(bid) - ln(2^128)), all in C
-            try:
-                logs = map(_log, map(float, bids))
+        bids: list[Any]
+        if weights is None:
+            bids = list(map(_murmur128, names, repeat(seed, count)))
+        else:  # -w / ln(u) = -w / (ln(bid) - ln(2^128)), all in C, one list
+            try:  # log(int) rounds the int to a double first, exactly as float(bid): same bits
+                logs = map(_log, map(_murmur128, names, repeat(seed, count)))
                 bids = list(map(truediv, weights, map(sub, logs, repeat(_LOG_2_128))))
             except (ValueError, ZeroDivisionError):  # u rounds to 0 or 1 (p < 2^-53)
-                bids = [_weighted(w, bid) for w, bid in zip(weights, bids, strict=True)]
+                raw = map(_murmur128, names, repeat(seed, count))
+                bids = [_weighted(w, bid) for w, bid in zip(weights, raw, strict=True)]
         if avoid:
             return self._best_not_avoided(bids, states, avoid)
         return states[bids.index(max(bids))]
