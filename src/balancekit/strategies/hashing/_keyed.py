@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import mmh3
+from mypy_extensions import mypyc_attr
 
 from ..._core import BalancerBase, Clock
 from ..._endpoint import Endpoint, EndpointLike
@@ -84,6 +85,7 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
 PICK_EVERY = 64
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # IPHash, Ketama, ... are not compiled
 class KeyedBalancer(BalancerBase):
     """A balancer whose ``select(context)`` hashes a key taken from the context.
 
