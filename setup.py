@@ -10,35 +10,46 @@ import os
 
 from setuptools import setup
 
-#: Compiled: the base class (select/release/cancel), the per-endpoint state and the strategies
-#: that run as well compiled, a list (not a glob) so a new module is compiled only once its
-#: suites pass against it. Not compiled (the pure-Python module is loaded, also in a compiled
-#: install): package __init__ files; _native (it chooses the build); everything off the
-#: select+release path (options, endpoints, errors, health, routing, ...); and
-#: - smooth.py: SmoothWeighted.__next__ -> int makes mypyc 1.x emit a tagged int as
-#:   tp_iternext (a C type error); it only steps schedules too long to precompute;
-#: - least.py, least_time.py: they find their live heap entry by identity (state.rank is
-#:   entry); mypyc unboxes tuple-typed locals and boxes them again on each store, so the entry
-#:   in the heap and the one in state.rank are no longer the same object;
-#: - hashing/ring.py, ketama.py, bounded.py, _view.py, _points.py: the ring's owner list holds
-#:   None for its sentinel under an EndpointState annotation, which mypyc checks on each read.
+#: Compiled: the select/release path, a list (not a glob) so a new module is compiled only once
+#: the suites pass against it: the base class and the per-endpoint state and their helpers,
+#: every strategy and the hash rings. Not compiled (the pure-Python module is loaded, also in a
+#: compiled install): package __init__ files; _native (it chooses the build); _protocols (the
+#: runtime_checkable Balancer protocol and acquire's generator, which mypyc cannot compile
+#: faithfully); registry (a plugin table); everything off the select+release path (options,
+#: config, health, routing, integrations, ...).
 COMPILED = [
     f"src/balancekit/{name}.py"
     for name in (
+        "_bounded",
         "_core",
+        "_delta",
+        "_endpoint",
+        "_lease",
         "_state",
+        "_tally",
         "strategies/_orca",
+        "strategies/_weight_line",
+        "strategies/_wrr_stats",
         "strategies/edf",
         "strategies/ewma",
+        "strategies/least",
+        "strategies/least_time",
         "strategies/load_report",
         "strategies/p2c",
         "strategies/random",
         "strategies/round_robin",
+        "strategies/smooth",
         "strategies/hashing/_keyed",
+        "strategies/hashing/_points",
+        "strategies/hashing/_trie",
+        "strategies/hashing/_view",
+        "strategies/hashing/bounded",
         "strategies/hashing/jump",
+        "strategies/hashing/ketama",
         "strategies/hashing/maglev",
         "strategies/hashing/maglev_envoy",
         "strategies/hashing/rendezvous",
+        "strategies/hashing/ring",
     )
 ]
 

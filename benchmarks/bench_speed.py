@@ -131,11 +131,11 @@ def _per_key(call: Callable[[Any], object], keys: Sequence[Any]) -> Callable[[in
 
 def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: float) -> None:
     """Measure this process's ``balancekit`` and print one JSON object on stdout."""
+    import balancekit as bk  # first: from PYTHONPATH (bench_select puts this checkout on sys.path)
+
     sys.path.insert(1, str(_HERE))
     import _harness
     from bench_select import build_strategy, make_endpoints, make_keys
-
-    import balancekit as bk
 
     keys = make_keys(4096)
     result: dict[str, Any] = {
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="+", default=[s[0] for s in STRATEGIES])
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per child")
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per batch")
-    parser.add_argument("--passes", type=int, default=3, help="child runs per tree, alternated")
+    parser.add_argument("--passes", type=int, default=1, help="child runs per tree, alternated")
     parser.add_argument("--quick", action="store_true", help="this checkout, N = 10, one pass")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -51,10 +51,10 @@ Clock = Callable[[], float]
 # One token sequence for the whole process, so a lease from another balancer is never mistaken
 # for one of ours.
 # Strategies that inline ``select`` (round robin, least connections) import these two.
-TOKENS = itertools.count(1)
-new_lease = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+TOKENS: Final = itertools.count(1)
+new_lease: Final = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
 #: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
-STATS_TRIES = 8
+STATS_TRIES: Final = 8
 
 
 def _address_of(item: EndpointLike) -> str:
@@ -119,7 +119,7 @@ def check_clock(clock: object) -> Clock:
 
 
 #: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN.
-FLOAT_MAX = sys.float_info.max
+FLOAT_MAX: Final = sys.float_info.max
 
 
 def checked_elapsed(elapsed: object) -> float:
@@ -155,7 +155,9 @@ def clock_reading(now: object) -> float | None:
     return float(now)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # custom strategies subclass it (compiled build)
+# allow_interpreted_subclasses on it and every strategy class: in the compiled build (mypyc)
+# custom strategies and the tests' twins subclass them in Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BalancerBase:
     """Membership, live state, lease bookkeeping and stats shared by every strategy.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import mmh3
 from mypy_extensions import mypyc_attr
@@ -30,8 +30,8 @@ __all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "utf8"]
 #: Turns a selection context (e.g. a request) into the key to hash, or None if it has none.
 KeyFunction = Callable[[Any], "str | bytes | None"]
 
-_MASK64 = (1 << 64) - 1
-_murmur128 = mmh3.hash128
+_MASK64: Final = (1 << 64) - 1
+_murmur128: Final = mmh3.hash128
 
 
 def utf8(text: str) -> bytes:
@@ -85,7 +85,7 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
 PICK_EVERY = 64
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # IPHash, Ketama, ... are not compiled
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KeyedBalancer(BalancerBase):
     """A balancer whose ``select(context)`` hashes a key taken from the context.
 

@@ -11,6 +11,8 @@ from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..._core import Clock, Delta
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
@@ -22,6 +24,7 @@ from .ring import IPHash
 __all__ = ["BoundedLoadHash"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BoundedLoadHash(IPHash):
     """Consistent hashing whose busiest endpoint never carries more than (1 + epsilon) x average.
 
@@ -147,7 +150,6 @@ class BoundedLoadHash(IPHash):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        first: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -155,6 +157,8 @@ class BoundedLoadHash(IPHash):
             if resolved is None:
                 raise self._nothing_available()
             first = resolved
+        else:  # the sentinel's None only on an empty ring, which is dirty
+            first = view.owners[index]
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight

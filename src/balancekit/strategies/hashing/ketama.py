@@ -11,7 +11,9 @@ import struct
 import time
 from collections.abc import Collection, Iterable
 from hashlib import md5
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
@@ -25,9 +27,9 @@ __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]
 
 Compat = Literal["libketama", "uhashring"]
 
-_F32 = struct.Struct("<f")
-_from_le = int.from_bytes
-_first_word = struct.Struct("<I").unpack_from  # the first 4 bytes, little-endian
+_F32: Final = struct.Struct("<f")
+_from_le: Final = int.from_bytes
+_first_word: Final = struct.Struct("<I").unpack_from  # the first 4 bytes, little-endian
 
 
 def _f32(value: float) -> float:
@@ -68,6 +70,7 @@ def ketama_points(address: str, digests: int) -> list[int]:
     return points
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Ketama(KeyedBalancer):
     """The memcached client ring (libketama): the same key goes where libketama would send it.
 
@@ -264,7 +267,6 @@ class Ketama(KeyedBalancer):
         else:
             while points[index] < hashed:
                 index += 1
-        state: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -272,6 +274,8 @@ class Ketama(KeyedBalancer):
             if resolved is None:
                 raise self._nothing_available()
             state = resolved
+        else:  # the sentinel's None only on an empty ring, which is dirty
+            state = view.owners[index]
         if avoid and state.endpoint.address in avoid:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
@@ -73,6 +75,7 @@ def point_divisor(weights: list[int], replicas: int, max_ring_size: int) -> int:
     return max(by_lightest, by_heaviest, by_ring)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class IPHash(KeyedBalancer):
     """Consistent hashing on a key (a client IP, a session id): the same key, the same endpoint.
 
@@ -258,7 +261,6 @@ class IPHash(KeyedBalancer):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        state: EndpointState = view.owners[index]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -266,6 +268,8 @@ class IPHash(KeyedBalancer):
             if resolved is None:
                 raise self._nothing_available()
             state = resolved
+        else:  # the sentinel's None only on an empty ring, which is dirty
+            state = view.owners[index]
         if avoid and state.endpoint.address in avoid:
             return self._next_not_avoided(view, hashed, avoid)
         return state
