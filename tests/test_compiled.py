@@ -6,6 +6,8 @@ switch between the builds, in child processes so the import happens fresh.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.machinery
 import os
 import shutil
@@ -18,6 +20,25 @@ import pytest
 import balancekit as bk
 
 SRC = Path(bk.__file__).resolve().parent
+SETUP = Path(__file__).resolve().parents[1] / "setup.py"
+
+
+def compiled_modules() -> list[str]:
+    """The modules ``setup.py`` compiles (its ``COMPILED`` list), as dotted names."""
+    for node in ast.walk(ast.parse(SETUP.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets
+        ):
+            names = [  # the tuple the list comprehension runs over
+                item.value
+                for inner in ast.walk(node.value)
+                if isinstance(inner, ast.Tuple)
+                for item in inner.elts
+                if isinstance(item, ast.Constant) and isinstance(item.value, str)
+            ]
+            return ["balancekit." + name.replace("/", ".") for name in names]
+    raise AssertionError("setup.py has no COMPILED list")
+
 
 PROBE = (
     "import sys, balancekit as bk\n"
@@ -80,6 +101,23 @@ def test_the_child_loads_the_same_build_as_this_process() -> None:
     done = _run(SRC.parent, None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == str(bk.compiled)
+
+
+def test_every_module_setup_py_compiles_is_an_extension_module_exactly_when_compiled() -> None:
+    names = compiled_modules()
+    assert "balancekit._core" in names and "balancekit.strategies.least" in names
+    for name in names:
+        module = importlib.import_module(name)
+        loader = module.__loader__
+        assert isinstance(loader, importlib.machinery.ExtensionFileLoader) == bk.compiled, name
+
+
+def test_balancekit_pure_in_this_tree_loads_no_extension_module() -> None:
+    """Against the compiled build (CI's second run) this is the real switch: every module from
+    its ``.py`` source although the extension modules sit beside them."""
+    done = _run(SRC.parent, "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "[]"]
 
 
 def test_an_interpreted_subclass_of_the_base_class_works() -> None:

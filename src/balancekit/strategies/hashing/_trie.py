@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import compress
-from typing import Any, Final
+from typing import Any
 
 __all__ = ["BITS", "FANOUT", "Writer", "depth_for", "get", "items"]
 
-BITS: Final = 7
-FANOUT: Final = 1 << BITS
-_MASK: Final = FANOUT - 1
+BITS = 7
+FANOUT = 1 << BITS
+_MASK = FANOUT - 1
 
 Node = list[Any]  # FANOUT slots: a child Node, a leaf value, or None
 
