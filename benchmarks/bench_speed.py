@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="+", default=[s[0] for s in STRATEGIES])
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per child")
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per batch")
-    parser.add_argument("--passes", type=int, default=3, help="child runs per tree, alternated")
+    parser.add_argument("--passes", type=int, default=1, help="child runs per tree, alternated")
     parser.add_argument("--quick", action="store_true", help="this checkout, N = 10, one pass")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -16,7 +16,12 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-from . import guard, health, keys, sticky
+from . import _native
+
+if _native.pure_requested():  # BALANCEKIT_PURE=1: the .py modules even if compiled ones exist
+    _native.prefer_source()
+
+from . import _core, guard, health, keys, sticky
 from ._core import Balancer, BalancerBase, Clock
 from ._endpoint import Endpoint, EndpointLike
 from ._errors import (
@@ -52,6 +57,10 @@ from .strategies.round_robin import RoundRobin, WeightedRoundRobin
 # Logging for a Library"): without this, an application that configured no logging got every
 # ejection on stderr through logging's last-resort handler (the simulator printed hundreds).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+#: True when the mypyc-compiled core and strategies are loaded (``BALANCEKIT_COMPILE=1`` build,
+#: and ``BALANCEKIT_PURE`` not set); False for the pure-Python reference modules.
+compiled: bool = _native.is_compiled(_core)
 
 __all__ = [
     "BalancekitError",
@@ -96,6 +105,7 @@ __all__ = [
     "WeightedRandom",
     "WeightedRoundRobin",
     "__version__",
+    "compiled",
     "from_config",
     "from_config_file",
     "guard",

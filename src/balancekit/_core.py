@@ -21,9 +21,11 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Collection, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Final
+
+from mypy_extensions import mypyc_attr
 
 from ._delta import Delta, sync
 from ._endpoint import Endpoint, EndpointLike, as_endpoint, as_endpoints, canonical_address
@@ -37,6 +39,7 @@ from ._errors import (
 )
 from ._lease import EndpointStats, Lease
 from ._options import describe
+from ._protocols import Balancer, HealthHook, acquired
 from ._state import EndpointState, count_value
 from ._tally import Tally
 
@@ -48,78 +51,10 @@ Clock = Callable[[], float]
 # One token sequence for the whole process, so a lease from another balancer is never mistaken
 # for one of ours.
 # Strategies that inline ``select`` (round robin, least connections) import these two.
-TOKENS = itertools.count(1)
-new_lease = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+TOKENS: Final = itertools.count(1)
+new_lease: Final = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
 #: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
-STATS_TRIES = 8
-
-
-@runtime_checkable
-class Balancer(Protocol):
-    """What every balancer offers; callers never need to know which strategy is behind it."""
-
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
-        """Choose an endpoint; ``avoid`` names addresses to skip (e.g. ones a retry tried)."""
-        ...
-
-    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
-        """Report how the request on ``lease`` ended; ``elapsed`` defaults to the clock's."""
-        ...
-
-    def cancel(self, lease: Lease) -> None:
-        """Give ``lease`` back with no outcome (the caller gave up): nothing is learned."""
-        ...
-
-    def acquire(
-        self, context: Any = None, *, avoid: Collection[str] = ()
-    ) -> AbstractContextManager[Endpoint]:
-        """Select, run the ``with`` block, release (``ok=False`` if it raised; cancel if it was
-        cancelled or interrupted)."""
-        ...
-
-    def add(self, endpoint: EndpointLike) -> None: ...
-    def remove(self, address: EndpointLike) -> None: ...
-    def set_weight(self, address: EndpointLike, weight: int) -> None: ...
-    def update(self, endpoints: Iterable[EndpointLike]) -> None: ...
-    def mark_down(self, address: EndpointLike) -> None: ...
-    def mark_up(self, address: EndpointLike) -> None: ...
-
-    @property
-    def endpoints(self) -> tuple[Endpoint, ...]: ...
-
-    def stats(self) -> dict[str, EndpointStats]: ...
-
-
-class HealthHook(Protocol):
-    """What the base calls on an attached health tracker (``balancekit.health.with_health``).
-
-    ``due`` is the clock reading at which the tracker next has work (an ejection ends, a slow
-    start ramp steps): ``select`` compares it with the clock and calls ``advance`` only then, so
-    a pick never scans the endpoints. ``observe`` sees every release outcome; ``eligible`` filters
-    the endpoints that are up (pure: it depends only on their flags; the from-scratch view the
-    tests compare with). A change is applied as a delta (:mod:`balancekit._delta`): under the
-    lock, ``before_sync`` sees the touched endpoints first, ``healthy`` classifies one,
-    ``panic_now`` decides panic from the maintained counts, and ``after_sync`` steps slow-start
-    ramps and sets weights, returning the endpoints whose weight it may have changed (or None
-    for only the touched ones).
-    """
-
-    due: float
-    panic: bool
-
-    def advance(self) -> None: ...
-    def observe(self, state: EndpointState, ok: bool) -> None: ...
-    def eligible(self, up: list[EndpointState]) -> list[EndpointState]: ...
-    def healthy(self, state: EndpointState) -> bool: ...
-    def before_sync(self, touched: list[EndpointState]) -> None: ...
-    def panic_now(self, healthy: int, up: int) -> bool: ...
-    def after_sync(
-        self,
-        added: list[EndpointState],
-        removed: list[EndpointState],
-        touched: list[EndpointState],
-        full: bool,
-    ) -> Iterable[EndpointState] | None: ...
+STATS_TRIES: Final = 8
 
 
 def _address_of(item: EndpointLike) -> str:
@@ -184,7 +119,7 @@ def check_clock(clock: object) -> Clock:
 
 
 #: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN.
-FLOAT_MAX = sys.float_info.max
+FLOAT_MAX: Final = sys.float_info.max
 
 
 def checked_elapsed(elapsed: object) -> float:
@@ -220,6 +155,9 @@ def clock_reading(now: object) -> float | None:
     return float(now)
 
 
+# allow_interpreted_subclasses on it and every strategy class: in the compiled build (mypyc)
+# custom strategies and the tests' twins subclass them in Python.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BalancerBase:
     """Membership, live state, lease bookkeeping and stats shared by every strategy.
 
@@ -418,7 +356,12 @@ class BalancerBase:
             self._outstanding[token] = state
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
-    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+    # ``| Any`` on release's and cancel's parameters: the compiled build (mypyc) checks argument
+    # types on entry and would refuse a str or a bool with a TypeError, where the documented
+    # answer is InvalidLease / InvalidOption (raised below, as in the pure-Python modules).
+    def release(
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
         """Report how the request on ``lease`` ended.
 
         ``elapsed`` (seconds) defaults to the clock's reading minus ``lease.started`` (0 if the
@@ -447,7 +390,7 @@ class BalancerBase:
         if state.retired:
             self._forget_if_idle(state)
 
-    def cancel(self, lease: Lease) -> None:
+    def cancel(self, lease: Lease | Any) -> None:
         """Give back a lease whose request has no outcome: the caller gave up on it.
 
         For a cancellation (``asyncio.CancelledError``, a caller's own timeout,
@@ -473,8 +416,9 @@ class BalancerBase:
         if state.retired:
             self._forget_if_idle(state)
 
-    @contextmanager
-    def acquire(self, context: Any = None, *, avoid: Collection[str] = ()) -> Iterator[Endpoint]:
+    def acquire(
+        self, context: Any = None, *, avoid: Collection[str] = ()
+    ) -> AbstractContextManager[Endpoint]:
         """Select an endpoint for the ``with`` block and release it when the block ends.
 
         An exception (a subclass of :class:`Exception`) releases with ``ok=False`` and propagates;
@@ -482,16 +426,7 @@ class BalancerBase:
         ``GeneratorExit``: any other :class:`BaseException`) gives the lease back with
         :meth:`cancel`, uncounted, and propagates.
         """
-        lease = self.select(context, avoid=avoid)
-        try:
-            yield lease[0]
-        except Exception:
-            self.release(lease, ok=False)
-            raise
-        except BaseException:
-            self.cancel(lease)
-            raise
-        self.release(lease, ok=True)
+        return acquired(self, context, avoid)  # a generator of an uncompiled module: see there
 
     # -- membership -----------------------------------------------------------------------------
 

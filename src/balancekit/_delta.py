@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from operator import attrgetter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ._state import EndpointState
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Delta", "sync"]
 
-_seq = attrgetter("seq")
+_seq: Final = attrgetter("seq")
 
 
 class Delta(NamedTuple):

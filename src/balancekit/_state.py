@@ -77,7 +77,7 @@ class EndpointState:
         self.cancelled = itertools.count()  # releases with no outcome (``Balancer.cancel``)
         self.load = 0  # in-flight count kept under the strategy's lock (load-aware strategies)
         self.deadline = 0.0  # virtual finish time of the earliest-deadline-first tie-breaker
-        self.rank: tuple[float, float, int, EndpointState] | None = None  # entry in a sorted index
+        self.rank: Any = None  # entry in a sorted index, found by identity (see strategies.least)
         self.latency: float | None = None  # response-time estimate in seconds, if tracked
         self.latency_at = 0.0  # clock reading of the last latency update
         self.picked_at = 0.0  # clock reading of the last pick, if the strategy tracks it

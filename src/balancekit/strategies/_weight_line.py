@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 from itertools import accumulate, chain, pairwise
 from math import floor
 from operator import attrgetter
+from typing import Final
 
 from .._state import EndpointState
 
@@ -35,8 +36,8 @@ __all__ = ["LOAD", "WeightLine"]
 #: Endpoints per block when a line is built (blocks split at twice this).
 LOAD = 256
 
-_seq = attrgetter("seq")
-_weight = attrgetter("weight")
+_seq: Final = attrgetter("seq")
+_weight: Final = attrgetter("weight")
 
 
 def _sums(block: Sequence[EndpointState]) -> list[int]:

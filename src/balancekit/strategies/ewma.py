@@ -8,7 +8,9 @@ import time
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from math import exp, expm1, floor
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from mypy_extensions import mypyc_attr
 
 from .._core import FLOAT_MAX, TOKENS, Clock, Delta, clock_reading, new_lease
 from .._endpoint import EndpointLike
@@ -23,18 +25,19 @@ __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
 #: Seconds for the estimate to fall to 1/e of itself with no news: Finagle's ``decayTime``
 #: default and linkerd2-proxy's ``EWMA_DECAY`` (``linkerd/app/outbound``), both 10 s.
-DEFAULT_DECAY = 10.0
+DEFAULT_DECAY: Final = 10.0
 
 #: The estimate an endpoint starts with (tower's ``default_rtt``): linkerd2-proxy's
 #: ``EWMA_DEFAULT_RTT``, 30 ms.
-DEFAULT_LATENCY = 0.030
+DEFAULT_LATENCY: Final = 0.030
 
 
 #: Estimates within this fraction of each other count as equal (``tolerance=``): then the
 #: in-flight counts decide, and with those equal the first candidate, drawn by weight.
-DEFAULT_TOLERANCE = 0.5
+DEFAULT_TOLERANCE: Final = 0.5
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PeakEWMA(_TwoChoices):
     """Pick the endpoint with the lowest expected wait: latency estimate x (1 + in flight / weight).
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from .._core import FLOAT_MAX, TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
@@ -22,13 +24,20 @@ from .._state import EndpointState
 
 __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
 
-_Entry = tuple[float, float, int, EndpointState]
+#: A heap entry (score, deadline, order, state), found again by identity (``state.rank is
+#: entry``). A fixed-length tuple type would be unboxed by the compiled build (mypyc) and boxed
+#: into a new object at each store, so the heap and ``state.rank`` would hold different copies:
+#: entries are typed ``tuple[Any, ...]``, a local that is re-assigned a fresh entry ``Any`` (not
+#: narrowed to the literal's fixed-length type), and ``state.rank = entry = (...)`` is written
+#: as two statements (a chained assignment boxes once per target).
+_Entry = tuple[Any, ...]
 
 #: How far a probe's sample moves the estimate at least: a starved endpoint that has recovered
 #: (or worsened) shows it within a few probes, log2(old / new) of them.
-PROBE_STEP = 0.5
+PROBE_STEP: Final = 0.5
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _LoadOrdered(BalancerBase):
     """The shared machinery: a binary heap of (score, deadline, order, state), under the lock.
 
@@ -98,15 +107,16 @@ class _LoadOrdered(BalancerBase):
         """The endpoint with the smallest key: drops dead entries and re-files stale ones."""
         heap = self._heap
         while heap:
-            entry = heap[0]
-            state = entry[3]
+            entry: Any = heap[0]
+            state: EndpointState = entry[3]
             if state.rank is not entry:
                 heappop(heap)
                 continue
             score = self._score(state)
             if entry[0] == score and entry[1] == state.deadline:
                 return state
-            state.rank = entry = (score, state.deadline, state.order, state)
+            entry = (score, state.deadline, state.order, state)
+            state.rank = entry
             heapreplace(heap, entry)
         raise self._nothing_available()
 
@@ -115,7 +125,7 @@ class _LoadOrdered(BalancerBase):
         try:
             while heap:
                 entry = heappop(heap)
-                state = entry[3]
+                state: EndpointState = entry[3]
                 if state.rank is not entry:
                     continue
                 if entry[0] != self._score(state) or entry[1] != state.deadline:
@@ -174,10 +184,12 @@ class _LoadOrdered(BalancerBase):
             return
         score = self._score(state)
         if self._heap[0] is rank:  # picked last, typically: re-filed in place, nothing left dead
-            state.rank = entry = (score, state.deadline, state.order, state)
+            entry: Any = (score, state.deadline, state.order, state)
+            state.rank = entry
             heapreplace(self._heap, entry)
         elif score < rank[0]:  # deadlines never go back: the key fell only if the score did
-            state.rank = entry = (score, state.deadline, state.order, state)
+            entry = (score, state.deadline, state.order, state)
+            state.rank = entry
             self._push(entry)
 
     def _push(self, entry: _Entry) -> None:
@@ -207,6 +219,7 @@ class _LoadOrdered(BalancerBase):
                 assert state.load == state.in_flight() >= 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LeastConnections(_LoadOrdered):
     """The endpoint with the fewest requests in flight for its weight (NGINX ``least_conn``).
 
@@ -254,8 +267,8 @@ class LeastConnections(_LoadOrdered):
             while True:  # _top
                 if not heap:
                     raise self._nothing_available()
-                entry = heap[0]
-                state = entry[3]
+                entry: Any = heap[0]
+                state: EndpointState = entry[3]
                 if state.rank is not entry:
                     heappop(heap)
                     continue
@@ -263,7 +276,8 @@ class LeastConnections(_LoadOrdered):
                 score = state.load / state.weight
                 if entry[1] == deadline and entry[0] == score:
                     break
-                state.rank = entry = (score, deadline, state.order, state)
+                entry = (score, deadline, state.order, state)
+                state.rank = entry
                 heapreplace(heap, entry)
             state.load += 1  # _take
             if deadline > self._virtual_time:
@@ -278,7 +292,9 @@ class LeastConnections(_LoadOrdered):
             return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
-    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+    def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
         """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
@@ -301,10 +317,12 @@ class LeastConnections(_LoadOrdered):
             if rank is not None:
                 score = state.load / state.weight
                 if self._heap[0] is rank:
-                    state.rank = entry = (score, state.deadline, state.order, state)
+                    entry: Any = (score, state.deadline, state.order, state)
+                    state.rank = entry
                     heapreplace(self._heap, entry)
                 elif score < rank[0]:
-                    state.rank = entry = (score, state.deadline, state.order, state)
+                    entry = (score, state.deadline, state.order, state)
+                    state.rank = entry
                     self._push(entry)
         finally:
             lock.release()

@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from heapq import heapify, heappop, heapreplace
 from math import exp
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from .._core import FLOAT_MAX, TOKENS, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
@@ -27,7 +29,7 @@ from .least import PROBE_STEP, _LoadOrdered
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
 #: Latency estimates within this fraction above the best one count as equal to it (``tolerance=``).
-DEFAULT_TOLERANCE = 0.5
+DEFAULT_TOLERANCE: Final = 0.5
 
 
 def _latency(state: EndpointState) -> float:
@@ -35,6 +37,7 @@ def _latency(state: EndpointState) -> float:
     return state.latency
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LeastResponseTime(_LoadOrdered):
     """In-flight requests combined with a decaying average of response time (NGINX ``least_time``).
 

@@ -15,6 +15,8 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._core import BalancerBase, Clock, Delta, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
@@ -97,6 +99,7 @@ def stride_weights(weights: list[float]) -> array[int] | None:
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LoadReportWeightedRoundRobin(BalancerBase):
     """Weighted round robin with weights computed from the load servers report (gRFC A58).
 

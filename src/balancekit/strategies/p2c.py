@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Iterable
 from math import floor
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
@@ -34,6 +36,7 @@ __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 LoadFunction = Callable[[EndpointStats], float]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _TwoChoices(_RandomBalancer):
     """Candidates by weighted random draw; the less loaded (``_better``) wins, ties the first.
 
@@ -125,6 +128,7 @@ class _TwoChoices(_RandomBalancer):
                 assert state.load == state.in_flight() >= 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PowerOfTwoChoices(_TwoChoices):
     """Draw two distinct endpoints at random by weight; send the request to the less loaded.
 

@@ -15,7 +15,9 @@ import random as _random
 import time
 from array import array
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from .._core import BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
@@ -27,7 +29,7 @@ from ._weight_line import WeightLine
 __all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
 
 #: Draws a pick makes before it stops rejecting avoided endpoints and cuts them out instead.
-AVOID_DRAWS = 16
+AVOID_DRAWS: Final = 16
 
 
 def resolve_rng(rng: _random.Random | None, seed: int | None) -> _random.Random:
@@ -175,6 +177,7 @@ class _Uniform:
 _EMPTY = WeightLine.build(())
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _RandomBalancer(BalancerBase):
     """Shared by the random strategies: the generator, the weight line, and ``avoid`` handling.
 
@@ -238,6 +241,7 @@ class _RandomBalancer(BalancerBase):
             table.check()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WeightedRandom(_RandomBalancer):
     """Each pick is an independent random draw, endpoint *i* with probability ``w_i / W``.
 
@@ -284,6 +288,7 @@ class WeightedRandom(_RandomBalancer):
         return self._draw(table, avoid)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Random(_RandomBalancer):
     """Each pick is an independent uniform draw over the endpoints that are up; weights ignored.
 

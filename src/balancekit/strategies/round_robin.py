@@ -14,6 +14,8 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from .._core import TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
@@ -63,6 +65,7 @@ def _resumed(kept: tuple[int, int, int] | None, state: EndpointState) -> int:
     return kept[1]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _ScheduleBalancer(BalancerBase):
     """Picks ``schedule[next(counter) % len(schedule)]``; a rebuild keeps the counter running."""
 
@@ -149,6 +152,7 @@ class _ScheduleBalancer(BalancerBase):
         assert all(id(state) in eligible for state in self._schedule)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RoundRobin(_ScheduleBalancer):
     """Strict rotation over the endpoints that are up, in the order they joined; weights ignored.
 
@@ -190,6 +194,7 @@ class _Origin(NamedTuple):
     stepper: SmoothWeighted | None  # instead of transient/cycle: stepped online, under the lock
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WeightedRoundRobin(_ScheduleBalancer):
     """Smooth weighted round robin, exactly as NGINX does it: weights {5,1,1} give a a b a c a a.
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator, Sequence
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from .._state import EndpointState
 
@@ -32,6 +35,9 @@ __all__ = [
 ]
 
 
+# A regular Python class in the compiled build (its methods still compiled): mypyc 1.x emits an
+# int-returning __next__ of a native class as a tagged int in tp_iternext, which does not build.
+@mypyc_attr(native_class=False)
 class SmoothWeighted:
     """NGINX's loop, one step per ``next()``, in O(k + log n) for k distinct weights.
 
@@ -138,9 +144,9 @@ def smooth_schedule(
 #: a heap of ints sifts faster than one of tuples (one C comparison per step, no tuple built).
 #: ``ticket`` is unique per filing, so a dead entry never equals a live one (an endpoint marked
 #: down and up again between two steps is filed under the same key and seq).
-SEQ_BITS = 48
-_SEQ_MASK = (1 << SEQ_BITS) - 1
-_KEY_SHIFT = 2 * SEQ_BITS
+SEQ_BITS: Final = 48
+_SEQ_MASK: Final = (1 << SEQ_BITS) - 1
+_KEY_SHIFT: Final = 2 * SEQ_BITS
 
 
 class SmoothOnline:

@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import mmh3
+from mypy_extensions import mypyc_attr
 
 from ..._core import BalancerBase, Clock
 from ..._endpoint import Endpoint, EndpointLike
@@ -35,8 +36,8 @@ __all__ = ["KeyFunction", "KeyedBalancer", "hash64", "key_bytes", "md5", "utf8"]
 #: Turns a selection context (e.g. a request) into the key to hash, or None if it has none.
 KeyFunction = Callable[[Any], "str | bytes | None"]
 
-_MASK64 = (1 << 64) - 1
-_murmur128 = mmh3.hash128
+_MASK64: Final = (1 << 64) - 1
+_murmur128: Final = mmh3.hash128
 
 #: MD5 of bytes (``md5(data).digest()``): CPython's built-in ``_md5`` (HACL* since 3.12) when
 #: present, with no OpenSSL context per call; ``hashlib.md5`` otherwise. Same digests.
@@ -100,6 +101,7 @@ def key_bytes(key: object, extracted: bool = False) -> bytes:
 PICK_EVERY = 64
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KeyedBalancer(BalancerBase):
     """A balancer whose ``select(context)`` hashes a key taken from the context.
 

@@ -11,6 +11,8 @@ from collections.abc import Collection, Iterable
 from fractions import Fraction
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..._core import Clock, Delta
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
@@ -22,6 +24,7 @@ from .ring import IPHash
 __all__ = ["BoundedLoadHash"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BoundedLoadHash(IPHash):
     """Consistent hashing whose busiest endpoint never carries more than (1 + epsilon) x average.
 
@@ -139,18 +142,17 @@ class BoundedLoadHash(IPHash):
             # The usual case inlined (issue 15: a call of _place is ~8 % of select+release at
             # N = 10): a clean ring, nothing avoided, the key's endpoint under its cap.
             view = self._view
-            points = view.points  # RingView.base_at, inlined: the sentinel ends it
-            index = view.starts[hashed >> view.shift]
-            while points[index] < hashed:
-                index += 1
-            state: EndpointState = view.owners[index]
             arrivals = self._load + 1
-            if (
-                view.dirty
-                or avoid
-                or state.load * self._scale >= self._numerator * arrivals * state.weight
-            ):
-                state = self._place(hashed, avoid)  # overlay, avoid or a walk: the general path
+            if view.dirty or avoid:  # overlay (or an empty ring) or avoid: the general path
+                state = self._place(hashed, avoid)
+            else:
+                points = view.points  # RingView.base_at, inlined: the sentinel ends it
+                index = view.starts[hashed >> view.shift]
+                while points[index] < hashed:
+                    index += 1
+                state = view.table[view.ids[index]]  # clean: a base point, never the sentinel
+                if state.load * self._scale >= self._numerator * arrivals * state.weight:
+                    state = self._place(hashed, avoid)  # over its cap: walk clockwise
             state.load += 1
             self._load = arrivals
             return state
@@ -174,7 +176,6 @@ class BoundedLoadHash(IPHash):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        first: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -192,6 +193,10 @@ class BoundedLoadHash(IPHash):
                 if resolved is None:
                     raise self._nothing_available()
                 first = resolved
+            else:
+                first = view.table[view.ids[index]]
+        else:  # index < size here: a base point's owner, never the sentinel
+            first = view.table[view.ids[index]]
         numerator, denominator = self._factor
         scaled_arrivals = numerator * (self._load + 1)
         scale = denominator * self._total_weight

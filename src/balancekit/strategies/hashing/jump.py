@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from bisect import insort
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
@@ -30,8 +32,8 @@ try:  # optional accelerator (extra "jump"): the same function in C, ~10x faster
 except ImportError:  # pragma: no cover - depends on the environment
     _jump_c = None
 
-_MULTIPLIER = 2862933555777941757  # the paper's 64-bit linear congruential generator
-_TWO_31 = float(1 << 31)
+_MULTIPLIER: Final = 2862933555777941757  # the paper's 64-bit linear congruential generator
+_TWO_31: Final = float(1 << 31)
 
 
 def jump_hash(key: int, buckets: int) -> int:
@@ -54,9 +56,9 @@ def jump_hash(key: int, buckets: int) -> int:
     return bucket
 
 
-_GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: spreads bucket numbers over 64 bits
-_C1 = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 constants
-_C2 = 0xC4CEB9FE1A85EC53
+_GOLDEN: Final = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: spreads bucket numbers over 64 bits
+_C1: Final = 0xFF51AFD7ED558CCD  # MurmurHash3's fmix64 constants
+_C2: Final = 0xC4CEB9FE1A85EC53
 
 
 def rehash(hashed: int, bucket: int) -> int:
@@ -84,6 +86,7 @@ class _Buckets:
         self.memento = memento
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JumpHash(KeyedBalancer):
     """Jump consistent hashing: perfect balance, minimal disruption, a few bytes per endpoint.
 

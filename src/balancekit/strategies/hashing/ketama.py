@@ -10,7 +10,9 @@ import math
 import struct
 import time
 from collections.abc import Collection, Iterable
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
@@ -24,9 +26,9 @@ __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]
 
 Compat = Literal["libketama", "uhashring"]
 
-_F32 = struct.Struct("<f")
-_from_le = int.from_bytes
-_first_word = struct.Struct("<I").unpack_from  # the first 4 bytes, little-endian
+_F32: Final = struct.Struct("<f")
+_from_le: Final = int.from_bytes
+_first_word: Final = struct.Struct("<I").unpack_from  # the first 4 bytes, little-endian
 
 
 def _f32(value: float) -> float:
@@ -67,6 +69,7 @@ def ketama_points(address: str, digests: int, start: int = 0) -> list[int]:
     return points
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Ketama(KeyedBalancer):
     """The memcached client ring (libketama): the same key goes where libketama would send it.
 
@@ -263,7 +266,6 @@ class Ketama(KeyedBalancer):
         else:
             while points[index] < hashed:
                 index += 1
-        state: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -281,6 +283,10 @@ class Ketama(KeyedBalancer):
                 if resolved is None:
                     raise self._nothing_available()
                 state = resolved
+            else:
+                state = view.table[view.ids[index]]
+        else:  # index < size here: a base point's owner, never the sentinel
+            state = view.table[view.ids[index]]
         if avoid and state.endpoint.address in avoid:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:

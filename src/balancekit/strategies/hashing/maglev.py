@@ -11,6 +11,8 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any, Literal
 
+from mypy_extensions import mypyc_attr
+
 from ..._core import Clock
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
@@ -75,6 +77,7 @@ def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: 
     return run(maglev_steps(permutations, weights, size, CHUNK))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Maglev(KeyedBalancer):
     """Google's Maglev hashing: near-perfect balance and O(1) lookup in a prime-sized table.
 

@@ -15,19 +15,21 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from itertools import repeat
 from operator import sub, truediv
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
 from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, key_bytes, utf8
 
-_log = math.log
+_log: Final = math.log
 
 __all__ = ["Rendezvous", "rendezvous_score"]
 
-_LOG_2_128 = 128 * math.log(2)  # ln(2^128)
-_MASK32 = 0xFFFFFFFF
+_LOG_2_128: Final = 128 * math.log(2)  # ln(2^128)
+_MASK32: Final = 0xFFFFFFFF
 
 
 def rendezvous_score(key: bytes | str, address: str) -> int:
@@ -48,6 +50,7 @@ def _weighted(weight: float, bid: int) -> float:
     return math.inf if log_u >= 0 else weight / log_u
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Rendezvous(KeyedBalancer):
     """Highest random weight: every endpoint bids for the key, the highest bid wins.
 

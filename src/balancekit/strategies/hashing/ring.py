@@ -12,6 +12,8 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
@@ -74,6 +76,7 @@ def point_divisor(weights: list[int], replicas: int, max_ring_size: int) -> int:
     return max(by_lightest, by_heaviest, by_ring)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class IPHash(KeyedBalancer):
     """Consistent hashing on a key (a client IP, a session id): the same key, the same endpoint.
 
@@ -259,7 +262,6 @@ class IPHash(KeyedBalancer):
         index = view.starts[hashed >> view.shift]
         while points[index] < hashed:
             index += 1
-        state: EndpointState = view.table[view.ids[index]]
         if view.dirty:  # changes not merged into the base yet, or an empty ring
             if self._ring.merging:
                 self._tick()  # one pick in PICK_EVERY merges a chunk
@@ -277,6 +279,10 @@ class IPHash(KeyedBalancer):
                 if resolved is None:
                     raise self._nothing_available()
                 state = resolved
+            else:
+                state = view.table[view.ids[index]]
+        else:  # index < size here: a base point's owner, never the sentinel
+            state = view.table[view.ids[index]]
         if avoid and state.endpoint.address in avoid:
             return self._next_not_avoided(view, hashed, avoid)
         return state
