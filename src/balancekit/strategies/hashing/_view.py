@@ -431,5 +431,6 @@ class RingView:
         assert not set(gone) & set(zip(added, self.add_ids, strict=True)), "added and removed"
         marked = {point >> self.shift for point in (*added, *removed)}
         assert len(self.marks) == self.buckets
-        assert {b for b, mark in enumerate(self.marks) if mark} == marked
+        marks = self.marks  # indexed, not enumerated: mypyc fails on enumerate(bytearray)
+        assert {b for b in range(len(marks)) if marks[b]} == marked
         assert self.dirty == (bool(added or removed) or not size)
