@@ -240,7 +240,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
     :data:`SMALL_POOL` endpoints whose cycle times (k + 1) exceeds :data:`PRECOMPUTE_BUDGET`
     always step NGINX's loop online (:class:`~balancekit.strategies.smooth.SmoothOnline`): a
     membership change then costs O(log n) per endpoint changed instead of a new schedule
-    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock. Source: NGINX
+    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock until a whole
+    cycle has been picked since the last change; from then on a pick is a lock-free lookup in
+    that cycle, as for small pools, and the next change first rotates each weight class past
+    the picks made (:class:`~balancekit.strategies.smooth.Lap`, issue 15). Source: NGINX
     ``ngx_http_upstream_round_robin.c``.
 
     Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,
