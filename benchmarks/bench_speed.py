@@ -131,11 +131,11 @@ def _per_key(call: Callable[[Any], object], keys: Sequence[Any]) -> Callable[[in
 
 def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: float) -> None:
     """Measure this process's ``balancekit`` and print one JSON object on stdout."""
+    import balancekit as bk  # first: bench_select puts this checkout's src on sys.path
+
     sys.path.insert(1, str(_HERE))
     import _harness
     from bench_select import build_strategy, make_endpoints, make_keys
-
-    import balancekit as bk
 
     keys = make_keys(4096)
     result: dict[str, Any] = {
