@@ -190,6 +190,9 @@ class BalancerBase:
         # instance in ~24 ns (it does not specialise the latter); ~45 ns per select+release.
         self._health = None
         self._observes = self._observes_release
+        # release's one test for "anything beyond the counts": the strategy observes outcomes,
+        # or a health tracker is attached (with_health sets _health, then calls _refresh).
+        self._hooks = self._observes
         self._tally = Tally()  # membership, rebuild and removed-endpoint counts (metrics)
         for endpoint in as_endpoints(check_endpoints(endpoints)):
             self._members[endpoint.address] = EndpointState(endpoint, next(self._order))
@@ -261,6 +264,7 @@ class BalancerBase:
             }
             for state in eligible:
                 assert state.applied == state.weight
+            assert self._hooks == (self._observes or self._health is not None)
 
     # -- selection ------------------------------------------------------------------------------
 
@@ -283,7 +287,8 @@ class BalancerBase:
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        clock = self._clock  # LOAD_ATTR, not LOAD_METHOD: 3.11 specialises only the former
+        return new_lease(Lease, (state.endpoint, token, clock()))
 
     def _select_again(
         self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
@@ -372,14 +377,22 @@ class BalancerBase:
         if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):
             elapsed = checked_elapsed(elapsed)  # the common case (a finite float) skips the call
         try:
-            state = self._outstanding.pop(lease[1], None)
-        except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
-            state = None
-        if state is None:
-            raise _invalid_lease(lease)
+            state = self._outstanding.pop(lease[1])  # (states are never None: no default)
+        except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
+            raise _invalid_lease(lease) from None
         next(state.released)
         if not ok:
             next(state.failed)
+        if self._hooks:  # one flag for the strategy's hook and a health tracker (issue 15)
+            self._after_release(state, lease, ok, elapsed)
+        elif state.retired:
+            self._forget_if_idle(state)
+
+    def _after_release(
+        self, state: EndpointState, lease: Lease, ok: bool, elapsed: float | None
+    ) -> None:
+        """The rest of :meth:`release` when the strategy learns from outcomes or a health
+        tracker is attached (``_hooks``): kept out of the common path of the stateless ones."""
         if self._observes:
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
                 elapsed = self._clock() - lease[2]
@@ -404,11 +417,9 @@ class BalancerBase:
         plus the strategy's release cost.
         """
         try:
-            state = self._outstanding.pop(lease[1], None)
-        except (TypeError, LookupError):  # not a lease at all (None, a str, ...)
-            state = None
-        if state is None:
-            raise _invalid_lease(lease)
+            state = self._outstanding.pop(lease[1])
+        except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
+            raise _invalid_lease(lease) from None
         next(state.released)  # before ``cancelled``, as release counts before ``failed``
         next(state.cancelled)
         if self._observes:
@@ -665,6 +676,7 @@ class BalancerBase:
 
     def _refresh(self) -> None:
         """Re-examine every member (the first build, a tracker attached); O(n)."""
+        self._hooks = self._observes or self._health is not None
         self._sync([*self._members.values(), *self._eligible_list], full=True)
 
     def _nothing_available(self, avoid: Collection[str] = ()) -> NoEndpointAvailable:

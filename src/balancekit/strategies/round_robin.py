@@ -23,7 +23,15 @@ from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState, count_value
 from .edf import EdfByWeight
-from .smooth import SmoothOnline, SmoothWeighted, smooth_schedule, smooth_weighted_sequence
+from .smooth import (
+    LAP_LIMIT,
+    Lap,
+    LapFinder,
+    SmoothOnline,
+    SmoothWeighted,
+    smooth_schedule,
+    smooth_weighted_sequence,
+)
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
 
@@ -76,6 +84,10 @@ class _ScheduleBalancer(BalancerBase):
         self._schedule: tuple[EndpointState, ...] = ()
         self._ring: tuple[EndpointState, ...] = ()
         self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
+        # While online: the cycle found in its picks since the last change (then the picks are
+        # a lookup in ``_schedule``), or what looks for one (issue 15; see smooth.Lap).
+        self._lap: Lap | None = None
+        self._finder: LapFinder | None = None
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
@@ -83,7 +95,9 @@ class _ScheduleBalancer(BalancerBase):
         if avoid or not schedule or self._health is not None:
             if self._smooth is not None and not avoid and self._health is None:
                 return self._select_online(context)
-            return super().select(context, avoid=avoid)
+            # BalancerBase named, not super(): super() gives this function a __class__ cell,
+            # copied in on every call (COPY_FREE_VARS), fast path included.
+            return BalancerBase.select(self, context, avoid=avoid)
         # The common case with BalancerBase.select and _pick inlined (keep the two in step):
         # one Python call per select instead of two (three for smooth WRR), measured at N=10
         # ~60 ns less for RoundRobin and ~200 ns less for WeightedRoundRobin.
@@ -93,7 +107,8 @@ class _ScheduleBalancer(BalancerBase):
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
+        return new_lease(Lease, (state.endpoint, token, clock()))
 
     def _select_online(self, context: Any) -> Lease:
         """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
@@ -101,7 +116,7 @@ class _ScheduleBalancer(BalancerBase):
         lock.acquire()
         try:
             smooth = self._smooth  # (never empty: no eligible endpoint leaves online mode)
-            state = next(smooth) if smooth is not None else self._pick(context, ())
+            state = self._step_online(smooth) if smooth is not None else self._pick(context, ())
         finally:
             lock.release()
         token = next(TOKENS)
@@ -109,7 +124,31 @@ class _ScheduleBalancer(BalancerBase):
         self._outstanding[token] = state
         if state.retired:  # removed since: BalancerBase._select_again
             return self._select_again(state, token, context, ())
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        clock = self._clock
+        return new_lease(Lease, (state.endpoint, token, clock()))
+
+    def _step_online(self, smooth: SmoothOnline) -> EndpointState:
+        """One pick of NGINX's loop stepped online (under the lock), watched for a whole cycle:
+        once one is seen, the picks become a lookup (``_schedule`` = ``Lap.rotated``) until the
+        next change, and the SmoothOnline waits where the cycle starts (``_settle``)."""
+        lap = self._lap
+        if lap is not None:  # a cycle was found since the caller read the schedule
+            rotated = lap.rotated
+            return rotated[next(self._counter) % len(rotated)]
+        state = next(smooth)
+        position = next(self._counter)
+        finder = self._finder
+        if finder is not None:
+            cycle = finder.push(state)
+            if cycle is not None:
+                self._finder = None
+                lap = smooth.lap(cycle, position + 1)
+                if lap is not None:
+                    self._lap = lap
+                    self._schedule = lap.rotated
+            elif finder.exhausted:
+                self._finder = None
+        return state
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
@@ -206,7 +245,10 @@ class WeightedRoundRobin(_ScheduleBalancer):
     :data:`SMALL_POOL` endpoints whose cycle times (k + 1) exceeds :data:`PRECOMPUTE_BUDGET`
     always step NGINX's loop online (:class:`~balancekit.strategies.smooth.SmoothOnline`): a
     membership change then costs O(log n) per endpoint changed instead of a new schedule
-    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock. Source: NGINX
+    (~100 ms at 10,000 endpoints), and a pick O(k + log n) under the lock until a whole
+    cycle has been picked since the last change; from then on a pick is a lock-free lookup in
+    that cycle, as for small pools, and the next change first rotates each weight class past
+    the picks made (:class:`~balancekit.strategies.smooth.Lap`, issue 15). Source: NGINX
     ``ngx_http_upstream_round_robin.c``.
 
     Membership changes, as NGINX makes them at run time (``ngx_http_upstream_zone_module.c``,
@@ -278,6 +320,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             for state in delta.left:
                 self._carried.pop(state.endpoint.address, None)
             return
+        self._settle()  # a cycle's lookup ends: the SmoothOnline catches up first (issue 15)
         counts = self._weight_counts
         if delta.full:
             counts.clear()
@@ -334,6 +377,30 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self._origin, self._online, self._schedule = None, None, ()
         self._ring = tuple(eligible)
         self._smooth = smooth
+        self._watch()
+
+    def _settle(self) -> None:
+        """Before a change (under the lock): bring a SmoothOnline that waits at the start of a
+        cycle to the position reached, and go back to stepping it online."""
+        self._finder = None
+        lap = self._lap
+        smooth = self._smooth
+        if lap is None or smooth is None:
+            return
+        self._lap = None
+        self._schedule = ()
+        smooth.skip(lap, (count_value(self._counter) - lap.base) % len(lap.rotated))
+
+    def _watch(self) -> None:
+        """After a change in online mode (under the lock): look for the next cycle, O(k)."""
+        self._finder = None
+        counts = self._weight_counts
+        if self._smooth is None or not counts:
+            return
+        divisor = math.gcd(*counts)
+        length = sum(weight * count for weight, count in counts.items()) // divisor
+        if length <= LAP_LIMIT:
+            self._finder = LapFinder(len(self._smooth), divisor, length)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         self._set_ring(eligible)
@@ -427,7 +494,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 smooth = self._smooth
                 if smooth is None:  # the mode changed meanwhile
                     return self._pick(None, avoid)
-                state = next(smooth)
+                state = self._step_online(smooth)
         else:
             origin = self._origin
             if origin is None:
@@ -451,7 +518,9 @@ class WeightedRoundRobin(_ScheduleBalancer):
         super()._check_invariants()
         origin = self._origin
         if self._smooth is not None:
-            assert origin is None and self._schedule == ()
+            lap = self._lap
+            assert origin is None
+            assert self._schedule == () if lap is None else self._schedule is lap.rotated
             self._smooth.check(self._eligible())
             counts: dict[int, int] = {}
             for state in self._eligible():

@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator, Sequence
+from itertools import repeat
+from operator import add
 from typing import Final
 
 from mypy_extensions import mypyc_attr
@@ -27,7 +29,10 @@ from mypy_extensions import mypyc_attr
 from .._state import EndpointState
 
 __all__ = [
+    "LAP_LIMIT",
     "SEQ_BITS",
+    "Lap",
+    "LapFinder",
     "SmoothOnline",
     "SmoothWeighted",
     "smooth_schedule",
@@ -149,6 +154,89 @@ _SEQ_MASK: Final = (1 << SEQ_BITS) - 1
 _KEY_SHIFT: Final = 2 * SEQ_BITS
 
 
+#: Longest cycle (``sum(weights) / gcd``) whose picks :class:`LapFinder` records and a
+#: :class:`Lap` keeps as a lookup table (a tuple of this many references at most).
+LAP_LIMIT = 1 << 18
+
+
+class Lap:
+    """One cycle of :class:`SmoothOnline`'s picks, kept so the next picks are a lookup.
+
+    Between two membership changes NGINX's loop settles into a cycle of
+    ``L = sum(weights) / gcd`` picks (:func:`smooth_schedule`). Once :class:`LapFinder` has
+    seen one, position ``p`` picks ``rotated[p % L]`` without the lock, and the SmoothOnline
+    stays as it was at ``base`` (its state at the start of a cycle). A change first brings it
+    to the position reached (:meth:`SmoothOnline.skip`), then applies the change in O(log n)
+    as before. Within a weight class the cycle's picks are the class's members in one fixed
+    order, ``shares`` times each (checked by :meth:`SmoothOnline.lap`), so the state after any
+    number of picks is a rotation of each class, found by counting the class's picks.
+    """
+
+    __slots__ = ("base", "classes", "kinds", "rotated", "step")
+
+    def __init__(
+        self,
+        base: int,
+        classes: dict[int, tuple[list[int], list[int], int]],
+        kinds: bytes,
+        rotated: tuple[EndpointState, ...],
+        step: int,
+    ) -> None:
+        self.base = base  # the position whose pick is the cycle's first
+        self.classes = classes  # weight -> (entries in pick order, their seqs, class id)
+        self.kinds = kinds  # the class id of each pick of the cycle, from base
+        self.rotated = rotated  # position p picks rotated[p % L]
+        self.step = step  # SmoothOnline's step at base
+
+
+class LapFinder:
+    """Watches SmoothOnline's picks after a change for a whole cycle, in O(1) per pick.
+
+    As :func:`smooth_schedule` does: a window of the last ``L`` picks that gives every endpoint
+    exactly its share ``weight / gcd`` brings every current weight back where it was, so the
+    picks repeat from there. Counts are kept per endpoint (``EndpointState.seq``) as picks
+    arrive; the history is trimmed to the last ``L`` picks. Gives up (``exhausted``) after
+    ``4 * L`` picks without one. Created in O(1): nothing is done per endpoint up front.
+    """
+
+    __slots__ = ("_divisor", "_history", "_off", "_picks", "_window", "length")
+
+    def __init__(self, endpoints: int, divisor: int, length: int) -> None:
+        self.length = length  # L
+        self._divisor = divisor
+        self._history: list[EndpointState] = []
+        self._window: dict[int, int] = {}  # seq -> picks in the last L
+        self._off = endpoints  # endpoints whose count in the window is not their share
+        self._picks = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._picks >= 4 * self.length
+
+    def push(self, state: EndpointState) -> list[EndpointState] | None:
+        """Count one pick; the last ``L`` picks if they are a whole cycle, else None."""
+        history, window, divisor, length = self._history, self._window, self._divisor, self.length
+        history.append(state)
+        self._picks += 1
+        seq = state.seq
+        have = window.get(seq, 0)
+        want = state.weight // divisor
+        off = self._off + (have == want) - (have + 1 == want)
+        window[seq] = have + 1
+        if len(history) > length:
+            old = history[-length - 1]
+            have = window[old.seq]
+            want = old.weight // divisor
+            off += (have == want) - (have - 1 == want)
+            window[old.seq] = have - 1
+            if len(history) > 2 * length:  # trim: amortised O(1)
+                del history[: -length - 1]
+        self._off = off
+        if off == 0 and len(history) >= length:
+            return history[-length:]
+        return None
+
+
 class SmoothOnline:
     """NGINX's loop over a set of endpoints that changes between steps, as NGINX changes it.
 
@@ -236,6 +324,55 @@ class SmoothOnline:
             heapq.heappop(best)
             top = best[0]
         return self._states[seq]
+
+    def lap(self, cycle: list[EndpointState], base: int) -> Lap | None:
+        """A :class:`Lap` of ``cycle`` (the last ``L`` picks, a whole cycle) from this state,
+        reached at position ``base``; None if a class does not pick its members in one fixed
+        order (then the picks stay online). O(L + n), once per cycle found."""
+        length = len(cycle)
+        picks: dict[int, list[EndpointState]] = {}
+        for state in cycle:
+            picks.setdefault(state.weight, []).append(state)
+        if len(picks) > 255 or picks.keys() != self._classes.keys():
+            return None
+        ids = {weight: number for number, weight in enumerate(picks)}
+        entries, live = self._entries, self._live
+        classes: dict[int, tuple[list[int], list[int], int]] = {}
+        for weight, chosen in picks.items():
+            count = live[weight]
+            first = chosen[:count]
+            if (
+                len(chosen) % count
+                or chosen != first * (len(chosen) // count)
+                or len({state.seq for state in first}) != count
+                or any(self._states.get(state.seq) is not state for state in first)
+            ):
+                return None
+            order = [entries[state.seq] for state in first]
+            if order != sorted(order):
+                return None
+            classes[weight] = (order, [state.seq for state in first], ids[weight])
+        kinds = bytes([ids[state.weight] for state in cycle])
+        shift = base % length  # position base picks cycle[0]
+        rotated = tuple(cycle[length - shift :] + cycle[: length - shift])
+        return Lap(base, classes, kinds, rotated, self._step)
+
+    def skip(self, lap: Lap, picks: int) -> None:
+        """Step ``picks`` (< L) picks of ``lap``'s cycle from its start, which this state is
+        in, in O(n) C-level work and no heap step: each class's members are rotated past its
+        picks and charged the total weight once per pick (NGINX's ``current_weight -= total``)."""
+        charge = self._total << _KEY_SHIFT
+        entries, classes, kinds = self._entries, self._classes, lap.kinds
+        for weight, (order, seqs, number) in lap.classes.items():
+            taken = kinds.count(number, 0, picks)
+            count = len(order)
+            rounds, rest = divmod(taken, count)
+            low = rounds * charge
+            ahead = order[rest:] if not low else list(map(add, order[rest:], repeat(low)))
+            heap = ahead + list(map(add, order[:rest], repeat(low + charge)))  # sorted: a heap
+            classes[weight] = heap
+            entries.update(zip(seqs[rest:] + seqs[:rest], heap, strict=True))
+        self._step = lap.step + picks
 
     def currents(self) -> dict[str, tuple[int, int, int]]:
         """Every endpoint's ``(weight, current_weight, reweights)`` now, by address."""
