@@ -285,7 +285,7 @@ class LeastResponseTime(_LoadOrdered):
                 while True:
                     if not heap:
                         raise self._nothing_available()
-                    entry = heap[0]
+                    entry: Any = heap[0]  # Any: see least._Entry (identity under mypyc)
                     state = entry[3]
                     if state.rank is not entry:
                         heappop(heap)
@@ -298,7 +298,8 @@ class LeastResponseTime(_LoadOrdered):
                     deadline = state.deadline
                     if entry[0] == score and entry[1] == deadline:
                         break
-                    state.rank = entry = (score, deadline, state.order, state)
+                    entry = (score, deadline, state.order, state)
+                    state.rank = entry  # two statements: see least._Entry
                     heapreplace(heap, entry)
             state.picked_at = now
             last_picked.move_to_end(id(state))
@@ -315,7 +316,9 @@ class LeastResponseTime(_LoadOrdered):
             return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, now))
 
-    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+    def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
         """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
@@ -368,11 +371,13 @@ class LeastResponseTime(_LoadOrdered):
                 else:
                     score = (state.load + 1) * latency / state.weight
                 if self._heap[0] is rank:
-                    state.rank = entry = (score, state.deadline, state.order, state)
-                    heapreplace(self._heap, entry)
+                    fresh: Any = (score, state.deadline, state.order, state)
+                    state.rank = fresh  # two statements: see least._Entry
+                    heapreplace(self._heap, fresh)
                 elif score < rank[0]:
-                    state.rank = entry = (score, state.deadline, state.order, state)
-                    self._push(entry)
+                    fresh = (score, state.deadline, state.order, state)
+                    state.rank = fresh
+                    self._push(fresh)
         finally:
             lock.release()
         if state.retired:

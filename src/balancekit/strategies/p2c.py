@@ -239,7 +239,9 @@ class PowerOfTwoChoices(_TwoChoices):
             return self._select_again(state, token, context, avoid)
         return new_lease(Lease, (state.endpoint, token, self._clock()))
 
-    def release(self, lease: Lease, *, ok: bool = True, elapsed: float | None = None) -> None:
+    def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
         """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)

@@ -485,7 +485,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         if self._envoy_order:
             with self._lock:
                 edf = self._edf
-                if not edf:
+                if edf is None or len(edf) == 0:  # not `not edf`: compiled, that tests None only
                     raise self._nothing_available()
                 state = next(edf)
             position = next(self._counter)  # only for avoid's rotation
