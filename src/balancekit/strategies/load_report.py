@@ -13,6 +13,7 @@ import math
 import time
 from array import array
 from collections.abc import Collection, Iterable
+from operator import attrgetter
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -53,6 +54,10 @@ class _Weight:
         self.weight = 0.0
         self.last_updated = -math.inf
         self.non_empty_since: float | None = None  # None: A58's "infinity"
+
+
+#: An endpoint state's address (``state.endpoint.address``), for C-level maps.
+_address = attrgetter("endpoint.address")
 
 
 def _lround(value: float) -> int:
@@ -294,27 +299,36 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     def _weights_now(
         self, states: tuple[EndpointState, ...], now: float
     ) -> tuple[list[float], int]:
-        """:meth:`_weight_of` of every state in one loop (no call per endpoint: a change at
-        n = 10,000 recomputes them all), and how many are 0 because their report expired."""
-        records = self._weights
+        """:meth:`_weight_of` of every state (a change at n = 10,000 recomputes them all: the
+        addresses and records are fetched by C-level maps, the weights by one comprehension),
+        and how many are 0 because their report expired (counted only if a weight is 0)."""
+        records = list(map(self._weights.get, map(_address, states)))
         expiration = self._expiration
-        blackout = self._blackout
-        weights: list[float] = []
-        append = weights.append
+        if self._blackout > 0:
+            blackout = self._blackout
+            weights = [
+                record.weight
+                if record is not None
+                and now - record.last_updated < expiration
+                and record.non_empty_since is not None
+                and now - record.non_empty_since >= blackout
+                else 0.0
+                for record in records
+            ]
+        else:
+            weights = [
+                record.weight
+                if record is not None and now - record.last_updated < expiration
+                else 0.0
+                for record in records
+            ]
         stale = 0
-        for state in states:
-            record = records.get(state.endpoint.address)
-            if record is None:
-                append(0.0)
-            elif now - record.last_updated >= expiration:
-                append(0.0)
-                stale += 1
-            elif blackout > 0 and (
-                record.non_empty_since is None or now - record.non_empty_since < blackout
-            ):
-                append(0.0)
-            else:
-                append(record.weight)
+        if 0.0 in weights:
+            stale = sum(
+                1
+                for record in records
+                if record is not None and now - record.last_updated >= expiration
+            )
         return weights, stale
 
     def _expired(self, address: str, now: float) -> bool:
