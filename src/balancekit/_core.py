@@ -393,15 +393,21 @@ class BalancerBase:
     ) -> None:
         """The rest of :meth:`release` when the strategy learns from outcomes or a health
         tracker is attached (``_hooks``): kept out of the common path of the stateless ones."""
-        if self._observes:
-            if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = self._clock() - lease[2]
-                elapsed = elapsed if elapsed > 0.0 else 0.0
-            self._on_release(state, ok, elapsed)
-        if self._health is not None:
-            self._health.observe(state, ok)
-        if state.retired:
-            self._forget_if_idle(state)
+        try:
+            if self._observes:
+                if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                    try:
+                        elapsed = self._clock() - lease[2]
+                    except BaseException:  # a clock that raises: the load back, nothing
+                        self._on_cancel(state)  # learned (as the strategies' fast paths)
+                        raise
+                    elapsed = elapsed if elapsed > 0.0 else 0.0
+                self._on_release(state, ok, elapsed)
+            if self._health is not None:
+                self._health.observe(state, ok)
+        finally:  # a removed endpoint is forgotten even if a hook raised
+            if state.retired:
+                self._forget_if_idle(state)
 
     def cancel(self, lease: Lease | Any) -> None:
         """Give back a lease whose request has no outcome: the caller gave up on it.
