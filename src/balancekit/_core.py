@@ -281,14 +281,15 @@ class BalancerBase:
         health = self._health  # _catch_up_health, inlined on the hot path
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
+        clock = self._clock  # LOAD_ATTR, not LOAD_METHOD: 3.11 specialises only the former
+        started = clock()  # before the pick counts: a clock that raises leaves nothing in flight
         state = self._pick(context, avoid)
         token = next(TOKENS)
         next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
             return self._select_again(state, token, context, avoid)
-        clock = self._clock  # LOAD_ATTR, not LOAD_METHOD: 3.11 specialises only the former
-        return new_lease(Lease, (state.endpoint, token, clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     def _select_again(
         self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
@@ -348,6 +349,7 @@ class BalancerBase:
         """
         key = _address_of(address)
         self._catch_up_health()
+        started = self._clock()  # before anything counts (a clock that raises changes nothing)
         with self._lock:  # membership changes take it too: the state stays eligible until claimed
             eligible = self._eligible_by_address
             state = eligible.get(key)
@@ -359,7 +361,7 @@ class BalancerBase:
             token = next(TOKENS)
             next(state.selected)  # under the lock: a remove cannot drop it between
             self._outstanding[token] = state
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     # ``| Any`` on release's and cancel's parameters: the compiled build (mypyc) checks argument
     # types on entry and would refuse a str or a bool with a TypeError, where the documented
@@ -393,15 +395,21 @@ class BalancerBase:
     ) -> None:
         """The rest of :meth:`release` when the strategy learns from outcomes or a health
         tracker is attached (``_hooks``): kept out of the common path of the stateless ones."""
-        if self._observes:
-            if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = self._clock() - lease[2]
-                elapsed = elapsed if elapsed > 0.0 else 0.0
-            self._on_release(state, ok, elapsed)
-        if self._health is not None:
-            self._health.observe(state, ok)
-        if state.retired:
-            self._forget_if_idle(state)
+        try:
+            if self._observes:
+                if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                    try:
+                        elapsed = self._clock() - lease[2]
+                    except BaseException:  # a clock that raises: the load back, nothing
+                        self._on_cancel(state)  # learned (as the strategies' fast paths)
+                        raise
+                    elapsed = elapsed if elapsed > 0.0 else 0.0
+                self._on_release(state, ok, elapsed)
+            if self._health is not None:
+                self._health.observe(state, ok)
+        finally:  # a removed endpoint is forgotten even if a hook raised
+            if state.retired:
+                self._forget_if_idle(state)
 
     def cancel(self, lease: Lease | Any) -> None:
         """Give back a lease whose request has no outcome: the caller gave up on it.

@@ -176,3 +176,43 @@ def test_release_with_a_failing_clock_keeps_in_flight_exact(
     with pytest.raises(bk.InvalidLease):
         lb.release(lease)
     assert all(stats.in_flight == 0 for stats in lb.stats().values())
+
+
+@pytest.mark.parametrize("name", LOAD_AWARE)
+@pytest.mark.parametrize("health", [False, True], ids=["fast", "general"])
+@pytest.mark.parametrize("elapsed", [None, 0.004])
+def test_failing_clock_in_release_leaves_both_paths_consistent(
+    name: str, health: bool, elapsed: float | None
+) -> None:
+    """Regression: with a health tracker (the general path) and ``elapsed=None`` the base read
+    the clock before the strategy gave the load back, so a raising clock left ``load`` one
+    above the in-flight count; LeastResponseTime's release (either path) gave the load back but
+    left its heap entry keyed by the old load; and a removed endpoint's state stayed in
+    ``_retired`` with nothing in flight. Now a raising clock propagates and leaves every count
+    and the pick order as a cancel would."""
+    clock = _FailingClock()
+    endpoints = [bk.Endpoint(f"10.0.0.{i}:1", weight=1 + i % 2) for i in range(4)]
+    lb = FACTORIES[name](endpoints, clock)
+    if health:
+        bk.with_health(lb, bk.PassiveHealth(consecutive_failures=None, failure_rate=None))
+    for i in range(40):  # latency history: LeastResponseTime's scores depend on the load
+        lease = lb.select()
+        clock.now += 0.01
+        lb.release(lease, elapsed=0.01 + 0.002 * (i % 4))
+    held = [lb.select() for _ in range(8)]
+    gone = held.pop()
+    for lease in [lease for lease in held if lease.address == gone.address]:
+        held.remove(lease)  # the removed endpoint's only lease out is `gone`
+        lb.release(lease)
+    lb.remove(gone.address)
+    for lease in (held[0], gone):
+        clock.fail = True
+        with contextlib.suppress(RuntimeError):  # LC and P2C never read it on the fast path
+            lb.release(lease, elapsed=elapsed)
+        clock.fail = False
+        lb._check_invariants()
+        with pytest.raises(bk.InvalidLease):
+            lb.release(lease)
+    assert gone.address not in lb._retired
+    in_flight = sum(stats.in_flight for stats in lb.stats().values())
+    assert in_flight == len(held) - 1

@@ -336,7 +336,12 @@ class PeakEWMA(_TwoChoices):
         lock.acquire()
         try:
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
-            now = self._clock()
+            try:
+                now = self._clock()
+            except BaseException:  # nothing learned; a removed endpoint forgotten all the same
+                if state.retired:
+                    self._forget_if_idle(state)
+                raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
                 elapsed = now - lease[2]
                 elapsed = elapsed if elapsed > 0.0 else 0.0

@@ -260,6 +260,7 @@ class LeastConnections(_LoadOrdered):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             return super().select(context, avoid=avoid)
+        started = self._clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
         try:
@@ -290,7 +291,7 @@ class LeastConnections(_LoadOrdered):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None

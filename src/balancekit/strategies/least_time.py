@@ -222,7 +222,11 @@ class LeastResponseTime(_LoadOrdered):
         lock.acquire()
         try:
             state.load -= 1
-            now = self._clock()
+            try:
+                now = self._clock()
+            except BaseException:  # a clock that raises: re-filed by its load, nothing learned
+                self._refile_released(state)
+                raise
             if state.latency is None:
                 state.latency = elapsed if ok else max(elapsed, self._default_latency)
                 if self._best is None:  # the first sample of all: the next pick refreshes
@@ -337,7 +341,13 @@ class LeastResponseTime(_LoadOrdered):
         lock.acquire()
         try:
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
-            now = self._clock()
+            try:
+                now = self._clock()
+            except BaseException:  # and re-filed by its load (_on_release): nothing learned
+                self._refile_released(state)
+                if state.retired:
+                    self._forget_if_idle(state)
+                raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
                 elapsed = now - lease[2]
                 elapsed = elapsed if elapsed > 0.0 else 0.0

@@ -198,6 +198,7 @@ class PowerOfTwoChoices(_TwoChoices):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
             return super().select(context, avoid=avoid)
+        started = self._clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
         try:
@@ -237,7 +238,7 @@ class PowerOfTwoChoices(_TwoChoices):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, self._clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None

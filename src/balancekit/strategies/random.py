@@ -289,6 +289,7 @@ class WeightedRandom(_RandomBalancer):
             return BalancerBase.select(self, context, avoid=avoid)
         # The common case with BalancerBase.select, _pick and WeightLine.draw inlined (keep
         # them in step): one Python call per select instead of three (issue 15).
+        started = self._clock()  # before the pick counts (as BalancerBase.select)
         random = self._random
         point = int(random() * table.total)
         tops = table.tops
@@ -301,8 +302,7 @@ class WeightedRandom(_RandomBalancer):
         self._outstanding[token] = state
         if state.retired:  # removed since we read the table: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        clock = self._clock
-        return new_lease(Lease, (state.endpoint, token, clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table = self._table  # one read: a concurrent rebuild cannot tear it
@@ -351,6 +351,7 @@ class Random(_RandomBalancer):
             return BalancerBase.select(self, context, avoid=avoid)
         # The common case with BalancerBase.select and _pick inlined (keep them in step): one
         # Python call per select instead of two (issue 15).
+        started = self._clock()  # before the pick counts (as BalancerBase.select)
         random = self._random
         state = states[int(random() * len(states))]
         token = next(TOKENS)
@@ -358,8 +359,7 @@ class Random(_RandomBalancer):
         self._outstanding[token] = state
         if state.retired:  # removed since we read the tuple: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        clock = self._clock
-        return new_lease(Lease, (state.endpoint, token, clock()))
+        return new_lease(Lease, (state.endpoint, token, started))
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         states = self._uniform.states
