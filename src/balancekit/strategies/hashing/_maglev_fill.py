@@ -270,6 +270,18 @@ def paper_fill(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
 ) -> Fill:
     """:func:`maglev_steps` without the checks (for input built by :class:`.Maglev`)."""
+    return fill_by_turns(permutations, paper_rounds(weights), size, chunk)
+
+
+def fill_by_turns(
+    permutations: Sequence[tuple[int, int]],
+    rounds: Iterable[Sequence[int]],
+    size: int,
+    chunk: int,
+) -> Fill:
+    """Fill a ``size``-slot table from ``rounds`` (each a list of the endpoints whose turn it
+    is, in order: the paper's or Envoy's schedule), pausing every ``chunk``-ish units of work;
+    the one claim loop both layouts share."""
     count = len(permutations)
     table = array("I" if count > 0xFFFF else "H", [0]) * size
     if not count:
@@ -277,7 +289,7 @@ def paper_fill(
     claims = Claims(permutations, size)
     filled = 0
     cost, pause = next_pause(0, size, chunk)
-    for turns in paper_rounds(weights):
+    for turns in rounds:
         start, end = 0, len(turns)
         while start < end:  # the round's turns up to the next pause, then the pause
             stop = min(end, start + pause - filled)

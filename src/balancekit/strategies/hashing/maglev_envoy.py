@@ -28,7 +28,7 @@ from heapq import heapreplace
 
 from ..._errors import InvalidOption
 from ._keyed import utf8
-from ._maglev_fill import Claims, Fill, next_pause, run
+from ._maglev_fill import Fill, fill_by_turns, run
 from ._maglev_size import check_fill, check_size
 
 __all__ = [
@@ -98,26 +98,7 @@ def envoy_fill(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
 ) -> Fill:
     """:func:`envoy_steps` without the checks (for input built by :class:`.Maglev`)."""
-    count = len(permutations)
-    table = array("I" if count > 0xFFFF else "H", [0]) * size
-    if not count:
-        return array(table.typecode)
-    claims = Claims(permutations, size)
-    filled = 0
-    cost, pause = next_pause(0, size, chunk)
-    for turns in envoy_iterations(weights):
-        start, end = 0, len(turns)
-        while start < end:  # the iteration's claims up to the next pause, then the pause
-            stop = min(end, start + pause - filled)
-            claims.claim(turns[start:stop], table, filled)
-            filled += stop - start
-            start = stop
-            if filled == pause:
-                if filled == size:
-                    return table
-                yield cost
-                cost, pause = next_pause(filled, size, chunk)
-    raise AssertionError("unreachable: the iterations go on until the table is full")
+    return fill_by_turns(permutations, envoy_iterations(weights), size, chunk)
 
 
 def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
