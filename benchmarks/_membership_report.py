@@ -74,44 +74,47 @@ def worst_change(row: dict[str, Any], field: str = "wall") -> tuple[float, str] 
 
 
 def targets(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's targets checked on these rows (PASS / MISS / INFO lines)."""
+    """The issue's targets checked on these rows (PASS / MISS / INFO lines), judged on the
+    thread's CPU time (the wall time, shown beside it, counts the other processes' load)."""
     out: list[str] = []
     by = {(row["name"], row["n"], row["tree"]): row for row in rows}
     sizes = sorted({row["n"] for row in rows})
     trees = [t for t in ("before", "after") if any(row["tree"] == t for row in rows)]
     for n in sizes:
         peer = by.get(("uhashring", n, "peer"))
-        add_node = median(peer.get("add")) if peer else None
+        add_node = median(peer.get("add"), "cpu") if peer else None
+        add_wall = median(peer.get("add")) if peer else None
         for tree in trees:
             for name in HASHING:
                 row = by.get((name, n, tree))
-                worst = worst_change(row) if row else None
-                if worst is None or add_node is None:
+                worst = worst_change(row, "cpu") if row else None
+                if row is None or worst is None or add_node is None:
                     continue
                 ratio = add_node / worst[0]
                 status = ("PASS" if ratio >= 100 else "MISS") if name in RINGS else "INFO"
-                partial = " (some changes skipped)" if row and row.get("skipped") else ""
+                partial = " (some changes skipped)" if row.get("skipped") else ""
                 share = f"1/{ratio:,.0f} of" if ratio >= 1 else f"{1 / ratio:,.1f}x"
+                wall = median(row.get(worst[1]))
                 out.append(
                     f"{status} {name} N={n:,} {tree}: worst change ({worst[1]})"
-                    f" {fmt_time(worst[0])} = {share} uhashring add_node {fmt_time(add_node)}"
-                    f" (target <= 1/100 for rings){partial}"
+                    f" {fmt_time(worst[0])} CPU = {share} uhashring add_node"
+                    f" {fmt_time(add_node)} CPU (wall {fmt_time(wall)} and {fmt_time(add_wall)};"
+                    f" target <= 1/100 for rings){partial}"
                 )
     for n in sizes:
         for tree in trees:
             for row in rows:
                 if row["n"] != n or row["tree"] != tree or row["name"] in HASHING + PEERS:
                     continue
-                worst = worst_change(row)
-                if worst is None:
-                    continue
                 cpu = worst_change(row, "cpu")
-                status = "PASS" if worst[0] <= LIMIT_NON_HASH else "MISS"
+                if cpu is None:
+                    continue
+                status = "PASS" if cpu[0] <= LIMIT_NON_HASH else "MISS"
                 if n != 10_000:
                     status = "INFO"
                 out.append(
-                    f"{status} {row['name']} N={n:,} {tree}: worst change ({worst[1]})"
-                    f" {fmt_time(worst[0])} wall, {fmt_time(cpu[0] if cpu else None)} CPU"
+                    f"{status} {row['name']} N={n:,} {tree}: worst change ({cpu[1]})"
+                    f" {fmt_time(cpu[0])} CPU, {fmt_time(median(row.get(cpu[1])))} wall"
                     " (target <= 2 ms at N=10,000)"
                 )
     out.extend(growth(rows, sizes, trees))

@@ -110,6 +110,15 @@ def run_child(
     return result
 
 
+def load_rows(path: str) -> list[dict[str, Any]]:
+    """The rows in a --json file (a list) or a run's stderr (one JSON object a line)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
 def header(argv: list[str], trees: list[tuple[str, str]], started: str) -> list[str]:
     cpu = platform.processor()
     try:
@@ -158,8 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="PATH",
+        help="measure nothing: report the rows of earlier runs (their --json files, or the"
+        " JSON lines they printed on stderr), in the order given",
+    )
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    if args.rows:
+        rows = [row for path in args.rows for row in load_rows(path)]
+        report = "\n".join([table(rows), "", "Targets:", "", "```", *targets(rows), "```"])
+        print(report)
+        if args.markdown:
+            Path(args.markdown).write_text(report + "\n", encoding="utf-8")
+        return 0
     after = args.after or str(HERE.parent / "src")
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
     known = [*registered(after), *VARIANTS, *([] if args.no_peers else PEERS)]

@@ -52,3 +52,19 @@ def test_every_registered_strategy_is_a_subject() -> None:
 def test_unknown_subject_is_refused() -> None:
     with pytest.raises(SystemExit):
         load_bench().main(["--only", "NoSuchBalancer", "--sizes", "10"])
+
+
+def test_rows_of_earlier_runs_are_reported_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--rows merges runs (e.g. one split over processes) into one report, targets on CPU."""
+    bench = load_bench()
+    saved = tmp_path / "rows.json"
+    argv = ["--sizes", "30", "--budget", "5", "--repeats", "1", "--json", str(saved)]
+    assert bench.main([*argv, "--only", "IPHash", "uhashring"]) == 0
+    first = capsys.readouterr().out
+    assert bench.main(["--rows", str(saved), str(saved)]) == 0  # the same rows twice
+    again = capsys.readouterr().out
+    table = [line for line in first.splitlines() if line.startswith("| IPHash | 30 |")]
+    assert len(table) == 1 and again.count(table[0]) == 2
+    assert "IPHash N=30 after: worst change" in again and " CPU = " in again
