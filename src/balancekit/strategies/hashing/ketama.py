@@ -90,9 +90,19 @@ class Ketama(KeyedBalancer):
     and two servers on the same 32-bit point (libketama's qsort order; balancekit gives it to the
     earlier server, uhashring to the later one).
 
-    Weights follow libketama: a change of one weight (or of N) re-divides every server's share,
-    so unequal weights move more keys than the 1/N ideal. Balance is that of a 160-point ring
-    (the busiest of 100 servers carries about 1.2-1.3x the mean).
+    Weights follow libketama: ``ks`` is a function of w / W in both formats (libketama's
+    ``ketama_create_continuum``, uhashring's ``ring_ketama.py``), so one weight change (or a
+    change of N, with unequal weights) re-divides every server's share. That is the format's
+    definition, not this implementation's: counted at N = 10,000 equal servers, one set to
+    weight 2, the 9,999 others drop from 40 digests to 39 (39,996 points leave the ring) and
+    that one gains 39 (156 points); applying exactly those costs ~0.35 s of CPU, about 1/5 of
+    uhashring's ``remove_node`` + ``add_node`` for the same change and ~300x IPHash's
+    ``set_weight`` (``benchmarks/bench_ring_weight.py``; docs/benchmarks.md, "Issue 11: proof
+    on cab1f07"). Where weights change often and memcached compatibility is not needed, use
+    :class:`IPHash` or :class:`BoundedLoadHash`: an endpoint's points do not depend on the
+    others' weights, so the same change moves only its own 160 points. Unequal weights also
+    move more keys than the 1/N ideal. Balance is that of a 160-point ring (the busiest of 100
+    servers carries about 1.2-1.3x the mean).
 
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
     expected), lock-free. A membership change inserts or deletes only the points whose digest
