@@ -41,7 +41,7 @@ def test_storm_reports_every_strategy(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_storm_churn_changes_the_membership(capsys: pytest.CaptureFixture[str]) -> None:
     bench = load("bench_ejection_storm")
-    argv = ["-n", "60", "--bad", "6", "--budget", "20", "--strategy", "Maglev"]
+    argv = ["-n", "60", "--bad", "6", "--budget", "20", "--cpu-budget", "--strategy", "Maglev"]
     assert bench.main([*argv, "--churn-every", "5"]) == 0
     (row,) = rows(capsys.readouterr().out)
     assert row[4] == "6/6" and int(row[5].replace(",", "")) > 0, row
