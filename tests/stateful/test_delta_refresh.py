@@ -90,7 +90,8 @@ def index_of(lb: Any, kind: str) -> list[tuple[str, int]]:
     elif kind == "line":
         states = list(lb._table.states)
     elif kind == "heap":
-        live = [entry[3] for entry in lb._heap if entry[3].rank is entry]
+        entries = [*lb._heap, *getattr(lb, "_run", ())]  # LeastConnections: heap and sorted run
+        live = [entry[3] for entry in entries if entry[3].rank is entry]
         states = sorted(live, key=lambda state: state.seq)
     elif isinstance(lb, bk.WeightedRoundRobin | bk.LoadReportWeightedRoundRobin):
         states = list(lb._eligible_list)
