@@ -1,22 +1,22 @@
-"""Least connections on a heap and a sorted run: O(1) per select+release in sequential traffic.
+"""Least connections on a heap merging sorted runs, one per weight: O(1) per sequential request.
 
 The order is ``_LoadOrdered``'s (:mod:`balancekit.strategies.least`): each eligible endpoint has
-one live entry ``(score, deadline, order, state)``, possibly stale (filed below its current key,
-never above), and a pick takes the smallest key. What differs is where entries are filed. Next
-to the heap is a *run*: a deque of entries in non-decreasing key order. An entry whose key is at
-least the run's last one is appended to the run, O(1); any other is pushed on the heap, O(log n).
-The smallest entry is the smaller of the two heads, and an entry leaves from a head, O(1) for
-the run.
+one live entry, possibly stale (filed with a key below its current one, never above), found by
+identity (``state.rank is entry``); a pick takes the smallest key ``(score, deadline, order)``.
+What differs is where entries are filed. Each weight has a *run*: a deque of entries in
+non-decreasing key order. A fresh entry whose key is at least the last one of its weight's run
+is appended to it, O(1); any other is pushed on the heap alone, O(log n). The heap holds those
+entries and the *head* of each non-empty run (a k-way merge, as ``heapq.merge``): when a head
+leaves, the next entry of its run takes its place on the heap.
 
-In sequential traffic (and whenever requests end in the order they started) every re-filed key
-is the largest yet: a release files its endpoint with load 0 and the latest virtual deadline
-(each pick moves the picked endpoint's deadline past every other one), so the run holds the
-endpoints in turn, the heap stays empty, and select+release costs a ``popleft`` and an
-``append`` at any n, where the heap alone cost one ``heapreplace`` (O(log n), cache misses at
-10,000 endpoints: ~2x the N = 10 cost, issue 15). Out-of-order keys (concurrent requests ending
-in another order, a cancellation, a membership change) go to the heap: never worse than the
-heap alone. This is the two-queue idea of a monotone FIFO beside a priority queue (as in
-``heapq.merge``'s sorted inputs, or the "calendar"/FIFO fast path of timer wheels).
+A pick moves the picked endpoint's virtual deadline to ``virtual time + 1 / weight`` and the
+virtual time never goes back, so among endpoints of one weight each pick's deadline is the
+latest yet. So in sequential traffic (and whenever requests end in the order they started) a
+release files its endpoint with load 0 at the end of its run: select+release is a ``popleft``,
+an ``append`` and one ``heapreplace`` on a heap of one entry per distinct weight (k), where
+the heap alone did a ``heapreplace`` on n entries (cache misses at 10,000: ~2x the cost at 10,
+issue 15). Out-of-order keys (requests ending in another order, cancellations, membership
+changes) go on the heap alone, as before: never worse than the heap, O(log n).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Collection, Iterable
-from heapq import heapify, heappop, heappush, heapreplace
+from heapq import heappop, heappush, heapreplace
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
@@ -33,7 +33,7 @@ from .._core import FLOAT_MAX, TOKENS, BalancerBase, Clock, Delta, new_lease
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import EndpointState
-from .least import _Entry, _LoadOrdered
+from .least import _LoadOrdered
 
 __all__ = ["LeastConnections"]
 
@@ -47,6 +47,37 @@ _next: Final = next
 _heappop: Final = heappop
 _heappush: Final = heappush
 _heapreplace: Final = heapreplace
+
+#: An entry ``(score, deadline, order, state, run)``: ``run`` is the :class:`_Run` holding it, or
+#: None for an entry on the heap alone. Typed ``tuple[Any, ...]``: see least.py's ``_Entry``.
+_Entry = tuple[Any, ...]
+
+
+class _Run:
+    """The entries of one weight filed in key order; only the first is on the heap.
+
+    Entries compare as tuples; two reach ``run`` only when they are the same endpoint's with
+    equal keys (a dead one and its successor in another run): they then count as equal,
+    whichever run, where comparing deques would recurse through their entries.
+    """
+
+    __slots__ = ("entries", "weight")
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+        self.entries: deque[_Entry] = deque()
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -75,25 +106,84 @@ class LeastConnections(_LoadOrdered):
         self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic
     ) -> None:
         super().__init__(endpoints, clock=clock)
-        self._run: deque[_Entry] = deque()
+        self._runs: dict[float, _Run] = {}
+        self._filed = 0  # entries in the heap and the runs, dead ones included
         self._start()
 
     def _score(self, state: EndpointState) -> float:
         return state.load / state.weight
 
-    # -- the index: a heap and a sorted run (under the lock) ------------------------------------
+    # -- the index, under the lock ---------------------------------------------------------------
+
+    def _file(self, state: EndpointState) -> None:
+        """File a fresh entry for ``state``'s current key and make it the live one: at the end of
+        its weight's run when it sorts last there (on the heap too if the run was empty), else
+        on the heap alone."""
+        weight = state.weight
+        run = self._runs.get(weight)
+        if run is None:
+            run = _Run(weight)
+            self._runs[weight] = run
+        entries = run.entries
+        entry: Any = (state.load / weight, state.deadline, state.order, state, run)
+        if not entries:
+            entries.append(entry)
+            _heappush(self._heap, entry)
+        elif entry >= entries[-1]:
+            entries.append(entry)
+        else:
+            entry = (entry[0], entry[1], entry[2], state, None)
+            _heappush(self._heap, entry)
+        state.rank = entry
+        self._filed += 1
+
+    def _drop_top(self) -> None:
+        """Remove the heap's first entry; if it heads a run, the run's next one takes its place."""
+        heap = self._heap
+        run: _Run | None = heap[0][4]
+        if run is None:
+            _heappop(heap)
+        else:
+            entries = run.entries
+            entries.popleft()
+            if entries:
+                _heapreplace(heap, entries[0])
+            else:
+                _heappop(heap)
+        self._filed -= 1
+
+    def _refile(self, state: EndpointState) -> None:
+        """File a fresh entry for ``state`` whose old one stays dead where it is: after a
+        rebuild from the live entries when dead ones outnumber them (O(n) every n such
+        entries, so O(1) amortised)."""
+        if self._filed > 2 * self._live + 32:
+            live = [other for other in self._live_states() if other is not state]
+            self._reset()
+            for other in sorted(live, key=_current_key):
+                self._file(other)
+        self._file(state)
+
+    def _live_states(self) -> list[EndpointState]:
+        """The endpoints whose live entry is filed, in no order."""
+        live = [e[3] for e in self._heap if e[4] is None and e[3].rank is e]
+        for run in self._runs.values():
+            live += [e[3] for e in run.entries if e[3].rank is e]
+        return live
+
+    def _reset(self) -> None:
+        for state in self._live_states():
+            state.rank = None
+        self._heap = []
+        self._runs = {}
+        self._filed = 0
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        for entry in self._heap:
-            entry[3].rank = None
-        for entry in self._run:
-            entry[3].rank = None
+        self._reset()
         for state in eligible:
             if state.deadline < self._virtual_time:  # new or returning: no credit for absence
                 state.deadline = self._virtual_time + 1.0 / state.weight
-        # Sorted, all in the run (timsort: O(n) for the usual already-ordered pool).
-        self._run = deque(sorted([self._entry(state) for state in eligible]))
-        self._heap = []
+        for state in sorted(eligible, key=_current_key):  # in order: every entry in a run
+            self._file(state)
         self._live = len(eligible)
 
     def _apply(self, delta: Delta) -> None:
@@ -108,100 +198,59 @@ class LeastConnections(_LoadOrdered):
             if state.deadline < self._virtual_time:  # new or returning: no credit for absence
                 state.deadline = self._virtual_time + 1.0 / state.weight
             self._live += 1
-            self._push(self._entry(state))
+            self._refile(state)
         for state in delta.reweighted:
-            self._push(self._entry(state))
+            self._refile(state)
 
-    def _head(self) -> _Entry | None:
-        """The smaller of the two heads (None when both are empty); removes nothing."""
-        run, heap = self._run, self._heap
-        if run:
-            if heap and heap[0] < run[0]:
-                return heap[0]
-            return run[0]
-        return heap[0] if heap else None
-
-    def _drop_head(self, entry: _Entry) -> None:
-        """Remove ``entry``, the head of the run or of the heap."""
-        run = self._run
-        if run and run[0] is entry:
-            run.popleft()
-        else:
-            _heappop(self._heap)
-
-    def _file(self, entry: _Entry) -> None:
-        """File a fresh entry: appended to the run when it sorts last there, else on the heap."""
-        run = self._run
-        if not run or entry >= run[-1]:
-            run.append(entry)
-        else:
-            _heappush(self._heap, entry)
-
-    def _push(self, entry: _Entry) -> None:
-        """File a fresh entry that leaves another dead: compacting first when dead entries
-        outnumber live ones (O(n) every n such entries, so O(1) amortised)."""
-        if len(self._heap) + len(self._run) > 2 * self._live + 32:
-            self._run = deque([e for e in self._run if e[3].rank is e])  # still sorted
-            heap = [e for e in self._heap if e[3].rank is e]
-            heapify(heap)
-            self._heap = heap
-        self._file(entry)
+    def _first(self) -> EndpointState | None:
+        """The endpoint with the smallest key (None if none is filed): drops dead entries and
+        re-files stale ones on the way."""
+        heap = self._heap
+        while heap:
+            entry: Any = heap[0]
+            state: EndpointState = entry[3]
+            if state.rank is entry:
+                if entry[0] == state.load / state.weight and entry[1] == state.deadline:
+                    return state
+                self._drop_top()
+                self._file(state)
+            else:
+                self._drop_top()
+        return None
 
     def _top(self) -> EndpointState:
-        """The endpoint with the smallest key: drops dead entries and re-files stale ones."""
-        while True:
-            entry: Any = self._head()
-            if entry is None:
-                raise self._nothing_available()
-            state: EndpointState = entry[3]
-            if state.rank is not entry:
-                self._drop_head(entry)
-                continue
-            score = state.load / state.weight
-            if entry[0] == score and entry[1] == state.deadline:
-                return state
-            self._drop_head(entry)
-            self._file(self._entry(state))
+        state = self._first()
+        if state is None:
+            raise self._nothing_available()
+        return state
 
     def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
-        """The smallest key not avoided: heads taken off until one is not avoided, then put
-        back at the front of the run (each is at most everything left, and they come off in
-        order, so the run stays sorted). O(k) plus the heap's O(log n) per entry taken."""
-        skipped: list[_Entry] = []
+        """The smallest key not avoided: first entries taken off until one is not avoided,
+        then filed again (on the heap alone, as they sort first). O(k log n) for k taken."""
+        skipped: list[EndpointState] = []
         try:
             while True:
-                entry: Any = self._head()
-                if entry is None:
+                state = self._first()
+                if state is None:
                     raise self._nothing_available(avoid)
-                state: EndpointState = entry[3]
-                self._drop_head(entry)
-                if state.rank is not entry:
-                    continue
-                if entry[0] != state.load / state.weight or entry[1] != state.deadline:
-                    self._file(self._entry(state))  # stale: it comes round again if due
-                    continue
-                skipped.append(entry)
+                self._drop_top()
+                skipped.append(state)
                 if state.endpoint.address not in avoid:
                     return state
         finally:
-            run = self._run
-            for entry in reversed(skipped):
-                run.appendleft(entry)
+            for state in skipped:
+                self._file(state)
 
     def _refile_released(self, state: EndpointState) -> None:
-        """After a release: re-file ``state`` if its entry is a head or its key fell below it."""
+        """After a release: re-file ``state`` if its entry is first or its key fell below it."""
         rank = state.rank
         if rank is None:  # no longer eligible
             return
-        run, heap = self._run, self._heap
-        if run and run[0] is rank:  # picked last, typically: moved, nothing left dead
-            run.popleft()
-            self._file(self._entry(state))
-        elif heap and heap[0] is rank:
-            _heappop(heap)
-            self._file(self._entry(state))
+        if self._heap[0] is rank:  # picked last, typically: re-filed, nothing left dead
+            self._drop_top()
+            self._file(state)
         elif state.load / state.weight < rank[0]:  # deadlines never go back: only the score
-            self._push(self._entry(state))
+            self._refile(state)
 
     # select and release below are BalancerBase's with _pick, _top, _take, _on_release and
     # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed or a
@@ -216,27 +265,20 @@ class LeastConnections(_LoadOrdered):
         lock = self._lock
         lock.acquire()
         try:
-            run = self._run
             heap = self._heap
             while True:  # _top
-                if heap:
-                    entry: Any = heap[0]
-                    if run and run[0] < entry:
-                        entry = run[0]
-                elif run:
-                    entry = run[0]
-                else:
+                if not heap:
                     raise self._nothing_available()
+                entry: Any = heap[0]
                 state: EndpointState = entry[3]
                 if state.rank is entry:
                     deadline = state.deadline
-                    score = state.load / state.weight
-                    if entry[1] == deadline and entry[0] == score:
+                    if entry[1] == deadline and entry[0] == state.load / state.weight:
                         break
-                    self._drop_head(entry)
-                    self._file(self._entry(state))
+                    self._drop_top()
+                    self._file(state)
                 else:
-                    self._drop_head(entry)
+                    self._drop_top()
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -271,19 +313,22 @@ class LeastConnections(_LoadOrdered):
         lock.acquire()
         try:
             state.load -= 1
-            rank = state.rank  # _refile_released
-            if rank is not None:
-                run = self._run
-                if run and run[0] is rank:  # picked last, typically
-                    run.popleft()
-                    entry: Any = (state.load / state.weight, state.deadline, state.order, state)
+            rank = state.rank  # _refile_released, for the entry picked last
+            heap = self._heap
+            if rank is not None and heap[0] is rank and rank[4] is not None:
+                run: _Run = rank[4]
+                entries = run.entries
+                weight = state.weight
+                entry: Any = (state.load / weight, state.deadline, state.order, state, run)
+                if run.weight == weight and (len(entries) == 1 or entry >= entries[-1]):
+                    entries.popleft()  # the run's next entry or this one leads it now
+                    entries.append(entry)
                     state.rank = entry
-                    if not run or entry >= run[-1]:
-                        run.append(entry)
-                    else:
-                        _heappush(self._heap, entry)
+                    _heapreplace(heap, entries[0])
                 else:
                     self._refile_released(state)
+            elif rank is not None:
+                self._refile_released(state)
         finally:
             lock.release()
         if state.retired:
@@ -292,12 +337,22 @@ class LeastConnections(_LoadOrdered):
     def _check_invariants(self) -> None:
         BalancerBase._check_invariants(self)  # not _LoadOrdered's: it knows the heap alone
         with self._lock:
-            heap, run = self._heap, list(self._run)
+            heap = self._heap
             for i in range(1, len(heap)):
                 assert heap[(i - 1) // 2] <= heap[i]
-            for i in range(1, len(run)):
-                assert run[i - 1] <= run[i]
-            live = [entry for entry in heap + run if entry[3].rank is entry]
+            heads = {id(run.entries[0]) for run in self._runs.values() if run.entries}
+            alone = [entry for entry in heap if entry[4] is None]
+            assert {id(entry) for entry in heap if entry[4] is not None} == heads
+            assert len(heap) == len(alone) + len(heads)
+            entries = list(alone)
+            for weight, run in self._runs.items():
+                assert run.weight == weight
+                filed = list(run.entries)
+                assert all(entry[4] is run for entry in filed)
+                assert all(filed[i - 1][:3] <= filed[i][:3] for i in range(1, len(filed)))
+                entries += filed
+            assert self._filed == len(entries)
+            live = [entry for entry in entries if entry[3].rank is entry]
             eligible = self._eligible()
             assert len(live) == len(eligible) == self._live
             assert {id(entry[3]) for entry in live} == {id(state) for state in eligible}
@@ -305,3 +360,7 @@ class LeastConnections(_LoadOrdered):
                 assert state.rank is not None and state.rank[3] is state
                 assert state.rank[:3] <= (self._score(state), state.deadline, state.order)
                 assert state.load == state.in_flight() >= 0
+
+
+def _current_key(state: EndpointState) -> tuple[float, float, int]:
+    return (state.load / state.weight, state.deadline, state.order)
