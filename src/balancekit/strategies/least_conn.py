@@ -86,9 +86,10 @@ class LeastConnections(_LoadOrdered):
 
     Use it when request costs vary or are long-lived (streams, uploads): load follows what is
     actually outstanding. Score ``in_flight / weight``; ties go to the earliest virtual deadline,
-    so idle endpoints share requests in proportion to weight. Under the balancer's lock, select
-    and release are O(1) when requests end in the order they started (sequential traffic among
-    them) and O(log n) otherwise: endpoints are filed in a sorted run beside a heap (see
+    so idle endpoints share requests in proportion to weight. Under the balancer's lock,
+    select and release are O(log k) for k distinct weights (O(1) in the pool's size) when
+    requests end in the order they started, as sequential ones do, and O(log n) otherwise:
+    each weight's endpoints are filed in a sorted run, the runs merged on a heap (see
     :mod:`balancekit.strategies.least_conn`).
 
     At low concurrency (one request at a time) every endpoint has 0 in flight at each pick, so
@@ -314,21 +315,25 @@ class LeastConnections(_LoadOrdered):
         try:
             state.load -= 1
             rank = state.rank  # _refile_released, for the entry picked last
-            heap = self._heap
-            if rank is not None and heap[0] is rank and rank[4] is not None:
-                run: _Run = rank[4]
-                entries = run.entries
-                weight = state.weight
-                entry: Any = (state.load / weight, state.deadline, state.order, state, run)
-                if run.weight == weight and (len(entries) == 1 or entry >= entries[-1]):
-                    entries.popleft()  # the run's next entry or this one leads it now
-                    entries.append(entry)
-                    state.rank = entry
-                    _heapreplace(heap, entries[0])
+            if rank is not None:
+                heap = self._heap
+                run: _Run | None = rank[4]
+                if heap[0] is rank and run is not None:  # it leads its run
+                    entries = run.entries
+                    last = entries[-1]
+                    score = state.load / state.weight
+                    entry: Any = (score, state.deadline, state.order, state, run)
+                    # Filed in its run if it sorts last there (or is alone in it): whatever the
+                    # run's weight, its entries stay in key order.
+                    if last is rank or entry >= last:
+                        entries.popleft()  # the run's next entry, or this one, leads it now
+                        entries.append(entry)
+                        state.rank = entry
+                        _heapreplace(heap, entries[0])
+                    else:
+                        self._refile_released(state)
                 else:
                     self._refile_released(state)
-            elif rank is not None:
-                self._refile_released(state)
         finally:
             lock.release()
         if state.retired:
