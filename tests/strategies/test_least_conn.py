@@ -167,3 +167,22 @@ def test_sequential_traffic_keeps_one_heap_entry_per_weight() -> None:
     assert len(lb._heap) == 5
     assert sorted(len(run.entries) for run in lb._runs.values()) == [200] * 5
     lb._check_invariants()
+
+
+def test_dead_entries_are_compacted_and_picks_stay_the_scans() -> None:
+    """Every re-weighting and every release that lowers a score below its filed entry leaves a
+    dead entry; past twice the live ones (plus 32) the index is rebuilt from the live entries:
+    the index stays O(n) in size, and the picks are still the scan's."""
+    clocks = Clock(), Clock()
+    fast = _build(bk.LeastConnections, [1, 2, 3, 1], False, clocks[0])
+    slow = _build(Scan, [1, 2, 3, 1], False, clocks[1])
+    held: tuple[list[bk.Lease], list[bk.Lease]] = [], []
+    most = 0
+    for i in range(600):
+        ops: list[tuple[Any, ...]] = [("weight", i % 4, 1 + i % 3), ("select", 0, 0)]
+        ops += [("select", 0, 0), ("release", 0, True)] if i % 2 else [("release", 1, True)]
+        for op in ops:
+            assert _step(fast, held[0], op) == _step(slow, held[1], op), (i, op)
+        fast._check_invariants()
+        most = max(most, fast._filed)
+    assert most <= 2 * 4 + 32 + 1
