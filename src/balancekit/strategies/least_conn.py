@@ -262,7 +262,8 @@ class LeastConnections(_LoadOrdered):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             return super().select(context, avoid=avoid)
-        started = self._clock()  # before the pick counts (as BalancerBase.select)
+        clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
+        started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
         try:
