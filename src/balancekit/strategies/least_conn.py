@@ -227,7 +227,7 @@ class LeastConnections(_LoadOrdered):
 
     def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
         """The smallest key not avoided: first entries taken off until one is not avoided,
-        then filed again (on the heap alone, as they sort first). O(k log n) for k taken."""
+        then filed again. O(k log n) for k taken (as the heap alone)."""
         skipped: list[EndpointState] = []
         try:
             while True:
