@@ -48,6 +48,11 @@ _heappop: Final = heappop
 _heappush: Final = heappush
 _heapreplace: Final = heapreplace
 
+#: The score of an idle endpoint, one object: entries of idle endpoints (all of them, between
+#: sequential requests) then compare their scores by identity (``PyObject_RichCompareBool``'s
+#: shortcut) in the heap and the runs, and no float is divided and allocated for them.
+_IDLE: Final[object] = 0.0
+
 #: An entry ``(score, deadline, order, state, run)``: ``run`` is the :class:`_Run` holding it, or
 #: None for an entry on the heap alone. Typed ``tuple[Any, ...]``: see least.py's ``_Entry``.
 _Entry = tuple[Any, ...]
@@ -126,7 +131,8 @@ class LeastConnections(_LoadOrdered):
             run = _Run(weight)
             self._runs[weight] = run
         entries = run.entries
-        entry: Any = (state.load / weight, state.deadline, state.order, state, run)
+        load = state.load
+        entry: Any = (load / weight if load else _IDLE, state.deadline, state.order, state, run)
         if not entries:
             entries.append(entry)
             _heappush(self._heap, entry)
@@ -275,7 +281,9 @@ class LeastConnections(_LoadOrdered):
                 state: EndpointState = entry[3]
                 if state.rank is entry:
                     deadline = state.deadline
-                    if entry[1] == deadline and entry[0] == state.load / state.weight:
+                    load = state.load
+                    score = load / state.weight if load else _IDLE
+                    if entry[1] == deadline and entry[0] == score:
                         break
                     self._drop_top()
                     self._file(state)
@@ -314,7 +322,8 @@ class LeastConnections(_LoadOrdered):
         lock = self._lock
         lock.acquire()
         try:
-            state.load -= 1
+            load = state.load - 1
+            state.load = load
             rank = state.rank  # _refile_released, for the entry picked last
             if rank is not None:
                 heap = self._heap
@@ -322,7 +331,7 @@ class LeastConnections(_LoadOrdered):
                 if heap[0] is rank and run is not None:  # it leads its run
                     entries = run.entries
                     last = entries[-1]
-                    score = state.load / state.weight
+                    score = load / state.weight if load else _IDLE
                     entry: Any = (score, state.deadline, state.order, state, run)
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
