@@ -36,6 +36,7 @@ COMPILED = [
         "strategies/edf",
         "strategies/ewma",
         "strategies/least",
+        "strategies/least_conn",
         "strategies/least_time",
         "strategies/load_report",
         "strategies/p2c",

@@ -90,7 +90,9 @@ def index_of(lb: Any, kind: str) -> list[tuple[str, int]]:
     elif kind == "line":
         states = list(lb._table.states)
     elif kind == "heap":
-        live = [entry[3] for entry in lb._heap if entry[3].rank is entry]
+        entries = list(lb._heap)  # LeastConnections: the heap and its runs (least_conn.py)
+        entries += [e for run in getattr(lb, "_runs", {}).values() for e in run.entries]
+        live = list({id(e[3]): e[3] for e in entries if e[3].rank is e}.values())
         states = sorted(live, key=lambda state: state.seq)
     elif isinstance(lb, bk.WeightedRoundRobin | bk.LoadReportWeightedRoundRobin):
         states = list(lb._eligible_list)

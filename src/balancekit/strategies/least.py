@@ -6,20 +6,22 @@ first entry that is up to date and not avoided; a release re-files the endpoint.
 go to the earliest *virtual deadline* (earliest-deadline-first, as in weighted fair queueing:
 each pick moves an endpoint's deadline on by ``1 / weight``), so equally loaded endpoints take
 turns in proportion to their weights instead of the first one always winning.
+
+LeastConnections (least_conn.py) keeps these keys and this order but files the entries in sorted
+runs, one per weight, merged on the heap: O(1) in n for sequential traffic (issue 15).
+LeastResponseTime (least_time.py) uses the heap here as it is.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, BalancerBase, Clock, Delta, new_lease
+from .._core import BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
-from .._lease import Lease
 from .._state import EndpointState
 
 __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
@@ -219,117 +221,7 @@ class _LoadOrdered(BalancerBase):
                 assert state.load == state.in_flight() >= 0
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
-class LeastConnections(_LoadOrdered):
-    """The endpoint with the fewest requests in flight for its weight (NGINX ``least_conn``).
-
-    Use it when request costs vary or are long-lived (streams, uploads): load follows what is
-    actually outstanding. Score ``in_flight / weight``; ties go to the earliest virtual deadline,
-    so idle endpoints share requests in proportion to weight. Select and release are O(log n)
-    (a heap), under the balancer's lock.
-
-    At low concurrency (one request at a time) every endpoint has 0 in flight at each pick, so
-    the deadlines decide: sequential requests go round in proportion to weight (exactly 50/50
-    between two equal servers), whatever their speed. It does not see latency: for that, use
-    :class:`LeastResponseTime` or :class:`~balancekit.PeakEWMA`.
-
-    >>> lb = LeastConnections(["a:1", "b:1"])
-    >>> first = lb.select()
-    >>> lb.select().address != first.address  # a is busy, b is idle
-    True
-    """
-
-    def __init__(
-        self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic
-    ) -> None:
-        super().__init__(endpoints, clock=clock)
-        self._start()
-
-    def _score(self, state: EndpointState) -> float:
-        return state.load / state.weight
-
-    # select and release below are BalancerBase's with _pick, _top, _take, _on_release and
-    # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed or a
-    # finite float one, which least connections does not learn from; issue 15: ~2x with one):
-    # no Python call beyond select and release themselves (there were eight, four of them
-    # _score), and no clock reading in release (the score does not use the elapsed time).
-    # Measured at N=10: ~2,000 -> ~1,400 ns per select+release. Everything else takes the
-    # general path; keep the two in step.
-
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
-        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
-        if avoid or self._health is not None:
-            return super().select(context, avoid=avoid)
-        started = self._clock()  # before the pick counts (as BalancerBase.select)
-        lock = self._lock
-        lock.acquire()
-        try:
-            heap = self._heap
-            while True:  # _top
-                if not heap:
-                    raise self._nothing_available()
-                entry: Any = heap[0]
-                state: EndpointState = entry[3]
-                if state.rank is not entry:
-                    heappop(heap)
-                    continue
-                deadline = state.deadline
-                score = state.load / state.weight
-                if entry[1] == deadline and entry[0] == score:
-                    break
-                entry = (score, deadline, state.order, state)
-                state.rank = entry
-                heapreplace(heap, entry)
-            state.load += 1  # _take
-            if deadline > self._virtual_time:
-                self._virtual_time = deadline
-            state.deadline = self._virtual_time + 1.0 / state.weight
-        finally:
-            lock.release()
-        token = next(TOKENS)
-        next(state.selected)
-        self._outstanding[token] = state
-        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, started))
-
-    def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
-        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
-    ) -> None:
-        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
-        if self._health is not None or (
-            elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
-        ):  # a finite float elapsed stays here: least connections does not learn from it
-            return super().release(lease, ok=ok, elapsed=elapsed)
-        try:
-            state = self._outstanding.pop(lease[1], None)
-        except (TypeError, LookupError):  # not a lease at all: the general path says so
-            state = None
-        if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
-        next(state.released)
-        if not ok:
-            next(state.failed)
-        lock = self._lock
-        lock.acquire()
-        try:
-            state.load -= 1
-            rank = state.rank  # _refile_released
-            if rank is not None:
-                score = state.load / state.weight
-                if self._heap[0] is rank:
-                    entry: Any = (score, state.deadline, state.order, state)
-                    state.rank = entry
-                    heapreplace(self._heap, entry)
-                elif score < rank[0]:
-                    entry = (score, state.deadline, state.order, state)
-                    state.rank = entry
-                    self._push(entry)
-        finally:
-            lock.release()
-        if state.retired:
-            self._forget_if_idle(state)
-
-
-# LeastResponseTime lives in least_time.py (it outgrew this module); exported here as before.
-from .least_time import LeastResponseTime  # noqa: E402  (needs _LoadOrdered above)
+# LeastConnections (least_conn.py, its own index) and LeastResponseTime (least_time.py) outgrew
+# this module; exported here as before.
+from .least_conn import LeastConnections  # noqa: E402  (needs _LoadOrdered above)
+from .least_time import LeastResponseTime  # noqa: E402
