@@ -12,8 +12,7 @@ import itertools
 import math
 import time
 from array import array
-from collections.abc import Collection, Iterable
-from operator import attrgetter
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -25,6 +24,7 @@ from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState
 from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
+from ._wrr_book import Record, WeightBook
 from ._wrr_stats import WrrStats
 from .round_robin import rotate_past
 
@@ -45,24 +45,27 @@ AVOID_CANDIDATES = 8
 MIN_UPDATE_PERIOD = 0.1
 
 
-class _Weight:
-    """A58's per-endpoint weight record: the weight and its two timestamps."""
-
-    __slots__ = ("last_updated", "non_empty_since", "weight")
-
-    def __init__(self) -> None:
-        self.weight = 0.0
-        self.last_updated = -math.inf
-        self.non_empty_since: float | None = None  # None: A58's "infinity"
-
-
-#: An endpoint state's address (``state.endpoint.address``), for C-level maps.
-_address = attrgetter("endpoint.address")
+#: The round-robin scheduler's scale parameters: a placeholder (round robin never reads them).
+_NO_SCALE: tuple[tuple[float, ...], float, int, int] = ((), 1.0, 1, 1)
 
 
 def _lround(value: float) -> int:
     """C's ``lround``: halves away from zero (Python's ``round`` rounds them to even)."""
     return math.floor(value + 0.5)
+
+
+def stride_scale(weights: Sequence[float], positive: int) -> tuple[float, int, int]:
+    """``StaticStrideScheduler::Make``'s scale, floor and mean for clamped ``weights`` (every
+    one 0 or in ``[MIN_WEIGHT, MAX_WEIGHT]``) of which ``positive`` (>= 2) are above 0: the
+    ``scale`` that maps the largest (capped at :data:`STRIDE_MAX_RATIO` x the mean) to
+    :data:`STRIDE_MAX_WEIGHT`, the ``lowest`` scaled weight, and the ``scaled_mean`` that
+    weights of 0 take. Sum, max and count are C-level passes (adding the 0s changes no sum)."""
+    mean = sum(weights) / positive
+    largest = min(max(weights), STRIDE_MAX_RATIO * mean)
+    scale = STRIDE_MAX_WEIGHT / largest
+    scaled_mean = _lround(scale * mean)
+    lowest = max(1, _lround(scaled_mean * STRIDE_MIN_RATIO))  # <= scaled_mean <= the maximum
+    return scale, lowest, scaled_mean
 
 
 def stride_weights(weights: list[float]) -> array[int] | None:
@@ -71,23 +74,18 @@ def stride_weights(weights: list[float]) -> array[int] | None:
     As gRPC C-core's ``StaticStrideScheduler::Make``: fewer than two positive weights means
     round robin; weights of 0 (no valid report) take the mean of the positive ones; the largest
     is capped at :data:`STRIDE_MAX_RATIO` x the mean and scaled to :data:`STRIDE_MAX_WEIGHT`;
-    none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1).
+    none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1). The scheduler itself
+    scales each weight when a pick first reads it (:func:`_scaled_at`), to the same values.
     """
     # Clamped as LoadReport.weight clamps (finite, float32's range), so any input is safe here.
-    # One pass per step with the clamps written as comparisons (no min/max/_lround calls): the
-    # same values, ~3x faster at n = 10,000, where a membership change recomputes them all.
     weights = [
         (MAX_WEIGHT if weight > MAX_WEIGHT else weight) if weight >= MIN_WEIGHT else 0.0
         for weight in weights
     ]
-    positive = [weight for weight in weights if weight > 0]
-    if len(positive) < 2:
+    positive = len(weights) - weights.count(0.0)
+    if positive < 2:
         return None
-    mean = sum(positive) / len(positive)
-    largest = min(max(positive), STRIDE_MAX_RATIO * mean)
-    scale = STRIDE_MAX_WEIGHT / largest
-    scaled_mean = _lround(scale * mean)
-    lowest = max(1, _lround(scaled_mean * STRIDE_MIN_RATIO))  # <= scaled_mean <= the maximum
+    scale, lowest, scaled_mean = stride_scale(weights, positive)
     floor = math.floor
     return array(
         "H",
@@ -102,6 +100,26 @@ def stride_weights(weights: list[float]) -> array[int] | None:
             for weight in weights
         ],
     )
+
+
+def _scaled_at(
+    scale: tuple[tuple[float, ...], float, int, int], weights: array[int], index: int
+) -> int:
+    """The scheduler's weight ``index``, scaled at its first read (0 in ``weights``: not yet),
+    as :func:`stride_weights` scales it: a change scales no weight, the picks after it each
+    one they read, once (concurrent picks may both write it: the same value)."""
+    raw, factor, lowest, scaled_mean = scale
+    weight = raw[index]
+    if weight > 0:
+        scaled = math.floor(weight * factor + 0.5)
+        if scaled < lowest:
+            scaled = lowest
+        elif scaled > STRIDE_MAX_WEIGHT:
+            scaled = STRIDE_MAX_WEIGHT
+    else:
+        scaled = scaled_mean
+    weights[index] = scaled
+    return scaled
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -191,10 +209,13 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         self._expiration = float(weight_expiration_period)
         self._period = max(float(weight_update_period), MIN_UPDATE_PERIOD)
         self._penalty = float(error_utilization_penalty)
-        self._weights: dict[str, _Weight] = {}
+        self._book = WeightBook(self._blackout, self._expiration)
         self._counter = itertools.count()
         self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
-        self._scheduler: tuple[tuple[EndpointState, ...], array[int] | None] = ((), None)
+        # (states, scaled weights or None for round robin, what scales them: _scaled_at)
+        self._scheduler: tuple[
+            tuple[EndpointState, ...], array[int] | None, tuple[tuple[float, ...], float, int, int]
+        ] = ((), None, _NO_SCALE)
         self._next_update = -math.inf
         #: gRFC A78's counters, one update per rebuild: read by ``balancekit.metrics``.
         self.wrr_stats = WrrStats()
@@ -226,13 +247,15 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             if weight <= 0:
                 return
             now = self._clock()
-            record = self._weights.get(address)
+            book = self._book
+            record = book.records.get(address)
             if record is None:
-                record = self._weights[address] = _Weight()
+                record = book.records[address] = Record(address)
             if record.non_empty_since is None or now - record.last_updated >= self._expiration:
                 record.non_empty_since = now
             record.last_updated = now
             record.weight = weight
+            book.dirty[record] = None  # read again at the next weight update
 
     def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
         """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
@@ -243,105 +266,74 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             return self._weight_of(state.endpoint.address, self._clock() if when is None else when)
 
     def _weight_of(self, address: str, now: float) -> float:
-        record = self._weights.get(address)
-        if record is None or now - record.last_updated >= self._expiration:
-            return 0.0
-        # C-core's GetWeight: the blackout test only when the period is above 0, so with
-        # blackout_period=0 an endpoint back up keeps its (unexpired) weight at once.
-        if self._blackout > 0 and (
-            record.non_empty_since is None or now - record.non_empty_since < self._blackout
-        ):
-            return 0.0
-        return record.weight
+        record = self._book.records.get(address)
+        return 0.0 if record is None else self._book.usable(record, now)
 
     # -- the strategy ----------------------------------------------------------------------------
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
-        for address in [a for a in self._weights if a not in self._members]:
-            del self._weights[address]
+        book = self._book
+        for address in [a for a in book.records if a not in self._members]:
+            book.drop(address)
+        book.rebuild(eligible, self._clock())
         self._reweigh()
 
     def _apply(self, delta: Delta) -> None:
-        """A change: blackout again for endpoints back up, records of members gone dropped,
-        O(changed); then the weights recomputed as A58 does on every change: O(n) in Python
-        when any endpoint has a report (one loop and two comprehensions; ~1-2 ms at n = 10,000
-        on a quiet machine), else an O(n) copy in C."""
-        weights = self._weights
-        for state in delta.added:  # back up (A58: a subchannel becoming READY): blackout again
-            record = weights.get(state.endpoint.address)
-            if record is not None:
-                record.non_empty_since = None
-        for state in delta.left:
-            weights.pop(state.endpoint.address, None)
+        """A change: the book's eligible list and counts updated and records of members gone
+        dropped, O(log n) per changed endpoint; endpoints back up enter their blackout again.
+        Then the scheduler is rebuilt as A58 does on every change (:meth:`_reweigh`), from the
+        kept weights: O(n) only in C (copies, a sum and a max), no weight scaled."""
         if delta.full:
             self._rebuild(self._eligible_list)
-        elif delta.size:
+            return
+        book = self._book
+        for state in delta.removed:
+            book.leave(state)
+        for state in delta.left:
+            book.drop(state.endpoint.address)
+        for state in delta.added:  # back up (A58: a subchannel becoming READY): blackout again
+            record = book.records.get(state.endpoint.address)
+            if record is not None:
+                record.non_empty_since = None
+                book.dirty[record] = None
+            book.enter(state)
+        if delta.size:
             self._reweigh()
 
     def _reweigh(self) -> None:
-        """Recompute every eligible endpoint's weight and swap the scheduler in."""
+        """Bring the book to now and swap a new scheduler in: weights unscaled until read."""
         now = self._clock()
-        states = tuple(self._eligible_list)
-        if self._weights:  # some endpoint has reported: A58's weights, mean for the rest
-            weights, stale = self._weights_now(states, now)
-            self._scheduler = (states, stride_weights(weights))
-            self.wrr_stats.update(
-                weights,
-                fallback=self._scheduler[1] is None,
-                not_yet_usable=weights.count(0.0) - stale,
-                stale=stale,
+        book = self._book
+        states = tuple(book.states)
+        if book.records:  # some endpoint has reported: A58's weights, mean for the rest
+            book.sync(now)
+            raw = tuple(book.raw)
+            positive = book.positive
+            if positive >= 2:
+                scale, lowest, scaled_mean = stride_scale(raw, positive)
+                weights = array("H", bytes(2 * len(raw)))  # all 0: scaled when first read
+                self._scheduler = (states, weights, (raw, scale, lowest, scaled_mean))
+            else:
+                self._scheduler = (states, None, _NO_SCALE)
+            self.wrr_stats.add(
+                book.buckets,
+                sum(raw),
+                fallback=positive < 2,
+                not_yet_usable=len(raw) - positive - book.stale,
+                stale=book.stale,
             )
         else:  # no reports at all: round robin, without a pass over the pool
-            self._scheduler = (states, None)
+            book.synced_at = now
+            self._scheduler = (states, None, _NO_SCALE)
             self.wrr_stats.update_unreported(len(states))
         self._next_update = now + self._period
-
-    def _weights_now(
-        self, states: tuple[EndpointState, ...], now: float
-    ) -> tuple[list[float], int]:
-        """:meth:`_weight_of` of every state (a change at n = 10,000 recomputes them all: the
-        addresses and records are fetched by C-level maps, the weights by one comprehension),
-        and how many are 0 because their report expired (counted only if a weight is 0)."""
-        records = list(map(self._weights.get, map(_address, states)))
-        expiration = self._expiration
-        if self._blackout > 0:
-            blackout = self._blackout
-            weights = [
-                record.weight
-                if record is not None
-                and now - record.last_updated < expiration
-                and record.non_empty_since is not None
-                and now - record.non_empty_since >= blackout
-                else 0.0
-                for record in records
-            ]
-        else:
-            weights = [
-                record.weight
-                if record is not None and now - record.last_updated < expiration
-                else 0.0
-                for record in records
-            ]
-        stale = 0
-        if 0.0 in weights:
-            stale = sum(
-                1
-                for record in records
-                if record is not None and now - record.last_updated >= expiration
-            )
-        return weights, stale
-
-    def _expired(self, address: str, now: float) -> bool:
-        """Whether ``address`` has reported, but not within ``weight_expiration_period``."""
-        record = self._weights.get(address)
-        return record is not None and now - record.last_updated >= self._expiration
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         if self._clock() >= self._next_update:
             with self._lock:
                 if self._clock() >= self._next_update:
                     self._reweigh()
-        states, weights = self._scheduler  # one read: a concurrent update cannot tear it
+        states, weights, scale = self._scheduler  # one read: a concurrent update cannot tear it
         n = len(states)
         if not n:
             raise self._nothing_available()
@@ -358,6 +350,8 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             sequence = next(counter)
             index = sequence % n
             weight = weights[index]
+            if not weight:  # not scaled yet
+                weight = _scaled_at(scale, weights, index)
             if (weight * (sequence // n) + index * offset) % top >= top - weight:
                 state = states[index]
                 if not (avoid and state.endpoint.address in avoid):
@@ -384,13 +378,21 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
-            states, weights = self._scheduler
+            states, weights, scale = self._scheduler
             assert [id(s) for s in states] == [id(s) for s in self._eligible()]
+            book = self._book
+            book.check(self._eligible_list)
             if weights is not None:
                 assert len(weights) == len(states) >= 2
-                assert max(weights) == STRIDE_MAX_WEIGHT and min(weights) >= 1
-            assert set(self._weights) <= set(self._members)
-            for record in self._weights.values():
+                assert scale[0] == tuple(book.raw)
+                scaled = array("H", bytes(2 * len(weights)))
+                for index, weight in enumerate(weights):  # scaled when read, or not yet (0)
+                    assert weight in (0, _scaled_at(scale, scaled, index))
+                for index in range(len(weights)):
+                    _scaled_at(scale, scaled, index)
+                assert scaled == stride_weights(list(scale[0]))  # StaticStrideScheduler::Make's
+            assert set(book.records) <= set(self._members)
+            for record in book.records.values():
                 assert record.weight > 0
                 assert (
                     record.non_empty_since is None or record.non_empty_since <= record.last_updated
