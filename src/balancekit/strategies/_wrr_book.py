@@ -163,6 +163,9 @@ class WeightBook:
     def sync(self, now: float) -> None:
         """Bring ``raw`` and the counts to ``now``: the records reported since the last sync and
         those with an expiry or a blackout end come due, O(k log n) for k of them."""
+        if now < self.synced_at:  # the clock stepped back: an expiry may be undone, so
+            self.rebuild(self.states, now)  # read every record again (time.monotonic never does)
+            return
         work = self.dirty
         self.dirty = {}
         heap = self.heap
