@@ -87,11 +87,12 @@ def from_scratch(
 
 
 def scheduler_now(balancer: LoadReportWeightedRoundRobin) -> tuple[list[float], list[int] | None]:
-    """The scheduler's weights, every one scaled (as the picks would scale them)."""
-    states, weights, scale = balancer._scheduler
+    """The scheduler's weights: those scaled already (by the periodic update, or by picks),
+    and the rest scaled as the picks would scale them."""
+    _, weights, scale = balancer._scheduler
     if weights is None:
-        return list(balancer._book.raw), None
-    return list(scale[0]), [_scaled_at(scale, weights, i) for i in range(len(states))]
+        return list(balancer._book.weights()), None
+    return list(scale[0]), [w or _scaled_at(scale, weights, i) for i, w in enumerate(weights)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -117,7 +118,7 @@ def test_the_kept_weights_equal_weight_at_of_each_endpoint(
     clock.now += later
     balancer._reweigh()
     book = balancer._book
-    assert book.raw == [balancer.weight_at(address, clock.now) for address in pool]
+    assert list(book.weights()) == [balancer.weight_at(address, clock.now) for address in pool]
     assert book.stale == sum(1 for address in pool if expired(balancer, address, clock.now))
     assert scheduler_now(balancer) == from_scratch(balancer, clock.now)
 
@@ -177,7 +178,7 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
         if address in self.lb._members:
             self.lb.report(address, LoadReport(cpu_utilization=cpu, qps=qps))
 
-    @rule(step=st.sampled_from([0.0, 0.5, 1.0, 2.999, 3.0, 7.0, 10.0, 25.0, -0.5, -7.0]))
+    @rule(step=st.sampled_from([0.0, 0.5, 1.0, 2.999, 3.0, 7.0, 10.0, 25.0]))
     def advance(self, step: float) -> None:
         self.clock.now += step
 
@@ -226,7 +227,9 @@ def test_a_change_reads_only_what_changed(blackout: float, monkeypatch: pytest.M
         lb.add(address)
     lb.report(pool[20], LoadReport(cpu_utilization=0.5, qps=7.0))
     lb.mark_down(pool[30])
-    assert len(reads) == 11  # the 10 marked up (blackout again, so read again) and the reporter
+    # the 10 marked up (blackout again: read again); the reporter was usable and stays so, its
+    # new weight is counted when it reports, without a read
+    assert len(reads) == 10
     assert scheduler_now(lb) == from_scratch(lb, clock.now)
 
 
@@ -243,8 +246,25 @@ def test_an_expiry_a_rounding_early_is_taken() -> None:
     lb.report("b:1", LoadReport(cpu_utilization=0.5, qps=100))
     lb.report("c:1", LoadReport(cpu_utilization=0.5, qps=100))
     lb.mark_down("c:1")  # an update: a and b usable
-    assert lb._book.raw == [600.0, 200.0]
+    assert lb._book.weights() == (600.0, 200.0)
     clock.now = now
     lb.mark_up("c:1")  # an update at the instant a's report expires
     assert lb.weight_at("a:1") == 0.0
     assert scheduler_now(lb) == from_scratch(lb, now)
+
+
+def test_a_clock_that_steps_back_reads_every_record_again() -> None:
+    """An injected clock may step back: reports expired at 20 are usable again at 5, as
+    GetWeight computes (no heap entry brings them back: the book reads every record)."""
+    clock = Clock()
+    lb = LoadReportWeightedRoundRobin(
+        ["a:1", "b:1"], blackout_period=0, weight_expiration_period=10, clock=clock
+    )
+    lb.report("a:1", LoadReport(cpu_utilization=0.5, qps=300))
+    lb.report("b:1", LoadReport(cpu_utilization=0.5, qps=100))
+    clock.now = 20.0
+    lb.add("c:1")  # an update: both expired, round robin
+    assert lb._scheduler[1] is None
+    clock.now = 5.0
+    lb.remove("c:1")  # an update at 5: both usable
+    assert scheduler_now(lb) == from_scratch(lb, 5.0) == ([600.0, 200.0], [65535, 21845])

@@ -24,7 +24,7 @@ from .._lease import Lease
 from .._options import describe
 from .._state import EndpointState
 from ._orca import MAX_WEIGHT, MIN_WEIGHT, LoadReport
-from ._wrr_book import Record, WeightBook
+from ._wrr_book import WeightBook
 from ._wrr_stats import WrrStats
 from .round_robin import rotate_past
 
@@ -74,8 +74,9 @@ def stride_weights(weights: list[float]) -> array[int] | None:
     As gRPC C-core's ``StaticStrideScheduler::Make``: fewer than two positive weights means
     round robin; weights of 0 (no valid report) take the mean of the positive ones; the largest
     is capped at :data:`STRIDE_MAX_RATIO` x the mean and scaled to :data:`STRIDE_MAX_WEIGHT`;
-    none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1). The scheduler itself
-    scales each weight when a pick first reads it (:func:`_scaled_at`), to the same values.
+    none falls below :data:`STRIDE_MIN_RATIO` x the mean (nor below 1). After a membership
+    change the scheduler scales each weight when a pick first reads it (:func:`_scaled_at`),
+    to the same values.
     """
     # Clamped as LoadReport.weight clamps (finite, float32's range), so any input is safe here.
     weights = [
@@ -85,7 +86,14 @@ def stride_weights(weights: list[float]) -> array[int] | None:
     positive = len(weights) - weights.count(0.0)
     if positive < 2:
         return None
-    scale, lowest, scaled_mean = stride_scale(weights, positive)
+    return _scaled_all(weights, *stride_scale(weights, positive))
+
+
+def _scaled_all(
+    weights: Sequence[float], scale: float, lowest: int, scaled_mean: int
+) -> array[int]:
+    """Every weight scaled (one comprehension, the clamps written as comparisons: ~3x faster
+    than min/max/_lround calls at n = 10,000): what :func:`_scaled_at` gives for each."""
     floor = math.floor
     return array(
         "H",
@@ -250,12 +258,18 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             book = self._book
             record = book.records.get(address)
             if record is None:
-                record = book.records[address] = Record(address)
+                record = book.add(address, self._eligible_by_address.get(address))
             if record.non_empty_since is None or now - record.last_updated >= self._expiration:
-                record.non_empty_since = now
+                record.non_empty_since = now  # A58: a blackout starts (first report, or expired)
+                book.dirty[record] = None  # read again at the next update
+            elif not record.current:  # in blackout at the last update: read again
+                book.dirty[record] = None
+            elif record.low < weight <= record.high:  # usable, stays so: counts now (O(1))
+                record.current = weight
+            else:
+                book.recount(record, weight)  # and in another A78 bucket
             record.last_updated = now
             record.weight = weight
-            book.dirty[record] = None  # read again at the next weight update
 
     def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
         """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
@@ -273,9 +287,9 @@ class LoadReportWeightedRoundRobin(BalancerBase):
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         book = self._book
+        book.rebuild(eligible, self._clock())
         for address in [a for a in book.records if a not in self._members]:
             book.drop(address)
-        book.rebuild(eligible, self._clock())
         self._reweigh()
 
     def _apply(self, delta: Delta) -> None:
@@ -300,18 +314,23 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         if delta.size:
             self._reweigh()
 
-    def _reweigh(self) -> None:
-        """Bring the book to now and swap a new scheduler in: weights unscaled until read."""
+    def _reweigh(self, scaled: bool = False) -> None:
+        """Bring the book to now and swap a new scheduler in: each weight scaled when a pick
+        first reads it, or all now if ``scaled`` (the periodic update, which a pick runs: one
+        comprehension costs about half what the picks' one-by-one scaling adds up to)."""
         now = self._clock()
         book = self._book
         states = tuple(book.states)
         if book.records:  # some endpoint has reported: A58's weights, mean for the rest
             book.sync(now)
-            raw = tuple(book.raw)
+            raw = book.weights()
             positive = book.positive
             if positive >= 2:
                 scale, lowest, scaled_mean = stride_scale(raw, positive)
-                weights = array("H", bytes(2 * len(raw)))  # all 0: scaled when first read
+                if scaled:
+                    weights = _scaled_all(raw, scale, lowest, scaled_mean)
+                else:
+                    weights = array("H", bytes(2 * len(raw)))  # all 0: scaled when first read
                 self._scheduler = (states, weights, (raw, scale, lowest, scaled_mean))
             else:
                 self._scheduler = (states, None, _NO_SCALE)
@@ -332,7 +351,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         if self._clock() >= self._next_update:
             with self._lock:
                 if self._clock() >= self._next_update:
-                    self._reweigh()
+                    self._reweigh(scaled=True)
         states, weights, scale = self._scheduler  # one read: a concurrent update cannot tear it
         n = len(states)
         if not n:
@@ -384,7 +403,6 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             book.check(self._eligible_list)
             if weights is not None:
                 assert len(weights) == len(states) >= 2
-                assert scale[0] == tuple(book.raw)
                 scaled = array("H", bytes(2 * len(weights)))
                 for index, weight in enumerate(weights):  # scaled when read, or not yet (0)
                     assert weight in (0, _scaled_at(scale, scaled, index))
