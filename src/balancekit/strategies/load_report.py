@@ -78,7 +78,16 @@ class LoadReportWeightedRoundRobin(BalancerBase):
     * endpoints without a valid weight get the mean of the valid ones; with fewer than two
       valid weights, plain round robin;
     * weights are recomputed every ``weight_update_period`` (checked on each pick against the
-      injected clock) and on every membership change.
+      injected clock) and on every membership change, always to exactly what a computation
+      from scratch gives at that instant.
+
+    A change (add, remove, set_weight, mark_down/up, an ejection) costs O(log n) per endpoint
+    changed plus O(k log n) for the k reports that came due (an expiry, a blackout's end) or
+    started a blackout since the last update, and O(n) only in C (copies, a sum, a max): the
+    usable weights and their counts are kept as they change (``_wrr_book.WeightBook``), and
+    after a change each scaled weight is computed when a pick first reads it. ~0.4 ms at
+    n = 10,000 with every endpoint reporting, against ~5 ms recomputing every weight
+    (docs/benchmarks.md). The periodic update scales all n at once (one comprehension).
 
     Scheduling is gRPC C-core's static stride scheduler: a pick is ``next()`` on a shared
     counter ``s``; endpoint ``i = s mod n`` in generation ``g = s div n`` is taken when
