@@ -168,12 +168,13 @@ class LoadReportWeightedRoundRobin(BalancerBase):
 
     # -- reports ---------------------------------------------------------------------------------
 
-    def report(self, target: Lease | EndpointLike, load: LoadReport) -> None:
+    def report(self, target: Lease | EndpointLike | Any, load: LoadReport | Any) -> None:
         """Record a server's load report; ``target`` is the lease it answered, or its address.
 
         A report on a lease whose endpoint has been removed since is ignored; an address that is
         not a member raises :class:`UnknownEndpoint`. The new weight takes effect at the next
-        weight update (every ``weight_update_period``), as in gRPC. O(1).
+        weight update (every ``weight_update_period``), as in gRPC. O(1) (O(log n) for an
+        endpoint's first report).
         """
         if not isinstance(load, LoadReport):
             raise InvalidOption(f"load must be a balancekit.LoadReport, not {describe(load)}")
