@@ -13,9 +13,6 @@ blackout period), ``endpoint_weight_stale`` (endpoints whose last report expired
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
-from collections.abc import Iterable
-from functools import partial
 from typing import NamedTuple
 
 __all__ = ["WEIGHT_BUCKETS", "WrrCounts", "WrrStats"]
@@ -39,7 +36,8 @@ class WrrCounts(NamedTuple):
 
 
 class WrrStats:
-    """A78's counters for one balancer (updated under its lock; O(n log b) per update)."""
+    """A78's counters for one balancer (updated under its lock; O(b) per update for b buckets,
+    from bucket counts the balancer keeps as weights change: ``_wrr_book.WeightBook``)."""
 
     __slots__ = ("_buckets", "not_yet_usable", "rr_fallback", "stale", "updates", "weight_sum")
 
@@ -51,24 +49,24 @@ class WrrStats:
         self._buckets = [0] * (len(WEIGHT_BUCKETS) + 1)
         self.weight_sum = 0.0
 
-    def update(
-        self, weights: Iterable[float], *, fallback: bool, not_yet_usable: int, stale: int
+    def add(
+        self,
+        buckets: list[int],
+        weight_sum: float,
+        *,
+        fallback: bool,
+        not_yet_usable: int,
+        stale: int,
     ) -> None:
-        """Count one scheduler update: each endpoint's weight (0 if unusable) and the rest."""
+        """Count one scheduler update: ``buckets[i]`` endpoints' weights (0 if unusable) fall in
+        bucket ``i``, summing to ``weight_sum``; O(buckets), the balancer keeps the counts."""
         self.updates += 1
         self.rr_fallback += fallback
         self.not_yet_usable += not_yet_usable
         self.stale += stale
-        weights = list(weights)
-        buckets = self._buckets
-        # Bucket indices found by a C-level map and counted by Counter (a change at n = 10,000
-        # passes every weight); the sum keeps the one-at-a-time order, so it is unchanged.
-        for index, count in Counter(map(partial(bisect_left, WEIGHT_BUCKETS), weights)).items():
-            buckets[index] += count
-        total = self.weight_sum
-        for weight in weights:
-            total += weight
-        self.weight_sum = total
+        for index, count in enumerate(buckets):
+            self._buckets[index] += count
+        self.weight_sum += weight_sum
 
     def update_unreported(self, endpoints: int) -> None:
         """Count one scheduler update where no endpoint has reported: every weight is 0 (not
