@@ -268,3 +268,34 @@ def test_a_clock_that_steps_back_reads_every_record_again() -> None:
     clock.now = 5.0
     lb.remove("c:1")  # an update at 5: both usable
     assert scheduler_now(lb) == from_scratch(lb, 5.0) == ([600.0, 200.0], [65535, 21845])
+
+
+def test_an_update_slower_than_the_period_does_not_leave_the_next_pick_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The weight update period counts from the end of an update: one that takes longer than
+    the period (a slow machine, a huge pool) runs once, not again on every following pick."""
+    now = [0.0]
+    lb = LoadReportWeightedRoundRobin(
+        ["a:1", "b:1", "c:1"],
+        blackout_period=0,
+        weight_update_period=1.0,
+        clock=lambda: now[0],
+    )
+    for address, qps in (("a:1", 10.0), ("b:1", 20.0), ("c:1", 30.0)):
+        lb.report(address, LoadReport(cpu_utilization=0.5, qps=qps))
+    reads = [0]
+    weights = WeightBook.weights
+
+    def slow_weights(book: WeightBook) -> tuple[float, ...]:  # the O(n) pass, 2.5 periods long
+        reads[0] += 1
+        now[0] += 2.5
+        return weights(book)
+
+    monkeypatch.setattr(WeightBook, "weights", slow_weights)
+    now[0] = 5.0
+    lb.release(lb.select())  # due: one update, which ends at 7.5
+    assert reads[0] == 1
+    for _ in range(5):  # the clock stands at 7.5: the next update is due at 8.5, not before
+        lb.release(lb.select())
+    assert reads[0] == 1
