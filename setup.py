@@ -19,6 +19,8 @@ from setuptools import setup
 #: the pick path but for one pick in PICK_EVERY; the tests count its work by patching its
 #: methods, which a native class does not allow); Maglev's table fill (_maglev_fill,
 #: _maglev_size: off the pick path, the tests patch its thresholds);
+#: LoadReport (strategies/_orca: a frozen dataclass whose float fields take ints and refuse junk
+#: with InvalidOption; compiled, mypyc checks the declared float on entry and raises TypeError);
 #: everything off the select+release path (options, config, health, routing, integrations).
 COMPILED = [
     f"src/balancekit/{name}.py"
@@ -30,7 +32,6 @@ COMPILED = [
         "_lease",
         "_state",
         "_tally",
-        "strategies/_orca",
         "strategies/_stride",
         "strategies/_weight_line",
         "strategies/_wrr_stats",
