@@ -21,7 +21,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Final
 
@@ -53,6 +53,16 @@ Clock = Callable[[], float]
 # Strategies that inline ``select`` (round robin, least connections) import these two.
 TOKENS: Final = itertools.count(1)
 new_lease: Final = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+# The hot path's names as module constants (issue 15). Compiled (mypyc), ``next(x)`` looks up
+# ``builtins.next`` by name on every call, and a class imported from another module (``Lease``)
+# is a dict lookup per use; a ``Final`` is read from a C static. ``NEXT`` returns ``Any`` so the
+# compiled code keeps the int object it gets (typed ``int``, a token was unboxed, then boxed
+# again for the dict key and again for the lease: three int objects instead of one). Pure Python
+# reads either from the module's globals, as fast as the builtin. ``DICT_POP`` is ``dict.pop``
+# called as a function: compiled, ``d.pop(k)`` looks the method up on every call.
+NEXT: Final[Callable[[Iterator[Any]], Any]] = next
+LEASE: Final = Lease
+DICT_POP: Final[Callable[[dict[Any, Any], Any], Any]] = dict.pop
 #: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
 STATS_TRIES: Final = 8
 
@@ -281,15 +291,16 @@ class BalancerBase:
         health = self._health  # _catch_up_health, inlined on the hot path
         if health is not None and self._clock() >= health.due:
             health.advance()  # an ejection ended or a slow-start ramp stepped: rebuild first
-        clock = self._clock  # LOAD_ATTR, not LOAD_METHOD: 3.11 specialises only the former
+        clock: Any = self._clock  # LOAD_ATTR, not LOAD_METHOD: 3.11 specialises only the former
+        # (Any: compiled, a float result was unboxed and boxed again for the lease)
         started = clock()  # before the pick counts: a clock that raises leaves nothing in flight
         state = self._pick(context, avoid)
-        token = next(TOKENS)
-        next(state.selected)
+        token = NEXT(TOKENS)
+        NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, started))
+        return new_lease(LEASE, (state.endpoint, token, started))
 
     def _select_again(
         self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
@@ -306,13 +317,13 @@ class BalancerBase:
         with self._lock:
             address = state.endpoint.address
             if self._members.get(address) is state or self._retired.get(address) is state:
-                return new_lease(Lease, (state.endpoint, token, self._clock()))
+                return new_lease(LEASE, (state.endpoint, token, self._clock()))
             del self._outstanding[token]  # the dropped state is garbage: nothing refers to it
             state = self._pick(context, avoid)
-            token = next(TOKENS)
-            next(state.selected)
+            token = NEXT(TOKENS)
+            NEXT(state.selected)
             self._outstanding[token] = state
-            return new_lease(Lease, (state.endpoint, token, self._clock()))
+            return new_lease(LEASE, (state.endpoint, token, self._clock()))
 
     def _catch_up_health(self) -> None:
         """Let an attached health tracker do what is due (an ejection ends, a ramp steps)."""
@@ -358,10 +369,10 @@ class BalancerBase:
                 if state is None:
                     return None
             self._claim(state)
-            token = next(TOKENS)
-            next(state.selected)  # under the lock: a remove cannot drop it between
+            token = NEXT(TOKENS)
+            NEXT(state.selected)  # under the lock: a remove cannot drop it between
             self._outstanding[token] = state
-        return new_lease(Lease, (state.endpoint, token, started))
+        return new_lease(LEASE, (state.endpoint, token, started))
 
     # ``| Any`` on release's and cancel's parameters: the compiled build (mypyc) checks argument
     # types on entry and would refuse a str or a bool with a TypeError, where the documented
@@ -378,13 +389,13 @@ class BalancerBase:
         """
         if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):
             elapsed = checked_elapsed(elapsed)  # the common case (a finite float) skips the call
-        try:
-            state = self._outstanding.pop(lease[1])  # (states are never None: no default)
+        try:  # (states are never None: no default)
+            state: EndpointState = DICT_POP(self._outstanding, lease[1])
         except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
             raise _invalid_lease(lease) from None
-        next(state.released)
+        NEXT(state.released)
         if not ok:
-            next(state.failed)
+            NEXT(state.failed)
         if self._hooks:  # one flag for the strategy's hook and a health tracker (issue 15)
             self._after_release(state, lease, ok, elapsed)
         elif state.retired:
@@ -428,8 +439,8 @@ class BalancerBase:
             state = self._outstanding.pop(lease[1])
         except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
             raise _invalid_lease(lease) from None
-        next(state.released)  # before ``cancelled``, as release counts before ``failed``
-        next(state.cancelled)
+        NEXT(state.released)  # before ``cancelled``, as release counts before ``failed``
+        NEXT(state.cancelled)
         if self._observes:
             self._on_cancel(state)
         if state.retired:
