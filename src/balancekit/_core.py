@@ -339,7 +339,8 @@ class BalancerBase:
         substrings); O(len(avoid)).
         """
         check_avoid(avoid)
-        for address in avoid:
+        items: Collection[object] = avoid  # not Collection[str]: compiled, mypyc checks each item
+        for address in items:  # as str on the way in (a TypeError, not this InvalidOption)
             if not isinstance(address, str):
                 raise InvalidOption(f"avoid holds addresses (str), not {describe(address)}")
         avoid = self._as_stored(avoid)
@@ -606,9 +607,10 @@ class BalancerBase:
         (every item a member's address, e.g. taken from leases), else canonicalised
         (``{"A:80"}`` avoids ``a:80``); O(len(avoid))."""
         members = self._members
-        for address in avoid:
+        items: Collection[Any] = avoid  # any item: one that is no address matches nothing (a
+        for address in items:  # Collection[str] loop compiles to a str check of each item)
             if type(address) is str and address not in members:
-                return frozenset(_canonical(a) if type(a) is str else a for a in avoid)
+                return frozenset(_canonical(a) if type(a) is str else a for a in items)
         return avoid
 
     def _known(self, item: EndpointLike) -> EndpointLike:

@@ -141,7 +141,8 @@ class WeightLine:
         if index is None:
             index = self._index = {s.endpoint.address: i for i, s in enumerate(self.states)}
         cut: list[tuple[int, int]] = []
-        for address in {a for a in avoid if isinstance(a, str) and a in index}:
+        items: Collection[object] = avoid  # compiled, a Collection[str] loop checks each item
+        for address in {a for a in items if isinstance(a, str) and a in index}:
             if weighted:
                 found = self.start_of(self.states[index[address]])
                 assert found is not None

@@ -110,7 +110,8 @@ class AliasTable:
             index = {state.endpoint.address: i for i, state in enumerate(self.states)}
             self._prefix = (weighted, starts, index)
         _, starts, index = self._prefix
-        cut = sorted({index[a] for a in avoid if isinstance(a, str) and a in index})
+        items: Collection[object] = avoid  # compiled, a Collection[str] loop checks each item
+        cut = sorted({index[a] for a in items if isinstance(a, str) and a in index})
         sizes = [self.weights[i] if weighted else 1 for i in cut]
         left = (self.total if weighted else self.n) - sum(sizes)
         if left <= 0:
@@ -159,7 +160,8 @@ class _Uniform:
         index = self._index
         if index is None:
             index = self._index = {state.endpoint.address: i for i, state in enumerate(self.states)}
-        cut = sorted({index[a] for a in avoid if isinstance(a, str) and a in index})
+        items: Collection[object] = avoid  # compiled, a Collection[str] loop checks each item
+        cut = sorted({index[a] for a in items if isinstance(a, str) and a in index})
         left = self.n - len(cut)
         if left <= 0:
             return None
