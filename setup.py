@@ -31,6 +31,7 @@ COMPILED = [
         "_state",
         "_tally",
         "strategies/_orca",
+        "strategies/_guide",
         "strategies/_weight_line",
         "strategies/_wrr_stats",
         "strategies/edf",
