@@ -97,11 +97,13 @@ class LeastResponseTime(_LoadOrdered):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        decay: float = 10.0,
-        default_latency: float = 0.030,
-        min_step: float = 0.1,
-        probe_interval: float = 1.0,
-        tolerance: float = DEFAULT_TOLERANCE,
+        # ``| Any``: mypyc checks a float parameter on entry (TypeError for 10**400 or a str,
+        # True taken as 1.0); the options are checked below, alike in both builds.
+        decay: float | Any = 10.0,
+        default_latency: float | Any = 0.030,
+        min_step: float | Any = 0.1,
+        probe_interval: float | Any = 1.0,
+        tolerance: float | Any = DEFAULT_TOLERANCE,
         clock: Clock = time.monotonic,
     ) -> None:
         decay = seconds("decay", decay)
