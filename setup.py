@@ -32,6 +32,7 @@ COMPILED = [
         "_lease",
         "_state",
         "_tally",
+        "strategies/_guide",
         "strategies/_stride",
         "strategies/_weight_line",
         "strategies/_wrr_stats",

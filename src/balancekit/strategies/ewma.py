@@ -23,6 +23,12 @@ from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
+# Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
+# another module is looked up by name on every call otherwise (issue 15, perf).
+_next: Final = next
+_bisect_right: Final = bisect_right
+_Lease: Final = Lease
+
 #: Seconds for the estimate to fall to 1/e of itself with no news: Finagle's ``decayTime``
 #: default and linkerd2-proxy's ``EWMA_DECAY`` (``linkerd/app/outbound``), both 10 s.
 DEFAULT_DECAY: Final = 10.0
@@ -114,10 +120,12 @@ class PeakEWMA(_TwoChoices):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        decay: float = DEFAULT_DECAY,
-        default_latency: float = DEFAULT_LATENCY,
-        choices: int | Literal["all"] = 2,
-        tolerance: float = DEFAULT_TOLERANCE,
+        # ``| Any``: mypyc checks a float parameter on entry (TypeError for 10**400 or a str,
+        # True taken as 1.0); the options are checked below, alike in both builds.
+        decay: float | Any = DEFAULT_DECAY,
+        default_latency: float | Any = DEFAULT_LATENCY,
+        choices: int | Literal["all"] | Any = 2,
+        tolerance: float | Any = DEFAULT_TOLERANCE,
         rng: _random.Random | None = None,
         seed: int | None = None,
         clock: Clock = time.monotonic,
@@ -272,20 +280,32 @@ class PeakEWMA(_TwoChoices):
                 random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
                 if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
                     members, running = blocks[0], sums[0]
-                    state = members[bisect_right(running, floor(random() * total))]
-                    second = members[bisect_right(running, floor(random() * total))]
+                    state = members[_bisect_right(running, floor(random() * total))]
+                    second = members[_bisect_right(running, floor(random() * total))]
                 else:
-                    tops = table.tops
-                    point = floor(random() * total)
-                    block = bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    state = blocks[block][bisect_right(sums[block], point)]
-                    point = floor(random() * total)
-                    block = bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    second = blocks[block][bisect_right(sums[block], point)]
+                    guide = self._guide
+                    if guide is None or guide.line is not table:
+                        guide = self._next_guide(table)
+                    if guide is not None:  # the same owners, one short bisection (_guide.py)
+                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                        point = floor(random() * total)
+                        block = point // step
+                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                        point = floor(random() * total)
+                        block = point // step
+                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    else:
+                        tops = table.tops
+                        point = floor(random() * total)
+                        block = _bisect_right(tops, point)
+                        if block:
+                            point -= tops[block - 1]
+                        state = blocks[block][_bisect_right(sums[block], point)]
+                        point = floor(random() * total)
+                        block = _bisect_right(tops, point)
+                        if block:
+                            point -= tops[block - 1]
+                        second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
@@ -308,12 +328,12 @@ class PeakEWMA(_TwoChoices):
             state.load += 1
         finally:
             lock.release()
-        token = next(TOKENS)
-        next(state.selected)
+        token = _next(TOKENS)
+        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, now))
+        return new_lease(_Lease, (state.endpoint, token, now))
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -329,9 +349,9 @@ class PeakEWMA(_TwoChoices):
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        next(state.released)
+        _next(state.released)
         if not ok:
-            next(state.failed)
+            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:

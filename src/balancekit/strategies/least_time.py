@@ -28,6 +28,13 @@ from .least import PROBE_STEP, _LoadOrdered
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
+# Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
+# another module is looked up by name on every call otherwise (issue 15, perf).
+_next: Final = next
+_heappop: Final = heappop
+_heapreplace: Final = heapreplace
+_Lease: Final = Lease
+
 #: Latency estimates within this fraction above the best one count as equal to it (``tolerance=``).
 DEFAULT_TOLERANCE: Final = 0.5
 
@@ -90,11 +97,13 @@ class LeastResponseTime(_LoadOrdered):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        decay: float = 10.0,
-        default_latency: float = 0.030,
-        min_step: float = 0.1,
-        probe_interval: float = 1.0,
-        tolerance: float = DEFAULT_TOLERANCE,
+        # ``| Any``: mypyc checks a float parameter on entry (TypeError for 10**400 or a str,
+        # True taken as 1.0); the options are checked below, alike in both builds.
+        decay: float | Any = 10.0,
+        default_latency: float | Any = 0.030,
+        min_step: float | Any = 0.1,
+        probe_interval: float | Any = 1.0,
+        tolerance: float | Any = DEFAULT_TOLERANCE,
         clock: Clock = time.monotonic,
     ) -> None:
         decay = seconds("decay", decay)
@@ -125,7 +134,8 @@ class LeastResponseTime(_LoadOrdered):
         self._refreshed_at = self._refresh_at = self._due_at = -math.inf
         self._picks = self._picks_at = 0
         # Eligible endpoints, least recently picked first; each one's state.picked_at says when.
-        self._last_picked: OrderedDict[int, EndpointState] = OrderedDict()
+        # The keys are the states (hashed by identity): no id() per pick, iterated directly.
+        self._last_picked: OrderedDict[EndpointState, None] = OrderedDict()
         # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
         # which a removed endpoint's successor could reuse and inherit a stale mark with.
         self._probing: set[EndpointState] = set()
@@ -163,11 +173,11 @@ class LeastResponseTime(_LoadOrdered):
         now = self._clock()
         previous = self._last_picked
         for state in eligible:
-            if previous.get(id(state)) is not state:  # new or returning: counts as picked now
+            if state not in previous:  # new or returning: counts as picked now
                 state.picked_at = now
         # Least recently picked first; equal times keep the order they joined in.
         ordered = sorted(eligible, key=lambda state: state.picked_at)
-        self._last_picked = OrderedDict((id(state), state) for state in ordered)
+        self._last_picked = OrderedDict.fromkeys(ordered)
 
     def _apply(self, delta: Delta) -> None:
         if delta.full:
@@ -176,12 +186,12 @@ class LeastResponseTime(_LoadOrdered):
         super()._apply(delta)
         last_picked = self._last_picked
         for state in delta.removed:
-            del last_picked[id(state)]
+            del last_picked[state]
         if delta.added:
             now = self._clock()
             for state in delta.added:  # new or returning: counts as picked now (the last)
                 state.picked_at = now
-                last_picked[id(state)] = state
+                last_picked[state] = None
 
     # _pick and _on_release below are _LoadOrdered's with the probe, the pick's bookkeeping and
     # the learning inlined (three Python calls fewer) and one clock reading per pick (there
@@ -189,7 +199,7 @@ class LeastResponseTime(_LoadOrdered):
 
     def _claim(self, state: EndpointState) -> None:
         state.picked_at = self._clock()
-        self._last_picked.move_to_end(id(state))
+        self._last_picked.move_to_end(state)
         self._take(state)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -203,7 +213,7 @@ class LeastResponseTime(_LoadOrdered):
             ):
                 self._rereference(now)
             last_picked = self._last_picked
-            state = next(iter(last_picked.values()), None)
+            state = next(iter(last_picked), None)
             if state is not None and now - state.picked_at >= self._probe_interval:
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
             else:
@@ -211,7 +221,7 @@ class LeastResponseTime(_LoadOrdered):
             if avoid and state.endpoint.address in avoid:
                 state = self._first_not_avoided(avoid)
             state.picked_at = now  # a slot, not a (time, state) tuple stored: ~190 ns (measured)
-            last_picked.move_to_end(id(state))
+            last_picked.move_to_end(state)
             self._take(state)
             return state
         finally:
@@ -279,7 +289,7 @@ class LeastResponseTime(_LoadOrdered):
                 self._rereference(now)
             last_picked = self._last_picked
             state = None
-            for state in last_picked.values():  # noqa: B007 (the first: no iter()/next() calls)
+            for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
                 break
             if state is not None and now - state.picked_at >= self._probe_interval:
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
@@ -292,7 +302,7 @@ class LeastResponseTime(_LoadOrdered):
                     entry: Any = heap[0]  # Any: see least._Entry (identity under mypyc)
                     state = entry[3]
                     if state.rank is not entry:
-                        heappop(heap)
+                        _heappop(heap)
                         continue
                     latency = state.latency
                     if latency is None or latency <= limit:
@@ -304,21 +314,21 @@ class LeastResponseTime(_LoadOrdered):
                         break
                     entry = (score, deadline, state.order, state)
                     state.rank = entry  # two statements: see least._Entry
-                    heapreplace(heap, entry)
+                    _heapreplace(heap, entry)
             state.picked_at = now
-            last_picked.move_to_end(id(state))
+            last_picked.move_to_end(state)
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
             lock.release()
-        token = next(TOKENS)
-        next(state.selected)
+        token = _next(TOKENS)
+        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, now))
+        return new_lease(_Lease, (state.endpoint, token, now))
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -334,9 +344,9 @@ class LeastResponseTime(_LoadOrdered):
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        next(state.released)
+        _next(state.released)
         if not ok:
-            next(state.failed)
+            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
@@ -383,7 +393,7 @@ class LeastResponseTime(_LoadOrdered):
                 if self._heap[0] is rank:
                     fresh: Any = (score, state.deadline, state.order, state)
                     state.rank = fresh  # two statements: see least._Entry
-                    heapreplace(self._heap, fresh)
+                    _heapreplace(self._heap, fresh)
                 elif score < rank[0]:
                     fresh = (score, state.deadline, state.order, state)
                     state.rank = fresh

@@ -17,7 +17,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable
 from math import floor
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -27,10 +27,17 @@ from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
 from .._options import describe
 from .._state import EndpointState
+from ._guide import GUIDE_AFTER, GuideTable
 from ._weight_line import WeightLine
 from .random import AVOID_DRAWS, _RandomBalancer
 
 __all__ = ["LoadFunction", "PowerOfTwoChoices"]
+
+# Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
+# another module is looked up by name on every call otherwise (issue 15, perf).
+_next: Final = next
+_bisect_right: Final = bisect_right
+_Lease: Final = Lease
 
 #: A load metric for :class:`PowerOfTwoChoices`: a function of an endpoint's stats snapshot.
 LoadFunction = Callable[[EndpointStats], float]
@@ -45,6 +52,25 @@ class _TwoChoices(_RandomBalancer):
     """
 
     _observes_release = True
+    # The current line's guide table once it has served GUIDE_AFTER * n draws (_next_guide;
+    # issue 15: the line's own draw costs ~14 cache misses at n = 10,000), under the lock.
+    _guide: GuideTable | None = None
+    _guide_seen: WeightLine | None = None  # the line whose draws _guide_wait counts down
+    _guide_wait = 0
+
+    def _next_guide(self, table: WeightLine) -> GuideTable | None:
+        """The guide table of ``table`` (a line of several blocks), built once the line has
+        served ``GUIDE_AFTER * n`` draws (O(n), so O(1) amortised), else None (under the lock)."""
+        if table is not self._guide_seen:  # a new line: the old guide is no use any more
+            self._guide = None
+            self._guide_seen = table
+            self._guide_wait = GUIDE_AFTER * table.n
+        self._guide_wait -= 1
+        if self._guide_wait > 0:
+            return None
+        guide = GuideTable(table)
+        self._guide = guide
+        return guide
 
     def _better(self, first: EndpointState, second: EndpointState) -> EndpointState:
         """The less loaded of two candidates, ``first`` on a tie (called under the lock)."""
@@ -154,8 +180,10 @@ class PowerOfTwoChoices(_TwoChoices):
     sequential traffic follows the reported weights.
 
     Select and release are O(log n) (two weight-line draws, each two bisections in C, redrawn
-    on a collision or an avoided endpoint), under the balancer's lock. ``rng=`` / ``seed=`` make
-    the draws reproducible.
+    on a collision or an avoided endpoint), under the balancer's lock. Above 512 endpoints, once
+    the pool has served twice as many picks as it has endpoints since its last change, a draw
+    is one bisection over about two endpoints (a guide table, O(n) once: O(1) amortised; the
+    same endpoint for the same random number). ``rng=`` / ``seed=`` make the draws reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)
     >>> busy = lb.select()
@@ -210,20 +238,32 @@ class PowerOfTwoChoices(_TwoChoices):
                 random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
                 if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
                     members, running = blocks[0], sums[0]
-                    state = members[bisect_right(running, floor(random() * total))]
-                    second = members[bisect_right(running, floor(random() * total))]
+                    state = members[_bisect_right(running, floor(random() * total))]
+                    second = members[_bisect_right(running, floor(random() * total))]
                 else:
-                    tops = table.tops
-                    point = floor(random() * total)
-                    block = bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    state = blocks[block][bisect_right(sums[block], point)]
-                    point = floor(random() * total)
-                    block = bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    second = blocks[block][bisect_right(sums[block], point)]
+                    guide = self._guide
+                    if guide is None or guide.line is not table:
+                        guide = self._next_guide(table)
+                    if guide is not None:  # the same owners, one short bisection (_guide.py)
+                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                        point = floor(random() * total)
+                        block = point // step
+                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                        point = floor(random() * total)
+                        block = point // step
+                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    else:
+                        tops = table.tops
+                        point = floor(random() * total)
+                        block = _bisect_right(tops, point)
+                        if block:
+                            point -= tops[block - 1]
+                        state = blocks[block][_bisect_right(sums[block], point)]
+                        point = floor(random() * total)
+                        block = _bisect_right(tops, point)
+                        if block:
+                            point -= tops[block - 1]
+                        second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
@@ -233,12 +273,12 @@ class PowerOfTwoChoices(_TwoChoices):
             state.load += 1
         finally:
             lock.release()
-        token = next(TOKENS)
-        next(state.selected)
+        token = _next(TOKENS)
+        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, started))
+        return new_lease(_Lease, (state.endpoint, token, started))
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -254,9 +294,9 @@ class PowerOfTwoChoices(_TwoChoices):
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        next(state.released)
+        _next(state.released)
         if not ok:
-            next(state.failed)
+            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
