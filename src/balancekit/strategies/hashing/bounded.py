@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -18,8 +18,15 @@ from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyFunction, _murmur128, key_bytes
+from . import _keyed
+from ._keyed import KeyFunction, key_bytes
 from .ring import IPHash
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_murmur128: Final = _keyed._murmur128
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+
 
 __all__ = ["BoundedLoadHash"]
 

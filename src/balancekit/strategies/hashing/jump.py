@@ -20,17 +20,29 @@ from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes
+from . import _keyed
+from ._keyed import KeyedBalancer, KeyFunction, key_bytes
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_murmur128: Final = _keyed._murmur128
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+
 
 __all__ = ["JumpHash", "jump_hash"]
 
-_jump_c: Callable[[int, int], int] | None
-try:  # optional accelerator (extra "jump"): the same function in C, ~10x faster, same results
-    from jump import hash as _jump_in_c
 
-    _jump_c = _jump_in_c
-except ImportError:  # pragma: no cover - depends on the environment
-    _jump_c = None
+def _load_jump_c() -> Callable[[int, int], int] | None:
+    """The optional accelerator (extra "jump"): the same function in C, ~10x faster, same
+    results; None without it."""
+    try:
+        from jump import hash as jump_in_c
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return jump_in_c
+
+
+_jump_c: Final = _load_jump_c()  # Final: a C static in the compiled build, not a dict lookup
 
 _MULTIPLIER: Final = 2862933555777941757  # the paper's 64-bit linear congruential generator
 _TWO_31: Final = float(1 << 31)

@@ -19,8 +19,14 @@ from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
+from . import _keyed
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, md5, utf8
 from ._points import PICK_STEP, PointRing
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_md5: Final = _keyed.md5  # picks; building points calls md5 (tests count its calls)
+
 
 __all__ = ["Ketama", "ketama_hash", "ketama_point_count", "ketama_points"]
 
@@ -43,7 +49,7 @@ def ketama_hash(key: bytes | str) -> int:
     3446378249
     """
     data = key_bytes(key)
-    return _from_le(md5(data).digest()[:4], "little")
+    return _from_le(_md5(data).digest()[:4], "little")
 
 
 def ketama_point_count(weight: int, total: int, servers: int, compat: Compat = "libketama") -> int:
@@ -267,7 +273,7 @@ class Ketama(KeyedBalancer):
                 key = key_bytes(key, self._key is not None)
         elif type(key) is not bytes:  # anything else: the policy refuses it (see _keyed)
             key = key_bytes(key, self._key is not None)
-        hashed: int = _first_word(md5(key).digest())[0]
+        hashed: int = _first_word(_md5(key).digest())[0]
         points = view.points  # RingView.base_at, inlined: the sentinel (2**32) ends it
         index = view.starts[hashed >> view.shift]
         if self._past_equal:

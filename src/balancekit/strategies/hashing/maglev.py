@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Collection, Iterable
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
@@ -18,11 +18,17 @@ from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
-from . import maglev_envoy
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
+from . import _keyed, maglev_envoy
+from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
 from ._maglev_fill import Fill, maglev_steps, paper_fill, run
 from ._maglev_size import MAX_TABLE_SIZE, check_size, is_prime, next_prime
 from .maglev_envoy import envoy_key_hash
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_murmur128: Final = _keyed._murmur128
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+
 
 __all__ = [
     "MAX_TABLE_SIZE",

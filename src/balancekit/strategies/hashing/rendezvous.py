@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Collection, Iterable
 from itertools import repeat
 from operator import sub, truediv
@@ -22,9 +21,15 @@ from mypy_extensions import mypyc_attr
 from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike
 from ..._state import EndpointState
-from ._keyed import KeyedBalancer, KeyFunction, _murmur128, hash64, key_bytes, utf8
+from . import _keyed
+from ._keyed import KeyedBalancer, KeyFunction, hash64, key_bytes, utf8
 
 _log: Final = math.log
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_murmur128: Final = _keyed._murmur128
+
 
 __all__ = ["Rendezvous", "rendezvous_score"]
 
@@ -50,6 +55,69 @@ def _weighted(weight: float, bid: int) -> float:
     return math.inf if log_u >= 0 else weight / log_u
 
 
+#: A weighted pool heaviest first: (encoded addresses, -weights, states), each weight's
+#: endpoints in address order.
+_Ordered = tuple[list[bytes], list[float], tuple[EndpointState, ...]]
+
+
+def _heaviest_first(
+    groups: dict[int, tuple[list[str], list[bytes], list[EndpointState]]],
+) -> _Ordered:
+    names: list[bytes] = []
+    weights: list[float] = []
+    states: list[EndpointState] = []
+    for weight in sorted(groups, reverse=True):
+        _, group_names, group_states = groups[weight]
+        names += group_names
+        weights += [-float(weight)] * len(group_names)
+        states += group_states
+    return names, weights, tuple(states)
+
+
+def _record_winner(ordered: _Ordered, seed: int) -> EndpointState | None:
+    """The weighted winner, scoring only the bids that could win; None where the full path
+    must tell (equal best scores, a bid at a limit of the logarithm).
+
+    ``math.log`` and the two float operations of a score cost twice the hashing (issue 15),
+    so this scores only *candidates*: walking the bids heaviest weight first, a bid is one
+    unless it is more than ``2^-40`` (relative) below the largest bid before it. A bid that is
+    not loses to that earlier one, strictly: the earlier endpoint weighs at least as much and
+    its bid is more than 2^-40 larger, so its logarithm is more than 2^-40 larger (a double's
+    ulp there is at most 2^-46) and its score larger (a quotient's rounding is 2^-53). The
+    candidates' scores are the very doubles the full path computes (the same operations on
+    the same ints), so the best of them, if unique, is the endpoint the full path's
+    ``index(max(...))`` finds. Candidates in a random order: about ln(N) + 1.
+    """
+    names, weights, states = ordered
+    bids = list(map(_murmur128, names, repeat(seed, len(names))))
+    top = low = -1
+    found: list[Any] = []  # the candidates' bids (an equal bid twice: scored twice, a tie)
+    for bid in bids:
+        if bid >= low:
+            found.append(bid)
+            if bid > top:
+                top = bid
+                low = bid - (bid >> 40)
+    if len(found) == 1:  # the first bid beats every other: no score needed
+        return states[0]
+    best = -1.0
+    winner = -1
+    tied = False
+    try:
+        for bid in found:
+            index = bids.index(bid)
+            score = weights[index] / (_log(bid) - _LOG_2_128)
+            if score > best:
+                best = score
+                winner = index
+                tied = False
+            elif score == best:
+                tied = True
+    except (ValueError, ZeroDivisionError):  # a bid of 0, or one that rounds to 2^128
+        return None
+    return None if tied else states[winner]
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Rendezvous(KeyedBalancer):
     """Highest random weight: every endpoint bids for the key, the highest bid wins.
@@ -66,7 +134,9 @@ class Rendezvous(KeyedBalancer):
     smaller address. ``avoid`` takes the best endpoint not avoided.
 
     Lookup: O(N), one MurmurHash3 per endpoint computed in C (``map``), about 0.1 us per
-    endpoint, lock-free; a change O(log N) per endpoint changed plus O(N) copies in C.
+    endpoint, lock-free; with weights, scores only for the bids that can win (about
+    ln(N) + 1: see ``_record_winner``), the same winners as scoring every endpoint; a change
+    O(log N) per endpoint changed plus O(N) copies in C.
     Memory: the encoded addresses.
 
     >>> lb = Rendezvous(["a:1", "b:1", "c:1"])
@@ -82,15 +152,19 @@ class Rendezvous(KeyedBalancer):
         clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(endpoints, key=key, clock=clock)
-        # (encoded addresses, -weights or None when all equal, states), swapped in at once
-        self._bidders: tuple[list[bytes], list[float] | None, tuple[EndpointState, ...]]
-        self._bidders = ([], None, ())
+        # What a lock-free lookup reads, swapped in at once: (encoded addresses, -weights or
+        # None when all equal, states) in address order, and the weighted pool heaviest first.
+        self._bidders: tuple[
+            list[bytes], list[float] | None, tuple[EndpointState, ...], _Ordered | None
+        ]
+        self._bidders = ([], None, (), None)
         # The same, kept in place under the lock and copied to publish: sorted by address.
         self._addresses: list[str] = []
         self._names: list[bytes] = []
         self._weights: list[float] = []
         self._states: list[EndpointState] = []
-        self._weight_counts: Counter[int] = Counter()  # weight -> endpoints: all equal?
+        # weight -> (addresses, names, states) of its endpoints, sorted by address
+        self._groups: dict[int, tuple[list[str], list[bytes], list[EndpointState]]] = {}
         self._start()
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
@@ -99,47 +173,72 @@ class Rendezvous(KeyedBalancer):
         self._names = [utf8(address) for address in self._addresses]
         self._weights = [-float(state.weight) for state in ordered]
         self._states = ordered
-        self._weight_counts = Counter(state.weight for state in ordered)
+        self._groups = {}
+        for address, name, state in zip(self._addresses, self._names, ordered, strict=True):
+            self._join(state.weight, address, name, state)
         self._publish()
 
+    def _join(self, weight: int, address: str, name: bytes, state: EndpointState) -> None:
+        group = self._groups.get(weight)
+        if group is None:
+            group = self._groups[weight] = ([], [], [])
+        index = bisect_left(group[0], address)
+        group[0].insert(index, address)
+        group[1].insert(index, name)
+        group[2].insert(index, state)
+
+    def _leave(self, weight: int, address: str) -> None:
+        group = self._groups[weight]
+        index = bisect_left(group[0], address)
+        del group[0][index], group[1][index], group[2][index]
+        if not group[0]:
+            del self._groups[weight]
+
     def _apply(self, delta: Delta) -> None:
-        """O(log n) to place each changed endpoint by address, then three O(n) copies in C
-        to publish (the lists a lock-free lookup reads are never changed in place)."""
+        """O(log n) to place each changed endpoint by address (and in its weight's group),
+        then O(n) copies in C to publish (the lists a lock-free lookup reads are never changed
+        in place)."""
         if delta.full:
             self._rebuild(self._eligible_list)
             return
         if not delta.size:
             return
-        addresses, counts = self._addresses, self._weight_counts
+        addresses = self._addresses
         for state in delta.removed:
-            index = bisect_left(addresses, state.endpoint.address)
-            counts[-int(self._weights[index])] -= 1
+            address = state.endpoint.address
+            index = bisect_left(addresses, address)
+            self._leave(-int(self._weights[index]), address)
             del addresses[index], self._names[index], self._weights[index], self._states[index]
         for state in delta.reweighted:
-            index = bisect_left(addresses, state.endpoint.address)
-            counts[-int(self._weights[index])] -= 1
-            counts[state.weight] += 1
+            address = state.endpoint.address
+            index = bisect_left(addresses, address)
+            self._leave(-int(self._weights[index]), address)
+            self._join(state.weight, address, self._names[index], state)
             self._weights[index] = -float(state.weight)
         for state in delta.added:
             address = state.endpoint.address
             index = bisect_left(addresses, address)
+            name = utf8(address)
             addresses.insert(index, address)
-            self._names.insert(index, utf8(address))
+            self._names.insert(index, name)
             self._weights.insert(index, -float(state.weight))
             self._states.insert(index, state)
-            counts[state.weight] += 1
+            self._join(state.weight, address, name, state)
         self._publish()
 
     def _publish(self) -> None:
-        counts = self._weight_counts
-        for weight in [w for w, c in counts.items() if not c]:
-            del counts[weight]
-        equal = len(counts) <= 1
+        groups = self._groups
+        equal = len(groups) <= 1
         names = list(self._names)
-        self._bidders = (names, None if equal else list(self._weights), tuple(self._states))
+        self._bidders = (
+            names,
+            None if equal else list(self._weights),
+            tuple(self._states),
+            None if equal else _heaviest_first(groups),
+        )
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
-        names, weights, states = self._bidders  # one read: a concurrent rebuild cannot tear it
+        names, weights, states, ordered = self._bidders  # one read: a rebuild cannot tear it
         key = context if self._key is None else self._key(context)  # _hash_of, inlined
         if type(key) is not bytes and (type(key) is not str or not key.isascii()):
             key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
@@ -150,8 +249,13 @@ class Rendezvous(KeyedBalancer):
         bids: list[Any]
         if weights is None:
             bids = list(map(_murmur128, names, repeat(seed, count)))
-        else:  # -w / ln(u) = -w / (ln(bid) - ln(2^128)), all in C, one list
-            try:  # log(int) rounds the int to a double first, exactly as float(bid): same bits
+        else:
+            if ordered is not None and not avoid:
+                found = _record_winner(ordered, seed)
+                if found is not None:
+                    return found
+            try:  # -w / ln(u) = -w / (ln(bid) - ln(2^128)), all in C, one list; log(int)
+                # rounds the int to a double first, exactly as float(bid): same bits
                 logs = map(_log, map(_murmur128, names, repeat(seed, count)))
                 bids = list(map(truediv, weights, map(sub, logs, repeat(_LOG_2_128))))
             except (ValueError, ZeroDivisionError):  # u rounds to 0 or 1 (p < 2^-53)
@@ -175,8 +279,19 @@ class Rendezvous(KeyedBalancer):
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
-        names, weights, states = self._bidders
+        names, weights, states, ordered = self._bidders
         eligible = self._eligible()
+        groups = self._groups
+        assert {w: g[2] for w, g in groups.items()} == {
+            w: [s for s in states if s.weight == w] for w in {s.weight for s in states}
+        }
+        for addresses, group_names, group_states in groups.values():
+            assert addresses == [s.endpoint.address for s in group_states]
+            assert group_names == [utf8(a) for a in addresses]
+        assert (ordered is None) == (weights is None) == (len(groups) <= 1)
+        if ordered is not None:
+            assert ordered == _heaviest_first(groups)
+            assert ordered[1] == sorted(ordered[1])  # heaviest (most negative) first
         assert len(names) == len(states) == len(eligible)
         assert [s.endpoint.address for s in states] == sorted(s.endpoint.address for s in eligible)
         assert names == [utf8(s.endpoint.address) for s in states]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -19,8 +19,15 @@ from ..._endpoint import EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
-from ._keyed import _MASK64, KeyedBalancer, KeyFunction, _murmur128, key_bytes, utf8
+from . import _keyed
+from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
 from ._points import PICK_STEP, PointRing, RingView
+
+#: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
+#: where a name imported from another module is a dict lookup on every call (issue 15).
+_murmur128: Final = _keyed._murmur128
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+
 
 __all__ = ["MAX_POINTS_PER_ENDPOINT", "IPHash", "point_divisor", "ring_points"]
 
