@@ -176,3 +176,19 @@ def test_avoid_does_not_spin_the_scheduler() -> None:
         before = count_value(lb._counter)
         assert lb.select(avoid=avoid).address == addresses[-1]
         assert count_value(lb._counter) - before < 500
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "blackout_period",
+        "weight_expiration_period",
+        "weight_update_period",
+        "error_utilization_penalty",
+    ],
+)
+@pytest.mark.parametrize("junk", [10**400, -(10**400), math.inf, math.nan])
+def test_a_period_past_every_float_is_an_invalid_option(option: str, junk: object) -> None:
+    """10**400 compared unequal to inf and then overflowed in float(): OverflowError."""
+    with pytest.raises(bk.InvalidOption, match=option):
+        bk.LoadReportWeightedRoundRobin(["a:1"], **{option: junk})

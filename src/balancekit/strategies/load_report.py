@@ -17,7 +17,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from .._core import BalancerBase, Clock, Delta, clock_reading
+from .._core import FLOAT_MAX, BalancerBase, Clock, Delta, clock_reading
 from .._endpoint import Endpoint, EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -146,7 +146,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidOption(f"{name} must be a number, not {describe(value)}")
             low_ok = value >= 0 if zero_ok else value > 0
-            if not low_ok or value == math.inf:
+            if not low_ok or not value <= FLOAT_MAX:  # inf, and an int past every float
                 allowed = ">= 0" if zero_ok else "> 0"
                 raise InvalidOption(f"{name} must be finite and {allowed}, not {describe(value)}")
         super().__init__(endpoints, clock=clock)
