@@ -19,8 +19,10 @@ from setuptools import setup
 #: the pick path but for one pick in PICK_EVERY; the tests count its work by patching its
 #: methods, which a native class does not allow); Maglev's table fill (_maglev_fill,
 #: _maglev_size: off the pick path, the tests patch its thresholds);
-#: LoadReport (strategies/_orca: a frozen dataclass whose float fields take ints and refuse junk
-#: with InvalidOption; compiled, mypyc checks the declared float on entry and raises TypeError);
+#: Endpoint (_endpoint) and LoadReport (strategies/_orca): frozen dataclasses whose int/float
+#: fields refuse junk with InvalidEndpoint/InvalidOption; compiled, mypyc checks the declared
+#: type on entry (TypeError for 2.5 or an int where a float is declared) and takes weight=True
+#: as the int 1;
 #: everything off the select+release path (options, config, health, routing, integrations).
 COMPILED = [
     f"src/balancekit/{name}.py"
@@ -28,7 +30,6 @@ COMPILED = [
         "_bounded",
         "_core",
         "_delta",
-        "_endpoint",
         "_lease",
         "_state",
         "_tally",

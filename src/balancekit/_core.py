@@ -495,7 +495,7 @@ class BalancerBase:
             self._sync((state,))
             self._tally.membership(0, 1)
 
-    def set_weight(self, address: EndpointLike, weight: int) -> None:
+    def set_weight(self, address: EndpointLike | Any, weight: int | Any) -> None:
         """Change an endpoint's weight, keeping its live state."""
         with self._lock:
             state = self._member(address)

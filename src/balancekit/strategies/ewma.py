@@ -127,7 +127,7 @@ class PeakEWMA(_TwoChoices):
         choices: int | Literal["all"] | Any = 2,
         tolerance: float | Any = DEFAULT_TOLERANCE,
         rng: _random.Random | None = None,
-        seed: int | None = None,
+        seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         decay = seconds("decay", decay)

@@ -130,10 +130,10 @@ class LoadReportWeightedRoundRobin(BalancerBase):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        blackout_period: float = 10.0,
-        weight_expiration_period: float = 180.0,
-        weight_update_period: float = 1.0,
-        error_utilization_penalty: float = 1.0,
+        blackout_period: float | Any = 10.0,
+        weight_expiration_period: float | Any = 180.0,
+        weight_update_period: float | Any = 1.0,
+        error_utilization_penalty: float | Any = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
         options = (

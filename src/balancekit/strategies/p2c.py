@@ -199,7 +199,7 @@ class PowerOfTwoChoices(_TwoChoices):
         *,
         load: LoadFunction | None = None,
         rng: _random.Random | None = None,
-        seed: int | None = None,
+        seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         if load is not None and not callable(load):

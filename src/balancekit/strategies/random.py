@@ -278,7 +278,7 @@ class WeightedRandom(_RandomBalancer):
         endpoints: Iterable[EndpointLike] = (),
         *,
         rng: _random.Random | None = None,
-        seed: int | None = None,
+        seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
@@ -332,7 +332,7 @@ class Random(_RandomBalancer):
         endpoints: Iterable[EndpointLike] = (),
         *,
         rng: _random.Random | None = None,
-        seed: int | None = None,
+        seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self._uniform = _Uniform(())

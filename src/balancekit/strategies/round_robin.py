@@ -292,7 +292,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        order: str = "nginx",
+        order: str | Any = "nginx",
         clock: Clock = time.monotonic,
     ) -> None:
         if order not in ("nginx", "envoy"):

@@ -66,9 +66,9 @@ class BoundedLoadHash(IPHash):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        epsilon: float = 0.25,
+        epsilon: float | Any = 0.25,
         key: KeyFunction | None = None,
-        replicas: int = 160,
+        replicas: int | Any = 160,
         clock: Clock = time.monotonic,
     ) -> None:
         if (

@@ -127,7 +127,7 @@ class Ketama(KeyedBalancer):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        compat: Compat = "libketama",
+        compat: Compat | Any = "libketama",
         key: KeyFunction | None = None,
         clock: Clock = time.monotonic,
     ) -> None:

@@ -140,8 +140,8 @@ class Maglev(KeyedBalancer):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        table_size: int = DEFAULT_TABLE_SIZE,
-        compat: Literal["envoy"] | None = None,
+        table_size: int | Any = DEFAULT_TABLE_SIZE,
+        compat: Literal["envoy"] | Any | None = None,
         key: KeyFunction | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -166,7 +166,7 @@ class Maglev(KeyedBalancer):
         # Envoy mode: its request-key hash (xxHash64), else None (MurmurHash3, inline below).
         self._xxh64 = envoy_key_hash() if compat == "envoy" else None
         super().__init__(endpoints, key=key, clock=clock)
-        self._size = table_size
+        self._size: int = table_size
         # What picks read, in one assignment: the table, its owners, and those of its owners a
         # pick must skip (removed, down, ejected, failing checks since the table was built).
         self._table: Serving = (array("H"), (), frozenset())

@@ -115,8 +115,8 @@ class IPHash(KeyedBalancer):
         endpoints: Iterable[EndpointLike] = (),
         *,
         key: KeyFunction | None = None,
-        replicas: int = 160,
-        max_ring_size: int = DEFAULT_MAX_RING_SIZE,
+        replicas: int | Any = 160,
+        max_ring_size: int | Any = DEFAULT_MAX_RING_SIZE,
         clock: Clock = time.monotonic,
     ) -> None:
         if (
@@ -137,8 +137,8 @@ class IPHash(KeyedBalancer):
                 f" {describe(max_ring_size)}"
             )
         super().__init__(endpoints, key=key, clock=clock)
-        self._replicas = replicas
-        self._max_ring_size = max_ring_size
+        self._replicas: int = replicas
+        self._max_ring_size: int = max_ring_size
         self._ring = PointRing(64)
         self._view = self._ring.view  # what lookups read (lock-free)
         self._divisor = 1
