@@ -97,14 +97,20 @@ class Ketama(KeyedBalancer):
 
     Weights follow libketama: a change of one weight (or of N) re-divides every server's share,
     so unequal weights move more keys than the 1/N ideal. Balance is that of a 160-point ring
-    (the busiest of 100 servers carries about 1.2-1.3x the mean).
+    (the busiest of 100 servers carries about 1.2-1.3x the mean). Since digest k of a server is
+    the same at any count, a server whose count drops keeps its points past the count on the
+    ring as tombstones (:mod:`._tombs`): a point is live iff its digest index is below the count
+    its owner's weight gives now, and lookups, ``avoid`` and :meth:`continuum` see live points
+    only, exactly libketama's / uhashring's continuum.
 
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
-    expected), lock-free. A membership change inserts or deletes only the points whose digest
-    count changed (O(1) each, in an overlay merged at 1/64 of the ring; with equal
-    weights that is the one server added or removed, except at the pool sizes where libketama's
-    single-precision ``ks`` changes for every server), O(k) for the counts of the k distinct
-    weights; a change that moves any other server's count compares all counts, O(N).
+    expected), lock-free; while dead points exist, a test of the landed point against its
+    server's dead tail (and a walk past dead points). A membership or weight change inserts or
+    deletes only the changed servers' points (O(1) each, in an overlay merged at 1/64 of the
+    ring), plus O(k) for the counts of the k distinct weights: 1 -> 2 among 10,000 equal
+    servers touches that server's new digests, not the 9,999 others' last one; a count
+    that grows past what servers stored adds those digests (O(N)), and dead points are
+    dropped through the same overlay once they pass 1/DEAD of the ring (O(N) plus them).
     ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
