@@ -54,8 +54,10 @@ FACTORIES: dict[str, Factory] = {
 
 
 def ring_of(lb: Any) -> list[tuple[int, str]]:
-    """Every point of the ring with its owner's address, in ring order (equal points too)."""
-    return [(point, state.endpoint.address) for point, state in lb._ring.items()]
+    """Every live point of the ring with its owner's address, in ring order (equal points too;
+    Ketama's dead points, tombstones of digests past their server's count, left out)."""
+    items = lb._live_items() if isinstance(lb, bk.Ketama) else lb._ring.items()
+    return [(point, state.endpoint.address) for point, state in items]
 
 
 def machine_for(name: str) -> type[RuleBasedStateMachine]:
@@ -85,6 +87,15 @@ def machine_for(name: str) -> type[RuleBasedStateMachine]:
         def set_weight(self, index: int, weight: int) -> None:
             if ADDRESSES[index] in self.lb:
                 self.lb.set_weight(ADDRESSES[index], weight)
+
+        @rule(index=st.integers(0, len(ADDRESSES) - 1), weight=WEIGHTS, times=st.integers(1, 3))
+        def bounce(self, index: int, weight: int, times: int) -> None:
+            """A weight and back, a few times (Ketama: tombstones made and revived)."""
+            if ADDRESSES[index] in self.lb:
+                old = self.lb._member(ADDRESSES[index]).endpoint.weight
+                for _ in range(times):
+                    self.lb.set_weight(ADDRESSES[index], weight)
+                    self.lb.set_weight(ADDRESSES[index], old)
 
         @rule(index=st.integers(0, len(ADDRESSES) - 1), up=st.booleans())
         def mark(self, index: int, up: bool) -> None:

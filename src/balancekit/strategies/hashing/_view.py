@@ -32,6 +32,7 @@ from operator import add
 from typing import Any
 
 from ..._state import EndpointState
+from ._tombs import Tombs
 
 __all__ = ["First", "Overlay", "RingView", "index_of", "index_steps"]
 
@@ -103,6 +104,7 @@ class RingView:
         "size",
         "starts",
         "table",
+        "tombs",
         "width",
     )
 
@@ -130,6 +132,7 @@ class RingView:
         self.add_points, self.add_ids, self.del_points, self.del_ids, self.marks = overlay
         self.added, self.removed = len(self.add_points), len(self.del_points)
         self.dirty = bool(self.added or self.removed) or not self.size  # read the overlay too
+        self.tombs: Tombs | None = None  # Ketama's dead points (set before it publishes the view)
 
     @property
     def count(self) -> int:
@@ -234,8 +237,15 @@ class RingView:
         found = self._scan(hashed, self.past_equal, accept)
         return found[1] if found is not None else None
 
+    def find_live(
+        self, hashed: int, accept: Callable[[int, EndpointState], bool]
+    ) -> EndpointState | None:
+        """:meth:`find` with ``accept(point, owner)``: Ketama's walk past dead points."""
+        found = self._scan(hashed, self.past_equal, accept, True)
+        return found[1] if found is not None else None
+
     def _scan(
-        self, hashed: int, past_equal: bool, accept: Callable[[Any], bool]
+        self, hashed: int, past_equal: bool, accept: Callable[..., bool], pairs: bool = False
     ) -> tuple[int, Any] | None:
         size, points, ids, table = self.size, self.points, self.ids, self.table
         at = self.base_at(hashed, past_equal)
@@ -244,8 +254,9 @@ class RingView:
                 index = at + step
                 if index >= size:
                     index -= size
-                if accept(table[ids[index]]):
-                    return points[index], table[ids[index]]
+                owner = table[ids[index]]
+                if accept(points[index], owner) if pairs else accept(owner):
+                    return points[index], owner
             return None
         # Two walks clockwise, merged by distance from the key: live base points, added points.
         threshold = hashed + 1 if past_equal else hashed
@@ -278,7 +289,7 @@ class RingView:
                 point, owner = points[index], table[ids[index]]
                 base_left -= 1
                 index = index + 1 if index + 1 < size else 0
-            if accept(owner):
+            if accept(point, owner) if pairs else accept(owner):
                 return point, owner
 
     def items(self) -> list[tuple[int, EndpointState]]:

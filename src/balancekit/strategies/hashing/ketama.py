@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 import time
+from array import array
 from collections.abc import Collection, Iterable
 from typing import Any, Final, Literal
 
@@ -22,6 +23,7 @@ from ..._state import EndpointState
 from . import _keyed
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, md5, utf8
 from ._points import PICK_STEP, PointRing
+from ._tombs import Tombs
 
 #: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
 #: where a name imported from another module is a dict lookup on every call (issue 15).
@@ -35,6 +37,9 @@ Compat = Literal["libketama", "uhashring"]
 _F32: Final = struct.Struct("<f")
 _from_le: Final = int.from_bytes
 _first_word: Final = struct.Struct("<I").unpack_from  # the first 4 bytes, little-endian
+#: Dead points (tombstones of digests past their server's count) are dropped once they pass
+#: 1/DEAD of the live ring: a lookup steps over at most a few on average.
+DEAD: Final = 8
 
 
 def _f32(value: float) -> float:
@@ -98,24 +103,25 @@ class Ketama(KeyedBalancer):
 
     Weights follow libketama: ``ks`` is a function of w / W in both formats (libketama's
     ``ketama_create_continuum``, uhashring's ``ring_ketama.py``), so one weight change (or a
-    change of N, with unequal weights) re-divides every server's share. That is the format's
-    definition, not this implementation's: counted at N = 10,000 equal servers, one set to
-    weight 2, the 9,999 others drop from 40 digests to 39 (39,996 points leave the ring) and
-    that one gains 39 (156 points); applying exactly those costs ~0.35 s of CPU, about 1/5 of
-    uhashring's ``remove_node`` + ``add_node`` for the same change and ~300x IPHash's
-    ``set_weight`` (``benchmarks/bench_ring_weight.py``; docs/benchmarks.md, "Issue 11: proof
-    on cab1f07"). Where weights change often and memcached compatibility is not needed, use
-    :class:`IPHash` or :class:`BoundedLoadHash`: an endpoint's points do not depend on the
-    others' weights, so the same change moves only its own 160 points. Unequal weights also
-    move more keys than the 1/N ideal. Balance is that of a 160-point ring (the busiest of 100
-    servers carries about 1.2-1.3x the mean).
+    change of N, with unequal weights) re-divides every server's share: counted at N = 10,000
+    equal servers, one set to weight 2, the 9,999 others drop from 40 digests to 39 and that one
+    gains 39 (``benchmarks/bench_ring_weight.py``). Unequal weights also move more keys than the
+    1/N ideal. Balance is that of a 160-point ring (the busiest of 100 servers carries about
+    1.2-1.3x the mean). Since digest k of a server is the same at any count, a server whose
+    count drops keeps its points past the count on the ring as tombstones (:mod:`._tombs`): a
+    point is live iff its digest index is below the count its owner's weight gives now, and
+    lookups, ``avoid`` and :meth:`continuum` see live points only, exactly libketama's /
+    uhashring's continuum. So the change above inserts that server's 156 new points and moves
+    no other (~1 ms instead of ~0.35 s), and a change back revives the tails in place.
 
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
-    expected), lock-free. A membership change inserts or deletes only the points whose digest
-    count changed (O(1) each, in an overlay merged at 1/64 of the ring; with equal
-    weights that is the one server added or removed, except at the pool sizes where libketama's
-    single-precision ``ks`` changes for every server), O(k) for the counts of the k distinct
-    weights; a change that moves any other server's count compares all counts, O(N).
+    expected), lock-free; while dead points exist, a test of the landed point against its
+    server's dead tail (and a walk past dead points). A membership or weight change inserts or
+    deletes only the changed servers' points (O(1) each, in an overlay merged at 1/64 of the
+    ring), plus O(k) for the counts of the k distinct weights: 1 -> 2 among 10,000 equal
+    servers touches that server's new digests, not the 9,999 others' last one; a count
+    that grows past what servers stored adds those digests (O(N)), and dead points are
+    dropped through the same overlay once they pass 1/DEAD of the ring (O(N) plus them).
     ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
@@ -140,7 +146,11 @@ class Ketama(KeyedBalancer):
         self._past_equal = compat == "uhashring"  # uhashring bisects right: skips an equal point
         self._ring = PointRing(32, past_equal=self._past_equal)
         self._view = self._ring.view  # what lookups read (lock-free)
-        self._placed: dict[EndpointState, int] = {}  # state -> MD5 digests it has on the ring
+        # state -> its points on the ring in digest order, 4 a digest (live and dead ones)
+        self._pts: dict[EndpointState, array[int]] = {}
+        self._stored: dict[int, int] = {}  # weight -> points its servers have on the ring
+        self._covered: dict[int, int] = {}  # weight -> digests each of its servers has, at least
+        self._tombs: Tombs | None = None  # the dead points, while there are any
         self._ranks: dict[EndpointState, int] | None = None  # join order, computed on a tie
         self._eligible_now: list[EndpointState] = []
         self._weight_counts: dict[int, int] = {}  # weight -> eligible servers
@@ -156,6 +166,8 @@ class Ketama(KeyedBalancer):
         return (ranks.get(a, -1) < ranks.get(b, -1)) != self._past_equal
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
+        """Every server to exactly its digest count (dead points dropped), by the changed points
+        only, or laid out from scratch when the ring more than doubles."""
         total = sum(state.weight for state in eligible)
         servers = len(eligible)
         counts: dict[int, int] = {}  # weight -> digests: one computation per distinct weight
@@ -163,87 +175,128 @@ class Ketama(KeyedBalancer):
             counts[weight] = ketama_point_count(weight, total, servers, self._compat)
         wanted = {state: counts[state.weight] for state in eligible}
         self._eligible_now, self._ranks = eligible, None
-        placed, ring = self._placed, self._ring
-        if ring.needs_relayout(4 * sum(wanted.values())):
+        self._digests = counts
+        if self._ring.needs_relayout(4 * sum(wanted.values())):
             self._layout(eligible, wanted)
             return
-        first = self._first
-        wanted_items, placed_items = wanted.items(), placed.items()  # not a set difference:
-        drop = [pair for pair in placed_items if pair not in wanted_items]  # no 2 x N tuples
-        grow = [pair for pair in wanted_items if pair not in placed_items]
-        for state, digests in drop:
-            keep = wanted.get(state, 0)
-            if keep < digests:
-                ring.delete(state, ketama_points(state.endpoint.address, digests, keep))
-            if state not in wanted:
-                del placed[state]
-            elif keep < digests:
-                placed[state] = keep  # it shrank (a grown one is handled below)
-        for state, digests in grow:
-            have = placed.get(state, 0)
-            if have < digests:  # only the new digests' points: k = have .. digests - 1
-                points = ketama_points(state.endpoint.address, digests, have)
-                ring.insert(state, points, first)
-            placed[state] = digests
-        self._view = ring.view  # one assignment: readers see before or after the change
+        ring = self._ring
+        pts = dict(self._pts)  # a new dict: readers of older views keep theirs
+        self._pts = pts
+        for state in [state for state in pts if state not in wanted]:
+            ring.delete(state, list(pts.pop(state)))
+        for state, digests in wanted.items():
+            self._shrink(state, digests)
+            self._grow(state, digests)
+        self._recount(eligible)
+
+    def _recount(self, eligible: list[EndpointState]) -> None:
+        """Servers and stored points per weight from scratch (every server at its count)."""
+        weights: dict[int, int] = {}
+        stored: dict[int, int] = {}
+        pts = self._pts
+        for state in eligible:
+            weights[state.weight] = weights.get(state.weight, 0) + 1
+            owned = pts.get(state)
+            stored[state.weight] = stored.get(state.weight, 0) + (len(owned) if owned else 0)
+        self._weight_counts, self._stored = weights, stored
+        self._covered = dict(self._digests)
+        self._tombs = None
+        self._publish()
+
+    def _grow(self, state: EndpointState, want: int) -> None:
+        """Store digests up to ``want`` for ``state`` (only those beyond what it stores)."""
+        owned = self._pts.get(state)
+        have = len(owned) // 4 if owned is not None else 0
+        if want <= have:
+            return
+        points = ketama_points(state.endpoint.address, want, have)  # k = have .. want - 1
+        self._ring.insert(state, points, self._first)
+        tail = array("I", points)
+        self._pts[state] = owned + tail if owned is not None else tail  # a new array
+        self._stored[state.weight] = self._stored.get(state.weight, 0) + len(points)
+
+    def _shrink(self, state: EndpointState, keep: int) -> None:
+        """Drop ``state``'s digests from ``keep`` on off the ring (its dead tail)."""
+        owned = self._pts.get(state)
+        if owned is None or len(owned) <= 4 * keep:
+            return
+        self._ring.delete(state, list(owned[4 * keep :]))
+        self._pts[state] = owned[: 4 * keep]
+        self._stored[state.weight] = self._stored.get(state.weight, 0) - (len(owned) - 4 * keep)
+
+    def _leave(self, weight: int) -> None:
+        counts = self._weight_counts
+        counts[weight] -= 1
+        if not counts[weight]:
+            del counts[weight]
+            self._stored.pop(weight, None)
+            self._covered.pop(weight, None)
 
     def _apply(self, delta: Delta) -> None:
-        """Only the changed servers' digests (issue 11) while every other server keeps its
-        digest count (equal weights, except at the pool sizes where libketama's
-        single-precision count changes for all): O(k) counts for k distinct weights plus the
-        changed points; otherwise the whole continuum is compared, as before."""
-        counts = self._weight_counts
-        if not delta.full:
-            for state in [*delta.removed, *delta.reweighted]:
-                weight = delta.before[id(state)]
-                counts[weight] -= 1
-                if not counts[weight]:
-                    del counts[weight]
-            for state in [*delta.reweighted, *delta.added]:
-                counts[state.weight] = counts.get(state.weight, 0) + 1
+        """Only the changed servers' points (issue 11): the others keep theirs. A count that
+        drops leaves its digests on the ring as tombstones (:mod:`._tombs`), revived if it
+        grows back; a count that grows past what some server stores adds those digests.
+        O(k) counts for k distinct weights plus the changed points; dead points are dropped
+        (O(N) plus them) once they pass 1/DEAD of the ring."""
+        if delta.full:
+            self._rebuild(list(self._eligible_list))
+            return
+        counts, stored, pts, ring = self._weight_counts, self._stored, self._pts, self._ring
+        for state in delta.removed:
+            weight = delta.before[id(state)]
+            owned = pts.pop(state, None)
+            if owned:
+                ring.delete(state, list(owned))
+                stored[weight] = stored.get(weight, 0) - len(owned)
+            self._leave(weight)
+        for state in delta.reweighted:  # its stored points move to its new weight's group
+            weight = delta.before[id(state)]
+            stored[weight] = stored.get(weight, 0) - len(pts.get(state, ()))
+            self._leave(weight)
+        for state in delta.reweighted:  # (after every group left: one may empty and refill)
+            stored[state.weight] = stored.get(state.weight, 0) + len(pts.get(state, ()))
+        for state in [*delta.reweighted, *delta.added]:
+            counts[state.weight] = counts.get(state.weight, 0) + 1
         eligible = self._eligible_list
         total = sum(weight * count for weight, count in counts.items())
         digests = {
             weight: ketama_point_count(weight, total, len(eligible), self._compat)
             for weight in counts
         }
-        points = 4 * sum(digests[weight] * count for weight, count in counts.items())
-        if (
-            delta.full
-            or any(self._digests.get(w, digests[w]) != digests[w] for w in counts)
-            or self._ring.needs_relayout(points)
-        ):
+        live = 4 * sum(digests[weight] * count for weight, count in counts.items())
+        if ring.needs_relayout(live):
             self._rebuild(list(eligible))
-            counts.clear()
-            for state in eligible:
-                counts[state.weight] = counts.get(state.weight, 0) + 1
-            total = sum(weight * count for weight, count in counts.items())
-            self._digests = {
-                weight: ketama_point_count(weight, total, len(eligible), self._compat)
-                for weight in counts
-            }
             return
         self._digests = digests
         # A copy (O(n) in C): lock-free readers may rank ties from it while the base changes
         # its own list in place.
         self._eligible_now, self._ranks = list(eligible), None
-        ring, placed, first = self._ring, self._placed, self._first
-        for state in delta.removed:
-            have = placed.pop(state, 0)
-            if have:
-                ring.delete(state, ketama_points(state.endpoint.address, have))
-        for state in delta.reweighted:  # digest k is the same at any count: only the tail
-            have, want = placed.get(state, 0), digests[state.weight]
-            if want < have:
-                ring.delete(state, ketama_points(state.endpoint.address, have, want))
-            placed[state] = min(have, want)
+        covered = self._covered  # weight -> digests every server of that weight stores, at least
         for state in [*delta.reweighted, *delta.added]:
-            have, want = placed.get(state, 0), digests[state.weight]
-            if want > have:
-                tail = ketama_points(state.endpoint.address, want, have)
-                ring.insert(state, tail, first)
-            placed[state] = want
-        self._view = ring.view  # one assignment: readers see before or after the change
+            self._grow(state, digests[state.weight])
+            have = len(pts.get(state, ())) // 4
+            covered[state.weight] = min(covered.get(state.weight, have), have)
+        for weight, want in digests.items():
+            if want > covered.get(weight, 0):  # a count grew past what some server stores: O(N)
+                for state in eligible:
+                    if state.weight == weight:
+                        self._grow(state, want)
+                covered[weight] = want
+        dead = sum(stored.get(weight, 0) for weight in counts) - live
+        if dead * DEAD > live:  # drop the dead points (through the ring's chunked merge)
+            self._pts = dict(pts)  # a new dict: readers of older views keep theirs
+            for state in eligible:
+                self._shrink(state, digests[state.weight])
+            self._recount(list(eligible))
+            return
+        self._tombs = Tombs(digests, pts) if dead else None
+        self._publish()
+
+    def _publish(self) -> None:
+        """Publish the ring's view with the tombstones of this state (one assignment)."""
+        view = self._ring.view
+        view.tombs = self._tombs
+        self._view = view
 
     def _layout(self, eligible: list[EndpointState], wanted: dict[EndpointState, int]) -> None:
         """Build the continuum from scratch (first build, or a size far from the last layout)."""
@@ -251,17 +304,20 @@ class Ketama(KeyedBalancer):
         top = len(eligible) - 1
         flip = self._past_equal  # equal points: uhashring serves the later server first
         packed: list[int] = []
+        pts: dict[EndpointState, array[int]] = {}
         for rank, state in enumerate(eligible):
             tie = top - rank if flip else rank
             points = ketama_points(state.endpoint.address, wanted[state])
+            if points:
+                pts[state] = array("I", points)
             packed.extend([(point << bits) | tie for point in points])
         packed.sort()
         owners = eligible[::-1] if flip else list(eligible)  # indexed by the tie bits
         ring = PointRing(32, len(packed), past_equal=self._past_equal)
         ring.fill(owners, packed, bits)
-        self._placed = dict(wanted)
+        self._pts = pts
         self._ring = ring
-        self._view = ring.view  # one assignment: readers see the old continuum or the new one
+        self._recount(eligible)  # publishes: readers see the old continuum or the new one
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         view = self._view  # one read: every change publishes a new view
@@ -299,10 +355,19 @@ class Ketama(KeyedBalancer):
                 if resolved is None:
                     raise self._nothing_available()
                 state = resolved
+                index = -1  # no base position to test for a tombstone
             else:
                 state = view.table[view.ids[index]]
         else:  # index < size here: a base point's owner, never the sentinel
             state = view.table[view.ids[index]]
+        tombs = view.tombs
+        if tombs is not None and (
+            index < 0 or not tombs.live(points[index], state) or avoid
+        ):  # dead points on the ring (a weight change's): walk to the first live one
+            found = view.find_live(hashed, tombs.accept(avoid))
+            if found is None:
+                raise self._nothing_available(avoid)
+            return found
         if avoid and state.endpoint.address in avoid:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:
@@ -314,29 +379,49 @@ class Ketama(KeyedBalancer):
         """The ring as ``(point, address)`` pairs in point order (libketama's ``get_points``),
         one pair per distinct point: the server a lookup lands on."""
         out: list[tuple[int, str]] = []
-        for point, state in self._ring.items():
+        for point, state in self._live_items():
             if not out or out[-1][0] != point:
                 out.append((point, state.endpoint.address))
         return out
 
+    def _live_items(self) -> list[tuple[int, EndpointState]]:
+        """The ring's live points in order (what a ring built from scratch holds)."""
+        view = self._view
+        items = view.items()
+        return items if view.tombs is None else view.tombs.live_items(items)
+
     def _settle(self) -> None:
-        self._view = self._ring.settle()
+        self._ring.settle()
+        self._publish()
 
     def _step(self) -> None:
-        self._view = self._ring.advance(PICK_STEP)
+        self._ring.advance(PICK_STEP)
+        self._publish()
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
         with self._lock:
-            ring = self._ring
+            ring, pts = self._ring, self._pts
             items = ring.items()
-            assert len(items) == ring.count == 4 * sum(self._placed.values())
+            assert len(items) == ring.count == sum(len(owned) for owned in pts.values())
             assert all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1))
-            assert self._view is ring.view  # every change published
+            assert self._view is ring.view and self._view.tombs is self._tombs  # published
             ring.check()
             eligible = self._eligible()
-            assert {state for _, state in items} <= set(eligible)
+            assert set(pts) <= set(eligible) and {state for _, state in items} <= set(pts)
             total = sum(state.weight for state in eligible)
+            stored: dict[int, int] = {}
             for state in eligible:
                 digests = ketama_point_count(state.weight, total, len(eligible), self._compat)
-                assert self._placed.get(state, 0) == digests
+                owned = pts.get(state, array("I"))
+                assert digests == self._digests[state.weight]
+                assert list(owned) == ketama_points(state.endpoint.address, len(owned) // 4)
+                assert len(owned) >= 4 * max(digests, self._covered[state.weight])
+                stored[state.weight] = stored.get(state.weight, 0) + len(owned)
+            assert {w: n for w, n in self._stored.items() if n} == {
+                w: n for w, n in stored.items() if n
+            }
+            live = 4 * sum(self._digests[state.weight] for state in eligible)
+            dead = sum(stored.values()) - live
+            assert (self._tombs is None) == (dead == 0) and dead * DEAD <= live
+            assert len(self._live_items()) == live

@@ -1,0 +1,77 @@
+"""Ketama's tombstones: ring points whose digest index is past their server's count.
+
+libketama (``ketama.c``, ``ketama_create_continuum``) and uhashring (``ring_ketama.py``) give a
+server of weight w among N servers of total weight W a digest count that depends on W and N, so
+one weight change moves every server's count (1 -> 2 among 10,000 equal servers: every other
+server drops from 40 digests to 39). Digest k of a server is the same at any count, so
+:class:`~.ketama.Ketama` leaves such points on the ring and a lookup skips them: a point of
+digest k (its position in its server's sequence, 4 points a digest) is **live** iff
+``k < digests[weight of its owner]``. This module answers that question for the readers; the
+writer (Ketama, under its lock) decides when to drop dead points for good.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Collection
+
+from ..._state import EndpointState
+
+__all__ = ["Tombs"]
+
+
+class Tombs:
+    """Which points of a ring are live: one object per published state (never changed).
+
+    ``digests``: weight -> digests per server of that weight now. ``points``: server -> its
+    points in digest order (4 per digest), as stored on the ring (live and dead); the writer
+    replaces an array (never writes one a reader may hold) and shares the dict between states.
+    """
+
+    __slots__ = ("digests", "points")
+
+    def __init__(self, digests: dict[int, int], points: dict[EndpointState, array[int]]) -> None:
+        self.digests = digests
+        self.points = points
+
+    def live(self, point: int, state: EndpointState) -> bool:
+        """Whether ``point`` of ``state`` is live: its first copy among the server's points is
+        below the count (an equal point of one server at a live and a dead digest is live)."""
+        owned = self.points.get(state)
+        digests = self.digests.get(state.weight)
+        if owned is None or digests is None or len(owned) <= 4 * digests:
+            return True  # no dead digest (or a reader racing a change: see Ketama)
+        if point not in owned[4 * digests :]:  # the dead tail: usually a digest or two
+            return True  # (array.index compares boxed ints: ~40 ns a point, so not first)
+        try:
+            return owned.index(point) < 4 * digests
+        except ValueError:
+            return True
+
+    def accept(self, avoid: Collection[str]) -> Callable[[int, EndpointState], bool]:
+        """A walk's test: a live point of a server not in ``avoid``."""
+        live = self.live
+        if not avoid:
+            return live
+        return lambda point, state: state.endpoint.address not in avoid and live(point, state)
+
+    def live_items(self, items: list[tuple[int, EndpointState]]) -> list[tuple[int, EndpointState]]:
+        """``items`` (the ring's points in order) without the dead ones."""
+        keep: dict[tuple[int, EndpointState], int] = {}  # a dead tail's point -> copies kept
+        for state, owned in self.points.items():
+            digests = self.digests.get(state.weight)
+            if digests is not None and len(owned) > 4 * digests:
+                head = owned[: 4 * digests]
+                for point in owned[4 * digests :]:
+                    keep[(point, state)] = head.count(point)
+        if not keep:
+            return items
+        out: list[tuple[int, EndpointState]] = []
+        for pair in items:
+            left = keep.get(pair)
+            if left is None:
+                out.append(pair)
+            elif left:
+                keep[pair] = left - 1
+                out.append(pair)
+        return out
