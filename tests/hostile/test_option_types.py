@@ -70,6 +70,13 @@ CASES: list[tuple[str, Callable[[Any], object], list[Any], type[bk.BalancekitErr
         bk.InvalidOption,
     ),
     ("PeakEWMA(seed)", lambda v: bk.PeakEWMA(EPS, seed=v), [True, 2.5, "1"], bk.InvalidOption),
+    ("Random(rng)", lambda v: bk.Random(EPS, rng=v), [True, 2.5, "1", 7], bk.InvalidOption),
+    (
+        "PowerOfTwoChoices(rng)",
+        lambda v: bk.PowerOfTwoChoices(EPS, rng=v),
+        [True, 2.5, "1", 7],
+        bk.InvalidOption,
+    ),
     (
         "Endpoint(weight)",
         lambda v: bk.Endpoint("10.0.0.9:80", weight=v),

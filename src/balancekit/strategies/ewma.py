@@ -126,7 +126,7 @@ class PeakEWMA(_TwoChoices):
         default_latency: float | Any = DEFAULT_LATENCY,
         choices: int | Literal["all"] | Any = 2,
         tolerance: float | Any = DEFAULT_TOLERANCE,
-        rng: _random.Random | None = None,
+        rng: _random.Random | Any | None = None,
         seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -147,7 +147,7 @@ class PeakEWMA(_TwoChoices):
         self._joined: dict[str, float] = {}  # when each member joined: the prior decays from it
         self._start()
 
-    def estimate(self, address: EndpointLike, now: float | None = None) -> float:
+    def estimate(self, address: EndpointLike, now: float | Any | None = None) -> float:
         """The latency estimate (seconds) of a member at ``now`` (default: the clock); O(1).
 
         Pure: reading changes nothing.
@@ -156,7 +156,7 @@ class PeakEWMA(_TwoChoices):
         with self._lock:
             return self._estimate(self._member(address), self._clock() if when is None else when)
 
-    def cost(self, address: EndpointLike, now: float | None = None) -> float:
+    def cost(self, address: EndpointLike, now: float | Any | None = None) -> float:
         """What a pick compares for a member: ``estimate * (1 + in_flight / weight)``; O(1)."""
         when = clock_reading(now)
         with self._lock:

@@ -209,7 +209,7 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             record.last_updated = now
             record.weight = weight
 
-    def weight_at(self, address: EndpointLike, now: float | None = None) -> float:
+    def weight_at(self, address: EndpointLike, now: float | Any | None = None) -> float:
         """The weight A58 would use for ``address`` at ``now`` (default: the clock), 0 when it
         has none yet (no report, blackout, or expired); before the fallback to the mean."""
         when = clock_reading(now)

@@ -198,7 +198,7 @@ class PowerOfTwoChoices(_TwoChoices):
         endpoints: Iterable[EndpointLike] = (),
         *,
         load: LoadFunction | None = None,
-        rng: _random.Random | None = None,
+        rng: _random.Random | Any | None = None,
         seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -208,7 +208,9 @@ class PowerOfTwoChoices(_TwoChoices):
                 f" not {describe(load)}"
             )
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
-        self._load = load
+        # Any: compiled, a call through LoadFunction casts its result (TypeError for junk, where
+        # _score raises InvalidOption saying what the function returned).
+        self._load: Callable[[Any], Any] | None = load
         self._start()
 
     def _better(self, first: EndpointState, second: EndpointState) -> EndpointState:

@@ -33,7 +33,7 @@ __all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
 AVOID_DRAWS: Final = 16
 
 
-def resolve_rng(rng: _random.Random | None, seed: int | None) -> _random.Random:
+def resolve_rng(rng: _random.Random | Any | None, seed: int | Any | None) -> _random.Random:
     """Validate the ``rng=`` / ``seed=`` options and return the generator to draw from."""
     if rng is not None and seed is not None:
         raise InvalidOption("pass rng= or seed=, not both (seed a random.Random yourself)")
@@ -194,8 +194,8 @@ class _RandomBalancer(BalancerBase):
         self,
         endpoints: Iterable[EndpointLike],
         *,
-        rng: _random.Random | None,
-        seed: int | None,
+        rng: _random.Random | Any | None,
+        seed: int | Any | None,
         clock: Clock,
     ) -> None:
         self._rng = resolve_rng(rng, seed)
@@ -277,7 +277,7 @@ class WeightedRandom(_RandomBalancer):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        rng: _random.Random | None = None,
+        rng: _random.Random | Any | None = None,
         seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -331,7 +331,7 @@ class Random(_RandomBalancer):
         self,
         endpoints: Iterable[EndpointLike] = (),
         *,
-        rng: _random.Random | None = None,
+        rng: _random.Random | Any | None = None,
         seed: int | Any | None = None,
         clock: Clock = time.monotonic,
     ) -> None:

@@ -121,7 +121,9 @@ class KeyedBalancer(BalancerBase):
                 f"key must be a function of the selection context, not {describe(key)}"
             )
         super().__init__(endpoints, clock=clock)
-        self._key = key
+        # Any -> Any: compiled, a call through KeyFunction casts its result to str | bytes | None
+        # on the way out (TypeError), where a key function's junk is an InvalidOption below.
+        self._key: Callable[[Any], Any] | None = key
 
     def lookup(self, context: Any = None) -> Endpoint:
         """The endpoint ``select(context)`` would choose, without a lease or any counting.
