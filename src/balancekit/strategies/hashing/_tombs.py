@@ -28,21 +28,40 @@ class Tombs:
     replaces an array (never writes one a reader may hold) and shares the dict between states.
     """
 
-    __slots__ = ("digests", "points")
+    __slots__ = ("digests", "points", "tails")
 
     def __init__(self, digests: dict[int, int], points: dict[EndpointState, array[int]]) -> None:
         self.digests = digests
         self.points = points
+        # server -> its dead points (a frozenset, empty if none), filled by the lookups that
+        # land on it (:meth:`tail`): the common test is then one dict read and one set test.
+        self.tails: dict[EndpointState, frozenset[int]] = {}
+
+    def tail(self, state: EndpointState) -> frozenset[int]:
+        """``state``'s dead points (its digests past the count), remembered for this state of
+        the ring; what :meth:`live` reads first. (Concurrent lookups may both compute it: the
+        same set, so either write is right.)"""
+        owned = self.points.get(state)
+        digests = self.digests.get(state.weight)
+        if owned is None or digests is None or len(owned) <= 4 * digests:
+            tail: frozenset[int] = frozenset()
+        else:
+            tail = frozenset(owned[4 * digests :])
+        self.tails[state] = tail
+        return tail
 
     def live(self, point: int, state: EndpointState) -> bool:
         """Whether ``point`` of ``state`` is live: its first copy among the server's points is
         below the count (an equal point of one server at a live and a dead digest is live)."""
+        tail = self.tails.get(state)
+        if tail is None:
+            tail = self.tail(state)
+        if point not in tail:  # the dead tail: usually a digest or two
+            return True  # (array.index compares boxed ints: ~40 ns a point, so not first)
         owned = self.points.get(state)
         digests = self.digests.get(state.weight)
-        if owned is None or digests is None or len(owned) <= 4 * digests:
-            return True  # no dead digest (or a reader racing a change: see Ketama)
-        if point not in owned[4 * digests :]:  # the dead tail: usually a digest or two
-            return True  # (array.index compares boxed ints: ~40 ns a point, so not first)
+        if owned is None or digests is None:
+            return True  # a reader racing a change: see Ketama
         try:
             return owned.index(point) < 4 * digests
         except ValueError:

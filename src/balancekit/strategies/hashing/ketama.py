@@ -361,13 +361,18 @@ class Ketama(KeyedBalancer):
         else:  # index < size here: a base point's owner, never the sentinel
             state = view.table[view.ids[index]]
         tombs = view.tombs
-        if tombs is not None and (
-            index < 0 or not tombs.live(points[index], state) or avoid
-        ):  # dead points on the ring (a weight change's): walk to the first live one
-            found = view.find_live(hashed, tombs.accept(avoid))
-            if found is None:
-                raise self._nothing_available(avoid)
-            return found
+        if tombs is not None:  # dead points on the ring (a weight change's)
+            tail = tombs.tails.get(state)  # Tombs.live's first test, inlined
+            if tail is None:
+                tail = tombs.tail(state)
+            if index >= 0 and not avoid and points[index] not in tail:
+                return state  # a live point (not in its server's dead tail)
+            if index < 0 or avoid or not tombs.live(points[index], state):
+                # walk to the first live point (of a server not avoided)
+                found = view.find_live(hashed, tombs.accept(avoid))
+                if found is None:
+                    raise self._nothing_available(avoid)
+                return found
         if avoid and state.endpoint.address in avoid:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
             if found is None:
