@@ -30,3 +30,29 @@ def test_load_report_heap_of_due_times_stays_bounded_under_membership_churn(
         now[0] += step
         assert len(book.heap) <= 2 * (len(book.records) + 1) + 64 + 1, i  # +1: the one just gone
     book.check(lb._eligible())
+
+
+@settings(max_examples=30, deadline=None)
+@given(back=st.floats(181.0, 1e9), again=st.floats(1.0, 150.0))
+def test_load_report_after_the_clock_stepped_back_is_read_again(back: float, again: float) -> None:
+    """A report made while the clock reads earlier than the last sync (a clock that steps back,
+    then forward again before the next update) set a usable record's weight at once, while its
+    queued expiry stayed the one of its previous report: the next sync kept a weight that
+    GetWeight calls expired (``now - last_updated >= weight_expiration_period``) until that old
+    due time. Every update must use GetWeight's weights (``weight_at``)."""
+    now = [1000.0]
+    lb = bk.LoadReportWeightedRoundRobin(
+        ["a:1", "b:1", "c:1"], blackout_period=0, clock=lambda: now[0]
+    )
+    for address, qps in (("a:1", 300), ("b:1", 100), ("c:1", 200)):
+        lb.report(address, bk.LoadReport(cpu_utilization=0.5, qps=qps))
+    now[0] += 1.0
+    lb.select()  # an update: all three usable
+    now[0] -= back  # the clock steps back; a reports
+    lb.report("a:1", bk.LoadReport(cpu_utilization=0.5, qps=400))
+    now[0] += back + again  # and forward again, past the last update: the next one runs
+    lb.select()
+    states, _, scale = lb._scheduler
+    kept = list(scale[0]) if scale[0] else [0.0] * len(states)
+    assert kept == [lb.weight_at(state.endpoint.address) for state in states]
+    lb._book.check(lb._eligible_list)  # (not _check_invariants: it assumes a monotonic clock)
