@@ -33,8 +33,10 @@ def test_load_report_heap_of_due_times_stays_bounded_under_membership_churn(
 
 
 @settings(max_examples=30, deadline=None)
-@given(back=st.floats(181.0, 1e9), again=st.floats(1.0, 150.0))
-def test_load_report_after_the_clock_stepped_back_is_read_again(back: float, again: float) -> None:
+@given(back=st.floats(181.0, 1e9), again=st.floats(1.0, 150.0), sync_back=st.booleans())
+def test_load_report_after_the_clock_stepped_back_is_read_again(
+    back: float, again: float, sync_back: bool
+) -> None:
     """A report made while the clock reads earlier than the last sync (a clock that steps back,
     then forward again before the next update) set a usable record's weight at once, while its
     queued expiry stayed the one of its previous report: the next sync kept a weight that
@@ -48,7 +50,10 @@ def test_load_report_after_the_clock_stepped_back_is_read_again(back: float, aga
         lb.report(address, bk.LoadReport(cpu_utilization=0.5, qps=qps))
     now[0] += 1.0
     lb.select()  # an update: all three usable
-    now[0] -= back  # the clock steps back; a reports
+    now[0] -= back  # the clock steps back (an update runs there, or not); a reports
+    if sync_back:  # a change: a sync there, which reads every record again
+        lb.mark_down("c:1")
+        lb.mark_up("c:1")
     lb.report("a:1", bk.LoadReport(cpu_utilization=0.5, qps=400))
     now[0] += back + again  # and forward again, past the last update: the next one runs
     lb.select()
