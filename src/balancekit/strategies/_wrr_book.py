@@ -202,6 +202,7 @@ class WeightBook:
         if record is not None:
             assert not record.eligible
             self.dirty.pop(record, None)
+            record.due = None  # its heap entry is superseded: compacted, not kept to its due time
 
     # -- the weights at a given time ---------------------------------------------------------------
 

@@ -200,7 +200,9 @@ class LoadReportWeightedRoundRobin(BalancerBase):
             if record.non_empty_since is None or now - record.last_updated >= self._expiration:
                 record.non_empty_since = now  # A58: a blackout starts (first report, or expired)
                 book.dirty[record] = None  # read again at the next update
-            elif not record.current:  # in blackout at the last update: read again
+            elif not record.current or now < record.last_updated:  # in blackout at the last
+                # update, or the clock stepped back since its last report (its queued expiry is
+                # later than this report's): read again
                 book.dirty[record] = None
             elif record.low < weight <= record.high:  # usable, stays so: counts now (O(1))
                 record.current = weight
