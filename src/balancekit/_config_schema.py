@@ -113,11 +113,13 @@ def kinds_of(annotation: object) -> tuple[Kind, ...] | None:
         return None
     kinds = []
     for part in (piece.strip() for piece in annotation.split("|")):
+        if part == "Any":  # ``int | Any``: the option's kind is int; ``| Any`` only keeps the
+            continue  # compiled build from checking it on entry (its own check says what is wrong)
         kind = STR if part.startswith("Literal[") else _ANNOTATION_PARTS.get(part)
         if kind is None:
             return None
         kinds.append(kind)
-    return tuple(kinds)
+    return tuple(kinds) if kinds else None
 
 
 def options_of(
