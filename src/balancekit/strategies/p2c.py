@@ -31,6 +31,10 @@ from ._guide import GUIDE_AFTER, GuideTable
 from ._weight_line import WeightLine
 from .random import AVOID_DRAWS, _RandomBalancer
 
+#: The largest float as an int: an int load is compared with it as an int (compiled, an int
+#: compared with a float is converted to one first: OverflowError for 10**400).
+_FLOAT_MAX_INT: Final = int(sys.float_info.max)
+
 __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
@@ -313,7 +317,7 @@ class PowerOfTwoChoices(_TwoChoices):
         value = self._load(self._stats_of(state))
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidOption(f"the load function returned {describe(value)}, not a number")
-        if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+        if isinstance(value, int) and not -_FLOAT_MAX_INT <= value <= _FLOAT_MAX_INT:
             raise InvalidOption(  # no repr: the digits of a huge int take quadratic time
                 f"the load function returned an int of {value.bit_length()} bits, beyond a float"
             )
