@@ -38,9 +38,19 @@ def require_dnsmasq() -> str:
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free for UDP and for TCP (dnsmasq listens on both: a port whose TCP side
+    was taken made it exit with 2, "address in use"); bounded tries."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no loopback port free for both UDP and TCP in 50 tries")
 
 
 class Dnsmasq:
@@ -53,10 +63,13 @@ class Dnsmasq:
         self.conf = directory / "dnsmasq.conf"
         self.hosts = directory / "hosts"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False  # once started, restarts keep the port the clients were given
+        self.records: tuple[list[str], list[str]] = ([], [])
         self.hosts.write_text("")
 
     def write(self, srv: list[str], hosts: list[str]) -> None:
         """Write the config: ``srv`` are srv-host values, ``hosts`` host-record values."""
+        self.records = (srv, hosts)
         lines = [
             f"port={self.port}",
             "listen-address=127.0.0.1",
@@ -73,6 +86,23 @@ class Dnsmasq:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
+        """Start dnsmasq; the first start moves to another port (at most 3 times) if the
+        chosen one was taken meanwhile (exit status 2: another process bound it between
+        :func:`free_udp_port` and dnsmasq's bind)."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+            except RuntimeError as error:
+                if self.started or attempt == 2 or "exited with 2" not in str(error):
+                    raise
+                self.proc = None
+                self.port = free_udp_port()
+                self.write(*self.records)
+                continue
+            self.started = True
+            return
+
+    def _start_once(self) -> None:
         assert self.proc is None
         self.proc = subprocess.Popen(
             [
