@@ -119,7 +119,7 @@ def test_maglev_fills_a_new_table_in_chunks_and_ends_equal_to_scratch(
     monkeypatch.setattr(maglev, "STEP", 23)
     monkeypatch.setattr(maglev, "CHUNK", 7)
     monkeypatch.setattr(maglev, "PICK_STEP", 5)
-    monkeypatch.setattr(_keyed, "PICK_EVERY", 1)
+    monkeypatch.setattr(maglev, "PICK_EVERY", 1)
     machine = maglev_machine(compat)
     machine.TestCase.settings = settings(
         max_examples=60, stateful_step_count=30, deadline=None, database=None
@@ -144,7 +144,7 @@ def test_a_big_maglev_table_is_swapped_in_once_complete_and_picks_complete_it() 
     for _ in range(200):  # picks alone finish it (one in PICK_EVERY fills PICK_STEP slots)
         if lb._building is None:
             break
-        for key in keys[: _keyed.PICK_EVERY]:
+        for key in keys[: maglev.PICK_EVERY]:
             lb.lookup(key)
     assert lb._building is None
     fresh = bk.Maglev([*pool[1:], "10.7.0.1:80"], table_size=size)

@@ -47,6 +47,14 @@ Fill = Generator[int, None, "array[int]"]
 SLICE_AT = 128
 #: Free slots f are scanned when f * f <= SCAN * M, i.e. f <= sqrt(M) / 2 (measured crossover).
 SCAN = 0.25
+#: What a turn costs beyond its probes, in probes: the claim loop's own work per turn (fetch
+#: the endpoint, mark the slot, set its next slot). Measured at M = 1,000,003 (pure): ~150-200 ns
+#: a turn early in a fill (one probe each) against ~45-70 ns a probe later, so ~3-4 probes. A
+#: pause every ``chunk`` of work is then ~``chunk`` probes' worth of CPU wherever the fill is;
+#: counting a turn as one probe made an early chunk (and a pick's step) ~4x longer than stated.
+TURN = 4
+#: Slots of a new table zeroed per pause, in chunks (a slot zeroed costs ~1/50 of a probe).
+ZERO = 64
 
 
 class Claims:
@@ -67,13 +75,21 @@ class Claims:
     def __init__(self, permutations: Sequence[tuple[int, int]], size: int) -> None:
         self.size = size
         self.taken = bytearray(size)  # one byte per slot: ~3-5x cheaper per probe than a list
-        self.next = [offset for offset, _ in permutations]  # the slot each endpoint tries next
-        self.skips = [skip for _, skip in permutations]
-        self.backs = [size - skip for _, skip in permutations]  # slot + skip - size, if >= 0
+        self.next: list[int] = []  # the slot each endpoint tries next
+        self.skips: list[int] = []
+        self.backs: list[int] = []  # slot + skip - size, if >= 0
+        self.extend(permutations)
         #: Slots filled beyond which a turn whose next slot is taken calls :meth:`seek`.
         self.slow_after = size - size // SLICE_AT
         self._inverse: dict[int, int] = {}
         self._free: list[int] | None = None
+
+    def extend(self, permutations: Sequence[tuple[int, int]]) -> None:
+        """Take on the next endpoints' ``(offset, skip)`` (a fill adds them a chunk at a time)."""
+        size = self.size
+        self.next += [offset for offset, _ in permutations]
+        self.skips += [skip for _, skip in permutations]
+        self.backs += [size - skip for _, skip in permutations]
 
     def seek(self, i: int, slot: int, free: int) -> int:
         """The first free slot after ``slot`` (taken) in endpoint ``i``'s list; ``free`` free."""
@@ -183,12 +199,14 @@ class Claims:
 
 def next_pause(filled: int, size: int, chunk: int) -> tuple[int, int]:
     """``(cost, filled)``: the next pause of a fill with ``filled`` of ``size`` slots taken, about
-    ``chunk`` probes on. A turn with f slots free costs about size / f probes, or, searching in
-    slices beyond :data:`SLICE_AT`, about sqrt(SLICE_AT x size / f)."""
+    ``chunk`` probes on. A turn with f slots free costs :data:`TURN` plus about size / f probes,
+    or, searching in slices beyond :data:`SLICE_AT`, about sqrt(SLICE_AT x size / f). A pause
+    holds at most ``chunk // TURN`` turns, and one turn when a turn alone costs ``chunk``."""
     free = size - filled
     per = size // free
     if per > SLICE_AT:
         per = isqrt(SLICE_AT * per)
+    per += TURN
     slots = max(1, chunk // per)
     return slots * per, min(size, filled + slots)
 
@@ -283,10 +301,22 @@ def fill_by_turns(
     is, in order: the paper's or Envoy's schedule), pausing every ``chunk``-ish units of work;
     the one claim loop both layouts share."""
     count = len(permutations)
-    table = array("I" if count > 0xFFFF else "H", [0]) * size
+    typecode = "I" if count > 0xFFFF else "H"
     if not count:
-        return array(table.typecode)
-    claims = Claims(permutations, size)
+        return array(typecode)
+    # The setup pauses too (a fill may start inside a pick): the table is zeroed ``ZERO x
+    # chunk`` slots at a time (a memset: ~1-2% of a probe a slot, so counted as a chunk) and the
+    # endpoints' lists are taken on ``chunk // TURN`` endpoints at a time.
+    table = array(typecode)
+    zeros = array(typecode, [0]) * min(size, ZERO * chunk)
+    while len(table) < size:
+        table.extend(zeros if size - len(table) >= len(zeros) else zeros[: size - len(table)])
+        yield chunk
+    claims = Claims((), size)
+    per = max(1, chunk // TURN)
+    for start in range(0, count, per):
+        claims.extend(permutations[start : start + per])
+        yield TURN * per
     filled = 0
     cost, pause = next_pause(0, size, chunk)
     for turns in rounds:

@@ -43,17 +43,31 @@ __all__ = [
 #: The paper's smaller table size (NSDI 2016, section 5.3 uses 65,537 and 655,373).
 DEFAULT_TABLE_SIZE = 65_537
 #: Work between two pauses of a chunked fill (:func:`maglev_steps`), in probes of the table
-#: (~40-70 ns each): a turn with f of M slots free costs ~M / f, a late turn searching slices
-#: ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs ~6.4 M, not M ln M.
+#: (~40-70 ns each): a turn with f of M slots free costs ``TURN`` (4) + ~M / f, a late turn
+#: searching slices ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs
+#: ~10 M, not M ln M. A pause holds at most CHUNK / 4 = 256 turns (and the setup pauses too).
 CHUNK = 1024
-#: Work on a new table per membership change (~5 ms; the first ~8 changes of a fill, where a
-#: turn is counted as one probe but costs ~8, ~35 ms at M = 1,000,003, ~160 ms with a 10^6:1
-#: weight); a table filled with less (about 10,000 slots) is built within the change.
+#: Work on a new table per membership change (~3-5 ms); a table filled with less (about 10,000
+#: slots) is built within the change. Changes that leave the membership as it was (an ejection,
+#: its end, a check verdict) do no fill work: they happen inside the request that reports them.
 STEP = 65_536
-#: Work done by a pick that finds a new table pending (one in ``_keyed.PICK_EVERY``; ~1 ms).
-PICK_STEP = 16_384
+#: Work done by a pick that finds a new table pending (one pick in :data:`PICK_EVERY`): at most
+#: PICK_STEP + CHUNK + one turn of work, ~0.1-0.2 ms of CPU (pure; issue 11: was 16,384 turns'
+#: worth, 3-6 ms, when a turn was counted as one probe). 256 of work a pick on average.
+PICK_STEP = 2_048
+#: One pick in this many, finding a new table pending, fills PICK_STEP of it.
+PICK_EVERY = 8
 
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
+#: A table to fill, prepared at the change that asks for it (so no pick sorts or hashes the
+#: pool): owners sorted by address, their permutations and weights, owners as a set, the shape.
+Plan = tuple[
+    tuple[EndpointState, ...],
+    list[tuple[int, int]],
+    list[int],
+    frozenset[EndpointState],
+    dict[EndpointState, int],
+]
 
 
 def maglev_permutation(address: str, size: int) -> tuple[int, int]:
@@ -170,9 +184,15 @@ class Maglev(KeyedBalancer):
         # What picks read, in one assignment: the table, its owners, and those of its owners a
         # pick must skip (removed, down, ejected, failing checks since the table was built).
         self._table: Serving = (array("H"), (), frozenset())
+        self._owner_set: frozenset[EndpointState] = frozenset()  # the table's owners, as a set
         self._shape: dict[EndpointState, int] | None = None  # the membership wanted (up, weights)
-        self._building: tuple[Fill, tuple[EndpointState, ...], dict[EndpointState, int]] | None
-        self._building = None  # the fill under way, its owners and the membership it is for
+        # The fill under way and its plan, and what its owners held out would be now (kept by
+        # each change, so the pick that completes the fill swaps it in in O(1)).
+        self._building: tuple[Fill, Plan] | None = None
+        self._building_held: frozenset[EndpointState] = frozenset()
+        # The table to fill once the one under way completes (the membership changed during it).
+        self._plan: Plan | None = None
+        self._plan_held: frozenset[EndpointState] = frozenset()
         self._permutations: dict[EndpointState, tuple[int, int]] = {}
         self._chosen: frozenset[EndpointState] = frozenset()  # eligible now
         self._ticks = 0  # picks that found a fill under way
@@ -211,22 +231,34 @@ class Maglev(KeyedBalancer):
         # while the previous table serves, its owners that left skipped at pick (issue 11).
         up = [state for state in self._members.values() if state.up]
         shape = {state: state.weight for state in up}
-        self._chosen = frozenset(eligible)
-        if shape != self._shape:
+        chosen = self._chosen = frozenset(eligible)
+        changed = shape != self._shape
+        if changed:
             self._shape = shape
-            if self._building is None:
-                self._begin(up)
-        self._advance(STEP)
+            building = self._building
+            # the table wanted next: none if the fill under way is for this membership
+            self._plan = None if building and building[1][4] == shape else self._planned(up)
+        # What each table's owners held out are now (C-speed set differences, kept here so that
+        # the pick which completes a fill swaps it in without a pass over the pool).
         table, owners, _ = self._table
-        held_out = frozenset(state for state in owners if state not in self._chosen)
+        held_out = self._owner_set - chosen
         self._table = (table, owners, held_out)
+        if self._building is not None:
+            self._building_held = self._building[1][3] - chosen
+        if self._plan is not None:
+            self._plan_held = self._plan[3] - chosen
+            if self._building is None:
+                self._begin()
+        if changed:  # a change of membership fills STEP; a health change inside a request, none
+            self._advance(STEP)
+        table, owners, held_out = self._table
         if eligible and len(held_out) == len(owners):  # nothing the old table has may serve
             self._settle()
 
-    def _begin(self, up: list[EndpointState]) -> None:
-        """Start filling a table for ``up`` (endpoints sorted by address take turns)."""
-        ordered = sorted(up, key=lambda state: state.endpoint.address)
-        weights = [state.weight for state in ordered]
+    def _planned(self, up: list[EndpointState]) -> Plan:
+        """The table to fill for ``up`` (endpoints sorted by address take turns), prepared at
+        the change: O(N log N) here, so that starting its fill in a pick costs O(1)."""
+        ordered = tuple(sorted(up, key=lambda state: state.endpoint.address))
         known, size = self._permutations, self._size
         permute = _permutation if self._xxh64 is None else maglev_envoy.permutation
         permutations = []
@@ -237,16 +269,29 @@ class Maglev(KeyedBalancer):
             permutations.append(found)
         if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
             self._permutations = {state: known[state] for state in ordered}
+        weights = [state.weight for state in ordered]
+        return ordered, permutations, weights, frozenset(ordered), {s: s.weight for s in ordered}
+
+    def _begin(self) -> None:
+        """Start filling the planned table (its setup is paused like the rest of the fill)."""
+        plan = self._plan
+        assert plan is not None
+        _, permutations, weights, _, _ = plan
         if self._xxh64 is None:
-            fill = paper_fill(permutations, weights, size, CHUNK)
+            fill = paper_fill(permutations, weights, self._size, CHUNK)
         else:
-            fill = maglev_envoy.envoy_fill(permutations, weights, size, CHUNK)
-        self._building = (fill, tuple(ordered), {state: state.weight for state in ordered})
+            fill = maglev_envoy.envoy_fill(permutations, weights, self._size, CHUNK)
+        self._building = (fill, plan)
+        self._building_held = self._plan_held
+        self._plan = None
+        self._plan_held = frozenset()
 
     def _advance(self, budget: float) -> None:
-        """Fill about ``budget`` more slots of the table under way; swap it in when complete."""
+        """Fill about ``budget`` more of the table under way; swap it in when complete. O(1)
+        beyond the fill's pauses: what the swap and the next fill's start need is prepared by
+        the changes (:meth:`_rebuild`)."""
         while self._building is not None:
-            fill, owners, shape = self._building
+            fill, plan = self._building
             spent = 0
             try:
                 while spent < budget:
@@ -254,11 +299,12 @@ class Maglev(KeyedBalancer):
                 return
             except StopIteration as done:
                 table: array[int] = done.value
-            chosen = self._chosen
-            self._table = (table, owners, frozenset(s for s in owners if s not in chosen))
+            self._table = (table, plan[0], self._building_held)
+            self._owner_set = plan[3]
             self._building = None
-            if shape != self._shape:  # the membership changed during the fill: fill again
-                self._begin([state for state in self._members.values() if state.up])
+            self._building_held = frozenset()
+            if self._plan is not None:  # the membership changed during the fill: fill again
+                self._begin()
             budget -= spent
             if budget <= 0:
                 return
@@ -268,6 +314,17 @@ class Maglev(KeyedBalancer):
 
     def _step(self) -> None:
         self._advance(PICK_STEP)
+
+    def _tick(self) -> None:
+        """A pick found a fill under way: one pick in PICK_EVERY fills PICK_STEP of it, if the
+        lock is free (it never waits for it)."""
+        self._ticks += 1
+        if self._ticks % PICK_EVERY or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._step()
+        finally:
+            self._lock.release()
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table, owners, held_out = self._table  # one read: a concurrent change cannot tear it
@@ -316,10 +373,18 @@ class Maglev(KeyedBalancer):
             up = [state for state in self._members.values() if state.up]
             assert self._shape == {state: state.weight for state in up}
             assert held_out == frozenset(owners) - frozenset(eligible)
+            assert self._owner_set == frozenset(owners)
             if self._building is None:  # the table is the membership's
+                assert self._plan is None
                 assert [s.endpoint.address for s in owners] == sorted(
                     s.endpoint.address for s in up
                 )
+            else:
+                plan = self._building[1]
+                assert self._building_held == plan[3] - frozenset(eligible)
+            if self._plan is not None:
+                assert self._plan[4] == self._shape
+                assert self._plan_held == self._plan[3] - frozenset(eligible)
             if eligible:
                 assert len(held_out) < len(owners), "a pick could find nothing"
             if owners:
