@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from balancekit.strategies.hashing import maglev
-from balancekit.strategies.hashing.maglev import is_prime, maglev_table
-from balancekit.strategies.hashing.maglev_envoy import envoy_maglev_table
+from balancekit.strategies.hashing.maglev import is_prime, maglev_steps, maglev_table
+from balancekit.strategies.hashing.maglev_envoy import envoy_maglev_table, envoy_steps
 
 PRIMES = [p for p in range(7, 1200) if is_prime(p)]
 
@@ -98,20 +98,23 @@ def fills(draw: Any) -> tuple[list[tuple[int, int]], list[int], int]:
     return permutations, weights, size
 
 
-SEARCHES = {  # (SLICE_AT, SCAN): the shipped thresholds, then each late search forced on
-    "default": (None, None),
-    "slices": (1, 0.0),
-    "scans": (1, 1e9),
+SEARCHES = {  # (SLICE_AT, SCAN, SLICE): the shipped thresholds, then each late search forced on
+    "default": (None, None, None),
+    "slices": (1, 0.0, 0),  # every step sliced, however few its small multiples
+    "probes": (1, 0.0, 10**9),  # every late turn probes slot by slot (and pauses mid-search)
+    "scans": (1, 1e9, None),
 }
 
 
 @pytest.fixture(params=sorted(SEARCHES))
 def search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     fill = importlib.import_module("balancekit.strategies.hashing._maglev_fill")
-    slice_at, scan = SEARCHES[request.param]
+    slice_at, scan, cost = SEARCHES[request.param]
     if slice_at is not None:
         monkeypatch.setattr(fill, "SLICE_AT", slice_at)
         monkeypatch.setattr(fill, "SCAN", scan)
+    if cost is not None:
+        monkeypatch.setattr(fill, "SLICE", cost)
     yield request.param
 
 
@@ -135,6 +138,29 @@ def test_the_envoy_fill_is_envoys_loop(search: str, case: tuple[Any, list[int], 
     assert list(envoy_maglev_table(permutations, weights, size)) == envoy_populate(
         permutations, weights, size
     )
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=fills(), chunk=st.integers(1, 64), envoy=st.booleans())
+def test_a_fill_paused_every_few_probes_is_the_same_table(
+    search: str, case: tuple[Any, list[int], int], chunk: int, envoy: bool
+) -> None:
+    """Tiny chunks pause the fill between turns and inside a late turn's search (the search
+    resumes where it stopped): the table is still the paper's (or Envoy's), slot for slot."""
+    permutations, weights, size = case
+    steps = (envoy_steps if envoy else maglev_steps)(permutations, weights, size, chunk)
+    pauses = 0
+    try:
+        while True:
+            assert next(steps) >= 1  # every pause reports work done
+            pauses += 1
+    except StopIteration as done:
+        table = list(done.value)
+    expected = (envoy_populate if envoy else paper_populate)(permutations, weights, size)
+    assert table == expected
+    assert pauses >= size // max(1, chunk) // 4  # it did pause: at most chunk / TURN turns each
 
 
 class CountingBytes(bytearray):

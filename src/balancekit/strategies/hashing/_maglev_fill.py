@@ -53,6 +53,13 @@ SCAN = 0.25
 #: pause every ``chunk`` of work is then ~``chunk`` probes' worth of CPU wherever the fill is;
 #: counting a turn as one probe made an early chunk (and a pick's step) ~4x longer than stated.
 TURN = 4
+#: What scanning one progression of a slice search costs, in probes (~25-30 bytecodes, a probe
+#: ~6): a list whose step has no small multiple mod M (t progressions > want / (2 SLICE)) is
+#: searched slot by slot instead, which costs ~want / 2 probes and can pause mid-search.
+SLICE = 5
+#: What a late turn's search costs besides its probes, slices or scan, in probes: the calls,
+#: the extended Euclid of ``Claims._pair`` (~100-200 bytecodes).
+SEEK = 32
 #: Slots of a new table zeroed per pause, in chunks (a slot zeroed costs ~1/50 of a probe).
 ZERO = 64
 
@@ -69,6 +76,7 @@ class Claims:
         "size",
         "skips",
         "slow_after",
+        "spent",
         "taken",
     )
 
@@ -83,6 +91,8 @@ class Claims:
         self.slow_after = size - size // SLICE_AT
         self._inverse: dict[int, int] = {}
         self._free: list[int] | None = None
+        #: Work done late in the fill (turns, probes, slices, scans), counted as it is done.
+        self.spent = 0
 
     def extend(self, permutations: Sequence[tuple[int, int]]) -> None:
         """Take on the next endpoints' ``(offset, skip)`` (a fill adds them a chunk at a time)."""
@@ -91,15 +101,22 @@ class Claims:
         self.skips += [skip for _, skip in permutations]
         self.backs += [size - skip for _, skip in permutations]
 
-    def seek(self, i: int, slot: int, free: int) -> int:
-        """The first free slot after ``slot`` (taken) in endpoint ``i``'s list; ``free`` free."""
+    def seek(self, i: int, slot: int, free: int, budget: int) -> int:
+        """The first free slot after ``slot`` (taken) in endpoint ``i``'s list, ``free`` slots
+        free; or -1 if ``budget`` (>= 1) of work found none yet: the search resumes from
+        ``next[i]`` (a taken slot of the list, all before it taken too). Adds its work to
+        :attr:`spent`."""
         skip = self.skips[i]
+        self.spent += SEEK
         if free * free <= SCAN * self.size:
             return self._scan(slot, skip)
-        return self._slices(slot, skip, free)
+        return self._slices(i, slot, skip, free, budget)
 
-    def claim(self, turns: Iterable[int], table: array[int], filled: int) -> None:
-        """Each endpoint in ``turns``, in order, claims its next free slot (``filled`` taken)."""
+    def claim(self, turns: Sequence[int], table: array[int], filled: int, budget: int) -> int:
+        """Each endpoint in ``turns``, in order, claims its next free slot (``filled`` taken);
+        how many did. Late in the fill the work is counted (:attr:`spent`) and the claims stop
+        once it reaches ``budget``, a search possibly half done (:meth:`seek`); early, every
+        turn claims (a turn costs ``TURN`` + ~M / f <= 128 probes there)."""
         taken, following, skips, backs, size = (
             self.taken,
             self.next,
@@ -118,16 +135,39 @@ class Claims:
                 taken[slot] = 1
                 table[slot] = i
                 following[i] = (slot + skips[i]) % size
-            return
+            return len(turns)
         free = size - filled
+        done = 0
         for i in turns:
             slot = following[i]
             if taken[slot]:
-                slot = self.seek(i, slot, free)
+                slot = self.seek(i, slot, free, budget - self.spent)
+                if slot < 0:
+                    return done
             taken[slot] = 1
             table[slot] = i
             following[i] = (slot + skips[i]) % size
             free -= 1
+            done += 1
+            self.spent += TURN
+            if self.spent >= budget:
+                break
+        return done
+
+    def _probe(self, i: int, slot: int, budget: int) -> int:
+        """Slot by slot from ``slot`` (taken), at most ``budget`` probes (see :meth:`seek`)."""
+        taken, skip, size = self.taken, self.skips[i], self.size
+        back = size - skip
+        probes = 0
+        while taken[slot]:
+            if probes >= budget:
+                self.next[i] = slot
+                self.spent += probes
+                return -1
+            slot = slot - back if slot >= back else slot + skip
+            probes += 1
+        self.spent += probes
+        return slot
 
     def _scan(self, slot: int, skip: int) -> int:
         taken, size = self.taken, self.size
@@ -140,6 +180,7 @@ class Claims:
         else:
             free = [x for x in free if not taken[x]]
         self._free = free
+        self.spent += 2 * len(free)  # two comprehensions over the free slots
         inverse = self._inverse.get(skip)
         if inverse is None:
             inverse = self._inverse[skip] = pow(skip, -1, size)
@@ -163,12 +204,16 @@ class Claims:
             if -(-want // t) * b <= size:
                 return (t, b) if yb > 0 else (t, -b)
 
-    def _slices(self, slot: int, skip: int, free: int) -> int:
+    def _slices(self, i: int, slot: int, skip: int, free: int, budget: int) -> int:
         taken, size = self.taken, self.size
         want = min(size, 2 * size // free + 1)
         here = slot + skip - size if slot + skip >= size else slot + skip  # position 1
         while True:
             t, r = self._pair(skip, want, size)
+            if 2 * SLICE * t > want:  # no small multiple of the step: probe, ~want / 2 slots
+                last = here - skip if here >= skip else here - skip + size  # taken
+                return self._probe(i, last, max(SEEK, budget - self.spent))
+            self.spent += SLICE
             rows = -(-want // t)
             best = covered = t * rows
             start, a = here, 0
@@ -191,6 +236,7 @@ class Claims:
                 start += skip
                 if start >= size:
                     start -= size
+            self.spent += SLICE * a
             if best < covered:
                 return (here + best * skip) % size
             here = (here + covered * skip) % size
@@ -323,12 +369,14 @@ def fill_by_turns(
         start, end = 0, len(turns)
         while start < end:  # the round's turns up to the next pause, then the pause
             stop = min(end, start + pause - filled)
-            claims.claim(turns[start:stop], table, filled)
-            filled += stop - start
-            start = stop
-            if filled == pause:
+            done = claims.claim(turns[start:stop], table, filled, chunk)
+            filled += done
+            start += done
+            spent = claims.spent  # late in the fill: the work counted, not estimated
+            if filled == pause or spent >= chunk:
                 if filled == size:
                     return table
-                yield cost
+                claims.spent = 0
+                yield spent if spent else cost
                 cost, pause = next_pause(filled, size, chunk)
     raise AssertionError("unreachable: the rounds go on until the table is full")

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
-from ..._core import Clock
+from ..._core import Clock, Delta
 from ..._endpoint import EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._options import describe
@@ -194,7 +194,7 @@ class Maglev(KeyedBalancer):
         self._plan: Plan | None = None
         self._plan_held: frozenset[EndpointState] = frozenset()
         self._permutations: dict[EndpointState, tuple[int, int]] = {}
-        self._chosen: frozenset[EndpointState] = frozenset()  # eligible now
+        self._chosen: set[EndpointState] = set()  # eligible now (kept in place by health changes)
         self._ticks = 0  # picks that found a fill under way
         self._start()
 
@@ -231,7 +231,7 @@ class Maglev(KeyedBalancer):
         # while the previous table serves, its owners that left skipped at pick (issue 11).
         up = [state for state in self._members.values() if state.up]
         shape = {state: state.weight for state in up}
-        chosen = self._chosen = frozenset(eligible)
+        chosen = self._chosen = set(eligible)
         changed = shape != self._shape
         if changed:
             self._shape = shape
@@ -254,6 +254,41 @@ class Maglev(KeyedBalancer):
         table, owners, held_out = self._table
         if eligible and len(held_out) == len(owners):  # nothing the old table has may serve
             self._settle()
+
+    def _apply(self, delta: Delta) -> None:
+        """A change that leaves the membership the table follows as it was (an ejection or its
+        end, a check verdict, a panic flip: every endpoint touched is still exactly as up and as
+        heavy as the table has it) costs O(what changed + held out), no fill work and no pass
+        over the pool: it happens inside the ``release()`` or ``select()`` that reports it.
+        Any other change rebuilds the wanted membership (:meth:`_rebuild`, O(N))."""
+        shape = self._shape
+        if delta.full or shape is None or not self._keeps(delta, shape):
+            self._rebuild(list(self._eligible_list))
+            return
+        chosen = self._chosen
+        for state in delta.removed:
+            chosen.discard(state)
+        for state in delta.added:
+            chosen.add(state)
+        table, owners, held_out = self._table
+        held_out = _held(held_out, self._owner_set, delta)
+        self._table = (table, owners, held_out)
+        if self._building is not None:
+            self._building_held = _held(self._building_held, self._building[1][3], delta)
+        if self._plan is not None:
+            self._plan_held = _held(self._plan_held, self._plan[3], delta)
+        if self._eligible_list and len(held_out) == len(owners):  # nothing left to serve
+            self._settle()
+
+    def _keeps(self, delta: Delta, shape: dict[EndpointState, int]) -> bool:
+        """Whether every endpoint ``delta`` touched is as the wanted membership has it."""
+        members = self._members
+        for touched in (delta.added, delta.removed, delta.reweighted, delta.moved):
+            for state in touched:
+                wanted = state.up and members.get(state.endpoint.address) is state
+                if wanted != (state in shape) or (wanted and shape[state] != state.weight):
+                    return False
+        return True
 
     def _planned(self, up: list[EndpointState]) -> Plan:
         """The table to fill for ``up`` (endpoints sorted by address take turns), prepared at
@@ -373,6 +408,7 @@ class Maglev(KeyedBalancer):
             up = [state for state in self._members.values() if state.up]
             assert self._shape == {state: state.weight for state in up}
             assert held_out == frozenset(owners) - frozenset(eligible)
+            assert self._chosen == set(eligible)
             assert self._owner_set == frozenset(owners)
             if self._building is None:  # the table is the membership's
                 assert self._plan is None
@@ -392,3 +428,12 @@ class Maglev(KeyedBalancer):
                 assert max(table) < len(owners)
             else:
                 assert len(table) == 0
+
+
+def _held(
+    held: frozenset[EndpointState], owners: frozenset[EndpointState], delta: Delta
+) -> frozenset[EndpointState]:
+    """``held`` (the owners held out) after ``delta``'s eligible changes: O(held + delta)."""
+    back = [state for state in delta.added if state in held]
+    out = [state for state in delta.removed if state in owners]
+    return (held - frozenset(back)) | frozenset(out) if back or out else held
