@@ -28,6 +28,7 @@ from .maglev_envoy import envoy_key_hash
 #: where a name imported from another module is a dict lookup on every call (issue 15).
 _murmur128: Final = _keyed._murmur128
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_ALL: Final = float("inf")  # the budget of a fill to finish now (settle)
 
 
 __all__ = [
@@ -51,12 +52,14 @@ CHUNK = 1024
 #: slots) is built within the change. Changes that leave the membership as it was (an ejection,
 #: its end, a check verdict) do no fill work: they happen inside the request that reports them.
 STEP = 65_536
-#: Work done by a pick that finds a new table pending (one pick in :data:`PICK_EVERY`): at most
-#: PICK_STEP + CHUNK + one turn of work, ~0.1-0.2 ms of CPU (pure; issue 11: was 16,384 turns'
-#: worth, 3-6 ms, when a turn was counted as one probe). 256 of work a pick on average.
-PICK_STEP = 2_048
-#: One pick in this many, finding a new table pending, fills PICK_STEP of it.
-PICK_EVERY = 8
+#: Work done by a pick that finds a new table pending (one pick in :data:`PICK_EVERY`): the
+#: fill runs until it has done this much, i.e. one pause (~CHUNK of work, CHUNK / TURN = 256
+#: turns at most: ~0.05-0.1 ms of CPU, pure) or a few short ones. Issue 11: was 16,384 with a
+#: turn counted as one probe (16,384 turns, 3-6 ms) and finishing a fill started the next one.
+PICK_STEP = 512
+#: One pick in this many, finding a new table pending, fills PICK_STEP of it (~256 of work a
+#: pick on average, as before: a fill of M = 1,000,003 completes in ~40,000 picks alone).
+PICK_EVERY = 4
 
 Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState]]
 #: A table to fill, prepared at the change that asks for it (so no pick sorts or hashes the
@@ -64,7 +67,7 @@ Serving = tuple["array[int]", tuple[EndpointState, ...], frozenset[EndpointState
 Plan = tuple[
     tuple[EndpointState, ...],
     list[tuple[int, int]],
-    list[int],
+    "array[int]",
     frozenset[EndpointState],
     dict[EndpointState, int],
 ]
@@ -229,15 +232,24 @@ class Maglev(KeyedBalancer):
         # instead, so an ejection or its end never rebuilds the table (issue 11). A new
         # membership gets a new table filled STEP slots per change (and a little per pick)
         # while the previous table serves, its owners that left skipped at pick (issue 11).
+        self._chosen = set(eligible)
+        self._reshape(bool(eligible))
+
+    def _reshape(self, any_eligible: bool) -> None:
+        """Follow the membership (members up, weights) and the eligible set :attr:`_chosen`:
+        O(N) (what a change of membership may cost; it happens outside any request)."""
         up = [state for state in self._members.values() if state.up]
         shape = {state: state.weight for state in up}
-        chosen = self._chosen = set(eligible)
+        chosen = self._chosen
         changed = shape != self._shape
         if changed:
             self._shape = shape
             building = self._building
             # the table wanted next: none if the fill under way is for this membership
-            self._plan = None if building and building[1][4] == shape else self._planned(up)
+            if building and building[1][4] == shape:
+                self._plan = None
+            else:
+                self._plan = self._planned(up, shape)
         # What each table's owners held out are now (C-speed set differences, kept here so that
         # the pick which completes a fill swaps it in without a pass over the pool).
         table, owners, _ = self._table
@@ -252,7 +264,7 @@ class Maglev(KeyedBalancer):
         if changed:  # a change of membership fills STEP; a health change inside a request, none
             self._advance(STEP)
         table, owners, held_out = self._table
-        if eligible and len(held_out) == len(owners):  # nothing the old table has may serve
+        if any_eligible and len(held_out) == len(owners):  # nothing the old table may serve
             self._settle()
 
     def _apply(self, delta: Delta) -> None:
@@ -260,9 +272,10 @@ class Maglev(KeyedBalancer):
         end, a check verdict, a panic flip: every endpoint touched is still exactly as up and as
         heavy as the table has it) costs O(what changed + held out), no fill work and no pass
         over the pool: it happens inside the ``release()`` or ``select()`` that reports it.
-        Any other change rebuilds the wanted membership (:meth:`_rebuild`, O(N))."""
+        Any other change follows the new membership (:meth:`_reshape`, O(N)). The eligible
+        set is kept in place either way: a change leaves no new O(N) set for the collector."""
         shape = self._shape
-        if delta.full or shape is None or not self._keeps(delta, shape):
+        if delta.full or shape is None:
             self._rebuild(list(self._eligible_list))
             return
         chosen = self._chosen
@@ -270,6 +283,9 @@ class Maglev(KeyedBalancer):
             chosen.discard(state)
         for state in delta.added:
             chosen.add(state)
+        if not self._keeps(delta, shape):
+            self._reshape(bool(self._eligible_list))
+            return
         table, owners, held_out = self._table
         held_out = _held(held_out, self._owner_set, delta)
         self._table = (table, owners, held_out)
@@ -290,7 +306,7 @@ class Maglev(KeyedBalancer):
                     return False
         return True
 
-    def _planned(self, up: list[EndpointState]) -> Plan:
+    def _planned(self, up: list[EndpointState], shape: dict[EndpointState, int]) -> Plan:
         """The table to fill for ``up`` (endpoints sorted by address take turns), prepared at
         the change: O(N log N) here, so that starting its fill in a pick costs O(1)."""
         ordered = tuple(sorted(up, key=lambda state: state.endpoint.address))
@@ -304,8 +320,9 @@ class Maglev(KeyedBalancer):
             permutations.append(found)
         if len(known) > 2 * len(ordered) + 64:  # forget endpoints gone long since
             self._permutations = {state: known[state] for state in ordered}
-        weights = [state.weight for state in ordered]
-        return ordered, permutations, weights, frozenset(ordered), {s: s.weight for s in ordered}
+        # weights in an array: one O(N) container less for the cyclic collector to traverse
+        weights = array("l", [state.weight for state in ordered])
+        return ordered, permutations, weights, frozenset(ordered), shape
 
     def _begin(self) -> None:
         """Start filling the planned table (its setup is paused like the rest of the fill)."""
@@ -340,12 +357,11 @@ class Maglev(KeyedBalancer):
             self._building_held = frozenset()
             if self._plan is not None:  # the membership changed during the fill: fill again
                 self._begin()
-            budget -= spent
-            if budget <= 0:
+            if budget != _ALL:  # a pick or change that swaps a table in stops there
                 return
 
     def _settle(self) -> None:
-        self._advance(float("inf"))
+        self._advance(_ALL)
 
     def _step(self) -> None:
         self._advance(PICK_STEP)
