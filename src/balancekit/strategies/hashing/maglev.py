@@ -131,16 +131,19 @@ class Maglev(KeyedBalancer):
     of the taken-slot table or scan the few free slots (:mod:`._maglev_fill`), ~6.4 probes'
     worth of work a slot instead of ~ln M (``benchmarks/bench_maglev_fill.py``; M = 1,000,003
     is ~0.5-1 s of CPU). A membership change does not pay for it: the new table fills
-    ``STEP`` of work per change and ``PICK_STEP`` per 64th pick while the previous table
-    serves, skipping at pick the endpoints that left (an endpoint added since gets keys once
-    the fill completes; ``settle()`` completes it now). Only when nothing in the previous
-    table may serve is it built at once. At N = 10,000 a fill spans ~100 changes or ~25,000
-    picks; for large pools that change often, prefer :class:`IPHash` (incremental) or
-    :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster, balance ~5%).
+    ``STEP`` of work per change (~3-5 ms) and one pause of the fill (at most ``CHUNK`` =
+    1,024 probes' worth, 256 turns: ~0.05-0.2 ms) per ``PICK_EVERY``-th (4th) pick while the
+    previous table serves, skipping at pick the endpoints that left (an endpoint added since
+    gets keys once the fill completes; ``settle()`` completes it now). The next fill is planned
+    (sorted, hashed) by the change that asks for it, so the pick that completes a fill only
+    swaps it in. Only when nothing in the previous table may serve is it built at once. At N
+    = 10,000 a fill spans ~160 changes or ~40,000 picks; for large pools that change often,
+    prefer :class:`IPHash` (incremental) or :class:`JumpHash`, or a smaller table (20 x N
+    fills ~5x faster, balance ~5%).
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
-    ``avoid``), so an ejection and its end never rebuild the table inside the request that
-    triggers them, and only the ejected endpoint's keys move.
+    ``avoid``), so an ejection and its end never rebuild the table (nor fill any of it) inside
+    the request that triggers them: O(endpoints held out), and only the ejected one's keys move.
     ``avoid`` walks on to the next slot whose owner is not avoided.
 
     ``compat="envoy"`` builds Envoy's table instead, slot for slot (xxHash64 permutations,
