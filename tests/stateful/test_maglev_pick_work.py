@@ -78,6 +78,7 @@ def count_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         )
 
     monkeypatch.setattr(maglev, "paper_fill", paper)
+    monkeypatch.setattr(maglev, "envoy_fill", envoy, raising=False)  # main: maglev_envoy's
     monkeypatch.setattr(maglev_envoy, "envoy_fill", envoy)
     return tally
 
@@ -139,17 +140,24 @@ def test_no_select_release_pays_more_than_a_bounded_number_of_turns_in_a_churnin
     lb._check_invariants()
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("compat", [None, "envoy"])
 def test_a_pick_after_a_change_executes_a_bounded_number_of_instructions(
-    monkeypatch: pytest.MonkeyPatch,
+    compat: str | None, weighted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if bk.compiled:
         pytest.skip("counts Python instructions: the compiled build's fill runs none")
+    if compat == "envoy":
+        pytest.importorskip("xxhash")
     monkeypatch.setattr(maglev, "STEP", 0)  # the changes fill nothing: the picks do it all
     addresses = pool(200)
     size = maglev.next_prime(100 * len(addresses))  # 20,011 slots
-    lb: Any = bk.Maglev(addresses, table_size=size)
+    endpoints = [
+        bk.Endpoint(a, weight=1 + i % 4 if weighted else 1) for i, a in enumerate(addresses)
+    ]
+    lb: Any = bk.Maglev(endpoints, table_size=size, compat=compat)
     lb.remove(addresses[0])
-    lb.add("10.9.9.9:80")
+    lb.add(bk.Endpoint("10.9.9.9:80", weight=3 if weighted else 1))
     lb.remove(addresses[1])  # planned while the first fill runs: the pick completing it starts it
     assert lb._building is not None
     counted = [0]
@@ -175,8 +183,8 @@ def test_a_pick_after_a_change_executes_a_bounded_number_of_instructions(
         fills += lb._building is not building
     assert lb._building is None and fills == 2  # both fills ran, and completed, in picks
     assert worst <= MAX_OPCODES, f"a select+release executed {worst} instructions"
-    fresh = bk.Maglev([*addresses[2:], "10.9.9.9:80"], table_size=size)
-    assert slots(lb) == slots(fresh)
+    up = [s.endpoint for s in lb._members.values() if s.up]
+    assert slots(lb) == slots(bk.Maglev(up, table_size=size, compat=compat))
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -194,3 +202,49 @@ def test_a_pause_holds_at_most_chunk_over_turn_turns_and_counts_each_turn(
     assert 1 <= turns <= max(1, chunk // _maglev_fill.TURN)
     assert cost >= _maglev_fill.TURN * turns  # a turn is never counted as less than its loop
     assert turns == 1 or cost <= chunk
+
+
+ROUND_WEIGHTS = {
+    "equal": lambda n: [3] * n,
+    "small": lambda n: [1 + i % 4 for i in range(n)],  # the cycle of top = 4 rounds
+    "wide": lambda n: [60 + (i * 37) % 341 for i in range(n)],  # one round at a time
+    "skewed": lambda n: [10**6 if i == 0 else 1 for i in range(n)],  # the heap; all light
+    # endpoints fall due in the same round
+}
+#: Python instructions one ``next()`` of a round generator may execute (pure build): PIECE =
+#: 256 endpoints (64 heap pops) a piece, ~6,000-7,700 measured; main's rounds were whole
+#: passes over the pool (80,000-1,045,000 at N = 10,000).
+MAX_ROUND_OPCODES = 20_000
+
+
+@pytest.mark.parametrize("layout", ["paper", "envoy"])
+@pytest.mark.parametrize("kind", sorted(ROUND_WEIGHTS))
+def test_no_round_piece_looks_at_the_whole_pool(kind: str, layout: str) -> None:
+    """A fill pause may hold a round's next piece: it looks at a bounded number of endpoints
+    whatever N (10,000 here), so the pick that fetches it pays a bounded amount too."""
+    if bk.compiled:
+        pytest.skip("counts Python instructions: the compiled build's rounds run none")
+    weights = ROUND_WEIGHTS[kind](10_000)
+    if layout == "paper":
+        rounds = _maglev_fill.paper_rounds(weights)
+    else:
+        rounds = maglev_envoy.envoy_iterations(weights)
+    counted = [0]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            counted[0] += 1
+        return tracer
+
+    worst = turns = 0
+    while turns < 30_000:  # a few rounds, or the skewed pool's first round with light turns
+        counted[0] = 0
+        sys.settrace(tracer)
+        try:
+            piece = next(rounds)
+        finally:
+            sys.settrace(None)
+        worst = max(worst, counted[0])
+        turns += len(piece)
+    assert worst <= MAX_ROUND_OPCODES, f"one next() executed {worst} instructions"

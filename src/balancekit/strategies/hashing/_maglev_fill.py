@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from heapq import heapify, heapreplace
+from heapq import heappush, heapreplace
 from itertools import repeat
 from math import isqrt
 
@@ -60,6 +60,9 @@ SLICE = 5
 #: What a late turn's search costs besides its probes, slices or scan, in probes: the calls,
 #: the extended Euclid of ``Claims._pair`` (~100-200 bytecodes).
 SEEK = 32
+#: Endpoints (or heap entries) a round generator looks at per ``next()``; each piece fetched
+#: is counted as ``PIECE`` probes of work (~10 bytecodes an endpoint, a probe ~6).
+PIECE = 256
 
 
 class Claims:
@@ -283,30 +286,43 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
     Equal weights: every endpoint once a round (the paper). Small ``top``: the rounds repeat
     every ``top`` rounds, so they are listed once. Skewed weights (max > 8 x mean), where most
     endpoints take no turn in most rounds: a heap of each endpoint's next round with a turn.
+    A round comes in pieces (their concatenation is the round): no ``next()`` looks at more
+    than :data:`PIECE` endpoints or heap entries, so a fill's pause never holds a pass over
+    the pool (``fill_by_turns`` counts each piece as work).
     """
-    count, top = len(weights), max(weights)
-    if all(weight == top for weight in weights):
+    count, top = len(weights), max(weights)  # max, count, sum: C speed
+    if weights.count(top) == count:
         yield from repeat(range(count))
-    if top <= 64:  # round r's turns depend on r % top only
-        cycle = [
-            [i for i, w in enumerate(weights) for _ in range((r + 1) * w // top - r * w // top)]
-            for r in range(top)
-        ]
+    if top <= 64:  # round r's turns depend on r % top only: listed once, piece by piece
+        cycle: list[list[int]] = []
+        for r in range(top):
+            for lo in range(0, count, PIECE):
+                piece = [
+                    i
+                    for i in range(lo, min(count, lo + PIECE))
+                    for _ in range((r + 1) * weights[i] // top - r * weights[i] // top)
+                ]
+                cycle.append(piece)
+                yield piece
         while True:
             yield from cycle
     if top * count <= 8 * sum(weights):  # most endpoints take a turn most rounds
         credit = [0] * count
         while True:
-            due: list[int] = []
-            for i in range(count):
-                times, credit[i] = divmod(credit[i] + weights[i], top)
-                due += [i] * times
-            yield due
+            for lo in range(0, count, PIECE):
+                due: list[int] = []
+                for i in range(lo, min(count, lo + PIECE)):
+                    times, credit[i] = divmod(credit[i] + weights[i], top)
+                    due += [i] * times
+                yield due
     done = [0] * count  # turns taken so far
     # (round of the next turn, endpoint): the turn after k turns comes in the round r with
     # (r + 1) w >= (k + 1) top, i.e. r = ceil((k + 1) top / w) - 1
-    heap = [((top + w - 1) // w - 1, i) for i, w in enumerate(weights)]
-    heapify(heap)
+    heap: list[tuple[int, int]] = []
+    for lo in range(0, count, PIECE):
+        for i in range(lo, min(count, lo + PIECE)):
+            heappush(heap, ((top + weights[i] - 1) // weights[i] - 1, i))
+        yield ()
     while True:
         now = heap[0][0]
         due = []
@@ -317,6 +333,9 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
             due += [i] * times
             done[i] += times
             heapreplace(heap, (((done[i] + 1) * top + w - 1) // w - 1, i))
+            if len(due) >= PIECE // 4:  # a round of many light turns: in pieces (a pop ~4x)
+                yield due
+                due = []
         yield due
 
 
@@ -371,7 +390,12 @@ def fill_by_turns(
         yield TURN * per
     filled = 0
     cost, pause = next_pause(0, size, chunk)
+    fetched = 0  # work of the round pieces fetched since the last pause
     for turns in rounds:
+        fetched += PIECE
+        if fetched >= chunk:  # rounds whose pieces hold few turns (skewed weights)
+            yield fetched
+            fetched = 0
         start, end = 0, len(turns)
         while start < end:  # the round's turns up to the next pause, then the pause
             stop = min(end, start + pause - filled)
@@ -384,6 +408,7 @@ def fill_by_turns(
                     yield from _let_go(claims, chunk)
                     return table
                 claims.spent = 0
-                yield spent if spent else cost
+                yield (spent if spent else cost) + fetched
+                fetched = 0
                 cost, pause = next_pause(filled, size, chunk)
     raise AssertionError("unreachable: the rounds go on until the table is full")
