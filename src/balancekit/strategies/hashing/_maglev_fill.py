@@ -60,9 +60,11 @@ SLICE = 5
 #: What a late turn's search costs besides its probes, slices or scan, in probes: the calls,
 #: the extended Euclid of ``Claims._pair`` (~100-200 bytecodes).
 SEEK = 32
-#: Endpoints (or heap entries) a round generator looks at per ``next()``; each piece fetched
-#: is counted as ``PIECE`` probes of work (~10 bytecodes an endpoint, a probe ~6).
+#: Endpoints a round generator looks at per ``next()`` (heap entries: a quarter); an endpoint
+#: looked at is counted as a probe of work (~6-10 bytecodes each).
 PIECE = 256
+#: A heap entry popped and pushed back by a skewed pool's rounds, in probes (~60 bytecodes).
+POP = 10
 
 
 class Claims:
@@ -278,7 +280,7 @@ def run(steps: Fill) -> array[int]:
         return table
 
 
-def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
+def paper_rounds(weights: Sequence[int], work: list[int] | None = None) -> Iterator[Sequence[int]]:
     """The turns of each round, in order: each round endpoint i earns ``weights[i]`` credit and
     takes one turn per ``max(weights)`` of credit (so in round r it takes
     ``(r + 1) w // top - r w // top`` turns). Endless; O(turns) per round, however skewed.
@@ -287,9 +289,11 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
     every ``top`` rounds, so they are listed once. Skewed weights (max > 8 x mean), where most
     endpoints take no turn in most rounds: a heap of each endpoint's next round with a turn.
     A round comes in pieces (their concatenation is the round): no ``next()`` looks at more
-    than :data:`PIECE` endpoints or heap entries, so a fill's pause never holds a pass over
-    the pool (``fill_by_turns`` counts each piece as work).
+    than :data:`PIECE` endpoints (:data:`PIECE` / 4 heap entries), so a fill's pause never
+    holds a pass over the pool; ``work[0]`` (if given) counts, in probes, what each piece cost
+    beyond its turns, for the fill to count (:func:`fill_by_turns`).
     """
+    tally = [0] if work is None else work
     count, top = len(weights), max(weights)  # max, count, sum: C speed
     if weights.count(top) == count:
         yield from repeat(range(count))
@@ -303,6 +307,7 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
                     for _ in range((r + 1) * weights[i] // top - r * weights[i] // top)
                 ]
                 cycle.append(piece)
+                tally[0] += min(PIECE, count - lo)
                 yield piece
         while True:
             yield from cycle
@@ -314,6 +319,7 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
                 for i in range(lo, min(count, lo + PIECE)):
                     times, credit[i] = divmod(credit[i] + weights[i], top)
                     due += [i] * times
+                tally[0] += min(PIECE, count - lo)
                 yield due
     done = [0] * count  # turns taken so far
     # (round of the next turn, endpoint): the turn after k turns comes in the round r with
@@ -322,6 +328,7 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
     for lo in range(0, count, PIECE):
         for i in range(lo, min(count, lo + PIECE)):
             heappush(heap, ((top + weights[i] - 1) // weights[i] - 1, i))
+        tally[0] += 2 * min(PIECE, count - lo)
         yield ()
     while True:
         now = heap[0][0]
@@ -333,7 +340,8 @@ def paper_rounds(weights: Sequence[int]) -> Iterator[Sequence[int]]:
             due += [i] * times
             done[i] += times
             heapreplace(heap, (((done[i] + 1) * top + w - 1) // w - 1, i))
-            if len(due) >= PIECE // 4:  # a round of many light turns: in pieces (a pop ~4x)
+            tally[0] += POP
+            if len(due) >= PIECE // 4:  # a round of many light turns: in pieces
                 yield due
                 due = []
         yield due
@@ -361,7 +369,8 @@ def paper_fill(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
 ) -> Fill:
     """:func:`maglev_steps` without the checks (for input built by :class:`.Maglev`)."""
-    return fill_by_turns(permutations, paper_rounds(weights), size, chunk)
+    work = [0]
+    return fill_by_turns(permutations, paper_rounds(weights, work), size, chunk, work)
 
 
 def fill_by_turns(
@@ -369,10 +378,13 @@ def fill_by_turns(
     rounds: Iterable[Sequence[int]],
     size: int,
     chunk: int,
+    work: list[int] | None = None,
 ) -> Fill:
     """Fill a ``size``-slot table from ``rounds`` (each a list of the endpoints whose turn it
-    is, in order: the paper's or Envoy's schedule), pausing every ``chunk``-ish units of work;
-    the one claim loop both layouts share."""
+    is, in order: the paper's or Envoy's schedule, possibly in pieces), pausing every
+    ``chunk``-ish units of work; the one claim loop both layouts share. ``work[0]``: what the
+    rounds generator did beyond the turns it handed out (endpoints looked at, heap entries),
+    added by it and counted here."""
     count = len(permutations)
     typecode = "I" if count > 0xFFFF else "H"
     if not count:
@@ -392,10 +404,12 @@ def fill_by_turns(
     cost, pause = next_pause(0, size, chunk)
     fetched = 0  # work of the round pieces fetched since the last pause
     for turns in rounds:
-        fetched += PIECE
-        if fetched >= chunk:  # rounds whose pieces hold few turns (skewed weights)
-            yield fetched
-            fetched = 0
+        if work is not None:
+            fetched += work[0]
+            work[0] = 0
+            if fetched >= chunk:  # pieces that held few turns for their work (skewed weights)
+                yield fetched
+                fetched = 0
         start, end = 0, len(turns)
         while start < end:  # the round's turns up to the next pause, then the pause
             stop = min(end, start + pause - filled)

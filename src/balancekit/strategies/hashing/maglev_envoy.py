@@ -28,7 +28,7 @@ from heapq import heapreplace
 
 from ..._errors import InvalidOption
 from ._keyed import utf8
-from ._maglev_fill import PIECE, Fill, fill_by_turns, run
+from ._maglev_fill import PIECE, POP, Fill, fill_by_turns, run
 from ._maglev_size import check_fill, check_size
 
 __all__ = [
@@ -98,10 +98,11 @@ def envoy_fill(
     permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int
 ) -> Fill:
     """:func:`envoy_steps` without the checks (for input built by :class:`.Maglev`)."""
-    return fill_by_turns(permutations, envoy_iterations(weights), size, chunk)
+    work = [0]
+    return fill_by_turns(permutations, envoy_iterations(weights, work), size, chunk, work)
 
 
-def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
+def envoy_iterations(weights: Sequence[int], work: list[int] | None = None) -> Iterator[list[int]]:
     """The endpoints that claim a slot in each of Envoy's iterations 1, 2, ..., in order.
 
     Envoy: with ``w = weight / total`` and ``top`` the largest ``w``, endpoint i claims in
@@ -109,11 +110,15 @@ def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
     (from 0.0), in doubles. Endless. Skewed weights (max > 8 x mean), where most endpoints
     skip most iterations: a heap of each endpoint's next iteration, found with the same
     floating-point test (``t * w`` grows with t), so O(claims x log N), not O(iterations x N).
+    Iterations come in pieces, as :func:`._maglev_fill.paper_rounds`' rounds, with the same
+    ``work`` count.
     """
+    tally = [0] if work is None else work
     count, total = len(weights), sum(weights)
     normalized: list[float] = []
     for lo in range(0, count, PIECE):  # no next() looks at more than PIECE endpoints
         normalized += [weight * 1.0 / total for weight in weights[lo : lo + PIECE]]
+        tally[0] += min(PIECE, count - lo)
         yield []
     top = max(normalized)
     target = [0.0] * count
@@ -128,10 +133,12 @@ def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
                         continue
                     target[i] += top
                     due.append(i)
+                tally[0] += min(PIECE, count - lo)
                 yield due
     heap: list[tuple[int, int]] = []  # (next iteration with a claim, endpoint): sorted, a heap
     for lo in range(0, count, PIECE):
         heap += [(1, i) for i in range(lo, min(count, lo + PIECE))]
+        tally[0] += min(PIECE, count - lo)
         yield []
     while True:
         now = heap[0][0]
@@ -147,6 +154,7 @@ def envoy_iterations(weights: Sequence[int]) -> Iterator[list[int]]:
             while later - 1 > now and not (later - 1) * weight < goal:
                 later -= 1
             heapreplace(heap, (later, i))
+            tally[0] += POP
             if len(due) >= PIECE // 4:  # in pieces, in order (a pop: ~4 endpoints' work)
                 yield due
                 due = []
