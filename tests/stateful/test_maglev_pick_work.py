@@ -5,8 +5,9 @@ The work is counted, not timed, two ways:
 
 - turns: the fill's claim loop is handed its rounds through :class:`CountedTurns`, which counts
   each slice of turns the loop takes (one slot claimed per turn), in both builds;
-- bytecodes (pure build): ``sys.settrace`` with opcode events counts the Python instructions a
-  select+release executes, the fill's setup, probes, slices and the swap included.
+- bytecodes: ``sys.settrace`` with opcode events counts the Python instructions a
+  select+release executes, the fill's setup, probes, slices and the swap included (the fill
+  is interpreted in both builds; the compiled build's Maglev and Envoy rounds run none).
 
 Before (main d4181e0): a pick that did a chunk did PICK_STEP = 16,384 of work with an early
 turn counted as one probe (16,384 turns, ~3-6 ms), an ejection inside ``release()`` filled
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
 from typing import Any, overload
 
@@ -27,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import balancekit as bk
+from balancekit._native import is_compiled
 from balancekit.strategies.hashing import _maglev_fill, maglev, maglev_envoy
 
 #: Turns (slots claimed) one select+release may pay for: PICK_STEP + CHUNK of work at TURN a
@@ -60,26 +62,21 @@ class CountedTurns(Sequence[int]):
 
 
 def count_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make every fill Maglev starts count its turns into the returned one-item list."""
+    """Make every fill Maglev starts count its turns into the returned one-item list: the
+    claim loop (``fill_by_turns``, interpreted in both builds and called by name from both
+    layouts' fills) gets its rounds through :class:`CountedTurns`."""
     tally = [0]
+    real = _maglev_fill.fill_by_turns
 
-    def counted(rounds: Iterator[Sequence[int]]) -> Iterator[Sequence[int]]:
+    def counted(rounds: Iterable[Sequence[int]]) -> Iterator[Sequence[int]]:
         for turns in rounds:
             yield CountedTurns(turns, tally)
 
-    def paper(perms: Any, weights: Any, size: int, chunk: int) -> Any:
-        return _maglev_fill.fill_by_turns(
-            perms, counted(_maglev_fill.paper_rounds(weights)), size, chunk
-        )
+    def fill_by_turns(perms: Any, rounds: Any, size: int, chunk: int, *work: Any) -> Any:
+        return real(perms, counted(rounds), size, chunk, *work)
 
-    def envoy(perms: Any, weights: Any, size: int, chunk: int) -> Any:
-        return _maglev_fill.fill_by_turns(
-            perms, counted(maglev_envoy.envoy_iterations(weights)), size, chunk
-        )
-
-    monkeypatch.setattr(maglev, "paper_fill", paper)
-    monkeypatch.setattr(maglev, "envoy_fill", envoy, raising=False)  # main: maglev_envoy's
-    monkeypatch.setattr(maglev_envoy, "envoy_fill", envoy)
+    monkeypatch.setattr(_maglev_fill, "fill_by_turns", fill_by_turns)
+    monkeypatch.setattr(maglev_envoy, "fill_by_turns", fill_by_turns)
     return tally
 
 
@@ -145,8 +142,8 @@ def test_no_select_release_pays_more_than_a_bounded_number_of_turns_in_a_churnin
 def test_a_pick_after_a_change_executes_a_bounded_number_of_instructions(
     compat: str | None, weighted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if bk.compiled:
-        pytest.skip("counts Python instructions: the compiled build's fill runs none")
+    if is_compiled(_maglev_fill):
+        pytest.skip("counts Python instructions: this build's fill runs none")
     if compat == "envoy":
         pytest.importorskip("xxhash")
     monkeypatch.setattr(maglev, "STEP", 0)  # the changes fill nothing: the picks do it all
@@ -222,8 +219,9 @@ MAX_ROUND_OPCODES = 20_000
 def test_no_round_piece_looks_at_the_whole_pool(kind: str, layout: str) -> None:
     """A fill pause may hold a round's next piece: it looks at a bounded number of endpoints
     whatever N (10,000 here), so the pick that fetches it pays a bounded amount too."""
-    if bk.compiled:
-        pytest.skip("counts Python instructions: the compiled build's rounds run none")
+    module = _maglev_fill if layout == "paper" else maglev_envoy
+    if is_compiled(module):
+        pytest.skip("counts Python instructions: this build's rounds run none")
     weights = ROUND_WEIGHTS[kind](10_000)
     if layout == "paper":
         rounds = _maglev_fill.paper_rounds(weights)

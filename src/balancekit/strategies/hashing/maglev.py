@@ -22,7 +22,7 @@ from . import _keyed, maglev_envoy
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
 from ._maglev_fill import Fill, maglev_steps, paper_fill, run
 from ._maglev_size import MAX_TABLE_SIZE, check_size, is_prime, next_prime
-from .maglev_envoy import envoy_fill, envoy_key_hash
+from .maglev_envoy import envoy_key_hash
 
 #: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
 #: where a name imported from another module is a dict lookup on every call (issue 15).
@@ -335,7 +335,7 @@ class Maglev(KeyedBalancer):
         if self._xxh64 is None:
             fill = paper_fill(permutations, weights, self._size, CHUNK)
         else:
-            fill = envoy_fill(permutations, weights, self._size, CHUNK)
+            fill = maglev_envoy.envoy_fill(permutations, weights, self._size, CHUNK)
         self._building = (fill, plan)
         self._building_held = self._plan_held
         self._plan = None
