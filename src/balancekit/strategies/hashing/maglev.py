@@ -48,8 +48,9 @@ DEFAULT_TABLE_SIZE = 65_537
 #: searching slices ~sqrt(128 M / f) (:func:`._maglev_fill.next_pause`), so a fill costs
 #: ~10 M, not M ln M. A pause holds at most CHUNK / 4 = 256 turns (and the setup pauses too).
 CHUNK = 1024
-#: Work on a new table per membership change (~3-5 ms); a table filled with less (about 10,000
-#: slots) is built within the change. Changes that leave the membership as it was (an ejection,
+#: Work on a new table per membership change (~3-5 ms of CPU, plus planning the table: a change
+#: at N = 10,000 is ~7-9 ms on a loaded machine); a table filled with less (about 10,000 slots)
+#: is built within the change. Changes that leave the membership as it was (an ejection,
 #: its end, a check verdict) do no fill work: they happen inside the request that reports them.
 STEP = 65_536
 #: Work done by a pick that finds a new table pending (one pick in :data:`PICK_EVERY`): the
@@ -131,9 +132,9 @@ class Maglev(KeyedBalancer):
     of the taken-slot table or scan the few free slots (:mod:`._maglev_fill`), ~6.4 probes'
     worth of work a slot instead of ~ln M (``benchmarks/bench_maglev_fill.py``; M = 1,000,003
     is ~0.5-1 s of CPU). A membership change does not pay for it: the new table fills
-    ``STEP`` of work per change (~3-5 ms) and one pause of the fill (at most ``CHUNK`` =
-    1,024 probes' worth, 256 turns: ~0.05-0.2 ms) per ``PICK_EVERY``-th (4th) pick while the
-    previous table serves, skipping at pick the endpoints that left (an endpoint added since
+    ``STEP`` of work per change (a change is ~7-9 ms at N = 10,000) and one pause of the
+    fill (at most ``CHUNK`` = 1,024 probes' worth, 256 turns: ~0.05-0.2 ms) per
+    ``PICK_EVERY``-th (4th) pick while the previous table serves, skipping at pick the endpoints that left (an endpoint added since
     gets keys once the fill completes; ``settle()`` completes it now). The next fill is planned
     (sorted, hashed) by the change that asks for it, so the pick that completes a fill only
     swaps it in. Only when nothing in the previous table may serve is it built at once. At N
