@@ -134,13 +134,14 @@ class Maglev(KeyedBalancer):
     is ~0.5-1 s of CPU). A membership change does not pay for it: the new table fills
     ``STEP`` of work per change (a change is ~7-9 ms at N = 10,000) and one pause of the
     fill (at most ``CHUNK`` = 1,024 probes' worth, 256 turns: ~0.05-0.2 ms) per
-    ``PICK_EVERY``-th (4th) pick while the previous table serves, skipping at pick the endpoints that left (an endpoint added since
-    gets keys once the fill completes; ``settle()`` completes it now). The next fill is planned
-    (sorted, hashed) by the change that asks for it, so the pick that completes a fill only
-    swaps it in. Only when nothing in the previous table may serve is it built at once. At N
-    = 10,000 a fill spans ~160 changes or ~40,000 picks; for large pools that change often,
-    prefer :class:`IPHash` (incremental) or :class:`JumpHash`, or a smaller table (20 x N
-    fills ~5x faster, balance ~5%).
+    ``PICK_EVERY``-th (4th) pick while the previous table serves, skipping at pick the
+    endpoints that left (an endpoint added since gets keys once the fill completes;
+    ``settle()`` completes it now). The next fill is planned (sorted, hashed) by the change
+    that asks for it, so the pick that completes a fill only swaps it in. Only when nothing
+    in the previous table may serve is it built at once. At N = 10,000 a fill spans ~160
+    changes or ~40,000 picks; for large pools that change often, prefer :class:`IPHash`
+    (incremental) or :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster,
+    balance ~5%).
     With a health tracker (``with_health``), an ejected or check-failing endpoint is not taken
     out of the table: its slots are skipped at pick (its keys walk on to the next slot, as with
     ``avoid``), so an ejection and its end never rebuild the table (nor fill any of it) inside
