@@ -1,6 +1,7 @@
-"""Least response time: in-flight requests times a moving average of latency, on least.py's heap.
+"""Least response time: in-flight requests times a moving average of latency, on least.py's index.
 
-The heap, its lazy re-filing and the earliest-deadline-first tie rule are ``_LoadOrdered``'s
+The index (sorted runs per weight merged on a heap), its lazy re-filing and the
+earliest-deadline-first tie rule are ``_LoadOrdered``'s
 (:mod:`balancekit.strategies.least`). What this module adds is the latency term: a time-decayed
 moving average per endpoint, a *tie tolerance* (estimates within it of the best count as the
 best, so near-equal endpoints take turns instead of the one measured lowest taking everything),
@@ -13,7 +14,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from heapq import heapify, heappop, heapreplace
+from heapq import heapreplace
 from math import exp
 from typing import Any, Final
 
@@ -24,16 +25,16 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import EndpointState
-from .least import PROBE_STEP, _LoadOrdered
+from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
-_heappop: Final = heappop
 _heapreplace: Final = heapreplace
 _Lease: Final = Lease
+_IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when compiled
 
 #: Latency estimates within this fraction above the best one count as equal to it (``tolerance=``).
 DEFAULT_TOLERANCE: Final = 0.5
@@ -156,17 +157,14 @@ class LeastResponseTime(_LoadOrdered):
         self._refreshed_at = now
         self._refresh_at = self._due_at = now + self._probe_interval
         self._picks_at = self._picks
-        live = [entry[3] for entry in self._heap if entry[3].rank is entry]
+        live = self._live_states()
         measured = [state for state in live if state.latency is not None]
         self._best = min(measured, key=_latency) if measured else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
             return
         self._reference, self._limit = reference, reference * self._tie
-        for entry in self._heap:
-            entry[3].rank = None
-        self._heap = [self._entry(state) for state in live]
-        heapify(self._heap)
+        self._refile_all(live)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         super()._rebuild(eligible)
@@ -301,20 +299,20 @@ class LeastResponseTime(_LoadOrdered):
                         raise self._nothing_available()
                     entry: Any = heap[0]  # Any: see least._Entry (identity under mypyc)
                     state = entry[3]
-                    if state.rank is not entry:
-                        _heappop(heap)
-                        continue
-                    latency = state.latency
-                    if latency is None or latency <= limit:
-                        score = state.load * reference / state.weight
+                    if state.rank is entry:
+                        load = state.load
+                        latency = state.latency
+                        if latency is None or latency <= limit:
+                            score: Any = load * reference / state.weight if load else _IDLE_SCORE
+                        else:
+                            score = (load + 1) * latency / state.weight
+                        deadline = state.deadline
+                        if entry[1] == deadline and entry[0] == score:
+                            break
+                        self._drop_top()  # stale: re-filed with its current key
+                        self._file(state)
                     else:
-                        score = (state.load + 1) * latency / state.weight
-                    deadline = state.deadline
-                    if entry[0] == score and entry[1] == deadline:
-                        break
-                    entry = (score, deadline, state.order, state)
-                    state.rank = entry  # two statements: see least._Entry
-                    _heapreplace(heap, entry)
+                        self._drop_top()  # dead
             state.picked_at = now
             last_picked.move_to_end(state)
             state.load += 1  # _take
@@ -386,18 +384,28 @@ class LeastResponseTime(_LoadOrdered):
                 )
             rank = state.rank  # _refile_released, with _score inlined
             if rank is not None:
-                if latency <= self._limit:
-                    score = state.load * self._reference / state.weight
+                heap = self._heap
+                run: _Run | None = rank[4]
+                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
+                    load = state.load
+                    if latency <= self._limit:
+                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                    else:
+                        score = (load + 1) * latency / state.weight
+                    entries = run.entries
+                    last = entries[-1]
+                    fresh: Any = (score, state.deadline, state.order, state, run)
+                    # Filed in its run if it sorts last there (or is alone in it): whatever the
+                    # run's weight, its entries stay in key order.
+                    if last is rank or fresh >= last:
+                        entries.popleft()  # the run's next entry, or this one, leads it now
+                        entries.append(fresh)
+                        state.rank = fresh  # two statements: see least._Entry
+                        _heapreplace(heap, entries[0])
+                    else:
+                        self._refile_released(state)
                 else:
-                    score = (state.load + 1) * latency / state.weight
-                if self._heap[0] is rank:
-                    fresh: Any = (score, state.deadline, state.order, state)
-                    state.rank = fresh  # two statements: see least._Entry
-                    _heapreplace(self._heap, fresh)
-                elif score < rank[0]:
-                    fresh = (score, state.deadline, state.order, state)
-                    state.rank = fresh
-                    self._push(fresh)
+                    self._refile_released(state)
         finally:
             lock.release()
         if state.retired:
