@@ -17,6 +17,7 @@ this index.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection
 from typing import Any
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 
 import balancekit as bk
 from balancekit._state import EndpointState
+from balancekit.strategies.least_time import min_step_gap
 
 ADDRESSES = [f"h{i}:80" for i in range(8)]
 
@@ -233,3 +235,62 @@ def test_long_concurrent_runs_pick_as_the_documented_scan(seed: int) -> None:
         assert _step(fast, held[0], op) == _step(slow, held[1], op), op
         fast._check_invariants()
     assert fast.stats() == slow.stats()
+
+
+def _step_of(gap: float, decay: float, min_step: float) -> float:
+    """How far a sample ``gap`` seconds after the last one moves the estimate (the docstring's
+    ``max(1 - exp(-gap / decay), min_step)``, as ``_on_release`` computes it)."""
+    since = gap if gap > 0.0 else 0.0
+    step = 1.0 - math.exp(-since / decay)
+    return step if step > min_step else min_step
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    decay=st.floats(1e-9, 1e9),
+    min_step=st.one_of(st.floats(1e-9, 1.0), st.sampled_from([1e-6, 0.1, 0.5, 0.999, 1.0])),
+    fraction=st.one_of(
+        st.floats(-1.0, 1.0, exclude_max=True),
+        st.floats(1.0 - 1e-5, 1.0, exclude_max=True),
+        st.just(0.0),
+    ),
+)
+def test_a_gap_below_the_short_gap_steps_by_min_step(
+    decay: float, min_step: float, fraction: float
+) -> None:
+    """Release skips ``exp`` for a gap below ``min_step_gap``: there the formula gives exactly
+    ``min_step``, up to the last bit (the fast path and the general one learn the same)."""
+    short = min_step_gap(decay, min_step)
+    bound = decay * -math.log1p(-min_step) if min_step < 1.0 else math.inf
+    assert short <= bound
+    gap = short * fraction if short > 0.0 else -abs(fraction) - 1e-9
+    assert gap < short or short == 0.0 == gap
+    if gap < short:
+        assert _step_of(gap, decay, min_step) == min_step
+
+
+def test_the_short_gap_is_most_of_the_exact_bound_for_the_defaults() -> None:
+    """For the defaults (decay 10 s, min_step 0.1) sequential gaps of up to ~1.05 s skip exp:
+    the shortcut is used, not just safe."""
+    assert min_step_gap(10.0, 0.1) == pytest.approx(10.0 * -math.log(0.9), rel=1e-5)
+    assert min_step_gap(10.0, 1e-7) == 0.0  # too small a min_step: no shortcut
+    assert min_step_gap(1e308, 0.999) == 0.0  # beyond the floats: no shortcut
+
+
+@pytest.mark.parametrize("gap", [0.5, 1.0, 1.05, 1.1, 1.2, 3.0])
+def test_fast_and_general_release_learn_the_same_estimate(gap: float) -> None:
+    """A sample ``gap`` seconds after the last, through the inlined release (no exp below the
+    short gap) and through the general path (always exp): the same estimate, bit for bit."""
+    estimates = []
+    for avoid in (frozenset(), frozenset({"nobody:0"})):
+        clock = Clock()
+        lb = bk.LeastResponseTime(["a:1"], clock=clock, probe_interval=100.0)  # no probe
+        lb.release(lb.select(avoid=avoid), elapsed=0.004)
+        clock.now += gap
+        lease = lb.select(avoid=avoid)
+        if avoid:  # the general path
+            bk.BalancerBase.release(lb, lease, elapsed=0.001)
+        else:
+            lb.release(lease, elapsed=0.001)
+        estimates.append(lb.stats()["a:1"].latency)
+    assert estimates[0] == estimates[1]

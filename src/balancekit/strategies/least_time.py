@@ -40,6 +40,25 @@ _IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when
 DEFAULT_TOLERANCE: Final = 0.5
 
 
+def min_step_gap(decay: float, min_step: float) -> float:
+    """The gap between samples (seconds) below which a sample's step, ``max(1 - exp(-gap /
+    decay), min_step)``, is ``min_step``: release then takes ``min_step`` without calling
+    ``exp`` (issue 15: between sequential requests the gap is microseconds, ~0.1 % of the
+    default ``decay * -ln(1 - min_step)``, 1.05 s; the call and its arithmetic were ~60 ns of
+    a pure-Python select+release).
+
+    Exact, not approximate: the gap is 1e-6 (relatively) below ``decay * -ln(1 - min_step)``,
+    where ``1 - exp(-gap / decay)`` is ``min_step`` less at least ``(1 - min_step) * 1e-6 *
+    -ln(1 - min_step)``, far beyond the rounding of ``exp`` and of the division (~1e-16) for
+    ``1e-6 <= min_step <= 0.999``. Outside that range, or when the product leaves the normal
+    floats, 0.0: only a gap below 0 (a clock set back, where the step is ``min_step`` too)
+    skips ``exp``."""
+    if not 1e-6 <= min_step <= 0.999:
+        return 0.0
+    gap = decay * -math.log1p(-min_step) * (1.0 - 1e-6)
+    return gap if 1e-300 < gap < FLOAT_MAX else 0.0
+
+
 def _latency(state: EndpointState) -> float:
     assert state.latency is not None
     return state.latency
@@ -120,6 +139,7 @@ class LeastResponseTime(_LoadOrdered):
         self._decay = decay
         self._default_latency = default_latency
         self._min_step = min_step
+        self._short_gap = min_step_gap(decay, min_step)  # gaps below it step by min_step
         self._probe_interval = probe_interval
         self._tie = 1.0 + tolerance
         # The best estimate when last looked (at most probe_interval ago), or default_latency
@@ -367,9 +387,12 @@ class LeastResponseTime(_LoadOrdered):
             else:
                 sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
                 since = now - state.latency_at
-                since = since if since > 0.0 else 0.0
-                step = 1.0 - exp(-since / self._decay)
-                step = step if step > self._min_step else self._min_step
+                if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
+                    step = self._min_step
+                else:
+                    since = since if since > 0.0 else 0.0
+                    step = 1.0 - exp(-since / self._decay)
+                    step = step if step > self._min_step else self._min_step
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
