@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable
 from heapq import heapreplace
 from math import exp
@@ -33,6 +33,11 @@ __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _heapreplace: Final = heapreplace
+# deque's methods called as functions: compiled, ``d.popleft()`` looks the method up by name
+# on every call (as ``DICT_POP`` in _core); pure Python, either costs the same (measured).
+_popleft: Final = deque.popleft
+_append: Final = deque.append
+_move_to_end: Final = OrderedDict.move_to_end
 _Lease: Final = Lease
 _IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when compiled
 
@@ -334,7 +339,7 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
-            last_picked.move_to_end(state)
+            _move_to_end(last_picked, state)
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -421,8 +426,8 @@ class LeastResponseTime(_LoadOrdered):
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
                     if last is rank or fresh >= last:
-                        entries.popleft()  # the run's next entry, or this one, leads it now
-                        entries.append(fresh)
+                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                        _append(entries, fresh)
                         state.rank = fresh  # two statements: see least._Entry
                         _heapreplace(heap, entries[0])
                     else:
