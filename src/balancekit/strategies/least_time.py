@@ -110,9 +110,12 @@ class LeastResponseTime(_LoadOrdered):
     endpoint not selected for longest once it has waited ``probe_interval`` seconds, and the
     probe's sample moves its estimate at least halfway (:data:`PROBE_STEP`), so a recovered
     endpoint wins its share back within about ``probe_interval * log2(old / new latency)``
-    seconds, and no endpoint starves. Select and release are O(log n), under the balancer's
-    lock; re-taking the reference re-files every endpoint, O(n), once per ``probe_interval``,
-    and early at most once per n picks (O(1) amortised).
+    seconds, and no endpoint starves. Select and release are O(log k) for k distinct weights
+    (O(1) in the pool's size) when requests end in the order they started and the estimates are
+    within the tolerance, and O(log n) otherwise, under the balancer's lock: LeastConnections'
+    index (:mod:`balancekit.strategies.least`); re-taking the reference re-files every
+    endpoint, O(n), once per ``probe_interval``, and early at most once per n picks (O(1)
+    amortised).
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
     linkerd2-proxy ``linkerd/ewma``. The tolerance and the reference are this library's.
