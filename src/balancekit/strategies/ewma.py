@@ -264,6 +264,12 @@ class PeakEWMA(_TwoChoices):
     # start) and one per release (there were two of each with elapsed=None). Issue 15: Python
     # calls were most of the cost (py-spy, docs/benchmarks.md). Everything else takes the
     # general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
+    # A sample at or above the estimate's last value (``elapsed >= latency``) is a peak without
+    # computing the decay: the decayed estimate, ``latency * exp(-since / decay)`` with
+    # ``exp(...) <= 1``, is at most ``latency`` (rounding is monotonic), so ``sample >= current``
+    # holds whatever ``ok`` and ``since``, and the peak replaces the estimate with ``elapsed``.
+    # ~1 in 2 samples of a steady server, every one of a constant latency: one ``exp`` fewer
+    # (issue 15; tests/strategies/test_ewma_peak.py).
 
     def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
@@ -368,6 +374,8 @@ class PeakEWMA(_TwoChoices):
             latency = state.latency  # _learn
             if latency is None:  # the first sample replaces the prior
                 state.latency = elapsed if ok else max(elapsed, self._estimate(state, now))
+            elif elapsed >= latency:  # a peak, whatever the decay: no exp (see below)
+                state.latency = elapsed
             else:
                 since = now - state.latency_at
                 current = latency if since <= 0 else latency * exp(-since / self._decay)

@@ -1,22 +1,13 @@
-"""Least connections on a heap merging sorted runs, one per weight: O(1) per sequential request.
+"""Least connections on least.py's index (sorted runs per weight merged on a heap): O(1) per
+sequential request.
 
-The order is ``_LoadOrdered``'s (:mod:`balancekit.strategies.least`): each eligible endpoint has
-one live entry, possibly stale (filed with a key below its current one, never above), found by
-identity (``state.rank is entry``); a pick takes the smallest key ``(score, deadline, order)``.
-What differs is where entries are filed. Each weight has a *run*: a deque of entries in
-non-decreasing key order. A fresh entry whose key is at least the last one of its weight's run
-is appended to it, O(1); any other is pushed on the heap alone, O(log n). The heap holds those
-entries and the *head* of each non-empty run (a k-way merge, as ``heapq.merge``): when a head
-leaves, the next entry of its run takes its place on the heap.
-
-A pick moves the picked endpoint's virtual deadline to ``virtual time + 1 / weight`` and the
-virtual time never goes back, so among endpoints of one weight each pick's deadline is the
-latest yet. So in sequential traffic (and whenever requests end in the order they started) a
-release files its endpoint with load 0 at the end of its run: select+release is a ``popleft``,
-an ``append`` and one ``heapreplace`` on a heap of one entry per distinct weight (k), where
-the heap alone did a ``heapreplace`` on n entries (cache misses at 10,000: ~2x the cost at 10,
-issue 15). Out-of-order keys (requests ending in another order, cancellations, membership
-changes) go on the heap alone, as before: never worse than the heap, O(log n).
+The index and its order are ``_LoadOrdered``'s (:mod:`balancekit.strategies.least`): each
+eligible endpoint has one live entry, possibly stale (filed with a key below its current one,
+never above), found by identity (``state.rank is entry``); a pick takes the smallest key
+``(in_flight / weight, deadline, order)``. In sequential traffic (and whenever requests end in
+the order they started) select+release is a ``popleft``, an ``append`` and one ``heapreplace``
+on a heap of one entry per distinct weight (k); out-of-order keys go on the heap alone,
+O(log n). What this module adds is the score and select/release with the common case inlined.
 """
 
 from __future__ import annotations
@@ -24,16 +15,16 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Collection, Iterable
-from heapq import heappop, heappush, heapreplace
+from heapq import heapreplace
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, BalancerBase, Clock, Delta, new_lease
+from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import EndpointState
-from .least import _LoadOrdered
+from .least import _IDLE, _LoadOrdered, _Run
 
 __all__ = ["LeastConnections"]
 
@@ -44,45 +35,12 @@ _new_lease: Final = new_lease
 _LEASE: Final = Lease
 _FLOAT_MAX: Final = FLOAT_MAX
 _next: Final = next
-_heappop: Final = heappop
-_heappush: Final = heappush
 _heapreplace: Final = heapreplace
-
-#: The score of an idle endpoint, one object: entries of idle endpoints (all of them, between
-#: sequential requests) then compare their scores by identity (``PyObject_RichCompareBool``'s
-#: shortcut) in the heap and the runs, and no float is divided and allocated for them.
-_IDLE: Final[object] = 0.0
-
-#: An entry ``(score, deadline, order, state, run)``: ``run`` is the :class:`_Run` holding it, or
-#: None for an entry on the heap alone. Typed ``tuple[Any, ...]``: see least.py's ``_Entry``.
-_Entry = tuple[Any, ...]
-
-
-class _Run:
-    """The entries of one weight filed in key order; only the first is on the heap.
-
-    Entries compare as tuples; two reach ``run`` only when they are the same endpoint's with
-    equal keys (a dead one and its successor in another run): they then count as equal,
-    whichever run, where comparing deques would recurse through their entries.
-    """
-
-    __slots__ = ("entries", "weight")
-
-    def __init__(self, weight: float) -> None:
-        self.weight = weight
-        self.entries: deque[_Entry] = deque()
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    def __gt__(self, other: object) -> bool:
-        return False
-
-    def __le__(self, other: object) -> bool:
-        return True
-
-    def __ge__(self, other: object) -> bool:
-        return True
+# deque's methods called as functions: compiled, ``d.popleft()`` looks the method up by name
+# on every call (as ``DICT_POP`` in _core); pure Python, either costs the same (measured).
+_popleft: Final = deque.popleft
+_append: Final = deque.append
+_IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when compiled
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -95,7 +53,7 @@ class LeastConnections(_LoadOrdered):
     select and release are O(log k) for k distinct weights (O(1) in the pool's size) when
     requests end in the order they started, as sequential ones do, and O(log n) otherwise:
     each weight's endpoints are filed in a sorted run, the runs merged on a heap (see
-    :mod:`balancekit.strategies.least_conn`).
+    :mod:`balancekit.strategies.least`).
 
     At low concurrency (one request at a time) every endpoint has 0 in flight at each pick, so
     the deadlines decide: sequential requests go round in proportion to weight (exactly 50/50
@@ -112,152 +70,10 @@ class LeastConnections(_LoadOrdered):
         self, endpoints: Iterable[EndpointLike] = (), *, clock: Clock = time.monotonic
     ) -> None:
         super().__init__(endpoints, clock=clock)
-        self._runs: dict[float, _Run] = {}
-        self._filed = 0  # entries in the heap and the runs, dead ones included
         self._start()
 
     def _score(self, state: EndpointState) -> float:
         return state.load / state.weight
-
-    # -- the index, under the lock ---------------------------------------------------------------
-
-    def _file(self, state: EndpointState) -> None:
-        """File a fresh entry for ``state``'s current key and make it the live one: at the end of
-        its weight's run when it sorts last there (on the heap too if the run was empty), else
-        on the heap alone."""
-        weight = state.weight
-        run = self._runs.get(weight)
-        if run is None:
-            run = _Run(weight)
-            self._runs[weight] = run
-        entries = run.entries
-        load = state.load
-        entry: Any = (load / weight if load else _IDLE, state.deadline, state.order, state, run)
-        if not entries:
-            entries.append(entry)
-            _heappush(self._heap, entry)
-        elif entry >= entries[-1]:
-            entries.append(entry)
-        else:
-            entry = (entry[0], entry[1], entry[2], state, None)
-            _heappush(self._heap, entry)
-        state.rank = entry
-        self._filed += 1
-
-    def _drop_top(self) -> None:
-        """Remove the heap's first entry; if it heads a run, the run's next one takes its place."""
-        heap = self._heap
-        run: _Run | None = heap[0][4]
-        if run is None:
-            _heappop(heap)
-        else:
-            entries = run.entries
-            entries.popleft()
-            if entries:
-                _heapreplace(heap, entries[0])
-            else:
-                _heappop(heap)
-        self._filed -= 1
-
-    def _refile(self, state: EndpointState) -> None:
-        """File a fresh entry for ``state`` whose old one stays dead where it is: after a
-        rebuild from the live entries when dead ones outnumber them (O(n) every n such
-        entries, so O(1) amortised)."""
-        if self._filed > 2 * self._live + 32:
-            live = [other for other in self._live_states() if other is not state]
-            self._reset()
-            for other in sorted(live, key=_current_key):
-                self._file(other)
-        self._file(state)
-
-    def _live_states(self) -> list[EndpointState]:
-        """The endpoints whose live entry is filed, in no order."""
-        live = [e[3] for e in self._heap if e[4] is None and e[3].rank is e]
-        for run in self._runs.values():
-            live += [e[3] for e in run.entries if e[3].rank is e]
-        return live
-
-    def _reset(self) -> None:
-        for state in self._live_states():
-            state.rank = None
-        self._heap = []
-        self._runs = {}
-        self._filed = 0
-
-    def _rebuild(self, eligible: list[EndpointState]) -> None:
-        self._reset()
-        for state in eligible:
-            if state.deadline < self._virtual_time:  # new or returning: no credit for absence
-                state.deadline = self._virtual_time + 1.0 / state.weight
-        for state in sorted(eligible, key=_current_key):  # in order: every entry in a run
-            self._file(state)
-        self._live = len(eligible)
-
-    def _apply(self, delta: Delta) -> None:
-        """As ``_LoadOrdered._apply``: O(1) or O(log n) per endpoint changed."""
-        if delta.full:
-            self._rebuild(self._eligible_list)
-            return
-        for state in delta.removed:
-            state.rank = None
-            self._live -= 1
-        for state in delta.added:
-            if state.deadline < self._virtual_time:  # new or returning: no credit for absence
-                state.deadline = self._virtual_time + 1.0 / state.weight
-            self._live += 1
-            self._refile(state)
-        for state in delta.reweighted:
-            self._refile(state)
-
-    def _first(self) -> EndpointState | None:
-        """The endpoint with the smallest key (None if none is filed): drops dead entries and
-        re-files stale ones on the way."""
-        heap = self._heap
-        while heap:
-            entry: Any = heap[0]
-            state: EndpointState = entry[3]
-            if state.rank is entry:
-                if entry[0] == state.load / state.weight and entry[1] == state.deadline:
-                    return state
-                self._drop_top()
-                self._file(state)
-            else:
-                self._drop_top()
-        return None
-
-    def _top(self) -> EndpointState:
-        state = self._first()
-        if state is None:
-            raise self._nothing_available()
-        return state
-
-    def _first_not_avoided(self, avoid: Collection[str]) -> EndpointState:
-        """The smallest key not avoided: first entries taken off until one is not avoided,
-        then filed again. O(k log n) for k taken (as the heap alone)."""
-        skipped: list[EndpointState] = []
-        try:
-            while True:
-                state = self._first()
-                if state is None:
-                    raise self._nothing_available(avoid)
-                self._drop_top()
-                skipped.append(state)
-                if state.endpoint.address not in avoid:
-                    return state
-        finally:
-            for state in skipped:
-                self._file(state)
-
-    def _refile_released(self, state: EndpointState) -> None:
-        """After a release: re-file ``state`` if its entry is first or its key fell below it."""
-        rank = state.rank
-        if rank is None:  # no longer eligible
-            return
-        if self._heap[0] is rank:  # picked last, typically: re-filed, nothing left dead
-            self._drop_top()
-            self._file(state)
-        elif state.load / state.weight < rank[0]:  # deadlines never go back: only the score
-            self._refile(state)
 
     # select and release below are BalancerBase's with _pick, _top, _take, _on_release and
     # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed or a
@@ -282,7 +98,7 @@ class LeastConnections(_LoadOrdered):
                 if state.rank is entry:
                     deadline = state.deadline
                     load = state.load
-                    score = load / state.weight if load else _IDLE
+                    score = load / state.weight if load else _IDLE_SCORE
                     if entry[1] == deadline and entry[0] == score:
                         break
                     self._drop_top()
@@ -331,13 +147,13 @@ class LeastConnections(_LoadOrdered):
                 if heap[0] is rank and run is not None:  # it leads its run
                     entries = run.entries
                     last = entries[-1]
-                    score = load / state.weight if load else _IDLE
+                    score = load / state.weight if load else _IDLE_SCORE
                     entry: Any = (score, state.deadline, state.order, state, run)
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
                     if last is rank or entry >= last:
-                        entries.popleft()  # the run's next entry, or this one, leads it now
-                        entries.append(entry)
+                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                        _append(entries, entry)
                         state.rank = entry
                         _heapreplace(heap, entries[0])
                     else:
@@ -348,34 +164,3 @@ class LeastConnections(_LoadOrdered):
             lock.release()
         if state.retired:
             self._forget_if_idle(state)
-
-    def _check_invariants(self) -> None:
-        BalancerBase._check_invariants(self)  # not _LoadOrdered's: it knows the heap alone
-        with self._lock:
-            heap = self._heap
-            for i in range(1, len(heap)):
-                assert heap[(i - 1) // 2] <= heap[i]
-            heads = {id(run.entries[0]) for run in self._runs.values() if run.entries}
-            alone = [entry for entry in heap if entry[4] is None]
-            assert {id(entry) for entry in heap if entry[4] is not None} == heads
-            assert len(heap) == len(alone) + len(heads)
-            entries = list(alone)
-            for weight, run in self._runs.items():
-                assert run.weight == weight
-                filed = list(run.entries)
-                assert all(entry[4] is run for entry in filed)
-                assert all(filed[i - 1][:3] <= filed[i][:3] for i in range(1, len(filed)))
-                entries += filed
-            assert self._filed == len(entries)
-            live = [entry for entry in entries if entry[3].rank is entry]
-            eligible = self._eligible()
-            assert len(live) == len(eligible) == self._live
-            assert {id(entry[3]) for entry in live} == {id(state) for state in eligible}
-            for state in eligible:
-                assert state.rank is not None and state.rank[3] is state
-                assert state.rank[:3] <= (self._score(state), state.deadline, state.order)
-                assert state.load == state.in_flight() >= 0
-
-
-def _current_key(state: EndpointState) -> tuple[float, float, int]:
-    return (state.load / state.weight, state.deadline, state.order)

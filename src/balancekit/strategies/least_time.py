@@ -1,6 +1,7 @@
-"""Least response time: in-flight requests times a moving average of latency, on least.py's heap.
+"""Least response time: in-flight requests times a moving average of latency, on least.py's index.
 
-The heap, its lazy re-filing and the earliest-deadline-first tie rule are ``_LoadOrdered``'s
+The index (sorted runs per weight merged on a heap), its lazy re-filing and the
+earliest-deadline-first tie rule are ``_LoadOrdered``'s
 (:mod:`balancekit.strategies.least`). What this module adds is the latency term: a time-decayed
 moving average per endpoint, a *tie tolerance* (estimates within it of the best count as the
 best, so near-equal endpoints take turns instead of the one measured lowest taking everything),
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable
-from heapq import heapify, heappop, heapreplace
+from heapq import heapreplace
 from math import exp
 from typing import Any, Final
 
@@ -24,19 +25,43 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import EndpointState
-from .least import PROBE_STEP, _LoadOrdered
+from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
-_heappop: Final = heappop
 _heapreplace: Final = heapreplace
+# deque's methods called as functions: compiled, ``d.popleft()`` looks the method up by name
+# on every call (as ``DICT_POP`` in _core); pure Python, either costs the same (measured).
+_popleft: Final = deque.popleft
+_append: Final = deque.append
+_move_to_end: Final = OrderedDict.move_to_end
 _Lease: Final = Lease
+_IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when compiled
 
 #: Latency estimates within this fraction above the best one count as equal to it (``tolerance=``).
 DEFAULT_TOLERANCE: Final = 0.5
+
+
+def min_step_gap(decay: float, min_step: float) -> float:
+    """The gap between samples (seconds) below which a sample's step, ``max(1 - exp(-gap /
+    decay), min_step)``, is ``min_step``: release then takes ``min_step`` without calling
+    ``exp`` (issue 15: between sequential requests the gap is microseconds, ~0.1 % of the
+    default ``decay * -ln(1 - min_step)``, 1.05 s; the call and its arithmetic were ~60 ns of
+    a pure-Python select+release).
+
+    Exact, not approximate: the gap is 1e-6 (relatively) below ``decay * -ln(1 - min_step)``,
+    where ``1 - exp(-gap / decay)`` is ``min_step`` less at least ``(1 - min_step) * 1e-6 *
+    -ln(1 - min_step)``, far beyond the rounding of ``exp`` and of the division (~1e-16) for
+    ``1e-6 <= min_step <= 0.999``. Outside that range, or when the product leaves the normal
+    floats, 0.0: only a gap below 0 (a clock set back, where the step is ``min_step`` too)
+    skips ``exp``."""
+    if not 1e-6 <= min_step <= 0.999:
+        return 0.0
+    gap = decay * -math.log1p(-min_step) * (1.0 - 1e-6)
+    return gap if 1e-300 < gap < FLOAT_MAX else 0.0
 
 
 def _latency(state: EndpointState) -> float:
@@ -85,9 +110,12 @@ class LeastResponseTime(_LoadOrdered):
     endpoint not selected for longest once it has waited ``probe_interval`` seconds, and the
     probe's sample moves its estimate at least halfway (:data:`PROBE_STEP`), so a recovered
     endpoint wins its share back within about ``probe_interval * log2(old / new latency)``
-    seconds, and no endpoint starves. Select and release are O(log n), under the balancer's
-    lock; re-taking the reference re-files every endpoint, O(n), once per ``probe_interval``,
-    and early at most once per n picks (O(1) amortised).
+    seconds, and no endpoint starves. Select and release are O(log k) for k distinct weights
+    (O(1) in the pool's size) when requests end in the order they started and the estimates are
+    within the tolerance, and O(log n) otherwise, under the balancer's lock: LeastConnections'
+    index (:mod:`balancekit.strategies.least`); re-taking the reference re-files every
+    endpoint, O(n), once per ``probe_interval``, and early at most once per n picks (O(1)
+    amortised).
 
     Sources: NGINX Plus ``least_time``; Finagle ``PeakEwma`` (``com.twitter.finagle.loadbalancer``);
     linkerd2-proxy ``linkerd/ewma``. The tolerance and the reference are this library's.
@@ -119,6 +147,7 @@ class LeastResponseTime(_LoadOrdered):
         self._decay = decay
         self._default_latency = default_latency
         self._min_step = min_step
+        self._short_gap = min_step_gap(decay, min_step)  # gaps below it step by min_step
         self._probe_interval = probe_interval
         self._tie = 1.0 + tolerance
         # The best estimate when last looked (at most probe_interval ago), or default_latency
@@ -156,17 +185,14 @@ class LeastResponseTime(_LoadOrdered):
         self._refreshed_at = now
         self._refresh_at = self._due_at = now + self._probe_interval
         self._picks_at = self._picks
-        live = [entry[3] for entry in self._heap if entry[3].rank is entry]
+        live = self._live_states()
         measured = [state for state in live if state.latency is not None]
         self._best = min(measured, key=_latency) if measured else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
             return
         self._reference, self._limit = reference, reference * self._tie
-        for entry in self._heap:
-            entry[3].rank = None
-        self._heap = [self._entry(state) for state in live]
-        heapify(self._heap)
+        self._refile_all(live)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
         super()._rebuild(eligible)
@@ -301,22 +327,22 @@ class LeastResponseTime(_LoadOrdered):
                         raise self._nothing_available()
                     entry: Any = heap[0]  # Any: see least._Entry (identity under mypyc)
                     state = entry[3]
-                    if state.rank is not entry:
-                        _heappop(heap)
-                        continue
-                    latency = state.latency
-                    if latency is None or latency <= limit:
-                        score = state.load * reference / state.weight
+                    if state.rank is entry:
+                        load = state.load
+                        latency = state.latency
+                        if latency is None or latency <= limit:
+                            score: Any = load * reference / state.weight if load else _IDLE_SCORE
+                        else:
+                            score = (load + 1) * latency / state.weight
+                        deadline = state.deadline
+                        if entry[1] == deadline and entry[0] == score:
+                            break
+                        self._drop_top()  # stale: re-filed with its current key
+                        self._file(state)
                     else:
-                        score = (state.load + 1) * latency / state.weight
-                    deadline = state.deadline
-                    if entry[0] == score and entry[1] == deadline:
-                        break
-                    entry = (score, deadline, state.order, state)
-                    state.rank = entry  # two statements: see least._Entry
-                    _heapreplace(heap, entry)
+                        self._drop_top()  # dead
             state.picked_at = now
-            last_picked.move_to_end(state)
+            _move_to_end(last_picked, state)
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -369,9 +395,12 @@ class LeastResponseTime(_LoadOrdered):
             else:
                 sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
                 since = now - state.latency_at
-                since = since if since > 0.0 else 0.0
-                step = 1.0 - exp(-since / self._decay)
-                step = step if step > self._min_step else self._min_step
+                if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
+                    step = self._min_step
+                else:
+                    since = since if since > 0.0 else 0.0
+                    step = 1.0 - exp(-since / self._decay)
+                    step = step if step > self._min_step else self._min_step
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
@@ -386,18 +415,28 @@ class LeastResponseTime(_LoadOrdered):
                 )
             rank = state.rank  # _refile_released, with _score inlined
             if rank is not None:
-                if latency <= self._limit:
-                    score = state.load * self._reference / state.weight
+                heap = self._heap
+                run: _Run | None = rank[4]
+                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
+                    load = state.load
+                    if latency <= self._limit:
+                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                    else:
+                        score = (load + 1) * latency / state.weight
+                    entries = run.entries
+                    last = entries[-1]
+                    fresh: Any = (score, state.deadline, state.order, state, run)
+                    # Filed in its run if it sorts last there (or is alone in it): whatever the
+                    # run's weight, its entries stay in key order.
+                    if last is rank or fresh >= last:
+                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                        _append(entries, fresh)
+                        state.rank = fresh  # two statements: see least._Entry
+                        _heapreplace(heap, entries[0])
+                    else:
+                        self._refile_released(state)
                 else:
-                    score = (state.load + 1) * latency / state.weight
-                if self._heap[0] is rank:
-                    fresh: Any = (score, state.deadline, state.order, state)
-                    state.rank = fresh  # two statements: see least._Entry
-                    _heapreplace(self._heap, fresh)
-                elif score < rank[0]:
-                    fresh = (score, state.deadline, state.order, state)
-                    state.rank = fresh
-                    self._push(fresh)
+                    self._refile_released(state)
         finally:
             lock.release()
         if state.retired:
