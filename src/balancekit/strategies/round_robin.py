@@ -12,16 +12,16 @@ import itertools
 import math
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
-from .._core import LEASE, NEXT, TOKENS, BalancerBase, Clock, Delta, new_lease
+from .._core import NATIVE_TOKENS, NEXT, TOKENS, BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe
-from .._state import EndpointState, count_value
+from .._state import NATIVE, EndpointState, count_value
 from .edf import EdfByWeight
 from .smooth import (
     LAP_LIMIT,
@@ -34,6 +34,11 @@ from .smooth import (
 )
 
 __all__ = ["SCHEDULE_LIMIT", "RoundRobin", "WeightedRoundRobin", "smooth_weighted_sequence"]
+
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
 
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
@@ -102,17 +107,21 @@ class _ScheduleBalancer(BalancerBase):
         # The common case with BalancerBase.select and _pick inlined (keep the two in step):
         # one Python call per select instead of two (three for smooth WRR), measured at N=10
         # ~60 ns less for RoundRobin and ~200 ns less for WeightedRoundRobin.
-        # NEXT, LEASE, clock typed Any: see _core.NEXT (compiled, no name lookup, no reboxing)
+        # NEXT, clock typed Any: see _core.NEXT (compiled, no name lookup, no reboxing)
         clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts: a clock that raises leaves nothing in flight
         position: int = NEXT(self._counter)  # (int: compiled, a native index and remainder)
         state = schedule[position % len(schedule)]
-        token = NEXT(TOKENS)
-        NEXT(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = NEXT(TOKENS)
+            NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(LEASE, (state.endpoint, token, started))
+        return Lease(state.endpoint, token, started)
 
     def _select_online(self, context: Any) -> Lease:
         """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
@@ -125,12 +134,16 @@ class _ScheduleBalancer(BalancerBase):
             state = self._step_online(smooth) if smooth is not None else self._pick(context, ())
         finally:
             lock.release()
-        token = NEXT(TOKENS)
-        NEXT(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = NEXT(TOKENS)
+            NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since: BalancerBase._select_again
             return self._select_again(state, token, context, ())
-        return new_lease(LEASE, (state.endpoint, token, started))
+        return Lease(state.endpoint, token, started)
 
     def _step_online(self, smooth: SmoothOnline) -> EndpointState:
         """One pick of NGINX's loop stepped online (under the lock), watched for a whole cycle:
