@@ -82,6 +82,10 @@ NATIVE_TOKENS: Final = NativeTokens()
 # it from the module's globals, as fast as the builtin. ``DICT_POP`` is ``dict.pop`` called as
 # a function: compiled, ``d.pop(k)`` looks the method up on every call.
 NEXT: Final[Callable[[Iterator[Any]], Any]] = next
+#: Pure Python builds a :class:`Lease` as ``NEW_LEASE(Lease)`` and three slot stores: ~40 ns
+#: less than calling the class (3.11 runs ``__init__`` in a frame of its own). Compiled, the
+#: class is native and is called (``object.__new__`` refuses a native class).
+NEW_LEASE: Final = object.__new__
 DICT_POP: Final[Callable[[dict[Any, Any], Any], Any]] = dict.pop
 #: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
 STATS_TRIES: Final = 8
@@ -300,12 +304,16 @@ class BalancerBase:
 
     # -- selection ------------------------------------------------------------------------------
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it.
 
         ``context`` is what the strategy keys on (a hash strategy's key; ignored by others);
         ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
         the pool is empty, every endpoint is down, or every eligible one is avoided.
+
+        Pass ``avoid`` by keyword, as the :class:`Balancer` protocol has it. It is not
+        keyword-only here, on purpose: CPython 3.11 fills a keyword-only default with a dict
+        lookup on every call (~14 ns, 3 % of a round robin's select + release; issue 15).
         """
         if avoid:
             check_avoid(avoid)
@@ -326,7 +334,13 @@ class BalancerBase:
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, started)
+        if NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def _select_again(
         self, state: EndpointState, token: int, context: Any, avoid: Collection[str]

@@ -269,7 +269,7 @@ class PeakEWMA(_TwoChoices):
     # calls were most of the cost (py-spy, docs/benchmarks.md). Everything else takes the
     # general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
             return super().select(context, avoid=avoid)

@@ -267,7 +267,7 @@ class LeastConnections(_LoadOrdered):
     # finite float one, which least connections does not learn from). Everything else takes
     # the general path; keep the two in step.
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             return super().select(context, avoid=avoid)

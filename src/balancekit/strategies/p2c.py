@@ -232,7 +232,7 @@ class PowerOfTwoChoices(_TwoChoices):
     # the same draws in the same order, so seeded sequences are unchanged (issue 15). Everything
     # else takes the general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
             return super().select(context, avoid=avoid)
