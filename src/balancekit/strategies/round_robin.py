@@ -87,6 +87,7 @@ class _ScheduleBalancer(BalancerBase):
     def __init__(self, endpoints: Iterable[EndpointLike], *, clock: Clock) -> None:
         super().__init__(endpoints, clock=clock)
         self._counter = itertools.count()
+        self._turns = 0  # the compiled build's part of the counter (balancekit._state)
         self._fallback = itertools.count()  # avoided picks' own rotation (_not_avoided)
         self._schedule: tuple[EndpointState, ...] = ()
         self._ring: tuple[EndpointState, ...] = ()
@@ -111,7 +112,11 @@ class _ScheduleBalancer(BalancerBase):
         # NEXT, clock typed Any: see _core.NEXT (compiled, no name lookup, no reboxing)
         clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts: a clock that raises leaves nothing in flight
-        position: int = NEXT(self._counter)  # (int: compiled, a native index and remainder)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            position = self._turns  # (int: compiled, a native index and remainder)
+            self._turns = position + 1
+        else:
+            position = NEXT(self._counter)
         state = schedule[position % len(schedule)]
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             token = _NATIVE_TOKENS.take()
@@ -129,6 +134,20 @@ class _ScheduleBalancer(BalancerBase):
         lease._token = token
         lease._started = started
         return lease
+
+    def _turn(self) -> int:
+        """The counter's next value (the picks' position), counted in the part this build makes
+        atomic (balancekit._state); ``select``'s fast path inlines it."""
+        if _NATIVE:
+            position = self._turns
+            self._turns = position + 1
+            return position
+        counted: int = NEXT(self._counter)
+        return counted
+
+    def _turns_taken(self) -> int:
+        """How many values the counter has given (both parts)."""
+        return count_value(self._counter) + self._turns
 
     def _select_online(self, context: Any) -> Lease:
         """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
@@ -165,11 +184,15 @@ class _ScheduleBalancer(BalancerBase):
         lap = self._lap
         if lap is not None:  # a cycle was found since the caller read the schedule
             rotated = lap.rotated
-            at: int = NEXT(self._counter)
+            at = self._turn()
             return rotated[at % len(rotated)]
         # a method call, not next(): compiled, a direct call of the native method
         state = smooth.__next__()
-        position: int = NEXT(self._counter)
+        if _NATIVE:  # self._turn() inlined: every online pick takes this
+            position = self._turns
+            self._turns = position + 1
+        else:
+            position = NEXT(self._counter)
         finder = self._finder
         if finder is not None:
             cycle = finder.push(state)
@@ -187,7 +210,7 @@ class _ScheduleBalancer(BalancerBase):
         schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
         if not schedule:
             return self._pick_online(avoid)
-        position: int = NEXT(self._counter)
+        position = self._turn()
         state = schedule[position % len(schedule)]
         if avoid and state.endpoint.address in avoid:
             return self._not_avoided(avoid)
@@ -422,7 +445,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             return
         self._lap = None
         self._schedule = ()
-        smooth.skip(lap, (count_value(self._counter) - lap.base) % len(lap.rotated))
+        smooth.skip(lap, (self._turns_taken() - lap.base) % len(lap.rotated))
 
     def _watch(self) -> None:
         """After a change in online mode (under the lock): look for the next cycle, O(k)."""
@@ -453,7 +476,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             return
         weights = tuple(state.weight for state in eligible)
         currents = [_resumed(before.get(state.endpoint.address), state) for state in eligible]
-        base = count_value(self._counter)
+        base = self._turns_taken()
         states = tuple(eligible)
         found = smooth_schedule(weights, currents, SCHEDULE_LIMIT)
         if found is None:
@@ -491,7 +514,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
         if origin.stepper is not None:
             currents = origin.stepper.currents()
         else:
-            made = count_value(self._counter) - origin.base  # picks since the restart
+            made = self._turns_taken() - origin.base  # picks since the restart
             picks = [0] * len(origin.states)
             transient, cycle = origin.transient, origin.cycle
             for index in transient[:made]:
@@ -521,7 +544,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 if edf is None or len(edf) == 0:  # not `not edf`: compiled, that tests None only
                     raise self._nothing_available()
                 state = edf.__next__()  # (compiled: a direct call, see _step_online)
-            NEXT(self._counter)  # only for avoid's rotation
+            self._turn()  # only for avoid's rotation
         elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
             with self._lock:
                 smooth = self._smooth
@@ -532,7 +555,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             origin = self._origin
             if origin is None:
                 raise self._nothing_available()
-            position: int = NEXT(self._counter)
+            position = self._turn()
             if origin.stepper is not None:  # a cycle too long to precompute: NGINX's loop
                 with self._lock:
                     state = origin.states[NEXT(origin.stepper)]
