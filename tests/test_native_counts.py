@@ -148,8 +148,8 @@ def test_counts_exact_under_threads(name: str) -> None:
 def test_avoid_may_be_given_by_position(name: str) -> None:
     """``select(context, avoid)``: ``avoid`` is not keyword-only (issue 15: a keyword-only
     default costs a dict lookup per call in 3.11); both spellings pick the same."""
-    by_keyword = STRATEGIES[name](_endpoints(5))
-    by_position = STRATEGIES[name](_endpoints(5))
+    by_keyword = STRATEGIES[name](_endpoints(5), clock=lambda: 1.0)  # one instant: the
+    by_position = STRATEGIES[name](_endpoints(5), clock=lambda: 1.0)  # latency-aware agree
     avoid = {"10.4.0.1:80", "10.4.0.3:80"}
     for i in range(20):
         a = by_keyword.select(f"k{i}", avoid=avoid)
