@@ -276,7 +276,7 @@ def contract_floor() -> Case:
     outstanding: dict[int, bk.Endpoint] = {}
     new, clock = tuple.__new__, time.monotonic
 
-    def run(n: int) -> tuple[int, int]:
+    def run_tuple(n: int) -> tuple[int, int]:  # a tree from before issue 15's native Lease
         start = perf_counter_ns()
         for _ in repeat(None, n):
             token = next(tokens)
@@ -287,7 +287,21 @@ def contract_floor() -> Case:
             next(released)
         return perf_counter_ns() - start, n
 
-    return run
+    def run(n: int) -> tuple[int, int]:  # the Lease class, built as the pure select builds it
+        start = perf_counter_ns()
+        for _ in repeat(None, n):
+            token = next(tokens)
+            next(selected)
+            outstanding[token] = endpoint
+            lease = object.__new__(Lease)
+            lease._endpoint = endpoint
+            lease._token = token
+            lease._started = clock()
+            outstanding.pop(lease._token, None)
+            next(released)
+        return perf_counter_ns() - start, n
+
+    return run_tuple if issubclass(Lease, tuple) else run
 
 
 def lock_pair() -> Case:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, final
 
 from mypy_extensions import mypyc_attr
 
@@ -40,7 +40,7 @@ from ._errors import (
 from ._lease import EndpointStats, Lease
 from ._options import describe
 from ._protocols import Balancer, HealthHook, acquired
-from ._state import EndpointState, count_value
+from ._state import NATIVE, EndpointState, count_value
 from ._tally import Tally
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "Delta", "HealthHook"]
@@ -49,19 +49,43 @@ __all__ = ["Balancer", "BalancerBase", "Clock", "Delta", "HealthHook"]
 Clock = Callable[[], float]
 
 # One token sequence for the whole process, so a lease from another balancer is never mistaken
-# for one of ours.
-# Strategies that inline ``select`` (round robin, least connections) import these two.
-TOKENS: Final = itertools.count(1)
-new_lease: Final = tuple.__new__  # builds a Lease without NamedTuple's Python-level __new__
+# for one of ours: odd numbers from TOKENS (the pure-Python build's, atomic as a C call), even
+# ones from NATIVE_TOKENS (the compiled build's: see balancekit._state on atomicity), so the two
+# can never give the same token. Strategies that inline ``select`` import both.
+TOKENS: Final = itertools.count(1, 2)
+
+
+@final
+class NativeTokens:
+    """The compiled build's token source: even numbers, one per :meth:`take`.
+
+    Compiled (mypyc), ``take`` is a direct C call whose read and write of ``last`` never give up
+    the GIL, so no two threads get the same token; the pure-Python build never calls it (two
+    bytecodes there could interleave) and takes :data:`TOKENS` instead.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def take(self) -> Any:  # Any: compiled, the token is boxed once, for the dict and the lease
+        last = self.last + 2
+        self.last = last
+        return last
+
+
+NATIVE_TOKENS: Final = NativeTokens()
 # The hot path's names as module constants (issue 15). Compiled (mypyc), ``next(x)`` looks up
-# ``builtins.next`` by name on every call, and a class imported from another module (``Lease``)
-# is a dict lookup per use; a ``Final`` is read from a C static. ``NEXT`` returns ``Any`` so the
-# compiled code keeps the int object it gets (typed ``int``, a token was unboxed, then boxed
-# again for the dict key and again for the lease: three int objects instead of one). Pure Python
-# reads either from the module's globals, as fast as the builtin. ``DICT_POP`` is ``dict.pop``
-# called as a function: compiled, ``d.pop(k)`` looks the method up on every call.
+# ``builtins.next`` by name on every call; a ``Final`` is read from a C static. ``NEXT`` returns
+# ``Any`` so the compiled code keeps the int object it gets for the dict key. Pure Python reads
+# it from the module's globals, as fast as the builtin. ``DICT_POP`` is ``dict.pop`` called as
+# a function: compiled, ``d.pop(k)`` looks the method up on every call.
 NEXT: Final[Callable[[Iterator[Any]], Any]] = next
-LEASE: Final = Lease
+#: Pure Python builds a :class:`Lease` as ``NEW_LEASE(Lease)`` and three slot stores: ~40 ns
+#: less than calling the class (3.11 runs ``__init__`` in a frame of its own). Compiled, the
+#: class is native and is called (``object.__new__`` refuses a native class).
+NEW_LEASE: Final = object.__new__
 DICT_POP: Final[Callable[[dict[Any, Any], Any], Any]] = dict.pop
 #: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
 STATS_TRIES: Final = 8
@@ -88,8 +112,10 @@ def _invalid_lease(lease: object) -> InvalidLease:
     """Why ``release(lease)`` is refused: not a lease, or not an outstanding one of ours."""
     if type(lease) is not Lease:
         return InvalidLease(f"release takes the Lease that select returned, not {describe(lease)}")
+    endpoint = lease.endpoint  # (a hand-made Lease may hold anything)
+    on = endpoint.address if isinstance(endpoint, Endpoint) else describe(endpoint)
     return InvalidLease(
-        f"lease {lease.token} on {lease.endpoint.address} was already released or was not issued"
+        f"lease {describe(lease.token)} on {on} was already released or was not issued"
         " by this balancer"
     )
 
@@ -278,12 +304,16 @@ class BalancerBase:
 
     # -- selection ------------------------------------------------------------------------------
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it.
 
         ``context`` is what the strategy keys on (a hash strategy's key; ignored by others);
         ``avoid`` is a collection of addresses to skip. Raises :class:`NoEndpointAvailable` when
         the pool is empty, every endpoint is down, or every eligible one is avoided.
+
+        Pass ``avoid`` by keyword, as the :class:`Balancer` protocol has it. It is not
+        keyword-only here, on purpose: CPython 3.11 fills a keyword-only default with a dict
+        lookup on every call (~14 ns, 3 % of a round robin's select + release; issue 15).
         """
         if avoid:
             check_avoid(avoid)
@@ -295,12 +325,22 @@ class BalancerBase:
         # (Any: compiled, a float result was unboxed and boxed again for the lease)
         started = clock()  # before the pick counts: a clock that raises leaves nothing in flight
         state = self._pick(context, avoid)
-        token = NEXT(TOKENS)
-        NEXT(state.selected)
+        if NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = NEXT(TOKENS)
+            NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(LEASE, (state.endpoint, token, started))
+        if NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def _select_again(
         self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
@@ -317,13 +357,17 @@ class BalancerBase:
         with self._lock:
             address = state.endpoint.address
             if self._members.get(address) is state or self._retired.get(address) is state:
-                return new_lease(LEASE, (state.endpoint, token, self._clock()))
+                return Lease(state.endpoint, token, self._clock())
             del self._outstanding[token]  # the dropped state is garbage: nothing refers to it
             state = self._pick(context, avoid)
-            token = NEXT(TOKENS)
-            NEXT(state.selected)
+            if NATIVE:  # counted where this build makes it atomic (balancekit._state)
+                token = NATIVE_TOKENS.take()
+                state.n_selected += 1
+            else:
+                token = NEXT(TOKENS)
+                NEXT(state.selected)
             self._outstanding[token] = state
-            return new_lease(LEASE, (state.endpoint, token, self._clock()))
+            return Lease(state.endpoint, token, self._clock())
 
     def _catch_up_health(self) -> None:
         """Let an attached health tracker do what is due (an ejection ends, a ramp steps)."""
@@ -370,10 +414,14 @@ class BalancerBase:
                 if state is None:
                     return None
             self._claim(state)
-            token = NEXT(TOKENS)
-            NEXT(state.selected)  # under the lock: a remove cannot drop it between
+            if NATIVE:  # counted where this build makes it atomic (balancekit._state)
+                token = NATIVE_TOKENS.take()
+                state.n_selected += 1  # under the lock: a remove cannot drop it between
+            else:
+                token = NEXT(TOKENS)
+                NEXT(state.selected)
             self._outstanding[token] = state
-        return new_lease(LEASE, (state.endpoint, token, started))
+        return Lease(state.endpoint, token, started)
 
     # ``| Any`` on release's and cancel's parameters: the compiled build (mypyc) checks argument
     # types on entry and would refuse a str or a bool with a TypeError, where the documented
@@ -390,13 +438,23 @@ class BalancerBase:
         """
         if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):
             elapsed = checked_elapsed(elapsed)  # the common case (a finite float) skips the call
+        # ``type(...) is Lease`` first: compiled, the token is then a native field read (a
+        # lease typed ``Lease | Any`` is a generic attribute lookup), and anything else is
+        # refused before it is read (None, a str, a tuple shaped like a lease).
+        if type(lease) is not Lease:
+            raise _invalid_lease(lease)
         try:  # (states are never None: no default)
-            state: EndpointState = DICT_POP(self._outstanding, lease[1])
-        except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
+            state: EndpointState = DICT_POP(self._outstanding, lease._token)
+        except (TypeError, LookupError):  # not ours (or a hand-made lease's unhashable token)
             raise _invalid_lease(lease) from None
-        NEXT(state.released)
-        if not ok:
-            NEXT(state.failed)
+        if NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            NEXT(state.released)
+            if not ok:
+                NEXT(state.failed)
         if self._hooks:  # one flag for the strategy's hook and a health tracker (issue 15)
             self._after_release(state, lease, ok, elapsed)
         elif state.retired:
@@ -411,7 +469,7 @@ class BalancerBase:
             if self._observes:
                 if elapsed is None:  # a clock set back while the request ran: 0, never negative
                     try:
-                        elapsed = self._clock() - lease[2]
+                        elapsed = self._clock() - lease._started
                     except BaseException:  # a clock that raises: the load back, nothing
                         self._on_cancel(state)  # learned (as the strategies' fast paths)
                         raise
@@ -436,12 +494,18 @@ class BalancerBase:
         (:class:`InvalidLease` for a second time or a foreign lease, changing nothing). O(1),
         plus the strategy's release cost.
         """
+        if type(lease) is not Lease:  # not a lease at all (None, a str, ...)
+            raise _invalid_lease(lease)
         try:
-            state = self._outstanding.pop(lease[1])
-        except (TypeError, LookupError):  # not a lease at all (None, a str, ...), or not ours
+            state = self._outstanding.pop(lease._token)
+        except (TypeError, LookupError):  # not ours (or a hand-made lease's unhashable token)
             raise _invalid_lease(lease) from None
-        NEXT(state.released)  # before ``cancelled``, as release counts before ``failed``
-        NEXT(state.cancelled)
+        if NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1  # before ``cancelled``, as release counts before ``failed``
+            state.n_cancelled += 1
+        else:
+            NEXT(state.released)
+            NEXT(state.cancelled)
         if self._observes:
             self._on_cancel(state)
         if state.retired:
@@ -564,14 +628,14 @@ class BalancerBase:
         every try (``STATS_TRIES``) leaves the last ordered read, still non-negative and adding up.
         """
         for _ in range(STATS_TRIES):
-            failed = count_value(state.failed)
-            cancelled = count_value(state.cancelled)
-            released = count_value(state.released)
-            selected = count_value(state.selected)
+            failed = count_value(state.failed) + state.n_failed  # (both parts: _state)
+            cancelled = count_value(state.cancelled) + state.n_cancelled
+            released = count_value(state.released) + state.n_released
+            selected = count_value(state.selected) + state.n_selected
             if (
-                count_value(state.failed) == failed
-                and count_value(state.cancelled) == cancelled
-                and count_value(state.released) == released
+                count_value(state.failed) + state.n_failed == failed
+                and count_value(state.cancelled) + state.n_cancelled == cancelled
+                and count_value(state.released) + state.n_released == released
             ):
                 break
         return EndpointStats(

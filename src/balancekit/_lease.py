@@ -2,31 +2,93 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, final
 
 from ._endpoint import Endpoint
 
 __all__ = ["EndpointStats", "Lease"]
 
 
-class Lease(NamedTuple):
+@final
+class Lease:
     """One selection: the chosen endpoint, a token unique in the process, and the start time.
 
     A lease is immutable. Hand it back to the balancer that issued it with ``release``; the token
     lets the balancer refuse a second release or a lease it never issued, so counts can never be
-    corrupted. ``started`` is the balancer's clock reading at selection, from which ``release``
-    measures the elapsed time when none is given.
+    corrupted. ``started`` is the balancer's clock reading at selection (the clock's own number,
+    whatever its type), from which ``release`` measures the elapsed time when none is given.
+
+    It behaves as the ``(endpoint, token, started)`` triple it was before issue 15 (a
+    ``NamedTuple`` then): it unpacks, indexes (``lease[0]``), has a length of 3, compares equal to
+    a lease of equal fields and hashes like one. It is no longer a ``tuple`` subclass: a class
+    with three slots is built as cheaply in pure Python, reads its fields faster (CPython
+    specialises slot reads, not a tuple subclass's subscripts or field getters), and compiled
+    (mypyc) it is a native class that select builds without any call into the interpreter
+    (docs/benchmarks.md, "Issue 15: a native Lease").
     """
 
-    endpoint: Endpoint
-    token: int
-    started: float
+    # The fields are read-only properties over private slots: a lease is immutable as the tuple
+    # was. The hot paths (``release``) read the slots themselves: a slot read is specialised by
+    # CPython 3.11, a property is not; compiled, both are native reads.
+    __slots__ = ("_endpoint", "_started", "_token")
+
+    _endpoint: Endpoint
+    _token: int | Any  # Any: compiled, the int object is kept as given (no unboxing, reboxing)
+    # Any: the clock's own reading (an int clock gives an int); compiled, a ``float`` attribute
+    # would convert it (and refuse a Fraction with TypeError).
+    _started: float | Any
+
+    def __init__(self, endpoint: Endpoint, token: int | Any, started: float | Any) -> None:
+        self._endpoint = endpoint
+        self._token = token
+        self._started = started
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The chosen endpoint."""
+        return self._endpoint
+
+    @property
+    def token(self) -> int | Any:
+        """The lease's number, unique in the process (``release`` looks the lease up by it)."""
+        return self._token
+
+    @property
+    def started(self) -> float | Any:
+        """The balancer's clock reading at selection."""
+        return self._started
 
     @property
     def address(self) -> str:
         """The chosen endpoint's ``host:port``."""
-        return self.endpoint.address
+        return self._endpoint.address
+
+    def _triple(self) -> tuple[Endpoint, int, Any]:
+        return (self._endpoint, self._token, self._started)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._triple())
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> Any:
+        return self._triple()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Lease:
+            return NotImplemented
+        return self._triple() == other._triple()
+
+    def __hash__(self) -> int:
+        return hash(self._triple())
+
+    def __repr__(self) -> str:
+        return (
+            f"Lease(endpoint={self._endpoint!r}, token={self._token!r}, started={self._started!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

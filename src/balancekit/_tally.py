@@ -64,8 +64,8 @@ class Tally:
         state (it read an old index), but ``BalancerBase._select_again`` then makes it again
         on a member, where it is counted; reading ``selected`` here would count it twice.
         """
-        released = count_value(state.released)  # final: no lease on the state is out
-        self.gone_failed += count_value(state.failed)
-        self.gone_cancelled += count_value(state.cancelled)
+        released = count_value(state.released) + state.n_released  # final: no lease is out
+        self.gone_failed += count_value(state.failed) + state.n_failed
+        self.gone_cancelled += count_value(state.cancelled) + state.n_cancelled
         self.gone_released += released
         self.gone_selected += released

@@ -69,6 +69,7 @@ from ._attempts import Attempts, Outcome, RetryFlow
 from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
+from ._lease import Lease
 from ._options import describe, integer, number, seconds
 from ._retry_stats import RetryCounts, RetryStats
 
@@ -352,7 +353,7 @@ class Retry:
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
         while (step := attempts.step) is not None:
-            if not isinstance(step, tuple):  # a delay, then the next lease (or the end)
+            if not isinstance(step, Lease):  # a delay, then the next lease (or the end)
                 if step > 0:
                     try:
                         self._sleep(step)
@@ -383,7 +384,7 @@ class Retry:
             self.flow(balancer, context), self._retry_on, self._retry_result, discard
         )
         while (step := attempts.step) is not None:
-            if not isinstance(step, tuple):
+            if not isinstance(step, Lease):
                 if step > 0:
                     try:
                         await self._async_sleep(step)

@@ -128,22 +128,26 @@ def test_fast_path_picks_as_the_general_path(name: str, weights: list[int], pick
     assert fast == general
 
 
-def test_lease_is_still_the_documented_named_tuple() -> None:
-    """The Lease stays a NamedTuple: fields, indexing, unpacking, equality, ``address``."""
+def test_lease_behaves_as_the_documented_triple() -> None:
+    """The Lease (a NamedTuple until issue 15's native Lease) still unpacks, indexes, has a
+    length of 3, compares and hashes by its fields and has ``address``; it is a final class of
+    its own now (compiled: a native class), not a tuple."""
     lb = bk.RoundRobin(["a:1"], clock=lambda: 4.0)
     lease = lb.select()
     endpoint, token, started = lease
-    assert type(lease) is bk.Lease and isinstance(lease, tuple)
-    assert lease._fields == ("endpoint", "token", "started")
+    assert type(lease) is bk.Lease and not isinstance(lease, tuple) and len(lease) == 3
     assert (
-        (lease[0], lease[1], lease[2])
-        == (endpoint, token, started)
-        == (
-            lease.endpoint,
-            lease.token,
-            lease.started,
-        )
+        (lease[0], lease[1], lease[2], lease[-1])
+        == (endpoint, token, started, started)
+        == (lease.endpoint, lease.token, lease.started, lease.started)
     )
-    assert lease == bk.Lease(endpoint, token, 4.0) and lease.address == "a:1"
+    twin = bk.Lease(endpoint, token, 4.0)
+    assert lease == twin and hash(lease) == hash(twin) and lease != (endpoint, token, 4.0)
+    assert lease != bk.Lease(endpoint, token + 1, 4.0) and lease.address == "a:1"
     assert type(token) is int and started == 4.0
+    assert repr(lease) == f"Lease(endpoint={endpoint!r}, token={token!r}, started=4.0)"
+    with pytest.raises(IndexError):
+        lease[3]
+    with pytest.raises(AttributeError):
+        lease.token = 5  # type: ignore[misc]
     lb.release(lease)

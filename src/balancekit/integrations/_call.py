@@ -130,7 +130,7 @@ class Call:
         self.deadline: float | None = None
 
     def _took(self, step: float | Lease) -> Lease:
-        assert isinstance(step, tuple)
+        assert isinstance(step, Lease)
         self.lease = step
         self._at_lease = True
         self._tried.add(step[0].address)
@@ -217,7 +217,7 @@ class Call:
         except StopIteration:
             step = None
         result = self._step(step)
-        assert not isinstance(result, tuple)  # after a failure the flow waits first
+        assert not isinstance(result, Lease)  # after a failure the flow waits first
         return result
 
     def next(self) -> Lease | None:

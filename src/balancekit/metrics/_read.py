@@ -71,14 +71,14 @@ def _counters(states: list[EndpointState]) -> tuple[int, int, int, int]:
     selected = released = failed = cancelled = 0
     for state in states:
         for _ in range(STATS_TRIES):
-            f = count_value(state.failed)
-            c = count_value(state.cancelled)
-            r = count_value(state.released)
-            p = count_value(state.selected)
+            f = count_value(state.failed) + state.n_failed  # (both parts: balancekit._state)
+            c = count_value(state.cancelled) + state.n_cancelled
+            r = count_value(state.released) + state.n_released
+            p = count_value(state.selected) + state.n_selected
             if (
-                count_value(state.failed) == f
-                and count_value(state.cancelled) == c
-                and count_value(state.released) == r
+                count_value(state.failed) + state.n_failed == f
+                and count_value(state.cancelled) + state.n_cancelled == c
+                and count_value(state.released) + state.n_released == r
             ):
                 break
         selected += p

@@ -12,22 +12,26 @@ from typing import Any, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, Clock, Delta, clock_reading, new_lease
+from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock, Delta, clock_reading
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe, number, seconds
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 from .p2c import _TwoChoices
 from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
+
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
-_Lease: Final = Lease
 
 #: Seconds for the estimate to fall to 1/e of itself with no news: Finagle's ``decayTime``
 #: default and linkerd2-proxy's ``EWMA_DECAY`` (``linkerd/app/outbound``), both 10 s.
@@ -271,7 +275,7 @@ class PeakEWMA(_TwoChoices):
     # ~1 in 2 samples of a steady server, every one of a constant latency: one ``exp`` fewer
     # (issue 15; tests/strategies/test_ewma_peak.py).
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
             return super().select(context, avoid=avoid)
@@ -334,12 +338,16 @@ class PeakEWMA(_TwoChoices):
             state.load += 1
         finally:
             lock.release()
-        token = _next(TOKENS)
-        _next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = _next(TOKENS)
+            _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(_Lease, (state.endpoint, token, now))
+        return Lease(state.endpoint, token, now)
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -350,14 +358,19 @@ class PeakEWMA(_TwoChoices):
         ):
             return super().release(lease, ok=ok, elapsed=elapsed)
         try:
-            state = self._outstanding.pop(lease[1], None)
+            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError):  # not a lease at all: the general path says so
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            _next(state.released)
+            if not ok:
+                _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
@@ -369,7 +382,7 @@ class PeakEWMA(_TwoChoices):
                     self._forget_if_idle(state)
                 raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease[2]
+                elapsed = now - lease._started
                 elapsed = elapsed if elapsed > 0.0 else 0.0
             latency = state.latency  # _learn
             if latency is None:  # the first sample replaces the prior

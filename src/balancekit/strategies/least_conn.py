@@ -20,19 +20,22 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
+from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock
 from .._endpoint import EndpointLike
 from .._lease import Lease
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 from .least import _IDLE, _LoadOrdered, _Run
 
 __all__ = ["LeastConnections"]
 
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
+
 # Module-level Final aliases: the compiled build (mypyc) reads these from a C static, where a
 # name imported from another module, or ``next``, is looked up in a dict on every call.
 _TOKENS: Final = TOKENS
-_new_lease: Final = new_lease
-_LEASE: Final = Lease
 _FLOAT_MAX: Final = FLOAT_MAX
 _next: Final = next
 _heapreplace: Final = heapreplace
@@ -80,7 +83,7 @@ class LeastConnections(_LoadOrdered):
     # finite float one, which least connections does not learn from). Everything else takes
     # the general path; keep the two in step.
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             return super().select(context, avoid=avoid)
@@ -111,12 +114,16 @@ class LeastConnections(_LoadOrdered):
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
             lock.release()
-        token = _next(_TOKENS)
-        _next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = _next(_TOKENS)
+            _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return _new_lease(_LEASE, (state.endpoint, token, started))
+        return Lease(state.endpoint, token, started)
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -127,14 +134,19 @@ class LeastConnections(_LoadOrdered):
         ):  # a finite float elapsed stays here: least connections does not learn from it
             return super().release(lease, ok=ok, elapsed=elapsed)
         try:
-            state = self._outstanding.pop(lease[1], None)
+            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError):  # not a lease at all: the general path says so
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            _next(state.released)
+            if not ok:
+                _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:

@@ -20,14 +20,19 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, Clock, Delta, new_lease
+from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock, Delta
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
+
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
@@ -38,7 +43,6 @@ _heapreplace: Final = heapreplace
 _popleft: Final = deque.popleft
 _append: Final = deque.append
 _move_to_end: Final = OrderedDict.move_to_end
-_Lease: Final = Lease
 _IDLE_SCORE: Final[object] = _IDLE  # the same object, read from a C static when compiled
 
 #: Latency estimates within this fraction above the best one count as equal to it (``tolerance=``).
@@ -300,7 +304,7 @@ class LeastResponseTime(_LoadOrdered):
     # the cost; docs/benchmarks.md). Everything else takes the general path; keep the two in
     # step (tests/perf_guard/test_fast_paths.py).
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             return super().select(context, avoid=avoid)
@@ -349,12 +353,16 @@ class LeastResponseTime(_LoadOrdered):
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
             lock.release()
-        token = _next(TOKENS)
-        _next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = _next(TOKENS)
+            _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(_Lease, (state.endpoint, token, now))
+        return Lease(state.endpoint, token, now)
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -365,14 +373,19 @@ class LeastResponseTime(_LoadOrdered):
         ):
             return super().release(lease, ok=ok, elapsed=elapsed)
         try:
-            state = self._outstanding.pop(lease[1], None)
+            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError):  # not a lease at all: the general path says so
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            _next(state.released)
+            if not ok:
+                _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
@@ -385,7 +398,7 @@ class LeastResponseTime(_LoadOrdered):
                     self._forget_if_idle(state)
                 raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease[2]
+                elapsed = now - lease._started
                 elapsed = elapsed if elapsed > 0.0 else 0.0
             latency = state.latency
             if latency is None:

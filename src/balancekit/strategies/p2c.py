@@ -21,12 +21,12 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, TOKENS, Clock, new_lease
+from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
 from .._options import describe
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 from ._guide import GUIDE_AFTER, GuideTable
 from ._weight_line import WeightLine
 from .random import AVOID_DRAWS, _RandomBalancer
@@ -37,11 +37,15 @@ _FLOAT_MAX_INT: Final = int(sys.float_info.max)
 
 __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
+
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
-_Lease: Final = Lease
 
 #: A load metric for :class:`PowerOfTwoChoices`: a function of an endpoint's stats snapshot.
 LoadFunction = Callable[[EndpointStats], float]
@@ -228,7 +232,7 @@ class PowerOfTwoChoices(_TwoChoices):
     # the same draws in the same order, so seeded sequences are unchanged (issue 15). Everything
     # else takes the general path; keep the two in step (tests/perf_guard/test_fast_paths.py).
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
             return super().select(context, avoid=avoid)
@@ -279,12 +283,16 @@ class PowerOfTwoChoices(_TwoChoices):
             state.load += 1
         finally:
             lock.release()
-        token = _next(TOKENS)
-        _next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = _next(TOKENS)
+            _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(_Lease, (state.endpoint, token, started))
+        return Lease(state.endpoint, token, started)
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -295,14 +303,19 @@ class PowerOfTwoChoices(_TwoChoices):
         ):  # a finite float elapsed stays here: the in-flight count does not use it
             return super().release(lease, ok=ok, elapsed=elapsed)
         try:
-            state = self._outstanding.pop(lease[1], None)
+            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError):  # not a lease at all: the general path says so
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            _next(state.released)
+            if not ok:
+                _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:

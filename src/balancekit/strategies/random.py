@@ -19,15 +19,21 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import TOKENS, BalancerBase, Clock, Delta, new_lease
+from .._core import NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 from ._weight_line import WeightLine
 
 __all__ = ["AliasTable", "Random", "WeightedRandom", "resolve_rng"]
+
+# Final aliases of the counting switch and the compiled build's token source (balancekit._state):
+# compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 #: Draws a pick makes before it stops rejecting avoided endpoints and cuts them out instead.
 AVOID_DRAWS: Final = 16
@@ -284,7 +290,7 @@ class WeightedRandom(_RandomBalancer):
         super().__init__(endpoints, rng=rng, seed=seed, clock=clock)
         self._start()
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         table = self._table  # one read: a concurrent rebuild cannot tear it
         if avoid or not table.n or self._health is not None:
@@ -299,12 +305,22 @@ class WeightedRandom(_RandomBalancer):
         if block:
             point -= tops[block - 1]
         state = table.blocks[block][bisect.bisect_right(table.sums[block], point)]
-        token = next(TOKENS)
-        next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = next(TOKENS)
+            next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the table: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, started))
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         table = self._table  # one read: a concurrent rebuild cannot tear it
@@ -346,7 +362,7 @@ class Random(_RandomBalancer):
         if delta.full or delta.added or delta.removed:  # a re-weighting changes nothing here
             self._uniform = _Uniform(tuple(self._eligible_list))  # O(n) in C
 
-    def select(self, context: Any = None, *, avoid: Collection[str] = ()) -> Lease:
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         states = self._uniform.states  # one read: a concurrent rebuild cannot tear it
         if avoid or not states or self._health is not None:
@@ -356,12 +372,22 @@ class Random(_RandomBalancer):
         started = self._clock()  # before the pick counts (as BalancerBase.select)
         random = self._random
         state = states[int(random() * len(states))]
-        token = next(TOKENS)
-        next(state.selected)
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = next(TOKENS)
+            next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the tuple: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return new_lease(Lease, (state.endpoint, token, started))
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         states = self._uniform.states
