@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
-from ..._endpoint import EndpointLike, as_endpoints
+from ..._endpoint import Endpoint, EndpointLike, as_endpoints
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
@@ -370,6 +370,31 @@ class Maglev(KeyedBalancer):
 
     def _step(self) -> None:
         self._advance(PICK_STEP)
+
+    def lookup(self, context: Any = None) -> Endpoint:
+        """The endpoint ``select(context)`` would choose, without a lease or any counting:
+        ``_pick`` inlined (issue 11: the call, the text policy's ``isascii`` and the held-out
+        test had made lookups ~15 % slower than before the incremental fill)."""
+        table, owners, held_out = self._table  # one read: a concurrent change cannot tear it
+        if self._building is not None:
+            self._tick()
+        key = context if self._key is None else self._key(context)
+        if type(key) is str:  # one type() for the usual key
+            if not key.isascii():  # O(1); mmh3 must never see a lone surrogate (see _keyed)
+                key = key_bytes(key, self._key is not None)
+        elif type(key) is not bytes:
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
+        if not owners:
+            raise self._nothing_available()
+        xxh64 = self._xxh64
+        if xxh64 is None:
+            slot = (_murmur128(key) & _MASK64) % self._size
+        else:
+            slot = xxh64(key.encode() if isinstance(key, str) else key) % self._size
+        state = owners[table[slot]]
+        if held_out and state in held_out:
+            return self._next_allowed(table, owners, slot, (), held_out).endpoint
+        return state.endpoint
 
     def _tick(self) -> None:
         """A pick found a fill under way: one pick in PICK_EVERY fills PICK_STEP of it, if the

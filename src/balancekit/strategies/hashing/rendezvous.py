@@ -35,6 +35,8 @@ __all__ = ["Rendezvous", "rendezvous_score"]
 
 _LOG_2_128: Final = 128 * math.log(2)  # ln(2^128)
 _MASK32: Final = 0xFFFFFFFF
+#: How far below the largest bid so far a bid may be and still win (``_record_winner``).
+_SLACK: Final = 1 << 88
 
 
 def rendezvous_score(key: bytes | str, address: str) -> int:
@@ -80,39 +82,38 @@ def _record_winner(ordered: _Ordered, seed: int) -> EndpointState | None:
 
     ``math.log`` and the two float operations of a score cost twice the hashing (issue 15),
     so this scores only *candidates*: walking the bids heaviest weight first, a bid is one
-    unless it is more than ``2^-40`` (relative) below the largest bid before it. A bid that is
-    not loses to that earlier one, strictly: the earlier endpoint weighs at least as much and
-    its bid is more than 2^-40 larger, so its logarithm is more than 2^-40 larger (a double's
-    ulp there is at most 2^-46) and its score larger (a quotient's rounding is 2^-53). The
-    candidates' scores are the very doubles the full path computes (the same operations on
-    the same ints), so the best of them, if unique, is the endpoint the full path's
-    ``index(max(...))`` finds. Candidates in a random order: about ln(N) + 1.
+    unless it is more than ``2^88`` below the largest bid before it (bids are below 2^128:
+    that is more than 2^-40 of it, relative; one subtraction per new largest bid, where the
+    relative margin took a shift too). A bid that is not loses to that earlier one, strictly:
+    the earlier endpoint weighs at least as much and its bid is more than 2^-40 larger, so its
+    logarithm is more than 2^-40 larger (a double's ulp there is at most 2^-46) and its score
+    larger (a quotient's rounding is 2^-53). The candidates' scores are the very doubles the
+    full path computes (the same operations on the same ints), so the best of them, if
+    unique, is the endpoint the full path's ``index(max(...))`` finds. Each candidate is
+    scored as the walk meets it (a list of candidates and ``bids.index`` to find each again
+    cost ~1,500 instructions a pick at N = 10). Candidates in a random order: about ln(N) + 1.
     """
     names, weights, states = ordered
     bids = list(map(_murmur128, names, repeat(seed, len(names))))
-    top = low = -1
-    found: list[Any] = []  # the candidates' bids (an equal bid twice: scored twice, a tie)
-    for bid in bids:
-        if bid >= low:
-            found.append(bid)
-            if bid > top:
-                top = bid
-                low = bid - (bid >> 40)
-    if len(found) == 1:  # the first bid beats every other: no score needed
-        return states[0]
     best = -1.0
     winner = -1
     tied = False
+    top = low = -1
+    index = 0
     try:
-        for bid in found:
-            index = bids.index(bid)
-            score = weights[index] / (_log(bid) - _LOG_2_128)
-            if score > best:
-                best = score
-                winner = index
-                tied = False
-            elif score == best:
-                tied = True
+        for bid in bids:
+            if bid >= low:  # a candidate: scored at once (no second walk, no index search)
+                score = weights[index] / (_log(bid) - _LOG_2_128)
+                if score > best:
+                    best = score
+                    winner = index
+                    tied = False
+                elif score == best:
+                    tied = True
+                if bid > top:
+                    top = bid
+                    low = bid - _SLACK
+            index += 1
     except (ValueError, ZeroDivisionError):  # a bid of 0, or one that rounds to 2^128
         return None
     return None if tied else states[winner]

@@ -15,7 +15,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from ..._core import Clock, Delta
-from ..._endpoint import EndpointLike
+from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 from ..._options import describe
 from ..._state import EndpointState
@@ -255,6 +255,28 @@ class IPHash(KeyedBalancer):
         self._placed = dict(wanted)
         self._ring = ring
         self._view = ring.view  # one assignment: readers see the old ring or the new one
+
+    def lookup(self, context: Any = None) -> Endpoint:
+        """The endpoint ``select(context)`` would choose, without a lease or any counting.
+
+        A clean ring's lookup inlined (issue 11: the ``_pick`` call was ~10 % of a lookup, and
+        the text policy's ``isascii`` and the owner ids of the incremental rings had made
+        lookups ~1 % slower than before them); pending changes take ``_pick``."""
+        view = self._view  # one read: every change publishes a new view
+        if view.dirty:  # changes not merged into the base yet, or an empty ring
+            return self._pick(context, ()).endpoint
+        key = context if self._key is None else self._key(context)
+        if type(key) is str:
+            if not key.isascii():  # O(1); mmh3 must never see a lone surrogate (see _keyed)
+                key = key_bytes(key, self._key is not None)
+        elif type(key) is not bytes:
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
+        hashed = _murmur128(key) & _MASK64
+        points = view.points  # RingView.base_at, inlined: the sentinel ends it
+        index = view.starts[hashed >> view.shift]
+        while points[index] < hashed:
+            index += 1
+        return view.table[view.ids[index]].endpoint  # type: ignore[no-any-return]
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         view = self._view  # one read: every change publishes a new view
