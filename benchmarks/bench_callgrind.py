@@ -1,4 +1,4 @@
-"""Instructions per call of a hashing pick, counted by callgrind: load-independent (issue 11, 15).
+"""Instructions per pick, counted by callgrind: load-independent (issues 11 and 15).
 
 Each subject runs in its own process under ``valgrind --tool=callgrind``, with instrumentation
 off while the pool is built (``--instr-atstart=no``; a 100,000-endpoint ring builds in minutes
@@ -6,7 +6,8 @@ even so) and switched on (``callgrind_control -i on``) once it is. Only what run
 ``functools.reduce`` over 4,096 keys is counted (``--toggle-collect=functools_reduce``), after a
 warm-up pass over the same keys; the count of an empty step is subtracted, so a figure is the
 instructions of one ``lookup(key)``, one ``select(key)`` + ``release(lease, ok=True,
-elapsed=0.001)``, or one peer call (``uhashring`` ``get_node``, ``clandestined`` ``find_node``)::
+elapsed=0.001)`` of any strategy, one peer call (``uhashring`` ``get_node``, ``clandestined``
+``find_node``), or ``noop``: the bound no-op method call bench_speed's ratios divide by::
 
     python benchmarks/bench_callgrind.py --tree before=/tmp/bk_c644/src --tree after=src \\
         --strategies IPHash Ketama BoundedLoadHash Maglev --sizes 1000 10000 --modes lookup
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 KEYS = 4096
-PEERS = ("uhashring", "clandestined")
+PEERS = ("uhashring", "clandestined", "noop")
 
 
 def _prime_at_least(value: int) -> int:
@@ -62,7 +63,14 @@ def child(name: str, n: int, mode: str, go: str) -> None:
     ]
     started = time.perf_counter()
     call: Any
-    if name == "uhashring":
+    if name == "noop":  # the floor bench_speed divides by: a bound no-op method call
+
+        class Floor:
+            def noop(self, key: object) -> None:
+                return None
+
+        call = Floor().noop
+    elif name == "uhashring":
         import uhashring
 
         call = uhashring.HashRing({e.address: e.weight for e in endpoints}).get_node
@@ -75,7 +83,7 @@ def child(name: str, n: int, mode: str, go: str) -> None:
         balancer = getattr(bk, name)(endpoints, **options)
         if hasattr(balancer, "settle"):
             balancer.settle()
-        call = balancer.lookup
+        call = getattr(balancer, "lookup", balancer.select)  # (no lookup: not a hash)
     print(f"built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     Path(go + ".ready").write_text(str(os.getpid()))
     while not os.path.exists(go):
