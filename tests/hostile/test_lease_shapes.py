@@ -44,7 +44,7 @@ def test_a_lease_slices_as_the_triple(index: slice) -> None:
 @pytest.mark.parametrize("value", [0, 1, 2, -1, -3])
 def test_a_lease_takes_any_index_as_the_triple(value: int) -> None:
     _, lease = _lease()
-    assert lease[_Index(value)] is tuple(lease)[value]
+    assert lease[_Index(value)] == tuple(lease)[value]
 
 
 @pytest.mark.parametrize("index", ["0", 1.0, None])
