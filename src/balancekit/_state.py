@@ -9,8 +9,9 @@ and ~8x cheaper than calling ``next()`` through the C API (issue 15); each hot p
 :data:`NATIVE` (this module's: whether it was compiled) and counts in the part its build makes
 atomic. One flag serves every module because they are compiled together (one mypyc group,
 ``setup.py``'s ``COMPILED``), and every module that counts in an ``n_*`` part must be in that
-list (tests/test_native_count_sites.py): one left out would run ``+= 1`` as bytecode. Readers add the parts (:func:`count_value` of the count plus the int): each part
-only grows, so the order in which ``stats()`` reads them keeps every derived value >= 0.
+list (tests/test_native_count_sites.py): one left out would run ``+= 1`` as bytecode.
+Readers add the parts (:func:`count_value` of the count plus the int): each part only grows, so
+the order in which ``stats()`` reads them keeps every derived value >= 0.
 """
 
 from __future__ import annotations
