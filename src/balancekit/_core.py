@@ -112,11 +112,12 @@ def _invalid_lease(lease: object) -> InvalidLease:
     """Why ``release(lease)`` is refused: not a lease, or not an outstanding one of ours."""
     if type(lease) is not Lease:
         return InvalidLease(f"release takes the Lease that select returned, not {describe(lease)}")
-    endpoint = lease.endpoint  # (a hand-made Lease may hold anything)
+    # A hand-made Lease may hold anything, or nothing (pure Python: ``object.__new__(Lease)``).
+    endpoint: Any = getattr(lease, "_endpoint", None)
     on = endpoint.address if isinstance(endpoint, Endpoint) else describe(endpoint)
     return InvalidLease(
-        f"lease {describe(lease.token)} on {on} was already released or was not issued"
-        " by this balancer"
+        f"lease {describe(getattr(lease, '_token', None))} on {on} was already released or was"
+        " not issued by this balancer"
     )
 
 
@@ -445,7 +446,8 @@ class BalancerBase:
             raise _invalid_lease(lease)
         try:  # (states are never None: no default)
             state: EndpointState = DICT_POP(self._outstanding, lease._token)
-        except (TypeError, LookupError):  # not ours (or a hand-made lease's unhashable token)
+        except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
+            # unhashable token, or a pure-Python one never initialised: no _token)
             raise _invalid_lease(lease) from None
         if NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
@@ -498,7 +500,8 @@ class BalancerBase:
             raise _invalid_lease(lease)
         try:
             state = self._outstanding.pop(lease._token)
-        except (TypeError, LookupError):  # not ours (or a hand-made lease's unhashable token)
+        except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
+            # unhashable token, or a pure-Python one never initialised: no _token)
             raise _invalid_lease(lease) from None
         if NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1  # before ``cancelled``, as release counts before ``failed``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, Literal, SupportsIndex, final, overload
 
 from ._endpoint import Endpoint
 
@@ -69,13 +69,36 @@ class Lease:
         return (self._endpoint, self._token, self._started)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._triple())
+        # (the triple built here, not by _triple(): pure Python, one call less per unpacking)
+        return iter((self._endpoint, self._token, self._started))
 
     def __len__(self) -> int:
         return 3
 
-    def __getitem__(self, index: int) -> Any:
-        return self._triple()[index]
+    def __reversed__(self) -> Iterator[Any]:
+        # (compiled, a native class with __len__ and __getitem__ is no sequence to reversed())
+        return iter((self._started, self._token, self._endpoint))
+
+    # The overloads type ``lease[0]`` as the NamedTuple did (mypy --strict user code returning
+    # it is not "returning Any"); ``SupportsIndex | slice | Any`` at run time, as the tuple took:
+    # compiled, a parameter typed ``int`` refused a slice or an ``__index__`` object.
+    @overload
+    def __getitem__(self, index: Literal[0, -3]) -> Endpoint: ...
+    @overload
+    def __getitem__(self, index: Literal[1, -2]) -> int: ...
+    @overload
+    def __getitem__(self, index: Literal[2, -1]) -> float: ...
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Any, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice | Any) -> Any:
+        return (self._endpoint, self._token, self._started)[index]
+
+    def __reduce__(self) -> tuple[type[Lease], tuple[Endpoint, Any, Any]]:
+        # ``copy.copy`` (and pickle) rebuild it from its fields: compiled, the default reduction
+        # called ``Lease()`` with no arguments (TypeError); pure, it copied the slots.
+        return (Lease, self._triple())
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Lease:

@@ -93,7 +93,7 @@ def acquired(balancer: Balancer, context: Any, avoid: Collection[str]) -> Iterat
     """``balancer.acquire(context, avoid=avoid)``: select on entry, release or cancel on exit."""
     lease = balancer.select(context, avoid=avoid)
     try:
-        yield lease[0]
+        yield lease.endpoint
     except Exception:
         balancer.release(lease, ok=False)
         raise

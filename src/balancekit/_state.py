@@ -5,10 +5,13 @@ int (``n_selected``). ``next()`` on a count is a single C call, atomic under CPy
 the pure-Python build counts there, from many threads, without a lock on the hot path. Compiled
 (mypyc), ``state.n_selected += 1`` on a native int attribute is a few machine instructions that
 never give up the GIL (no Python code runs between the read and the write), so it is as atomic,
-and ~8x cheaper than calling ``next()`` through the C API (issue 15); each hot path tests its
-module's :data:`NATIVE`-style flag (:func:`runs_compiled`) once and counts in the part its build
-makes atomic. Readers add the parts (:func:`count_value` of the count plus the int): each part
-only grows, so the order in which ``stats()`` reads them keeps every derived value >= 0.
+and ~8x cheaper than calling ``next()`` through the C API (issue 15); each hot path tests
+:data:`NATIVE` (this module's: whether it was compiled) and counts in the part its build makes
+atomic. One flag serves every module because they are compiled together (one mypyc group,
+``setup.py``'s ``COMPILED``), and every module that counts in an ``n_*`` part must be in that
+list (tests/test_native_count_sites.py): one left out would run ``+= 1`` as bytecode.
+Readers add the parts (:func:`count_value` of the count plus the int): each part only grows, so
+the order in which ``stats()`` reads them keeps every derived value >= 0.
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ def count_value(counter: itertools.count[int]) -> int:
 
 def runs_compiled(function: object) -> bool:
     """Whether ``function``, a module-level function of the caller's module, was compiled: mypyc
-    turns it into a built-in function, so it is no :class:`types.FunctionType`. A hot module sets
-    ``NATIVE: Final = runs_compiled(some_function_of_its_own)`` and counts in the part of each
-    counter its build makes atomic (see the module docstring)."""
+    turns it into a built-in function, so it is no :class:`types.FunctionType`. :data:`NATIVE`
+    is this module's answer, which the hot modules import (see the module docstring)."""
     return not isinstance(function, FunctionType)
 
 

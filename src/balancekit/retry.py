@@ -302,7 +302,7 @@ class Retry:
             else:
                 lease = balancer.select(context, avoid=tried)
             next(stats.retries if attempt > 1 else first)  # an attempt started (gRFC A96)
-            tried.add(lease[0].address)
+            tried.add(lease.address)
             outcome: object = Outcome.CANCELLED
             try:
                 outcome = yield lease
@@ -363,7 +363,7 @@ class Retry:
                 attempts.waited()
                 continue
             try:
-                result = fn(step[0])
+                result = fn(step.endpoint)
             except BaseException as error:
                 attempts.raised(error)
             else:
@@ -394,7 +394,7 @@ class Retry:
                 attempts.waited()
                 continue
             try:
-                result = await fn(step[0])
+                result = await fn(step.endpoint)
             except BaseException as error:
                 attempts.raised(error)
             else:

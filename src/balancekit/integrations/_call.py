@@ -133,7 +133,7 @@ class Call:
         assert isinstance(step, Lease)
         self.lease = step
         self._at_lease = True
-        self._tried.add(step[0].address)
+        self._tried.add(step.address)
         return step
 
     def _step(self, step: float | Lease | None) -> float | Lease | None:
@@ -179,7 +179,7 @@ class Call:
         except StopIteration:
             step = None
         if kind == CONNECT and self._health is not None:
-            self._health.connect_failed(lease[0].address)
+            self._health.connect_failed(lease.address)
         if transparent:
             self._transparent -= 1
             self._flow = self._retry._flow(

@@ -125,7 +125,7 @@ class AsyncBalancedChannel(ChannelBase, grpc.aio.Channel):  # type: ignore[misc]
                 self._later(channel.close())
 
     def _acquire(self, lease: Lease) -> Entry[grpc.aio.Channel]:
-        return self._pool.acquire(lease[0].address)
+        return self._pool.acquire(lease.address)
 
     def _release(self, entry: Entry[grpc.aio.Channel]) -> None:
         channel = self._pool.release(entry)

@@ -184,4 +184,4 @@ def never_retried(error: Any) -> str:
 def eject_if_refused(health: HealthTracker | None, lease: Lease, error: grpc.RpcError) -> None:
     """Eject an endpoint that refused the connection even when the call is not retried."""
     if health is not None and classify(error) == CONNECT:
-        health.connect_failed(lease[0].address)
+        health.connect_failed(lease.address)

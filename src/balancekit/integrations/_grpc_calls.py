@@ -129,7 +129,7 @@ class UnaryUnary(Callable_, grpc.UnaryUnaryMultiCallable):  # type: ignore[misc]
             try:
                 health = options.base.health
                 if health is not None and is_unavailable(rpc) and classify(rpc) == CONNECT:
-                    health.connect_failed(lease[0].address)
+                    health.connect_failed(lease.address)
                 options.judge(call, rpc, expired=expired)
             finally:
                 channel._release(entry)

@@ -270,7 +270,7 @@ class BalancedMiddleware(Balancing):
         endpoint_host = options.host_header == "endpoint"
 
         async def send(lease: Lease) -> ClientResponse:
-            address = lease[0].address
+            address = lease.address
             host, port = self._host_port(address)
             request.url = logical.with_host(host).with_port(port)
             if secure and server_hostname is None:

@@ -167,7 +167,7 @@ class BalancedChannel(ChannelBase, grpc.Channel):  # type: ignore[misc]
                 self._sync_lock.release()
 
     def _acquire(self, lease: Lease) -> Entry[grpc.Channel]:
-        return self._pool.acquire(lease[0].address)
+        return self._pool.acquire(lease.address)
 
     def _release(self, entry: Entry[grpc.Channel]) -> None:
         channel = self._pool.release(entry)

@@ -246,7 +246,7 @@ class BalancedTransport(Balancing, httpx.BaseTransport):
         call = _started_call(options, request)
 
         def send(lease: Lease) -> httpx.Response:
-            sent = rewrite(request, lease[0], options.host_header)
+            sent = rewrite(request, lease.endpoint, options.host_header)
             response = self._transport.handle_request(sent)
             response.request = request  # the logical request, as the client will set it
             return response
@@ -289,7 +289,7 @@ class AsyncBalancedTransport(Balancing, httpx.AsyncBaseTransport):
         call = _started_call(options, request)
 
         async def send(lease: Lease) -> httpx.Response:
-            sent = rewrite(request, lease[0], options.host_header)
+            sent = rewrite(request, lease.endpoint, options.host_header)
             response = await self._transport.handle_async_request(sent)
             response.request = request
             return response

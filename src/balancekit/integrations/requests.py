@@ -239,7 +239,7 @@ class BalancedAdapter(Balancing, requests.adapters.BaseAdapter):
 
         def send_to(lease: Lease) -> requests.Response:
             response = self._adapter.send(
-                self._prepare(request, lease[0]),
+                self._prepare(request, lease.endpoint),
                 stream=stream,
                 timeout=timeout,
                 verify=verify,

@@ -359,7 +359,7 @@ class PeakEWMA(_TwoChoices):
             return super().release(lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
-        except (TypeError, LookupError):  # not a lease at all: the general path says so
+        except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
             return super().release(lease, ok=ok, elapsed=elapsed)
