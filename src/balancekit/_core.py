@@ -40,7 +40,8 @@ from ._errors import (
 from ._lease import EndpointStats, Lease
 from ._options import describe
 from ._protocols import Balancer, HealthHook, acquired
-from ._state import NATIVE, EndpointState, count_value
+from ._state import NATIVE as NATIVE_BUILD
+from ._state import EndpointState, count_value
 from ._tally import Tally
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "Delta", "HealthHook"]
@@ -76,6 +77,9 @@ class NativeTokens:
 
 
 NATIVE_TOKENS: Final = NativeTokens()
+#: Whether the hot paths count in the native parts (``balancekit._state.NATIVE``), as a ``Final``
+#: of this module: compiled, an imported name is looked up by name on every read.
+NATIVE: Final = NATIVE_BUILD
 # The hot path's names as module constants (issue 15). Compiled (mypyc), ``next(x)`` looks up
 # ``builtins.next`` by name on every call; a ``Final`` is read from a C static. ``NEXT`` returns
 # ``Any`` so the compiled code keeps the int object it gets for the dict key. Pure Python reads
