@@ -41,7 +41,7 @@ from ._lease import EndpointStats, Lease
 from ._options import describe
 from ._protocols import Balancer, HealthHook, acquired
 from ._state import NATIVE as NATIVE_BUILD
-from ._state import EndpointState, count_value
+from ._state import EndpointState
 from ._tally import Tally
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "Delta", "HealthHook"]
@@ -91,8 +91,6 @@ NEXT: Final[Callable[[Iterator[Any]], Any]] = next
 #: class is native and is called (``object.__new__`` refuses a native class).
 NEW_LEASE: Final = object.__new__
 DICT_POP: Final[Callable[[dict[Any, Any], Any], Any]] = dict.pop
-#: How many times ``stats()`` re-reads an endpoint's counters for one instant's values.
-STATS_TRIES: Final = 8
 
 
 def _address_of(item: EndpointLike) -> str:
@@ -625,26 +623,8 @@ class BalancerBase:
             return {address: self._stats_of(state) for address, state in self._members.items()}
 
     def _stats_of(self, state: EndpointState) -> EndpointStats:
-        """One endpoint's counters as they were at one instant.
-
-        Selects, releases and cancels count without the lock (a release is two steps:
-        ``released``, then ``failed`` or ``cancelled``), so the counters are read in the order
-        that keeps every derived value >= 0 (``failed + cancelled`` <= ``released`` <=
-        ``selected`` at every instant), then the first three again: unchanged, they held all
-        through the read of ``selected``, so the values are one instant's. A release racing
-        every try (``STATS_TRIES``) leaves the last ordered read, still non-negative and adding up.
-        """
-        for _ in range(STATS_TRIES):
-            failed = count_value(state.failed) + state.n_failed  # (both parts: _state)
-            cancelled = count_value(state.cancelled) + state.n_cancelled
-            released = count_value(state.released) + state.n_released
-            selected = count_value(state.selected) + state.n_selected
-            if (
-                count_value(state.failed) + state.n_failed == failed
-                and count_value(state.cancelled) + state.n_cancelled == cancelled
-                and count_value(state.released) + state.n_released == released
-            ):
-                break
+        """One endpoint's counters as they were at one instant (:meth:`EndpointState.counts`)."""
+        selected, released, failed, cancelled = state.counts()
         return EndpointStats(
             address=state.endpoint.address,
             weight=state.endpoint.weight,

@@ -22,7 +22,10 @@ from typing import Any, Final
 
 from ._endpoint import Endpoint
 
-__all__ = ["NATIVE", "EndpointState", "count_value", "runs_compiled"]
+__all__ = ["NATIVE", "STATS_TRIES", "EndpointState", "count_value", "runs_compiled"]
+
+#: How many times :meth:`EndpointState.counts` re-reads the counters for one instant's values.
+STATS_TRIES: Final = 8
 
 
 def count_value(counter: itertools.count[int]) -> int:
@@ -141,6 +144,31 @@ class EndpointState:
         """Leases issued and not yet released (reads ``released`` first: never negative)."""
         released = count_value(self.released) + self.n_released
         return count_value(self.selected) + self.n_selected - released
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """``(selected, released, failed, cancelled)`` as they were at one instant, both parts of
+        each counter added (module docstring).
+
+        Selects, releases and cancels count without the lock (a release is two steps:
+        ``released``, then ``failed`` or ``cancelled``), so the counters are read in the order
+        that keeps every derived value >= 0 (``failed + cancelled`` <= ``released`` <=
+        ``selected`` at every instant), then the first three again: unchanged, they held all
+        through the read of ``selected``, so the values are one instant's. A release racing
+        every try (:data:`STATS_TRIES`) leaves the last ordered read, still non-negative and
+        adding up.
+        """
+        for _ in range(STATS_TRIES):
+            failed = count_value(self.failed) + self.n_failed
+            cancelled = count_value(self.cancelled) + self.n_cancelled
+            released = count_value(self.released) + self.n_released
+            selected = count_value(self.selected) + self.n_selected
+            if (
+                count_value(self.failed) + self.n_failed == failed
+                and count_value(self.cancelled) + self.n_cancelled == cancelled
+                and count_value(self.released) + self.n_released == released
+            ):
+                break
+        return selected, released, failed, cancelled
 
     def __repr__(self) -> str:
         return f"<EndpointState {self.endpoint.address} up={self.up} in_flight={self.in_flight()}>"

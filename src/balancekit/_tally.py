@@ -8,7 +8,7 @@ must never go down). ``balancekit.metrics`` reads it together with ``stats()``.
 
 from __future__ import annotations
 
-from ._state import EndpointState, count_value
+from ._state import EndpointState
 
 __all__ = ["Tally"]
 
@@ -64,8 +64,8 @@ class Tally:
         state (it read an old index), but ``BalancerBase._select_again`` then makes it again
         on a member, where it is counted; reading ``selected`` here would count it twice.
         """
-        released = count_value(state.released) + state.n_released  # final: no lease is out
-        self.gone_failed += count_value(state.failed) + state.n_failed
-        self.gone_cancelled += count_value(state.cancelled) + state.n_cancelled
+        _, released, failed, cancelled = state.counts()  # final: no lease on it is out
+        self.gone_failed += failed
+        self.gone_cancelled += cancelled
         self.gone_released += released
         self.gone_selected += released

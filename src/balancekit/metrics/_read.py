@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core import STATS_TRIES, BalancerBase
+from .._core import BalancerBase
 from .._errors import InvalidOption
 from .._lease import EndpointStats
 from .._options import describe
-from .._state import EndpointState, count_value
+from .._state import EndpointState
 from ..health.tracker import health_of
 from ..retry import Retry
 from ..strategies._wrr_stats import WEIGHT_BUCKETS
@@ -63,24 +63,14 @@ def _check_target(target: object) -> str:
 def _counters(states: list[EndpointState]) -> tuple[int, int, int, int]:
     """Picks, releases, failures and cancellations summed over ``states``, lock-free.
 
-    Each state's four counters are one instant's, read as ``BalancerBase._stats_of`` reads
-    them (in the order that keeps derived values >= 0, then re-read until unchanged), so each
+    Each state's four counters are one instant's (:meth:`EndpointState.counts`, as
+    ``stats()`` reads them), so each
     state's successes (releases - failures - cancellations) never go down from one scrape to
     the next: a sum of reads taken at different moments of a release could. O(n).
     """
     selected = released = failed = cancelled = 0
     for state in states:
-        for _ in range(STATS_TRIES):
-            f = count_value(state.failed) + state.n_failed  # (both parts: balancekit._state)
-            c = count_value(state.cancelled) + state.n_cancelled
-            r = count_value(state.released) + state.n_released
-            p = count_value(state.selected) + state.n_selected
-            if (
-                count_value(state.failed) + state.n_failed == f
-                and count_value(state.cancelled) + state.n_cancelled == c
-                and count_value(state.released) + state.n_released == r
-            ):
-                break
+        p, r, f, c = state.counts()
         selected += p
         released += r
         failed += f
