@@ -7,7 +7,9 @@ even so) and switched on (``callgrind_control -i on``) once it is. Only what run
 warm-up pass over the same keys; the count of an empty step is subtracted, so a figure is the
 instructions of one ``lookup(key)``, one ``select(key)`` + ``release(lease, ok=True,
 elapsed=0.001)`` of any strategy, one peer call (``uhashring`` ``get_node``, ``clandestined``
-``find_node``), or ``noop``: the bound no-op method call bench_speed's ratios divide by::
+``find_node``), ``noop``: the bound no-op method call bench_speed's ratios divide by, or
+``floor`` / ``floor_compiled``: the lease contract's floor (``_minimal_lease_rr``) in pure
+Python / compiled by mypyc (built once in the temporary directory), select + release::
 
     python benchmarks/bench_callgrind.py --tree before=/tmp/bk_c644/src --tree after=src \\
         --strategies IPHash Ketama BoundedLoadHash Maglev --sizes 1000 10000 --modes lookup
@@ -33,6 +35,9 @@ from typing import Any
 
 KEYS = 4096
 PEERS = ("uhashring", "clandestined", "noop")
+#: The lease contract's floor (``_minimal_lease_rr``): pure Python, and compiled by mypyc.
+FLOORS = ("floor", "floor_compiled")
+FLOOR_DIR = Path(tempfile.gettempdir()) / "balancekit-floor-native"
 
 
 def _prime_at_least(value: int) -> int:
@@ -70,6 +75,14 @@ def child(name: str, n: int, mode: str, go: str) -> None:
                 return None
 
         call = Floor().noop
+    elif name in FLOORS:  # the contract's floor, select + release (mode "select")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _minimal_lease_rr import NATIVE_NAME, MinimalLeaseRoundRobin
+
+        floor: Any = __import__(NATIVE_NAME) if name == "floor_compiled" else None
+        kind = floor.NativeLeaseRoundRobin if floor is not None else MinimalLeaseRoundRobin
+        balancer = kind([e.address for e in endpoints])
+        call = balancer.select
     elif name == "uhashring":
         import uhashring
 
@@ -97,7 +110,7 @@ def child(name: str, n: int, mode: str, go: str) -> None:
         def step(_: object, key: str) -> None:
             return None
 
-    elif mode == "select" and name not in PEERS:
+    elif mode == "select" and (name not in PEERS or name in FLOORS):
         select, release = balancer.select, balancer.release
 
         def step(_: object, key: str) -> None:
@@ -116,7 +129,7 @@ def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
         env.pop("BALANCEKIT_PURE", None)
         if pure:
             env["BALANCEKIT_PURE"] = "1"
-        env["PYTHONPATH"] = str(Path(path).resolve())
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(path).resolve()), str(FLOOR_DIR)])
         command = [
             "valgrind",
             "--tool=callgrind",
@@ -162,6 +175,11 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["lookup"], choices=["lookup", "select"])
     args = parser.parse_args()
     trees = [tree.partition("=")[::2] for tree in args.tree] or [("this", "src")]
+    if "floor_compiled" in args.strategies:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _minimal_lease_rr import build_native
+
+        build_native(FLOOR_DIR)
     print(f"| subject | N | mode | {' | '.join(f'{t} Ir' for t, _ in trees)} | ratio |")
     print(f"|---|--:|---|{'--:|' * len(trees)}--:|")
     empty = {}  # an empty step's count per tree (the loop's own cost: no subject, any N)
@@ -170,7 +188,8 @@ def main() -> None:
         empty[spec] = count(path, flag == "pure", "IPHash", 10, "empty")
     for n in args.sizes:
         for name in args.strategies:
-            for mode in args.modes if name not in PEERS else ["lookup"]:
+            modes = ["lookup"] if name in PEERS else ["select"] if name in FLOORS else args.modes
+            for mode in modes:
                 figures = []
                 for _, spec in trees:
                     path, _, flag = spec.partition(":")

@@ -5,7 +5,10 @@ measures, in ONE interleaved run (``_harness.interleaved``) per N:
 
 - ``no-op call``: a bound no-op method call, the floor every ``x no-op`` ratio divides by;
 - ``minimal lease RR``: the issue's floor for the lease contract, a round robin in pure Python
-  with a counter, a token, a dict store and a dict pop, called as two methods like a balancer;
+  with a counter, a token, a dict store and a dict pop, called as two methods like a balancer
+  (``_minimal_lease_rr.py``); with ``--compiled-floor DIR``, also ``minimal lease RR, compiled``:
+  the same contract written for mypyc (``NativeLeaseRoundRobin``, compiled in DIR once), the
+  compiled build's floor;
 - every strategy: ``lease = select()`` (``select(key)`` over 4,096 distinct keys for the hash
   strategies), then ``release(lease, ok=True, elapsed=0.001)``, as a caller reporting a latency;
 - the peers' bare picks: ``roundrobin.smooth`` (one ``get()``), ``uhashring.HashRing.get_node``,
@@ -30,7 +33,6 @@ Benchmarks never run as tests; tests/test_bench_smoke.py only smoke-runs the scr
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -66,6 +68,7 @@ STRATEGIES: tuple[tuple[str, bool, str | None], ...] = (
 MORE_PEERS: dict[str, tuple[str, ...]] = {"Rendezvous": ("hrw.choose",)}
 NOOP = "no-op call"
 FLOOR = "minimal lease RR"
+NATIVE_FLOOR = "minimal lease RR, compiled"
 #: The issue's targets: select+release <= this many no-op calls.
 TARGETS = {
     "RoundRobin": 20.0,
@@ -75,29 +78,16 @@ TARGETS = {
     "PowerOfTwoChoices": 40.0,
     "PeakEWMA": 40.0,
 }
+#: The compiled build's targets (issue 15 item 2): <= 5x for RR/WRR, <= 15x for LC/LRT.
+COMPILED_TARGETS = {
+    "RoundRobin": 5.0,
+    "WeightedRoundRobin": 5.0,
+    "LeastConnections": 15.0,
+    "LeastResponseTime": 15.0,
+}
 
 
 # -- the child: one tree, one process ---------------------------------------------------------
-
-
-class MinimalLeaseRoundRobin:
-    """The floor of the lease contract in pure Python (issue 15): a counter, a token, a dict."""
-
-    def __init__(self, endpoints: Sequence[object]) -> None:
-        self._endpoints = tuple(endpoints)
-        self._counter = itertools.count()
-        self._tokens = itertools.count(1)
-        self._outstanding: dict[int, object] = {}
-
-    def select(self) -> tuple[object, int]:
-        endpoint = self._endpoints[next(self._counter) % len(self._endpoints)]
-        token = next(self._tokens)
-        self._outstanding[token] = endpoint
-        return endpoint, token
-
-    def release(self, lease: tuple[object, int], ok: bool = True, elapsed: float = 0.0) -> None:
-        if self._outstanding.pop(lease[1], None) is None:
-            raise KeyError(lease[1])
 
 
 def _select_release(balancer: Any, keys: list[str] | None) -> Callable[[int], tuple[int, int]]:
@@ -143,7 +133,13 @@ def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: fl
 
     sys.path.insert(1, str(_HERE))
     import _harness
+    from _minimal_lease_rr import NATIVE_NAME, MinimalLeaseRoundRobin
     from bench_select import build_strategy, make_endpoints, make_keys
+
+    try:
+        native_floor: Any = __import__(NATIVE_NAME)
+    except ImportError:
+        native_floor = None
 
     keys = make_keys(4096)
     bkeys = [key.encode() for key in keys]  # hrw takes bytes
@@ -158,6 +154,10 @@ def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: fl
             NOOP: _harness.method_call_floor(),
             FLOOR: _select_release(MinimalLeaseRoundRobin(endpoints), None),
         }
+        if native_floor is not None:  # --compiled-floor: the same file compiled with mypyc
+            cases[NATIVE_FLOOR] = _select_release(
+                native_floor.NativeLeaseRoundRobin(endpoints), None
+            )
         keep: list[Any] = []
         for name, keyed, _peer in STRATEGIES:
             if name in names and hasattr(bk, name):
@@ -223,7 +223,10 @@ def _run_child(path: str, pure: bool, args: argparse.Namespace) -> dict[str, Any
     env.pop("BALANCEKIT_PURE", None)
     if pure:
         env["BALANCEKIT_PURE"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(path).resolve()), str(_HERE)])
+    paths = [str(Path(path).resolve()), str(_HERE)]
+    if args.compiled_floor:
+        paths.append(str(args.compiled_floor))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     command = [sys.executable, str(Path(__file__).resolve()), "--child"]
     command += ["--sizes", *map(str, args.sizes), "--strategies", *args.strategies]
     command += ["--repeats", str(args.repeats), "--min-time", str(args.min_time)]
@@ -291,16 +294,17 @@ def _figures(
 def targets(trees: list[str], runs: dict[str, list[dict[str, Any]]], sizes: Sequence[int]) -> str:
     lines = []
     for tree in trees:
+        goals = COMPILED_TARGETS if runs[tree][0]["compiled"] else TARGETS
         for n in sizes:
             for name, _, peer in STRATEGIES:
                 ns, ratio, vs_peer = _figures(runs[tree], str(n), name, peer)
                 if not ns:
                     continue
-                if name in TARGETS:
-                    verdict = "PASS" if ratio <= TARGETS[name] else "MISS"
+                if name in goals:
+                    verdict = "PASS" if ratio <= goals[name] else "MISS"
                     lines.append(
                         f"- {verdict} {tree} {name} N={n}: {ratio:.1f}x no-op"
-                        f" (target <= {TARGETS[name]:.0f}x)"
+                        f" (target <= {goals[name]:.0f}x)"
                     )
                 for other in (peer, *MORE_PEERS.get(name, ())):
                     vs_other = (
@@ -321,8 +325,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per batch")
     parser.add_argument("--passes", type=int, default=1, help="child runs per tree, alternated")
     parser.add_argument("--quick", action="store_true", help="this checkout, N = 10, one pass")
+    parser.add_argument(
+        "--compiled-floor",
+        metavar="DIR",
+        type=Path,
+        help="also time the minimal lease RR compiled by mypyc (built in DIR once)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compiled_floor and not args.child:
+        sys.path.insert(0, str(_HERE))
+        from _minimal_lease_rr import build_native
+
+        build_native(args.compiled_floor)
     if args.child:
         child(args.sizes, args.strategies, args.repeats, args.min_time)
         return 0
