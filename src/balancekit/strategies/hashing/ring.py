@@ -105,11 +105,13 @@ class IPHash(KeyedBalancer):
     sorted array), lock-free. A membership change inserts or deletes only the points that
     change (an endpoint's own, a weight change only the difference) in an overlay (O(log) a
     point) merged into the flat ring, once it holds 1/64 of it, a bounded chunk per later
-    change or pick (no change pays a whole merge); with weights too large for
-    ``replicas * weight`` points (a divisor above 1) a change compares the whole eligible set,
-    O(N); the ring is laid out afresh only when the divisor changes or the ring more than
-    doubles (see ``_points``). ``avoid`` walks clockwise to the
-    next endpoint not avoided.
+    change or pick (no change pays a whole merge). That holds past the bounds too: with a
+    divisor above 1 (e.g. 100,000 endpoints of equal weight under the 8M-point default
+    ``max_ring_size``: d = 2) a changed endpoint gets ``max(1, replicas * weight // d)``
+    points, the divisor recomputed from per-weight counts (O(distinct weights)); the ring is
+    laid out afresh only when the divisor changes (a power of two: at thresholds) or the ring
+    more than doubles (see ``_points``). ``avoid`` walks clockwise to the next endpoint not
+    avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
     >>> lb.select("203.0.113.7").address == lb.select("203.0.113.7").address
