@@ -45,9 +45,42 @@ CHUNKED = {"STEP": 1, "PER_POINT": 1, "BIG": 2}
 RUNS = int(os.environ.get("BALANCEKIT_RING_EXAMPLES", "60"))
 Factory = Callable[[list[bk.Endpoint]], Any]
 EXAMPLES: dict[str, int] = {}  # machines run per strategy (printed with -s; in the report)
+
+
+def only_new_divisors_rebuild(cls: type[Any]) -> type[Any]:
+    """``cls`` whose every change asserts it was incremental (issue 11, ringscale): a change
+    that calls ``_rebuild`` (O(N): the whole eligible set compared, or the ring laid out
+    afresh) must have changed the point divisor or more than doubled the ring. Main rebuilt on
+    every change once the divisor was above 1 (this fails there)."""
+    rebuilds = [0]  # calls of _rebuild, every instance (one change at a time)
+
+    class OnlyNewDivisorsRebuild(cls):  # type: ignore[misc,valid-type]
+        def _rebuild(self, eligible: list[Any]) -> None:
+            rebuilds[0] += 1
+            super()._rebuild(eligible)
+
+        def _apply(self, delta: Any) -> None:
+            divisor, count, before = self._divisor, self._ring.count, rebuilds[0]
+            super()._apply(delta)
+            if not delta.full and rebuilds[0] != before:
+                assert self._divisor != divisor or self._ring.count > 2 * count + 64, (
+                    f"a change at divisor {divisor} rebuilt the ring ({count} points -> "
+                    f"{self._ring.count})"
+                )
+
+    OnlyNewDivisorsRebuild.__name__ = cls.__name__
+    return OnlyNewDivisorsRebuild
+
+
+Counted: dict[str, type[Any]] = {
+    name: only_new_divisors_rebuild(getattr(bk, name)) for name in ("IPHash", "BoundedLoadHash")
+}
 FACTORIES: dict[str, Factory] = {
-    "IPHash": lambda eps: bk.IPHash(eps, replicas=16),
-    "BoundedLoadHash": lambda eps: bk.BoundedLoadHash(eps, replicas=16),
+    "IPHash": lambda eps: Counted["IPHash"](eps, replicas=16),
+    # past max_ring_size (Envoy's maximum, scaled down): 24 endpoints of weight 3 already need
+    # d = 2, so the divisor crosses thresholds both ways as the pool grows and shrinks
+    "IPHash-capped": lambda eps: Counted["IPHash"](eps, replicas=16, max_ring_size=1024),
+    "BoundedLoadHash": lambda eps: Counted["BoundedLoadHash"](eps, replicas=16),
     "Ketama": lambda eps: bk.Ketama(eps),
     "Ketama-uhashring": lambda eps: bk.Ketama(eps, compat="uhashring"),
 }

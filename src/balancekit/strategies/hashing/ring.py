@@ -73,13 +73,19 @@ def point_divisor(weights: list[int], replicas: int, max_ring_size: int) -> int:
     """
     if not weights:
         return 1
-    heaviest = max(weights)
-    total = replicas * sum(weights)
-    if replicas * heaviest <= MAX_POINTS_PER_ENDPOINT and total <= max_ring_size:
+    return _divisor(min(weights), max(weights), sum(weights), replicas, max_ring_size)
+
+
+def _divisor(lightest: int, heaviest: int, weight_sum: int, replicas: int, limit: int) -> int:
+    """:func:`point_divisor` from the three figures it depends on (the smallest and largest
+    weight and their sum), so a change can compute it from per-weight counts in O(k distinct
+    weights), without a pass over the endpoints."""
+    total = replicas * weight_sum
+    if replicas * heaviest <= MAX_POINTS_PER_ENDPOINT and total <= limit:
         return 1
-    by_lightest = 1 << (min(weights).bit_length() - 1)
+    by_lightest = 1 << (lightest.bit_length() - 1)
     by_heaviest = _pow2_at_least(-(-replicas * heaviest // MAX_POINTS_PER_ENDPOINT))
-    by_ring = _pow2_at_least(-(-total // max_ring_size))
+    by_ring = _pow2_at_least(-(-total // limit))
     return max(by_lightest, by_heaviest, by_ring)
 
 
@@ -99,11 +105,13 @@ class IPHash(KeyedBalancer):
     sorted array), lock-free. A membership change inserts or deletes only the points that
     change (an endpoint's own, a weight change only the difference) in an overlay (O(log) a
     point) merged into the flat ring, once it holds 1/64 of it, a bounded chunk per later
-    change or pick (no change pays a whole merge); with weights too large for
-    ``replicas * weight`` points (a divisor above 1) a change compares the whole eligible set,
-    O(N); the ring is laid out afresh only when the divisor changes or the ring more than
-    doubles (see ``_points``). ``avoid`` walks clockwise to the
-    next endpoint not avoided.
+    change or pick (no change pays a whole merge). That holds past the bounds too: with a
+    divisor above 1 (e.g. 100,000 endpoints of equal weight under the 8M-point default
+    ``max_ring_size``: d = 2) a changed endpoint gets ``max(1, replicas * weight // d)``
+    points, the divisor recomputed from per-weight counts (O(distinct weights)); the ring is
+    laid out afresh only when the divisor changes (a power of two: at thresholds) or the ring
+    more than doubles (see ``_points``). ``avoid`` walks clockwise to the next endpoint not
+    avoided.
 
     >>> lb = IPHash(["a:1", "b:1", "c:1"])
     >>> lb.select("203.0.113.7").address == lb.select("203.0.113.7").address
@@ -171,8 +179,12 @@ class IPHash(KeyedBalancer):
         self._view = ring.view  # one assignment: readers see before or after the change
 
     def _apply(self, delta: Delta) -> None:
-        """Only the changed endpoints' points (issue 11): while the divisor is 1 and the ring
-        needs no new layout, O(points changed), no pass over the eligible set."""
+        """Only the changed endpoints' points (issue 11), at any divisor: the divisor the new
+        membership needs is computed from the per-weight counts (O(k distinct weights), no pass
+        over the eligible set); while it stays what the ring was laid out with, each changed
+        endpoint goes to ``max(1, replicas * weight // d)`` points, O(points changed). Only a
+        new divisor (a power of two: it moves at thresholds) or a ring that more than doubles
+        is laid out from scratch (:meth:`_rebuild`)."""
         counts, ring, replicas = self._weight_counts, self._ring, self._replicas
         if not delta.full:
             for state in [*delta.removed, *delta.reweighted]:
@@ -182,14 +194,12 @@ class IPHash(KeyedBalancer):
                     del counts[weight]
             for state in [*delta.reweighted, *delta.added]:
                 counts[state.weight] = counts.get(state.weight, 0) + 1
-        total = replicas * sum(weight * count for weight, count in counts.items())  # O(k)
-        if (
-            delta.full
-            or self._divisor != 1
-            or replicas * max(counts, default=0) > MAX_POINTS_PER_ENDPOINT
-            or total > self._max_ring_size
-            or ring.needs_relayout(total)
-        ):
+        divisor = 1
+        if counts:  # O(k) for k distinct weights
+            weight_sum = sum(weight * count for weight, count in counts.items())
+            divisor = _divisor(min(counts), max(counts), weight_sum, replicas, self._max_ring_size)
+        total = sum(max(1, replicas * weight // divisor) * n for weight, n in counts.items())
+        if delta.full or divisor != self._divisor or ring.needs_relayout(total):
             self._rebuild(list(self._eligible_list))
             counts.clear()
             for state in self._eligible_list:
@@ -198,17 +208,18 @@ class IPHash(KeyedBalancer):
         placed, first = self._placed, self._first
         for state in delta.removed:
             ring.delete(state, ring_points(state.endpoint.address, placed.pop(state)))
+        grown: list[tuple[EndpointState, int, int]] = []
         for state in delta.reweighted:  # a weight change adds or drops only the tail
-            have, want = placed[state], replicas * state.weight
+            have, want = placed[state], max(1, replicas * state.weight // divisor)
             if want < have:
                 ring.delete(state, ring_points(state.endpoint.address, have, want))
+            elif want > have:
+                grown.append((state, have, want))
             placed[state] = want
-        for state in delta.reweighted:
-            have, want = replicas * delta.before[id(state)], placed[state]
-            if want > have:
-                ring.insert(state, ring_points(state.endpoint.address, want, have), first)
+        for state, have, want in grown:  # after every drop: a point may move between owners
+            ring.insert(state, ring_points(state.endpoint.address, want, have), first)
         for state in delta.added:
-            want = placed[state] = replicas * state.weight
+            want = placed[state] = max(1, replicas * state.weight // divisor)
             ring.insert(state, ring_points(state.endpoint.address, want), first)
         self._view = ring.view  # one assignment: readers see before or after the change
 
