@@ -7,7 +7,9 @@ even so) and switched on (``callgrind_control -i on``) once it is. Only what run
 warm-up pass over the same keys; the count of an empty step is subtracted, so a figure is the
 instructions of one ``lookup(key)``, one ``select(key)`` + ``release(lease, ok=True,
 elapsed=0.001)`` of any strategy, one peer call (``uhashring`` ``get_node``, ``clandestined``
-``find_node``), or ``noop``: the bound no-op method call bench_speed's ratios divide by::
+``find_node``), or ``noop``: the bound no-op method call bench_speed's ratios divide by.
+``--tombs`` (Ketama): count after ``set_weight`` of the first endpoint to its weight + 1 and
+``settle()``, so other servers keep a dead digest or so on the ring as tombstones (issue 11)::
 
     python benchmarks/bench_callgrind.py --tree before=/tmp/bk_c644/src --tree after=src \\
         --strategies IPHash Ketama BoundedLoadHash Maglev --sizes 1000 10000 --modes lookup
@@ -44,7 +46,7 @@ def _prime_at_least(value: int) -> int:
     return value
 
 
-def child(name: str, n: int, mode: str, go: str) -> None:
+def child(name: str, n: int, mode: str, go: str, tombs: bool = False) -> None:
     """Build the subject, wait for ``go`` (instrumentation on), then run the counted loop."""
     import balancekit as bk
 
@@ -83,6 +85,9 @@ def child(name: str, n: int, mode: str, go: str) -> None:
         balancer = getattr(bk, name)(endpoints, **options)
         if hasattr(balancer, "settle"):
             balancer.settle()
+        if tombs:  # one weight change: the other servers' counts drop (dead points stay)
+            balancer.set_weight(endpoints[0].address, endpoints[0].weight + 1)
+            balancer.settle()
         call = getattr(balancer, "lookup", balancer.select)  # (no lookup: not a hash)
     print(f"built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     Path(go + ".ready").write_text(str(os.getpid()))
@@ -108,7 +113,7 @@ def child(name: str, n: int, mode: str, go: str) -> None:
     functools.reduce(step, ordered, None)
 
 
-def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
+def count(path: str, pure: bool, name: str, n: int, mode: str, tombs: bool = False) -> float:
     """Instructions per step of ``name`` at ``n`` in the tree at ``path`` (empty step included)."""
     with tempfile.TemporaryDirectory() as scratch:
         go, out = os.path.join(scratch, "go"), os.path.join(scratch, "callgrind.out")
@@ -130,6 +135,7 @@ def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
             str(n),
             mode,
             go,
+            *(["--tombs"] if tombs else []),
         ]
         process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         try:
@@ -153,13 +159,16 @@ def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], "--tombs" in sys.argv[6:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH[:pure]")
     parser.add_argument("--strategies", nargs="+", default=["IPHash", "BoundedLoadHash"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10])
     parser.add_argument("--modes", nargs="+", default=["lookup"], choices=["lookup", "select"])
+    parser.add_argument(
+        "--tombs", action="store_true", help="Ketama: count with tombstones (see the docstring)"
+    )
     args = parser.parse_args()
     trees = [tree.partition("=")[::2] for tree in args.tree] or [("this", "src")]
     print(f"| subject | N | mode | {' | '.join(f'{t} Ir' for t, _ in trees)} | ratio |")
@@ -174,7 +183,9 @@ def main() -> None:
                 figures = []
                 for _, spec in trees:
                     path, _, flag = spec.partition(":")
-                    figures.append(count(path, flag == "pure", name, n, mode) - empty[spec])
+                    figures.append(
+                        count(path, flag == "pure", name, n, mode, args.tombs) - empty[spec]
+                    )
                 shown = " | ".join(f"{f:,.0f}" for f in figures)
                 ratio = f"{figures[-1] / figures[0]:.2f}" if len(figures) > 1 else ""
                 print(f"| {name} | {n:,} | {mode} | {shown} | {ratio} |", flush=True)
