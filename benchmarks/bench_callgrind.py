@@ -12,7 +12,9 @@ elapsed=0.001)`` of any strategy, one peer call (``uhashring`` ``get_node``, ``c
 so other servers keep a dead digest or so on the ring as tombstones (issue 11), with the
 change's points merged into the base (the ring's private ``settle(now=True)``: no public call
 merges an overlay under 1/64 of the ring), so only the tombstones differ from a plain count;
-``--tombs pending``: the same change left in the overlay, as a caller sees it after one change::
+``--tombs pending``: the same change left in the overlay, as a caller sees it after one change;
+``--tombs added``: the baseline of ``pending``, an endpoint of weight 1 added instead (pending,
+no tombstones: run it with ``HP_WEIGHTED=0``, equal weights, where counts do not move)::
 
     python benchmarks/bench_callgrind.py --tree before=/tmp/bk_c644/src --tree after=src \\
         --strategies IPHash Ketama BoundedLoadHash Maglev --sizes 1000 10000 --modes lookup
@@ -88,7 +90,10 @@ def child(name: str, n: int, mode: str, go: str, tombs: str = "") -> None:
         balancer = getattr(bk, name)(endpoints, **options)
         if hasattr(balancer, "settle"):
             balancer.settle()
-        if tombs:  # one weight change: the other servers' counts drop (dead points stay)
+        if tombs == "added":  # pending without tombstones (equal weights)
+            balancer.add(bk.Endpoint("10.255.255.255:8080"))
+            assert balancer._view.tombs is None and balancer._view.dirty
+        elif tombs:  # one weight change: the other servers' counts drop (dead points stay)
             balancer.set_weight(endpoints[0].address, endpoints[0].weight + 1)
             if tombs == "merged":
                 balancer._ring.settle(now=True)
@@ -174,7 +179,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["lookup"], choices=["lookup", "select"])
     parser.add_argument(
         "--tombs",
-        choices=["merged", "pending"],
+        choices=["merged", "pending", "added"],
         default="",
         help="Ketama: count with tombstones (see the docstring)",
     )
