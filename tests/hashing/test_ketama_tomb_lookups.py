@@ -7,7 +7,7 @@ without dead points, and one that lands on a dead point steps on through the bas
 ``array.index`` per point). Counted, not timed: the calls a lookup makes (``sys.setprofile``,
 Python and C calls) against a ring built from scratch with the same weights. On main every
 lookup made at least one more call (``dict.get`` of the server's dead tail) and a dead landing
-~20 more: 14,934 calls for 2,000 keys against 12,001 (now 12,059: one call a dead landing).
+~20 more: 14,737 calls for 2,000 keys against 12,001 (now 12,047: one call a dead landing).
 Speed itself: ``benchmarks/bench_callgrind.py --tombs merged`` (docs/benchmarks.md).
 """
 
