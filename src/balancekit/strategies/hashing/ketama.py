@@ -115,8 +115,9 @@ class Ketama(KeyedBalancer):
     no other (~1 ms instead of ~0.35 s), and a change back revives the tails in place.
 
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
-    expected), lock-free; while dead points exist, a test of the landed point against its
-    server's dead tail (and a walk past dead points). A membership or weight change inserts or
+    expected), lock-free; while dead points exist, the landed point's test against its
+    server's dead tail (one subscript and one set test, no call) and, for the few that land
+    on a dead point, a step on through the base per dead point. A membership or weight change inserts or
     deletes only the changed servers' points (O(1) each, in an overlay merged at 1/64 of the
     ring), plus O(k) for the counts of the k distinct weights: 1 -> 2 among 10,000 equal
     servers touches that server's new digests, not the 9,999 others' last one; a count
