@@ -117,12 +117,13 @@ class Ketama(KeyedBalancer):
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
     expected), lock-free; while dead points exist, the landed point's test against its
     server's dead tail (one subscript and one set test, no call) and, for the few that land
-    on a dead point, a step on through the base per dead point. A membership or weight change inserts or
-    deletes only the changed servers' points (O(1) each, in an overlay merged at 1/64 of the
-    ring), plus O(k) for the counts of the k distinct weights: 1 -> 2 among 10,000 equal
-    servers touches that server's new digests, not the 9,999 others' last one; a count
-    that grows past what servers stored adds those digests (O(N)), and dead points are
-    dropped through the same overlay once they pass 1/DEAD of the ring (O(N) plus them).
+    on a dead point, a step on through the base per dead point. A membership or weight
+    change inserts or deletes only the changed servers' points (O(1) each, in an overlay
+    merged at 1/64 of the ring), plus O(k) for the counts of the k distinct weights: 1 -> 2
+    among 10,000 equal servers touches that server's new digests, not the 9,999 others'
+    last one; a count that grows past what servers stored adds those digests (O(N)), and
+    dead points are dropped through the same overlay once they pass 1/DEAD of the ring
+    (O(N) plus them).
     ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
@@ -369,7 +370,8 @@ class Ketama(KeyedBalancer):
         # Dead points on the ring (a weight change's): the landed point is live unless it is
         # in its server's dead tail (Tombs.live's first test, inlined; Tombs fills it).
         if not avoid:
-            if points[index] not in tombs[state]:
+            landed: Any = points  # compiled: the point stays a Python int (no unbox and rebox)
+            if landed[index] not in tombs[state]:
                 return state
             found = tombs.walk(view, index)  # on through the base (None: the overlay's)
             if found is not None:
