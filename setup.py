@@ -48,6 +48,7 @@ COMPILED = [
         "strategies/round_robin",
         "strategies/smooth",
         "strategies/hashing/_keyed",
+        "strategies/hashing/_tombs",
         "strategies/hashing/_view",
         "strategies/hashing/bounded",
         "strategies/hashing/jump",

@@ -9,7 +9,15 @@ instructions of one ``lookup(key)``, one ``select(key)`` + ``release(lease, ok=T
 elapsed=0.001)`` of any strategy, one peer call (``uhashring`` ``get_node``, ``clandestined``
 ``find_node``), ``noop``: the bound no-op method call bench_speed's ratios divide by, or
 ``floor`` / ``floor_compiled``: the lease contract's floor (``_minimal_lease_rr``) in pure
-Python / compiled by mypyc (built once in the temporary directory), select + release::
+Python / compiled by mypyc (built once in the temporary directory), select + release.
+
+``--tombs merged`` (Ketama): count after ``set_weight`` of the first endpoint to its weight + 1,
+so other servers keep a dead digest or so on the ring as tombstones (issue 11), with the
+change's points merged into the base (the ring's private ``settle(now=True)``: no public call
+merges an overlay under 1/64 of the ring), so only the tombstones differ from a plain count;
+``--tombs pending``: the same change left in the overlay, as a caller sees it after one change;
+``--tombs added``: the baseline of ``pending``, an endpoint of weight 1 added instead (pending,
+no tombstones: run it with ``HP_WEIGHTED=0``, equal weights, where counts do not move)::
 
     python benchmarks/bench_callgrind.py --tree before=/tmp/bk_c644/src --tree after=src \\
         --strategies IPHash Ketama BoundedLoadHash Maglev --sizes 1000 10000 --modes lookup
@@ -49,7 +57,7 @@ def _prime_at_least(value: int) -> int:
     return value
 
 
-def child(name: str, n: int, mode: str, go: str) -> None:
+def child(name: str, n: int, mode: str, go: str, tombs: str = "") -> None:
     """Build the subject, wait for ``go`` (instrumentation on), then run the counted loop."""
     import balancekit as bk
 
@@ -96,6 +104,15 @@ def child(name: str, n: int, mode: str, go: str) -> None:
         balancer = getattr(bk, name)(endpoints, **options)
         if hasattr(balancer, "settle"):
             balancer.settle()
+        if tombs == "added":  # pending without tombstones (equal weights)
+            balancer.add(bk.Endpoint("10.255.255.255:8080"))
+            assert balancer._view.tombs is None and balancer._view.dirty
+        elif tombs:  # one weight change: the other servers' counts drop (dead points stay)
+            balancer.set_weight(endpoints[0].address, endpoints[0].weight + 1)
+            if tombs == "merged":
+                balancer._ring.settle(now=True)
+                balancer._publish()
+            assert balancer._view.tombs is not None and balancer._view.dirty == (tombs != "merged")
         call = getattr(balancer, "lookup", balancer.select)  # (no lookup: not a hash)
     print(f"built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     Path(go + ".ready").write_text(str(os.getpid()))
@@ -121,7 +138,7 @@ def child(name: str, n: int, mode: str, go: str) -> None:
     functools.reduce(step, ordered, None)
 
 
-def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
+def count(path: str, pure: bool, name: str, n: int, mode: str, tombs: str = "") -> float:
     """Instructions per step of ``name`` at ``n`` in the tree at ``path`` (empty step included)."""
     with tempfile.TemporaryDirectory() as scratch:
         go, out = os.path.join(scratch, "go"), os.path.join(scratch, "callgrind.out")
@@ -143,6 +160,7 @@ def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
             str(n),
             mode,
             go,
+            tombs,
         ]
         process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         try:
@@ -166,13 +184,19 @@ def count(path: str, pure: bool, name: str, n: int, mode: str) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", default=[], help="NAME=PATH[:pure]")
     parser.add_argument("--strategies", nargs="+", default=["IPHash", "BoundedLoadHash"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10])
     parser.add_argument("--modes", nargs="+", default=["lookup"], choices=["lookup", "select"])
+    parser.add_argument(
+        "--tombs",
+        choices=["merged", "pending", "added"],
+        default="",
+        help="Ketama: count with tombstones (see the docstring)",
+    )
     args = parser.parse_args()
     trees = [tree.partition("=")[::2] for tree in args.tree] or [("this", "src")]
     if "floor_compiled" in args.strategies:
@@ -193,7 +217,9 @@ def main() -> None:
                 figures = []
                 for _, spec in trees:
                     path, _, flag = spec.partition(":")
-                    figures.append(count(path, flag == "pure", name, n, mode) - empty[spec])
+                    figures.append(
+                        count(path, flag == "pure", name, n, mode, args.tombs) - empty[spec]
+                    )
                 shown = " | ".join(f"{f:,.0f}" for f in figures)
                 ratio = f"{figures[-1] / figures[0]:.2f}" if len(figures) > 1 else ""
                 print(f"| {name} | {n:,} | {mode} | {shown} | {ratio} |", flush=True)

@@ -22,7 +22,7 @@ from ..._options import describe
 from ..._state import EndpointState
 from . import _keyed
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, md5, utf8
-from ._points import PICK_STEP, PointRing
+from ._points import PICK_STEP, PointRing, RingView
 from ._tombs import Tombs
 
 #: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
@@ -115,13 +115,15 @@ class Ketama(KeyedBalancer):
     no other (~1 ms instead of ~0.35 s), and a change back revives the tails in place.
 
     Lookup: one MD5, a bucket index and about one step in a flat sorted array (O(1)
-    expected), lock-free; while dead points exist, a test of the landed point against its
-    server's dead tail (and a walk past dead points). A membership or weight change inserts or
-    deletes only the changed servers' points (O(1) each, in an overlay merged at 1/64 of the
-    ring), plus O(k) for the counts of the k distinct weights: 1 -> 2 among 10,000 equal
-    servers touches that server's new digests, not the 9,999 others' last one; a count
-    that grows past what servers stored adds those digests (O(N)), and dead points are
-    dropped through the same overlay once they pass 1/DEAD of the ring (O(N) plus them).
+    expected), lock-free; while dead points exist, the landed point's test against its
+    server's dead tail (one subscript and one set test, no call) and, for the few that land
+    on a dead point, a step on through the base per dead point. A membership or weight
+    change inserts or deletes only the changed servers' points (O(1) each, in an overlay
+    merged at 1/64 of the ring), plus O(k) for the counts of the k distinct weights: 1 -> 2
+    among 10,000 equal servers touches that server's new digests, not the 9,999 others'
+    last one; a count that grows past what servers stored adds those digests (O(N)), and
+    dead points are dropped through the same overlay once they pass 1/DEAD of the ring
+    (O(N) plus them).
     ``avoid`` walks clockwise to the next server not avoided.
 
     >>> lb = Ketama(["127.0.0.1:11211", "127.0.0.1:11212"])
@@ -354,31 +356,39 @@ class Ketama(KeyedBalancer):
                 resolved = view.resolve(hashed, index)
                 if resolved is None:
                     raise self._nothing_available()
-                state = resolved
-                index = -1  # no base position to test for a tombstone
-            else:
-                state = view.table[view.ids[index]]
+                if view.tombs is None and not (avoid and resolved.endpoint.address in avoid):
+                    return resolved
+                return self._walk(view, hashed, avoid)  # no base position to test
+            state: EndpointState = view.table[view.ids[index]]
         else:  # index < size here: a base point's owner, never the sentinel
             state = view.table[view.ids[index]]
         tombs = view.tombs
-        if tombs is not None:  # dead points on the ring (a weight change's)
-            tail = tombs.tails.get(state)  # Tombs.live's first test, inlined
-            if tail is None:
-                tail = tombs.tail(state)
-            if index >= 0 and not avoid and points[index] not in tail:
-                return state  # a live point (not in its server's dead tail)
-            if index < 0 or avoid or not tombs.live(points[index], state):
-                # walk to the first live point (of a server not avoided)
-                found = view.find_live(hashed, tombs.accept(avoid))
-                if found is None:
-                    raise self._nothing_available(avoid)
+        if tombs is None:
+            if avoid and state.endpoint.address in avoid:
+                return self._walk(view, hashed, avoid)
+            return state
+        # Dead points on the ring (a weight change's): the landed point is live unless it is
+        # in its server's dead tail (Tombs.live's first test, inlined; Tombs fills it).
+        if not avoid:
+            landed: Any = points  # compiled: the point stays a Python int (no unbox and rebox)
+            if landed[index] not in tombs[state]:
+                return state
+            found = tombs.walk(view, index)  # on through the base (None: the overlay's)
+            if found is not None:
                 return found
-        if avoid and state.endpoint.address in avoid:
+        return self._walk(view, hashed, avoid)
+
+    def _walk(self, view: RingView, hashed: int, avoid: Collection[str]) -> EndpointState:
+        """The general walk clockwise from ``hashed``: the first live point of a server not in
+        ``avoid`` (through the overlay and past the top)."""
+        tombs = view.tombs
+        if tombs is None:
             found = view.find(hashed, lambda other: other.endpoint.address not in avoid)
-            if found is None:
-                raise self._nothing_available(avoid)
-            return found
-        return state
+        else:
+            found = view.find_live(hashed, tombs.accept(avoid))
+        if found is None:
+            raise self._nothing_available(avoid)
+        return found
 
     def continuum(self) -> list[tuple[int, str]]:
         """The ring as ``(point, address)`` pairs in point order (libketama's ``get_points``),
