@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
@@ -41,6 +41,7 @@ __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 # compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
 _NATIVE: Final = NATIVE
 _NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
@@ -235,7 +236,7 @@ class PowerOfTwoChoices(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
-            return super().select(context, avoid=avoid)
+            return BalancerBase.select(self, context, avoid)
         started = self._clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
@@ -292,7 +293,13 @@ class PowerOfTwoChoices(_TwoChoices):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, started)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -301,13 +308,13 @@ class PowerOfTwoChoices(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):  # a finite float elapsed stays here: the in-flight count does not use it
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:
