@@ -297,35 +297,38 @@ class PeakEWMA(_TwoChoices):
                 state = self._choose(())
                 now = self._clock()
             else:  # _TwoChoices._choose with WeightLine.draw inlined
-                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
-                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
-                    members, running = blocks[0], sums[0]
+                random, total = self._random, table.total
+                guide = self._guide
+                if guide is None or guide.line is not table:
+                    guide = self._next_guide(table)
+                owners = guide.owners if guide is not None else None
+                if owners is not None:  # a light line: the owner of every point (_guide.py)
+                    state = owners[floor(random() * total)]
+                    second = owners[floor(random() * total)]
+                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
+                    members, running = table.blocks[0], table.sums[0]
                     state = members[_bisect_right(running, floor(random() * total))]
                     second = members[_bisect_right(running, floor(random() * total))]
+                elif guide is not None:  # the same owners, one short bisection (_guide.py)
+                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                    point = floor(random() * total)
+                    block = point // step
+                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    point = floor(random() * total)
+                    block = point // step
+                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
                 else:
-                    guide = self._guide
-                    if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)
-                    if guide is not None:  # the same owners, one short bisection (_guide.py)
-                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
-                        point = floor(random() * total)
-                        block = point // step
-                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                        point = floor(random() * total)
-                        block = point // step
-                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                    else:
-                        tops = table.tops
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        state = blocks[block][_bisect_right(sums[block], point)]
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        second = blocks[block][_bisect_right(sums[block], point)]
+                    blocks, sums, tops = table.blocks, table.sums, table.tops
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][_bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:

@@ -27,7 +27,7 @@ from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
 from .._options import describe
 from .._state import NATIVE, EndpointState
-from ._guide import GUIDE_AFTER, GuideTable
+from ._guide import GUIDE_AFTER, OWNERS_AT_ONCE, GuideTable
 from ._weight_line import WeightLine
 from .random import AVOID_DRAWS, _RandomBalancer
 
@@ -68,12 +68,13 @@ class _TwoChoices(_RandomBalancer):
     _guide_wait = 0
 
     def _next_guide(self, table: WeightLine) -> GuideTable | None:
-        """The guide table of ``table`` (a line of several blocks), built once the line has
-        served ``GUIDE_AFTER * n`` draws (O(n), so O(1) amortised), else None (under the lock)."""
+        """The guide table of ``table``, built once the line has served ``GUIDE_AFTER * n``
+        draws (O(n), so O(1) amortised), or at its first draw if it has at most
+        ``OWNERS_AT_ONCE`` points (an owner table of O(1) size), else None (under the lock)."""
         if table is not self._guide_seen:  # a new line: the old guide is no use any more
             self._guide = None
             self._guide_seen = table
-            self._guide_wait = GUIDE_AFTER * table.n
+            self._guide_wait = 1 if table.total <= OWNERS_AT_ONCE else GUIDE_AFTER * table.n
         self._guide_wait -= 1
         if self._guide_wait > 0:
             return None
@@ -246,35 +247,38 @@ class PowerOfTwoChoices(_TwoChoices):
                 state = self._choose(())
             else:  # _choose's hot path with WeightLine.draw inlined (floor: int in a third of
                 # the time), and _better
-                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
-                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
-                    members, running = blocks[0], sums[0]
+                random, total = self._random, table.total
+                guide = self._guide
+                if guide is None or guide.line is not table:
+                    guide = self._next_guide(table)
+                owners = guide.owners if guide is not None else None
+                if owners is not None:  # a light line: the owner of every point (_guide.py)
+                    state = owners[floor(random() * total)]
+                    second = owners[floor(random() * total)]
+                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
+                    members, running = table.blocks[0], table.sums[0]
                     state = members[_bisect_right(running, floor(random() * total))]
                     second = members[_bisect_right(running, floor(random() * total))]
+                elif guide is not None:  # the same owners, one short bisection (_guide.py)
+                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                    point = floor(random() * total)
+                    block = point // step
+                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    point = floor(random() * total)
+                    block = point // step
+                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
                 else:
-                    guide = self._guide
-                    if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)
-                    if guide is not None:  # the same owners, one short bisection (_guide.py)
-                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
-                        point = floor(random() * total)
-                        block = point // step
-                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                        point = floor(random() * total)
-                        block = point // step
-                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                    else:
-                        tops = table.tops
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        state = blocks[block][_bisect_right(sums[block], point)]
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        second = blocks[block][_bisect_right(sums[block], point)]
+                    blocks, sums, tops = table.blocks, table.sums, table.tops
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][_bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
