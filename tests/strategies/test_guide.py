@@ -183,7 +183,7 @@ def test_a_small_light_pool_draws_from_its_owner_table_at_once(
             clock.now += 0.001
             lease = lb.select(avoid=avoid)
             if not avoid:
-                guide = lb._guide  # type: ignore[attr-defined]
+                guide = lb._guide
                 assert guide is not None and guide.owners is not None
             log.append(lease.address)
             held.append(lease)
