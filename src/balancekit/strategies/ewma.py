@@ -43,6 +43,10 @@ _NEW_LEASE: Final = NEW_LEASE
 _next: Final = next
 _bisect_right: Final = bisect_right
 
+#: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
+_TINY: Final = 1e-300
+_HUGE: Final = 1e300
+
 #: Seconds for the estimate to fall to 1/e of itself with no news: Finagle's ``decayTime``
 #: default and linkerd2-proxy's ``EWMA_DECAY`` (``linkerd/app/outbound``), both 10 s.
 DEFAULT_DECAY: Final = 10.0
@@ -158,6 +162,10 @@ class PeakEWMA(_TwoChoices):
         self._default_latency = default_latency
         self._scan = choices == "all"
         self._tie = 1.0 + tolerance  # estimates within this factor of each other are equal
+        # Two estimates both sampled at most _calm seconds ago and within a factor _near of
+        # each other are within the tolerance after their decay, whatever it is (select).
+        self._calm = decay * (math.log(self._tie) / 2.0)
+        self._near = math.sqrt(self._tie) * (1.0 - 1e-9)
         self._joined: dict[str, float] = {}  # when each member joined: the prior decays from it
         self._start()
 
@@ -285,6 +293,16 @@ class PeakEWMA(_TwoChoices):
     # ~1 in 2 samples of a steady server, every one of a constant latency: one ``exp`` fewer
     # (issue 15; tests/strategies/test_ewma_peak.py).
 
+    # _tie_calm: two candidates whose raw estimates a, b are within ``near = sqrt(tie) * (1 -
+    # 1e-9)`` of each other, both sampled at most ``calm = decay * ln(tie) / 2`` seconds ago
+    # (or in the future: a clock set back, no decay), are equals for _better without computing
+    # the decay. Each decay factor is in [exp(-ln(tie) / 2), 1] = [1 / sqrt(tie), 1] (up to a
+    # few ulps of the division and exp), so a' = a * f_a <= a <= near * b and b' * tie >= b *
+    # tie / sqrt(tie) = sqrt(tie) * b: a' <= b' * tie with a margin of 1e-9 relative, far beyond
+    # the rounding (~1e-15), and symmetrically. _TINY and _HUGE keep every product a normal
+    # float (no subnormal rounding, no overflow). Issue 15: two exp calls fewer per pick of a
+    # pool whose estimates are within the tolerance and recent (tests/strategies/
+    # test_ewma_calm.py, against the general path's _better).
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
@@ -336,18 +354,30 @@ class PeakEWMA(_TwoChoices):
                 now = self._clock()
                 if second is not state:  # _better
                     a, b = state.latency, second.latency
-                    if a is not None and now > state.latency_at:
-                        a *= exp((state.latency_at - now) / self._decay)
-                    if b is not None and now > second.latency_at:
-                        b *= exp((second.latency_at - now) / self._decay)
-                    tie = self._tie
-                    if a is None or b is None or (a <= b * tie and b <= a * tie):
+                    near, calm = self._near, self._calm
+                    if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
+                        a is not None
+                        and b is not None
+                        and _TINY < b <= a * near < _HUGE
+                        and a <= b * near
+                        and now - state.latency_at <= calm
+                        and now - second.latency_at <= calm
+                    ):
                         if second.load * state.weight < state.load * second.weight:
                             state = second
-                    elif b * (1 + second.load / second.weight) < a * (
-                        1 + state.load / state.weight
-                    ):
-                        state = second
+                    else:
+                        if a is not None and now > state.latency_at:
+                            a *= exp((state.latency_at - now) / self._decay)
+                        if b is not None and now > second.latency_at:
+                            b *= exp((second.latency_at - now) / self._decay)
+                        tie = self._tie
+                        if a is None or b is None or (a <= b * tie and b <= a * tie):
+                            if second.load * state.weight < state.load * second.weight:
+                                state = second
+                        elif b * (1 + second.load / second.weight) < a * (
+                            1 + state.load / state.weight
+                        ):
+                            state = second
             state.load += 1
         finally:
             lock.release()
