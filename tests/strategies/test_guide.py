@@ -165,12 +165,13 @@ def test_owner_table_of_a_light_line_is_the_lines_owner_of_every_point(weights: 
 
 
 @pytest.mark.parametrize("name", ["PowerOfTwoChoices", "PeakEWMA"])
-@pytest.mark.parametrize("weights", [[1] * 10, [1, 2, 3, 4, 5] * 2, [1, 1], [8, 1, 1]])
+@pytest.mark.parametrize("weights", [[1] * 10, [1, 2, 3, 4, 5] * 2, [1, 1, 1], [8, 1, 1]])
 def test_a_small_light_pool_draws_from_its_owner_table_at_once(
     name: str, weights: list[int]
 ) -> None:
     """A line of at most OWNERS_AT_ONCE points gets its owner table at its first draw (no
-    countdown), and the fast path then picks as the general path (the line's draw)."""
+    countdown), a changed line gets its own at once (the old one is dropped), and the fast path
+    picks as the general path (the line's draw) throughout."""
     factory = {"PowerOfTwoChoices": bk.PowerOfTwoChoices, "PeakEWMA": bk.PeakEWMA}[name]
     endpoints = [bk.Endpoint(f"h{i}:1", weight=w) for i, w in enumerate(weights)]
     logs = []
@@ -181,10 +182,18 @@ def test_a_small_light_pool_draws_from_its_owner_table_at_once(
         held: list[bk.Lease] = []
         for step in range(300):
             clock.now += 0.001
+            if step == 100:  # a new line: its owner table replaces the old one's
+                lb.add(bk.Endpoint("new:1", weight=3))
+            elif step == 150:
+                lb.set_weight("h0:1", 2)
+            elif step == 200:
+                lb.remove("new:1")
+            elif step == 250:
+                lb.mark_down("h1:1")
             lease = lb.select(avoid=avoid)
             if not avoid:
-                guide = lb._guide
-                assert guide is not None and guide.owners is not None
+                assert lb._owners is not None and lb._owners is lb._guide.owners
+                assert lb._guide.line is lb._table
             log.append(lease.address)
             held.append(lease)
             if step % 3:

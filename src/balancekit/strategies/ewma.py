@@ -311,23 +311,29 @@ class PeakEWMA(_TwoChoices):
         lock.acquire()
         try:
             table = self._table
-            if table.n < 2:
+            owners = self._owners  # a light line of two or more: see _TwoChoices
+            if owners is None and table.n < 2:
                 state = self._choose(())
                 now = self._clock()
             else:  # _TwoChoices._choose with WeightLine.draw inlined
-                random, total = self._random, table.total
-                guide = self._guide
-                if guide is None or guide.line is not table:
-                    guide = self._next_guide(table)
-                owners = guide.owners if guide is not None else None
-                if owners is not None:  # a light line: the owner of every point (_guide.py)
+                random = self._random
+                guide = None
+                if owners is None:
+                    guide = self._guide
+                    if guide is None or guide.line is not table:
+                        guide = self._next_guide(table)  # sets _owners for a light line
+                    owners = self._owners
+                if owners is not None:  # the owner of every point (_guide.py)
+                    total = self._owners_total
                     state = owners[floor(random() * total)]
                     second = owners[floor(random() * total)]
                 elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
+                    total = table.total
                     members, running = table.blocks[0], table.sums[0]
                     state = members[_bisect_right(running, floor(random() * total))]
                     second = members[_bisect_right(running, floor(random() * total))]
                 elif guide is not None:  # the same owners, one short bisection (_guide.py)
+                    total = table.total
                     flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
                     point = floor(random() * total)
                     block = point // step
@@ -336,7 +342,7 @@ class PeakEWMA(_TwoChoices):
                     block = point // step
                     second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
                 else:
-                    blocks, sums, tops = table.blocks, table.sums, table.tops
+                    total, blocks, sums, tops = table.total, table.blocks, table.sums, table.tops
                     point = floor(random() * total)
                     block = _bisect_right(tops, point)
                     if block:
