@@ -61,32 +61,37 @@ class EndpointState:
     under their lock.
     """
 
-    __slots__ = (
+    # Not sorted: pure Python lays the slots out in this order, so the fields the load-aware
+    # strategies' select and release read (the first twelve) share two cache lines of the
+    # object instead of spanning all four (issue 15: callgrind's simulated D1 read misses of a
+    # LeastConnections select+release at N = 10,000 fell from 12.9 to 6.0). Compiled, mypyc
+    # lays attributes out by first assignment in __init__ instead (see there).
+    __slots__ = (  # noqa: RUF023
+        "rank",
+        "load",
+        "deadline",
+        "weight",
+        "order",
+        "latency",
+        "latency_at",
+        "selected",
+        "released",
+        "retired",
+        "endpoint",
+        "picked_at",
         "applied",
         "cancelled",
         "cls",
-        "deadline",
         "ejected",
-        "endpoint",
         "failed",
         "health",
-        "latency",
-        "latency_at",
-        "load",
         "n_cancelled",
         "n_failed",
         "n_released",
         "n_selected",
-        "order",
-        "picked_at",
-        "rank",
-        "released",
-        "retired",
         "reweights",
-        "selected",
         "seq",
         "up",
-        "weight",
     )
 
     def __init__(self, endpoint: Endpoint, order: int) -> None:

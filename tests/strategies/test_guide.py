@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 from itertools import accumulate
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import balancekit as bk
 from balancekit._state import EndpointState
-from balancekit.strategies._guide import GUIDE_AFTER, GuideTable
+from balancekit.strategies._guide import GUIDE_AFTER, OWNERS_PER_ENDPOINT, GuideTable
 from balancekit.strategies._weight_line import LOAD, WeightLine
 
 NOBODY = frozenset({"nobody:0"})  # an avoid that avoids nothing: the general path
@@ -140,3 +141,62 @@ def test_guided_fast_path_picks_as_the_general_path() -> None:
         general, _ = _drive(name, general=True, seed=5)
         assert guided  # the guide was in use: the comparison is not vacuous
         assert fast == general
+
+
+@settings(max_examples=60, deadline=None)
+@given(weights=st.lists(st.integers(1, 9), min_size=1, max_size=3 * LOAD))
+def test_owner_table_of_a_light_line_is_the_lines_owner_of_every_point(weights: list[int]) -> None:
+    """A light line (``W <= OWNERS_PER_ENDPOINT * n``) is drawn from the owner of every point:
+    each point's owner is the documented rule's, for every point of the line."""
+    line = WeightLine.build(_states(weights))
+    guide = GuideTable(line)
+    total = sum(weights)
+    if total > OWNERS_PER_ENDPOINT * len(weights):
+        assert guide.owners is None
+        return
+    assert guide.owners is not None and len(guide.owners) == total
+    states = line.states
+    running = list(accumulate(weights))
+    index = 0
+    for point in range(total):
+        while running[index] <= point:
+            index += 1
+        assert guide.owners[point] is states[index] is line.at(point)
+
+
+@pytest.mark.parametrize("name", ["PowerOfTwoChoices", "PeakEWMA"])
+@pytest.mark.parametrize("weights", [[1] * 10, [1, 2, 3, 4, 5] * 2, [1, 1, 1], [8, 1, 1]])
+def test_a_small_light_pool_draws_from_its_owner_table_at_once(
+    name: str, weights: list[int]
+) -> None:
+    """A line of at most OWNERS_AT_ONCE points gets its owner table at its first draw (no
+    countdown), a changed line gets its own at once (the old one is dropped), and the fast path
+    picks as the general path (the line's draw) throughout."""
+    factory = {"PowerOfTwoChoices": bk.PowerOfTwoChoices, "PeakEWMA": bk.PeakEWMA}[name]
+    endpoints = [bk.Endpoint(f"h{i}:1", weight=w) for i, w in enumerate(weights)]
+    logs = []
+    for avoid in (frozenset(), NOBODY):
+        clock = Clock()
+        lb = factory(endpoints, clock=clock, seed=7)
+        log = []
+        held: list[bk.Lease] = []
+        for step in range(300):
+            clock.now += 0.001
+            if step == 100:  # a new line: its owner table replaces the old one's
+                lb.add(bk.Endpoint("new:1", weight=3))
+            elif step == 150:
+                lb.set_weight("h0:1", 2)
+            elif step == 200:
+                lb.remove("new:1")
+            elif step == 250:
+                lb.mark_down("h1:1")
+            lease = lb.select(avoid=avoid)
+            if not avoid:
+                assert lb._owners is not None and lb._owners is lb._guide.owners
+                assert lb._guide.line is lb._table
+            log.append(lease.address)
+            held.append(lease)
+            if step % 3:
+                lb.release(held.pop(0), elapsed=0.001 * (step % 7))
+        logs.append(log)
+    assert logs[0] == logs[1]

@@ -17,8 +17,17 @@ of the point as the line's (the first running total above it): the same draws pi
 endpoints, so seeded sequences do not change.
 
 Building one is O(n) (in C but for one comprehension per block), so the strategies build it
-only for lines of several blocks and only once a line has served ``GUIDE_AFTER * n`` draws: a
-pool that changes often keeps the line's own draw, and one that does not pays O(1) amortised.
+only once a line has served ``GUIDE_AFTER * n`` draws: a pool that changes often keeps the
+line's own draw, and one that does not pays O(1) amortised.
+
+A *light* line, whose total weight ``W`` is at most :data:`OWNERS_PER_ENDPOINT` times its
+endpoints (every pool of equal weights, and weights 1-5 as the benchmarks use), gets the
+extreme case of a guide instead: buckets of one point, i.e. the owner of every point of
+``[0, W)`` in a tuple (``owners``; an "urn" table, Devroye III.2.4 with ``step = 1``), so a
+draw is ``owners[floor(u * W)]``, one subscript, no bisection (issue 15: two bisections were
+~180 ns of a pure-Python power-of-two-choices pick at n = 10). It holds ``W <= 8n`` references
+and is built in C in O(W) = O(n); a line of at most :data:`OWNERS_AT_ONCE` points gets it at its
+first draw (O(1): no countdown needed). The owner of each point is still the line's.
 """
 
 from __future__ import annotations
@@ -26,22 +35,32 @@ from __future__ import annotations
 from bisect import bisect_right
 from itertools import chain, repeat
 from math import floor
+from operator import sub
 from typing import Final
 
 from .._state import EndpointState
 from ._weight_line import WeightLine
 
-__all__ = ["GUIDE_AFTER", "GuideTable"]
+__all__ = ["GUIDE_AFTER", "OWNERS_AT_ONCE", "OWNERS_PER_ENDPOINT", "GuideTable"]
 
 #: Draws a line serves before a guide table is built for it (times its endpoints).
 GUIDE_AFTER: Final = 2
 
+#: A line of at most this many points per endpoint (``W <= 8n``) is drawn from an owner table.
+OWNERS_PER_ENDPOINT: Final = 8
+
+#: A line of at most this many points gets its owner table at its first draw, not after
+#: ``GUIDE_AFTER * n`` draws: building it is O(1) then (a small constant).
+OWNERS_AT_ONCE: Final = 1024
+
 
 class GuideTable:
     """An immutable guide over one :class:`WeightLine` (``line``): flat running totals
-    (``sums``), the owner of each bucket's first point (``marks``, one more for the end)."""
+    (``sums``), the owner of each bucket's first point (``marks``, one more for the end), or
+    for a light line the owner of every point (``owners``; then ``sums`` and ``marks`` are
+    empty)."""
 
-    __slots__ = ("line", "marks", "states", "step", "sums", "total")
+    __slots__ = ("line", "marks", "owners", "states", "step", "sums", "total")
 
     def __init__(self, line: WeightLine) -> None:
         self.line = line
@@ -49,8 +68,20 @@ class GuideTable:
         self.total = total = line.total
         n = line.n
         assert n > 0 and total >= n  # weights are >= 1
+        self.owners: tuple[EndpointState, ...] | None = None
+        self.sums: list[int] = []
+        self.marks: list[int] = []
+        if total <= OWNERS_PER_ENDPOINT * n:
+            # A light line: the owner of every point (the urn table), each endpoint repeated
+            # as many times as the line's running totals give it points; no buckets needed.
+            counts = chain.from_iterable(
+                map(sub, block_sums, [0, *block_sums[:-1]]) for block_sums in line.sums
+            )
+            self.owners = tuple(chain.from_iterable(map(repeat, self.states, counts)))
+            self.step = total
+            return
         offsets = [0, *line.tops[:-1]]
-        self.sums: list[int] = list(
+        self.sums = list(
             chain.from_iterable(
                 map(offset.__add__, block_sums)
                 for offset, block_sums in zip(offsets, line.sums, strict=True)
@@ -58,12 +89,15 @@ class GuideTable:
         )
         self.step = step = total // n  # >= 1: about one endpoint per bucket on average
         # marks[b] = the owner of b * step; the last bucket's upper bound is the last endpoint.
-        self.marks: list[int] = list(map(bisect_right, repeat(self.sums), range(0, total, step)))
+        self.marks = list(map(bisect_right, repeat(self.sums), range(0, total, step)))
         self.marks.append(n - 1)
 
     def draw(self, uniform: float) -> EndpointState:
         """The owner of ``floor(uniform * W)``, as :meth:`WeightLine.draw` answers it."""
         point = floor(uniform * self.total)
+        owners = self.owners
+        if owners is not None:
+            return owners[point]
         marks = self.marks
         block = point // self.step
         return self.states[bisect_right(self.sums, point, marks[block], marks[block + 1])]

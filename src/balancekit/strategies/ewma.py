@@ -12,7 +12,16 @@ from typing import Any, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock, Delta, clock_reading
+from .._core import (
+    FLOAT_MAX,
+    NATIVE_TOKENS,
+    NEW_LEASE,
+    TOKENS,
+    BalancerBase,
+    Clock,
+    Delta,
+    clock_reading,
+)
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -27,11 +36,16 @@ __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 # compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
 _NATIVE: Final = NATIVE
 _NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
+
+#: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
+_TINY: Final = 1e-300
+_HUGE: Final = 1e300
 
 #: Seconds for the estimate to fall to 1/e of itself with no news: Finagle's ``decayTime``
 #: default and linkerd2-proxy's ``EWMA_DECAY`` (``linkerd/app/outbound``), both 10 s.
@@ -148,6 +162,10 @@ class PeakEWMA(_TwoChoices):
         self._default_latency = default_latency
         self._scan = choices == "all"
         self._tie = 1.0 + tolerance  # estimates within this factor of each other are equal
+        # Two estimates both sampled at most _calm seconds ago and within a factor _near of
+        # each other are within the tolerance after their decay, whatever it is (select).
+        self._calm = decay * (math.log(self._tie) / 2.0)
+        self._near = math.sqrt(self._tie) * (1.0 - 1e-9)
         self._joined: dict[str, float] = {}  # when each member joined: the prior decays from it
         self._start()
 
@@ -275,47 +293,66 @@ class PeakEWMA(_TwoChoices):
     # ~1 in 2 samples of a steady server, every one of a constant latency: one ``exp`` fewer
     # (issue 15; tests/strategies/test_ewma_peak.py).
 
+    # _tie_calm: two candidates whose raw estimates a, b are within ``near = sqrt(tie) * (1 -
+    # 1e-9)`` of each other, both sampled at most ``calm = decay * ln(tie) / 2`` seconds ago
+    # (or in the future: a clock set back, no decay), are equals for _better without computing
+    # the decay. Each decay factor is in [exp(-ln(tie) / 2), 1] = [1 / sqrt(tie), 1] (up to a
+    # few ulps of the division and exp), so a' = a * f_a <= a <= near * b and b' * tie >= b *
+    # tie / sqrt(tie) = sqrt(tie) * b: a' <= b' * tie with a margin of 1e-9 relative, far beyond
+    # the rounding (~1e-15), and symmetrically. _TINY and _HUGE keep every product a normal
+    # float (no subnormal rounding, no overflow). Issue 15: two exp calls fewer per pick of a
+    # pool whose estimates are within the tolerance and recent (tests/strategies/
+    # test_ewma_calm.py, against the general path's _better).
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
-            return super().select(context, avoid=avoid)
+            return BalancerBase.select(self, context, avoid)
         lock = self._lock
         lock.acquire()
         try:
             table = self._table
-            if table.n < 2:
+            owners = self._owners  # a light line of two or more: see _TwoChoices
+            if owners is None and table.n < 2:
                 state = self._choose(())
                 now = self._clock()
             else:  # _TwoChoices._choose with WeightLine.draw inlined
-                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
-                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
-                    members, running = blocks[0], sums[0]
-                    state = members[_bisect_right(running, floor(random() * total))]
-                    second = members[_bisect_right(running, floor(random() * total))]
-                else:
+                random = self._random
+                guide = None
+                if owners is None:
                     guide = self._guide
                     if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)
-                    if guide is not None:  # the same owners, one short bisection (_guide.py)
-                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
-                        point = floor(random() * total)
-                        block = point // step
-                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                        point = floor(random() * total)
-                        block = point // step
-                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                    else:
-                        tops = table.tops
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        state = blocks[block][_bisect_right(sums[block], point)]
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        second = blocks[block][_bisect_right(sums[block], point)]
+                        guide = self._next_guide(table)  # sets _owners for a light line
+                    owners = self._owners
+                if owners is not None:  # the owner of every point (_guide.py)
+                    total = self._owners_total
+                    state = owners[floor(random() * total)]
+                    second = owners[floor(random() * total)]
+                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
+                    total = table.total
+                    members, running = table.blocks[0], table.sums[0]
+                    state = members[_bisect_right(running, floor(random() * total))]
+                    second = members[_bisect_right(running, floor(random() * total))]
+                elif guide is not None:  # the same owners, one short bisection (_guide.py)
+                    total = table.total
+                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                    point = floor(random() * total)
+                    block = point // step
+                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    point = floor(random() * total)
+                    block = point // step
+                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                else:
+                    total, blocks, sums, tops = table.total, table.blocks, table.sums, table.tops
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][_bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
@@ -323,18 +360,30 @@ class PeakEWMA(_TwoChoices):
                 now = self._clock()
                 if second is not state:  # _better
                     a, b = state.latency, second.latency
-                    if a is not None and now > state.latency_at:
-                        a *= exp((state.latency_at - now) / self._decay)
-                    if b is not None and now > second.latency_at:
-                        b *= exp((second.latency_at - now) / self._decay)
-                    tie = self._tie
-                    if a is None or b is None or (a <= b * tie and b <= a * tie):
+                    near, calm = self._near, self._calm
+                    if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
+                        a is not None
+                        and b is not None
+                        and _TINY < b <= a * near < _HUGE
+                        and a <= b * near
+                        and now - state.latency_at <= calm
+                        and now - second.latency_at <= calm
+                    ):
                         if second.load * state.weight < state.load * second.weight:
                             state = second
-                    elif b * (1 + second.load / second.weight) < a * (
-                        1 + state.load / state.weight
-                    ):
-                        state = second
+                    else:
+                        if a is not None and now > state.latency_at:
+                            a *= exp((state.latency_at - now) / self._decay)
+                        if b is not None and now > second.latency_at:
+                            b *= exp((second.latency_at - now) / self._decay)
+                        tie = self._tie
+                        if a is None or b is None or (a <= b * tie and b <= a * tie):
+                            if second.load * state.weight < state.load * second.weight:
+                                state = second
+                        elif b * (1 + second.load / second.weight) < a * (
+                            1 + state.load / state.weight
+                        ):
+                            state = second
             state.load += 1
         finally:
             lock.release()
@@ -347,7 +396,13 @@ class PeakEWMA(_TwoChoices):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, now)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, now)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = now
+        return lease
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -356,13 +411,13 @@ class PeakEWMA(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

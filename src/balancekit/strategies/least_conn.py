@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
@@ -32,6 +32,7 @@ __all__ = ["LeastConnections"]
 # compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
 _NATIVE: Final = NATIVE
 _NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 # Module-level Final aliases: the compiled build (mypyc) reads these from a C static, where a
 # name imported from another module, or ``next``, is looked up in a dict on every call.
@@ -86,7 +87,7 @@ class LeastConnections(_LoadOrdered):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
-            return super().select(context, avoid=avoid)
+            return BalancerBase.select(self, context, avoid)
         clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
@@ -123,7 +124,13 @@ class LeastConnections(_LoadOrdered):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, started)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -132,13 +139,13 @@ class LeastConnections(_LoadOrdered):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= _FLOAT_MAX)
         ):  # a finite float elapsed stays here: least connections does not learn from it
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock, Delta
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 # compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
 _NATIVE: Final = NATIVE
 _NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
@@ -295,6 +296,11 @@ class LeastResponseTime(_LoadOrdered):
         finally:
             lock.release()
 
+    # A sample equal to a non-zero estimate leaves it unchanged whatever the step: ``latency +
+    # step * 0.0`` is ``latency`` exactly (the step is finite, the estimate finite and not a
+    # signed zero, which ``+ 0.0`` would turn into 0.0), so release then skips the gap, the step
+    # and the update (issue 15: every release of an endpoint answering in a constant time, and
+    # ~15 bytecodes of ~400). tests/strategies/test_least_time_fast.py checks it bit for bit.
     # select and release below are BalancerBase's with _pick, _top, _score, _take, _on_release
     # and _refile_released inlined for the common case (no avoid, no health tracker, a finite
     # float elapsed or none): no Python call beyond select and release themselves (there were
@@ -307,7 +313,7 @@ class LeastResponseTime(_LoadOrdered):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
-            return super().select(context, avoid=avoid)
+            return BalancerBase.select(self, context, avoid)
         lock = self._lock
         lock.acquire()
         try:
@@ -362,7 +368,13 @@ class LeastResponseTime(_LoadOrdered):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, now)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, now)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = now
+        return lease
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -371,13 +383,13 @@ class LeastResponseTime(_LoadOrdered):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:
@@ -407,17 +419,20 @@ class LeastResponseTime(_LoadOrdered):
                     self._refresh_at = self._due_at = now
             else:
                 sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
-                since = now - state.latency_at
-                if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
-                    step = self._min_step
-                else:
-                    since = since if since > 0.0 else 0.0
-                    step = 1.0 - exp(-since / self._decay)
-                    step = step if step > self._min_step else self._min_step
-                if self._probing and state in self._probing:  # news from a starved one
+                if sample != latency or not latency:  # (else the estimate stays: see below)
+                    since = now - state.latency_at
+                    if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
+                        step = self._min_step
+                    else:
+                        since = since if since > 0.0 else 0.0
+                        step = 1.0 - exp(-since / self._decay)
+                        step = step if step > self._min_step else self._min_step
+                    if self._probing and state in self._probing:  # news from a starved one
+                        self._probing.discard(state)
+                        step = max(step, PROBE_STEP)
+                    state.latency = latency = latency + step * (sample - latency)
+                elif self._probing and state in self._probing:  # a probe's answer, all the same
                     self._probing.discard(state)
-                    step = max(step, PROBE_STEP)
-                state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
             tie = self._tie
             if tie > 1.0 and (

@@ -21,13 +21,13 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, TOKENS, Clock
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
 from .._options import describe
 from .._state import NATIVE, EndpointState
-from ._guide import GUIDE_AFTER, GuideTable
+from ._guide import GUIDE_AFTER, OWNERS_AT_ONCE, GuideTable
 from ._weight_line import WeightLine
 from .random import AVOID_DRAWS, _RandomBalancer
 
@@ -41,6 +41,7 @@ __all__ = ["LoadFunction", "PowerOfTwoChoices"]
 # compiled (mypyc), a Final is a C static, a name imported from another module a dict lookup.
 _NATIVE: Final = NATIVE
 _NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
 
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
@@ -65,19 +66,40 @@ class _TwoChoices(_RandomBalancer):
     _guide: GuideTable | None = None
     _guide_seen: WeightLine | None = None  # the line whose draws _guide_wait counts down
     _guide_wait = 0
+    # The owner table of the current line (its guide's ``owners``, _guide.py) once built, for a
+    # line of two endpoints or more, else None; total weight beside it. The fast paths test
+    # this one attribute (issue 15: ~14 bytecodes fewer than reaching it through the guide and
+    # checking the guide's line); _rebuild and _apply drop it whenever the line changes. Under
+    # the lock, as the line itself.
+    _owners: tuple[EndpointState, ...] | None = None
+    _owners_total = 0
+
+    def _rebuild(self, eligible: list[EndpointState]) -> None:
+        self._owners = None
+        super()._rebuild(eligible)
+
+    def _apply(self, delta: Delta) -> None:
+        table = self._table
+        super()._apply(delta)
+        if self._table is not table:
+            self._owners = None
 
     def _next_guide(self, table: WeightLine) -> GuideTable | None:
-        """The guide table of ``table`` (a line of several blocks), built once the line has
-        served ``GUIDE_AFTER * n`` draws (O(n), so O(1) amortised), else None (under the lock)."""
+        """The guide table of ``table``, built once the line has served ``GUIDE_AFTER * n``
+        draws (O(n), so O(1) amortised), or at its first draw if it has at most
+        ``OWNERS_AT_ONCE`` points (an owner table of O(1) size), else None (under the lock)."""
         if table is not self._guide_seen:  # a new line: the old guide is no use any more
             self._guide = None
             self._guide_seen = table
-            self._guide_wait = GUIDE_AFTER * table.n
+            self._guide_wait = 1 if table.total <= OWNERS_AT_ONCE else GUIDE_AFTER * table.n
         self._guide_wait -= 1
         if self._guide_wait > 0:
             return None
         guide = GuideTable(table)
         self._guide = guide
+        if guide.owners is not None and table.n >= 2:  # (one endpoint: _choose's single draw)
+            self._owners = guide.owners
+            self._owners_total = table.total
         return guide
 
     def _better(self, first: EndpointState, second: EndpointState) -> EndpointState:
@@ -188,10 +210,12 @@ class PowerOfTwoChoices(_TwoChoices):
     sequential traffic follows the reported weights.
 
     Select and release are O(log n) (two weight-line draws, each two bisections in C, redrawn
-    on a collision or an avoided endpoint), under the balancer's lock. Above 512 endpoints, once
-    the pool has served twice as many picks as it has endpoints since its last change, a draw
-    is one bisection over about two endpoints (a guide table, O(n) once: O(1) amortised; the
-    same endpoint for the same random number). ``rng=`` / ``seed=`` make the draws reproducible.
+    on a collision or an avoided endpoint), under the balancer's lock. Once the pool has served
+    twice as many picks as it has endpoints since its last change (at its first pick for a
+    total weight of at most 1,024), a draw is one subscript of an owner table when the weights
+    average at most 8, else, above 512 endpoints, one bisection over about two endpoints (a
+    guide table; either O(n) once: O(1) amortised; the same endpoint for the same random
+    number). ``rng=`` / ``seed=`` make the draws reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)
     >>> busy = lb.select()
@@ -235,45 +259,54 @@ class PowerOfTwoChoices(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
-            return super().select(context, avoid=avoid)
+            return BalancerBase.select(self, context, avoid)
         started = self._clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
         try:
             table = self._table
-            if table.n < 2:
+            owners = self._owners  # a light line of two or more: see _TwoChoices
+            if owners is None and table.n < 2:
                 state = self._choose(())
             else:  # _choose's hot path with WeightLine.draw inlined (floor: int in a third of
                 # the time), and _better
-                random, total, blocks, sums = self._random, table.total, table.blocks, table.sums
-                if len(blocks) == 1:  # up to 2 * LOAD endpoints: the block bisection only
-                    members, running = blocks[0], sums[0]
-                    state = members[_bisect_right(running, floor(random() * total))]
-                    second = members[_bisect_right(running, floor(random() * total))]
-                else:
+                random = self._random
+                guide = None
+                if owners is None:
                     guide = self._guide
                     if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)
-                    if guide is not None:  # the same owners, one short bisection (_guide.py)
-                        flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
-                        point = floor(random() * total)
-                        block = point // step
-                        state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                        point = floor(random() * total)
-                        block = point // step
-                        second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                    else:
-                        tops = table.tops
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        state = blocks[block][_bisect_right(sums[block], point)]
-                        point = floor(random() * total)
-                        block = _bisect_right(tops, point)
-                        if block:
-                            point -= tops[block - 1]
-                        second = blocks[block][_bisect_right(sums[block], point)]
+                        guide = self._next_guide(table)  # sets _owners for a light line
+                    owners = self._owners
+                if owners is not None:  # the owner of every point (_guide.py)
+                    total = self._owners_total
+                    state = owners[floor(random() * total)]
+                    second = owners[floor(random() * total)]
+                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
+                    total = table.total
+                    members, running = table.blocks[0], table.sums[0]
+                    state = members[_bisect_right(running, floor(random() * total))]
+                    second = members[_bisect_right(running, floor(random() * total))]
+                elif guide is not None:  # the same owners, one short bisection (_guide.py)
+                    total = table.total
+                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                    point = floor(random() * total)
+                    block = point // step
+                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    point = floor(random() * total)
+                    block = point // step
+                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                else:
+                    total, blocks, sums, tops = table.total, table.blocks, table.sums, table.tops
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    state = blocks[block][_bisect_right(sums[block], point)]
+                    point = floor(random() * total)
+                    block = _bisect_right(tops, point)
+                    if block:
+                        point -= tops[block - 1]
+                    second = blocks[block][_bisect_right(sums[block], point)]
                 if second is state:
                     other = self._second(table, state, (), AVOID_DRAWS - 1)
                     if other is not None:
@@ -292,7 +325,13 @@ class PowerOfTwoChoices(_TwoChoices):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, started)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -301,13 +340,13 @@ class PowerOfTwoChoices(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):  # a finite float elapsed stays here: the in-flight count does not use it
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super().release(lease, ok=ok, elapsed=elapsed)
+            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:
