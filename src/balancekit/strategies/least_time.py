@@ -296,11 +296,6 @@ class LeastResponseTime(_LoadOrdered):
         finally:
             lock.release()
 
-    # A sample equal to a non-zero estimate leaves it unchanged whatever the step: ``latency +
-    # step * 0.0`` is ``latency`` exactly (the step is finite, the estimate finite and not a
-    # signed zero, which ``+ 0.0`` would turn into 0.0), so release then skips the gap, the step
-    # and the update (issue 15: every release of an endpoint answering in a constant time, and
-    # ~15 bytecodes of ~400). tests/strategies/test_least_time_fast.py checks it bit for bit.
     # select and release below are BalancerBase's with _pick, _top, _score, _take, _on_release
     # and _refile_released inlined for the common case (no avoid, no health tracker, a finite
     # float elapsed or none): no Python call beyond select and release themselves (there were
@@ -419,20 +414,17 @@ class LeastResponseTime(_LoadOrdered):
                     self._refresh_at = self._due_at = now
             else:
                 sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
-                if sample != latency or not latency:  # (else the estimate stays: see below)
-                    since = now - state.latency_at
-                    if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
-                        step = self._min_step
-                    else:
-                        since = since if since > 0.0 else 0.0
-                        step = 1.0 - exp(-since / self._decay)
-                        step = step if step > self._min_step else self._min_step
-                    if self._probing and state in self._probing:  # news from a starved one
-                        self._probing.discard(state)
-                        step = max(step, PROBE_STEP)
-                    state.latency = latency = latency + step * (sample - latency)
-                elif self._probing and state in self._probing:  # a probe's answer, all the same
+                since = now - state.latency_at
+                if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
+                    step = self._min_step
+                else:
+                    since = since if since > 0.0 else 0.0
+                    step = 1.0 - exp(-since / self._decay)
+                    step = step if step > self._min_step else self._min_step
+                if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
+                    step = max(step, PROBE_STEP)
+                state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
             tie = self._tie
             if tie > 1.0 and (
