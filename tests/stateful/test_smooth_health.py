@@ -1,12 +1,13 @@
 """WeightedRoundRobin against NGINX's loop with a health tracker, slow start and ``avoid``.
 
 The model (``ngx_http_upstream_get_peer``'s loop, ``ngx_http_upstream_round_robin.c``) follows
-the balancer's eligibility before every pick: an ejected endpoint is skipped and keeps its
-``current_weight`` as a ``down`` peer does; a changed weight (``set_weight``, ``update``, a slow
-start step) starts at 0; one changed while out of rotation starts at 0 when it comes back. Picks
-must equal the model's, in every mode: precomputed, stepped online, online with a cycle's
-lookup (issue 15, smooth.Lap), and switching between them (thresholds scaled down). An avoided
-pick advances the sequence and returns an eligible endpoint not avoided.
+the balancer's eligibility and weights after every release and before every pick: an ejected
+endpoint is skipped and keeps its ``current_weight`` as a ``down`` peer does; a changed weight
+(``set_weight``, ``update``, a slow start step, slow start's scale) starts at 0; one changed
+while out of rotation starts at 0 when it comes back. Picks must equal the model's, in every
+mode: precomputed, stepped online, online with a cycle's lookup (issue 15, smooth.Lap), and
+switching between them (thresholds scaled down). An avoided pick advances the sequence and
+returns an eligible endpoint not avoided.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class SmoothHealth(RuleBasedStateMachine):
         super().__init__()
         self.now = 0.0
         self.lb = bk.WeightedRoundRobin(clock=lambda: self.now)
-        self.peers: dict[int, _Peer] = {}  # id(EndpointState) -> the model's peer
+        # id(EndpointState) -> (that state, the model's peer): the state is kept so that its id
+        # cannot be reused by a new state (a removed and re-added endpoint is a new peer)
+        self.peers: dict[int, tuple[object, _Peer]] = {}
         self.health = False
 
     def _eligible(self) -> dict[str, object]:
@@ -42,10 +45,16 @@ class SmoothHealth(RuleBasedStateMachine):
     def _sync(self) -> list[tuple[str, _Peer]]:
         """The model's peers in NGINX's list order (join order), following the balancer."""
         members = sorted(self.lb._members.values(), key=lambda state: state.seq)
-        self.peers = {id(s): self.peers.get(id(s)) or _Peer(s.weight, s.reweights) for s in members}
+        known = self.peers
+        self.peers = {
+            id(s): known[id(s)]
+            if id(s) in known and known[id(s)][0] is s
+            else (s, _Peer(s.weight, s.reweights))
+            for s in members
+        }
         order = []
         for state in members:
-            peer = self.peers[id(state)]
+            peer = self.peers[id(state)][1]
             if state.endpoint.address in self._eligible():
                 if peer.weight != state.weight or (
                     not peer.eligible and peer.reweights != state.reweights
@@ -86,6 +95,11 @@ class SmoothHealth(RuleBasedStateMachine):
             else:
                 assert lease.address == expected
             self.lb.release(lease, ok=not (fail_every and i % fail_every == 0))
+            # A weight change is an event: a release that ejects changes weights (slow start's
+            # scale falls to 1 when the last ramping endpoint leaves), and the next pick's
+            # catch-up may change them back; each change restarts current_weight at 0, as
+            # between two rules (the invariant's _sync), so the model looks after each release.
+            self._sync()
             self.now += 0.3
 
     @rule(address=st.sampled_from(ADDRESSES), weight=WEIGHTS)
@@ -148,3 +162,28 @@ def test_smooth_wrr_with_health_matches_nginx(
     run_state_machine_as_test(
         SmoothHealth, settings=settings(max_examples=60, stateful_step_count=30, deadline=None)
     )
+
+
+def test_weights_changed_twice_between_two_picks_restart_at_zero() -> None:
+    """Found by hypothesis (the model looked at weights only before each pick then): a release
+    ejects the last ramping endpoint, so slow start's scale falls to 1 (every weight / 3), and
+    the next pick's catch-up returns another endpoint to its ramp (every weight x 3 again). Each
+    change is an event that restarts current_weight at 0, as NGINX replacing a peer does; the
+    model now looks after each release, and the balancer's picks are NGINX's."""
+    machine = SmoothHealth()
+    machine.attach_health(slow=True)
+    machine.update(
+        wanted=[
+            ("10.3.0.1:80", 1),
+            ("10.3.0.2:80", 5),
+            ("10.3.0.3:80", 6),
+            ("10.3.0.4:80", 1),
+            ("10.3.0.5:80", 2),
+            ("10.3.0.6:80", 3),
+            ("10.3.0.7:80", 5),
+        ]
+    )
+    machine.add_or_remove(address="10.3.0.1:80", weight=1)
+    machine.select(avoiding=False, fail_every=4, n=79)
+    machine.structures_agree()
+    machine.teardown()
