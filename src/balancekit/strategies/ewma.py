@@ -17,7 +17,6 @@ from .._core import (
     NATIVE_TOKENS,
     NEW_LEASE,
     TOKENS,
-    BalancerBase,
     Clock,
     Delta,
     clock_reading,
@@ -306,7 +305,7 @@ class PeakEWMA(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
-            return BalancerBase.select(self, context, avoid)
+            return super(PeakEWMA, self).select(context, avoid)  # noqa: UP008
         lock = self._lock
         lock.acquire()
         try:
@@ -411,13 +410,13 @@ class PeakEWMA(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):
-            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
+            return super(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return BalancerBase.release(self, lease, ok=ok, elapsed=elapsed)
+            return super(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

@@ -294,7 +294,7 @@ class WeightedRandom(_RandomBalancer):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         table = self._table  # one read: a concurrent rebuild cannot tear it
         if avoid or not table.n or self._health is not None:
-            return BalancerBase.select(self, context, avoid=avoid)
+            return super(WeightedRandom, self).select(context, avoid=avoid)  # noqa: UP008
         # The common case with BalancerBase.select, _pick and WeightLine.draw inlined (keep
         # them in step): one Python call per select instead of three (issue 15).
         started = self._clock()  # before the pick counts (as BalancerBase.select)
@@ -366,7 +366,7 @@ class Random(_RandomBalancer):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         states = self._uniform.states  # one read: a concurrent rebuild cannot tear it
         if avoid or not states or self._health is not None:
-            return BalancerBase.select(self, context, avoid=avoid)
+            return super(Random, self).select(context, avoid=avoid)  # noqa: UP008
         # The common case with BalancerBase.select and _pick inlined (keep them in step): one
         # Python call per select instead of two (issue 15).
         started = self._clock()  # before the pick counts (as BalancerBase.select)
