@@ -91,6 +91,12 @@ NEXT: Final[Callable[[Iterator[Any]], Any]] = next
 #: class is native and is called (``object.__new__`` refuses a native class).
 NEW_LEASE: Final = object.__new__
 DICT_POP: Final[Callable[[dict[Any, Any], Any], Any]] = dict.pop
+#: ``super`` under another name, for the fast paths' hand-over to the general path:
+#: ``SUPER(Class, self).select(...)`` follows the MRO (a cooperative mixin between a strategy
+#: and BalancerBase is called), and the function gets no ``__class__`` cell (CPython gives one
+#: to every function that names ``super``, copied in on every call: COPY_FREE_VARS). Compiled,
+#: it is the builtin called at run time, so the MRO is followed there too.
+SUPER: Final[Callable[[type, object], Any]] = super
 
 
 def _address_of(item: EndpointLike) -> str:

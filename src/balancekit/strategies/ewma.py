@@ -16,6 +16,7 @@ from .._core import (
     FLOAT_MAX,
     NATIVE_TOKENS,
     NEW_LEASE,
+    SUPER,
     TOKENS,
     Clock,
     Delta,
@@ -305,7 +306,8 @@ class PeakEWMA(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
-            return super(PeakEWMA, self).select(context, avoid)  # noqa: UP008
+            general: Lease = SUPER(PeakEWMA, self).select(context, avoid)
+            return general
         lock = self._lock
         lock.acquire()
         try:
@@ -410,13 +412,15 @@ class PeakEWMA(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):
-            return super(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

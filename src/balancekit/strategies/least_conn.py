@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, Clock
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
@@ -87,7 +87,8 @@ class LeastConnections(_LoadOrdered):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
-            return super(LeastConnections, self).select(context, avoid)  # noqa: UP008
+            general: Lease = SUPER(LeastConnections, self).select(context, avoid)
+            return general
         clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
@@ -139,13 +140,15 @@ class LeastConnections(_LoadOrdered):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= _FLOAT_MAX)
         ):  # a finite float elapsed stays here: least connections does not learn from it
-            return super(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

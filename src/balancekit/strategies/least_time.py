@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, Clock, Delta
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
@@ -308,7 +308,8 @@ class LeastResponseTime(_LoadOrdered):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
-            return super(LeastResponseTime, self).select(context, avoid)  # noqa: UP008
+            general: Lease = SUPER(LeastResponseTime, self).select(context, avoid)
+            return general
         lock = self._lock
         lock.acquire()
         try:
@@ -378,13 +379,15 @@ class LeastResponseTime(_LoadOrdered):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):
-            return super(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

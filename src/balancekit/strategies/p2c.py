@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, TOKENS, Clock, Delta
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
@@ -259,7 +259,8 @@ class PowerOfTwoChoices(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
-            return super(PowerOfTwoChoices, self).select(context, avoid)  # noqa: UP008
+            general: Lease = SUPER(PowerOfTwoChoices, self).select(context, avoid)
+            return general
         started = self._clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
@@ -340,13 +341,15 @@ class PowerOfTwoChoices(_TwoChoices):
         if self._health is not None or (
             elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX)
         ):  # a finite float elapsed stays here: the in-flight count does not use it
-            return super(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
-            return super(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)  # noqa: UP008
+            SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
             if not ok:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import NATIVE_TOKENS, NEW_LEASE, TOKENS, BalancerBase, Clock, Delta
+from .._core import NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -294,7 +294,8 @@ class WeightedRandom(_RandomBalancer):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         table = self._table  # one read: a concurrent rebuild cannot tear it
         if avoid or not table.n or self._health is not None:
-            return super(WeightedRandom, self).select(context, avoid=avoid)  # noqa: UP008
+            general: Lease = SUPER(WeightedRandom, self).select(context, avoid=avoid)
+            return general
         # The common case with BalancerBase.select, _pick and WeightLine.draw inlined (keep
         # them in step): one Python call per select instead of three (issue 15).
         started = self._clock()  # before the pick counts (as BalancerBase.select)
@@ -366,7 +367,8 @@ class Random(_RandomBalancer):
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         states = self._uniform.states  # one read: a concurrent rebuild cannot tear it
         if avoid or not states or self._health is not None:
-            return super(Random, self).select(context, avoid=avoid)  # noqa: UP008
+            general: Lease = SUPER(Random, self).select(context, avoid=avoid)
+            return general
         # The common case with BalancerBase.select and _pick inlined (keep them in step): one
         # Python call per select instead of two (issue 15).
         started = self._clock()  # before the pick counts (as BalancerBase.select)
