@@ -122,6 +122,8 @@ class _ScheduleBalancer(BalancerBase):
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
             if avoid or not schedule or self._health is not None:
+                if self._smooth is not None and not avoid and self._health is None:
+                    return self._select_online(context)  # (one call less than through below)
                 return self._select_slowly(context, avoid)
             clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
             started = clock()  # before the pick counts (a clock that raises: nothing counted)
@@ -136,6 +138,8 @@ class _ScheduleBalancer(BalancerBase):
             return Lease(state.endpoint, token, started)  # a native class: one C call
         fast = self._fast  # one read: the schedule with its positions (a rebuild swaps both)
         if avoid or fast is None or self._health is not None:
+            if self._smooth is not None and not avoid and self._health is None:
+                return self._select_online(context)  # (one call less than through below)
             return self._select_slowly(context, avoid)
         clock = self._clock
         started = clock()
@@ -153,9 +157,8 @@ class _ScheduleBalancer(BalancerBase):
         return lease
 
     def _select_slowly(self, context: Any, avoid: Collection[str]) -> Lease:
-        """``select`` off the fast path: avoid, a health tracker, or no precomputed schedule."""
-        if self._smooth is not None and not avoid and self._health is None:
-            return self._select_online(context)
+        """``select`` off the fast path (avoid, a health tracker, no precomputed schedule) and
+        off NGINX's loop stepped online: BalancerBase's."""
         # SUPER (_core): super() would give this function a __class__ cell, copied in on every
         # call (COPY_FREE_VARS); naming BalancerBase would skip a mixin between the two.
         general: Lease = SUPER(_ScheduleBalancer, self).select(context, avoid=avoid)
