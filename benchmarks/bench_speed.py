@@ -9,6 +9,12 @@ measures, in ONE interleaved run (``_harness.interleaved``) per N:
   (``_minimal_lease_rr.py``); with ``--compiled-floor DIR``, also ``minimal lease RR, compiled``:
   the same contract written for mypyc (``NativeLeaseRoundRobin``, compiled in DIR once), the
   compiled build's floor;
+- every strategy, after a warm-up of ``--warm`` cycles of picks (a cycle = the pool's total
+  weight, at most 100,000 picks), so each is timed as it runs between membership changes: a
+  large WeightedRoundRobin steps NGINX's loop online for a whole cycle after a change before
+  its picks become a lookup (issue 15), and that first cycle is timed on its own as
+  ``WeightedRoundRobin, first cycle``: each batch follows a change (``set_weight`` there and
+  back, untimed) and times at most one cycle of picks;
 - every strategy: ``lease = select()`` (``select(key)`` over 4,096 distinct keys for the hash
   strategies), then ``release(lease, ok=True, elapsed=0.001)``, as a caller reporting a latency;
 - the peers' bare picks: ``roundrobin.smooth`` (one ``get()``), ``uhashring.HashRing.get_node``,
@@ -113,6 +119,30 @@ def _select_release(balancer: Any, keys: list[str] | None) -> Callable[[int], tu
     return run_keyed
 
 
+def _first_cycle(balancer: Any, endpoints: Sequence[Any]) -> Callable[[int], tuple[int, int]]:
+    """Picks right after a change, at most one cycle of them per batch (see the docstring)."""
+    select, release = balancer.select, balancer.release
+    first = endpoints[0]
+    cycle = sum(endpoint.weight for endpoint in endpoints)
+
+    def run(n: int) -> tuple[int, int]:
+        balancer.set_weight(first.address, first.weight + 1)  # untimed: the change
+        balancer.set_weight(first.address, first.weight)
+        n = min(n, cycle)
+        start = perf_counter_ns()
+        for _ in repeat(None, n):
+            release(select(), ok=True, elapsed=0.001)
+        return perf_counter_ns() - start, n
+
+    return run
+
+
+def _warm(case: Callable[[int], tuple[int, int]], picks: int) -> None:
+    """Run ``picks`` picks of ``case`` before anything is timed (the steady state)."""
+    if picks > 0:
+        case(picks)
+
+
 def _per_key(call: Callable[[Any], object], keys: Sequence[Any]) -> Callable[[int], Any]:
     def run(n: int) -> tuple[int, int]:
         passes, chunk = (n // len(keys), keys) if n >= len(keys) else (1, keys[: max(1, n)])
@@ -125,7 +155,9 @@ def _per_key(call: Callable[[Any], object], keys: Sequence[Any]) -> Callable[[in
     return run
 
 
-def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: float) -> None:
+def child(
+    sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: float, warm: float
+) -> None:
     """Measure this process's ``balancekit`` and print one JSON object on stdout."""
     # balancekit first, from this child's PYTHONPATH (the --tree): bench_select puts the
     # checkout's own src first on sys.path when imported, and every tree measured that one.
@@ -164,6 +196,12 @@ def child(sizes: Sequence[int], names: Sequence[str], repeats: int, min_time: fl
                 balancer = build_strategy(name, endpoints)
                 keep.append(balancer)
                 cases[name] = _select_release(balancer, keys if keyed else None)
+                total = sum(endpoint.weight for endpoint in endpoints)
+                _warm(cases[name], min(100_000, int(warm * total)))
+                if name == "WeightedRoundRobin":
+                    cold = build_strategy(name, endpoints)
+                    keep.append(cold)
+                    cases[name + ", first cycle"] = _first_cycle(cold, endpoints)
         pairs = [(e.address, e.weight) for e in endpoints]
         try:
             import roundrobin
@@ -230,6 +268,7 @@ def _run_child(path: str, pure: bool, args: argparse.Namespace) -> dict[str, Any
     command = [sys.executable, str(Path(__file__).resolve()), "--child"]
     command += ["--sizes", *map(str, args.sizes), "--strategies", *args.strategies]
     command += ["--repeats", str(args.repeats), "--min-time", str(args.min_time)]
+    command += ["--warm", str(args.warm)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"child for {path} failed:\n{done.stderr}")
@@ -324,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per child")
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per batch")
     parser.add_argument("--passes", type=int, default=1, help="child runs per tree, alternated")
+    parser.add_argument(
+        "--warm", type=float, default=2.0, help="cycles of picks before timing (0: none)"
+    )
     parser.add_argument("--quick", action="store_true", help="this checkout, N = 10, one pass")
     parser.add_argument(
         "--compiled-floor",
@@ -339,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         build_native(args.compiled_floor)
     if args.child:
-        child(args.sizes, args.strategies, args.repeats, args.min_time)
+        child(args.sizes, args.strategies, args.repeats, args.min_time, args.warm)
         return 0
     if args.quick:
         args.tree = args.tree or [f"this={_HERE.parent / 'src'}"]

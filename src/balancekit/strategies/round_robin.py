@@ -102,7 +102,6 @@ class _ScheduleBalancer(BalancerBase):
         # ``_turns`` is a native int and this stays None.
         self._fast: tuple[tuple[EndpointState, ...], Iterator[int]] | None = None
         self._fast_at = 0  # the index the positions started at (or were folded at)
-        self._folded = 0  # the picks made through positions, as far as folded
         self._ring: tuple[EndpointState, ...] = ()
         self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
         # While online: the cycle found in its picks since the last change (then the picks are
@@ -193,7 +192,8 @@ class _ScheduleBalancer(BalancerBase):
         schedule, positions = fast
         length = len(schedule)
         at: int = NEXT(positions)
-        self._folded += (at - self._fast_at) % length
+        # the count goes on from there (a pick racing this may count on the old count object)
+        self._counter = itertools.count(count_value(self._counter) + (at - self._fast_at) % length)
         self._fast_at = at
         self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
 
@@ -204,7 +204,7 @@ class _ScheduleBalancer(BalancerBase):
             position = self._turns
             self._turns = position + 1
             return position
-        counted: int = NEXT(self._counter) + self._folded
+        counted: int = NEXT(self._counter)
         return counted
 
     def _turns_taken(self) -> int:
@@ -212,7 +212,7 @@ class _ScheduleBalancer(BalancerBase):
         made through ``_fast`` folded in first, under the lock)."""
         if not _NATIVE:
             self._fold()
-        return count_value(self._counter) + self._turns + self._folded
+        return count_value(self._counter) + self._turns
 
     def _select_online(self, context: Any) -> Lease:
         """``select`` while NGINX's loop is stepped online: the pick under the lock, inlined."""
@@ -255,7 +255,7 @@ class _ScheduleBalancer(BalancerBase):
             position = self._turns
             self._turns = position + 1
         else:
-            position = NEXT(self._counter) + self._folded
+            position = NEXT(self._counter)
         finder = self._finder
         if finder is not None:
             cycle = finder.push(state)
@@ -320,7 +320,7 @@ class _ScheduleBalancer(BalancerBase):
         assert all(id(state) in eligible for state in self._schedule)
         fast = self._fast
         if _NATIVE:
-            assert fast is None and self._folded == 0
+            assert fast is None
         else:  # the fast path's schedule is the schedule, its next index where the count is
             assert (fast is None) == (not self._schedule)
             if fast is not None:
@@ -368,9 +368,8 @@ class RoundRobin(_ScheduleBalancer):
         old = self._schedule
         if old:
             turn = self._turns_taken() % len(old)
-            self._counter = itertools.count()  # (a pick racing this may count on the old one)
-            self._turns = turn if _NATIVE else 0
-            self._folded = 0 if _NATIVE else turn
+            self._counter = itertools.count(0 if _NATIVE else turn)  # (a pick racing this
+            self._turns = turn if _NATIVE else 0  # may count on the old count object)
         self._install(ring)
 
 
