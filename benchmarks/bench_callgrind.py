@@ -25,7 +25,10 @@ no tombstones: run it with ``HP_WEIGHTED=0``, equal weights, where counts do not
 Trees are ``NAME=PATH`` (put first on ``sys.path``; ``NAME=PATH:pure`` sets
 ``BALANCEKIT_PURE=1``). Maglev gets ``table_size`` = a prime >= 100 x N (the trees before
 issue 11 had no automatic size). Endpoints have weights 1..5 cycling (``HP_WEIGHTED=0``: all 1),
-as ``bench_speed``; ``PYTHONHASHSEED=0``. Benchmarks never run as tests.
+as ``bench_speed``; ``PYTHONHASHSEED=0``. Unkeyed strategies in mode ``select`` first make two
+cycles of picks (the pool's total weight, at most 100,000) uncounted, as ``bench_speed`` warms
+them: the steady state (``HP_WARM=0``: none, e.g. WeightedRoundRobin's first cycle online).
+Benchmarks never run as tests.
 """
 
 from __future__ import annotations
@@ -114,6 +117,12 @@ def child(name: str, n: int, mode: str, go: str, tombs: str = "") -> None:
                 balancer._publish()
             assert balancer._view.tombs is not None and balancer._view.dirty == (tombs != "merged")
         call = getattr(balancer, "lookup", balancer.select)  # (no lookup: not a hash)
+        if mode == "select" and not hasattr(balancer, "lookup"):  # the steady state, as
+            # bench_speed: two cycles of picks first (a large WeightedRoundRobin steps NGINX's
+            # loop online for a whole cycle after a change; HP_WARM=0 counts that cycle)
+            cycles = float(os.environ.get("HP_WARM", "2"))
+            for _ in range(min(100_000, int(cycles * sum(e.weight for e in endpoints)))):
+                balancer.release(balancer.select(), ok=True, elapsed=0.001)
     print(f"built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     Path(go + ".ready").write_text(str(os.getpid()))
     while not os.path.exists(go):
