@@ -304,13 +304,16 @@ class SmoothOnline:
         if len(classes) == 1:  # equal weights (the common case): the one heap's top
             best = next(iter(classes.values()))
         else:
-            best_value = best_seq = 0
+            # NGINX's pick: the largest current weight ``step * weight - key``, ties to the
+            # smallest seq. As one int, ``(step * weight << _KEY_SHIFT) - top`` is the current
+            # weight shifted up minus the low bits ``seq << SEQ_BITS | ticket``: the largest is
+            # the top with the largest current and, among equal ones, the smallest seq (seqs of
+            # live tops differ). Two int operations less per class than the key and seq apart.
+            best_value = 0
             for weight, heap in classes.items():
-                top = heap[0]
-                value = step * weight - (top >> _KEY_SHIFT)
-                seq = top >> SEQ_BITS & _SEQ_MASK
-                if best is None or value > best_value or (value == best_value and seq < best_seq):
-                    best, best_value, best_seq = heap, value, seq
+                value = (step * weight << _KEY_SHIFT) - heap[0]
+                if best is None or value > best_value:
+                    best, best_value = heap, value
         if best is None:
             raise StopIteration
         top = best[0]
