@@ -26,6 +26,7 @@ STRATEGIES = [
     bk.WeightedRoundRobin,
     bk.Random,
     bk.WeightedRandom,
+    bk.BoundedLoadHash,  # its fast paths since the fifth session (issue 15)
 ]
 
 
@@ -44,6 +45,7 @@ def test_a_cooperative_mixin_sees_the_general_path(strategy: type[Any]) -> None:
 
     mixed: Any = type("Mixed", (strategy, Traced), {})
     lb = mixed(["a:1", "b:1"])
-    lease = lb.select(avoid={"a:1"})  # avoid: the general path
+    key = "client-1" if strategy is bk.BoundedLoadHash else None  # a hash strategy's key
+    lease = lb.select(key, avoid={"a:1"})  # avoid: the general path
     lb.release(lease, elapsed=1)  # an int elapsed: the general path
     assert calls == ["select", "release"]

@@ -13,12 +13,12 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from ..._core import Clock, Delta
+from ..._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta
 from ..._endpoint import Endpoint, EndpointLike
 from ..._errors import InvalidOption
 from ..._lease import Lease
 from ..._options import describe
-from ..._state import EndpointState
+from ..._state import NATIVE, EndpointState
 from . import _keyed
 from ._keyed import KeyFunction, key_bytes
 from .ring import IPHash
@@ -27,6 +27,12 @@ from .ring import IPHash
 #: where a name imported from another module is a dict lookup on every call (issue 15).
 _murmur128: Final = _keyed._murmur128
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_NATIVE: Final = NATIVE
+_NATIVE_TOKENS: Final = NATIVE_TOKENS
+_NEW_LEASE: Final = NEW_LEASE
+_TOKENS: Final = TOKENS
+_FLOAT_MAX: Final = FLOAT_MAX
+_next: Final = next
 
 
 __all__ = ["BoundedLoadHash"]
@@ -159,6 +165,98 @@ class BoundedLoadHash(IPHash):
             return state.endpoint
         finally:
             lock.release()
+
+    # select and release below are BalancerBase's with _pick and _after_release inlined for the
+    # common case (no avoid, no health tracker, no elapsed or a finite float one, which this
+    # strategy does not learn from), as LeastConnections does: one Python call fewer each
+    # (issue 15). Everything else takes the general path; keep the two in step.
+
+    def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
+        """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
+        if avoid or self._health is not None:
+            general: Lease = SUPER(BoundedLoadHash, self).select(context, avoid)
+            return general
+        clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
+        started = clock()  # before the pick counts (as BalancerBase.select)
+        key = context if self._key is None else self._key(context)  # _pick, inlined
+        if type(key) is str:
+            if not key.isascii():  # O(1); mmh3 must never see a lone surrogate (see _keyed)
+                key = key_bytes(key, self._key is not None)
+        elif type(key) is not bytes:
+            key = key_bytes(key, self._key is not None)  # the text policy: see _keyed
+        hashed = _murmur128(key) & _MASK64  # reads no state: outside the lock
+        lock = self._lock
+        lock.acquire()
+        try:
+            view = self._view
+            arrivals = self._load + 1
+            if view.dirty:  # overlay (or an empty ring): the general walk
+                state = self._place(hashed, ())
+            else:
+                points = view.points  # RingView.base_at, inlined: the sentinel ends it
+                index = view.starts[hashed >> view.shift]
+                while points[index] < hashed:
+                    index += 1
+                state = view.table[view.ids[index]]  # clean: a base point, never the sentinel
+                load = state.load  # 0: under any cap (weights, arrivals and factor are >= 1)
+                if load and load * self._scale >= self._numerator * arrivals * state.weight:
+                    state = self._place(hashed, ())  # over its cap: walk clockwise
+            state.load += 1
+            self._load = arrivals
+        finally:
+            lock.release()
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            token = _NATIVE_TOKENS.take()
+            state.n_selected += 1
+        else:
+            token = _next(_TOKENS)
+            _next(state.selected)
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        if _NATIVE:  # a native class: one C call
+            return Lease(state.endpoint, token, started)
+        lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
+        lease._endpoint = state.endpoint
+        lease._token = token
+        lease._started = started
+        return lease
+
+    def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
+        """Report how the request on ``lease`` ended (see :meth:`BalancerBase.release`)."""
+        if self._health is not None or (
+            elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= _FLOAT_MAX)
+        ):  # a finite float elapsed stays here: this strategy does not learn from it
+            SUPER(BoundedLoadHash, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
+        try:
+            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+        except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            SUPER(BoundedLoadHash, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
+        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
+            state.n_released += 1
+            if not ok:
+                state.n_failed += 1
+        else:
+            _next(state.released)
+            if not ok:
+                _next(state.failed)
+        lock = self._lock  # _after_release, inlined
+        lock.acquire()
+        try:
+            state.load -= 1
+            if state.applied is not None:  # eligible: see _on_release
+                self._load -= 1
+        finally:
+            lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
+        return None
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         key = context if self._key is None else self._key(context)
