@@ -24,7 +24,7 @@ from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, _LoadOrdered, _Run
+from .least import _IDLE, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
 
 __all__ = ["LeastConnections"]
 
@@ -98,13 +98,19 @@ class LeastConnections(_LoadOrdered):
             while True:  # _top
                 if not heap:
                     raise self._nothing_available()
-                entry: Any = heap[0]
+                entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
                 state: EndpointState = entry[3]
                 if state.rank is entry:
                     deadline = state.deadline
                     load = state.load
-                    score = load / state.weight if load else _IDLE_SCORE
-                    if entry[1] == deadline and entry[0] == score:
+                    if _NATIVE:  # the same tests with native floats (_equal): no float boxed
+                        if _equal(entry[1], deadline) and _equal(
+                            entry[0], load / state.weight if load else 0.0
+                        ):
+                            break
+                    elif entry[1] == deadline and entry[0] == (
+                        load / state.weight if load else _IDLE_SCORE
+                    ):
                         break
                     self._drop_top()
                     self._file(state)
@@ -143,7 +149,16 @@ class LeastConnections(_LoadOrdered):
             SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         try:
-            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+            if type(lease) is not Lease:
+                state = None
+            elif _NATIVE:  # two native dict operations, not a call of dict.pop (as _core's)
+                outstanding = self._outstanding
+                token = lease._token
+                state = outstanding.get(token)
+                if state is not None:
+                    del outstanding[token]  # two releases that both read it: one del fails
+            else:
+                state = self._outstanding.pop(lease._token, None)
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
@@ -162,22 +177,25 @@ class LeastConnections(_LoadOrdered):
         try:
             load = state.load - 1
             state.load = load
-            rank = state.rank  # _refile_released, for the entry picked last
+            rank: _Entry | None = state.rank  # _refile_released, for the entry picked last
             if rank is not None:
                 heap = self._heap
                 run: _Run | None = rank[4]
                 if heap[0] is rank and run is not None:  # it leads its run
                     entries = run.entries
-                    last = entries[-1]
+                    last: _Entry = entries[-1]
                     score = load / state.weight if load else _IDLE_SCORE
                     entry: Any = (score, state.deadline, state.order, state, run)
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or entry >= last:
+                    if last is rank or (_precedes(last, entry, True) if _NATIVE else entry >= last):
                         _popleft(entries)  # the run's next entry, or this one, leads it now
                         _append(entries, entry)
                         state.rank = entry
-                        _heapreplace(heap, entries[0])
+                        if _NATIVE:
+                            _replace(heap, entries[0])
+                        else:
+                            _heapreplace(heap, entries[0])
                     else:
                         self._refile_released(state)
                 else:
