@@ -30,7 +30,7 @@ on a heap of every endpoint its select+release cost ~1.8x as much at 10,000 endp
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Final
 
@@ -231,6 +231,12 @@ class _LoadOrdered(BalancerBase):
         self._filed = 0  # entries in the heap and the runs, dead ones included
         self._live = 0
         self._virtual_time = 0.0
+        # The lock's bound methods, kept for the compiled fast paths: ``lock.acquire()`` is
+        # looked up by name on every call there (``PyObject_VectorcallMethod``), a kept bound
+        # method is called directly (~12 ns per acquire + release, measured). Pure Python calls
+        # ``lock.acquire()``: a kept bound method is slower there (~20 ns, measured).
+        self._lock_acquire: Callable[[], object] = self._lock.acquire
+        self._lock_release: Callable[[], object] = self._lock.release
 
     def _score(self, state: EndpointState) -> float:
         raise NotImplementedError

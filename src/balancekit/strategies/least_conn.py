@@ -92,7 +92,10 @@ class LeastConnections(_LoadOrdered):
         clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
-        lock.acquire()
+        if _NATIVE:  # the bound method kept: no lookup by name (_LoadOrdered)
+            self._lock_acquire()
+        else:
+            lock.acquire()
         try:
             heap = self._heap
             while True:  # _top
@@ -121,7 +124,10 @@ class LeastConnections(_LoadOrdered):
                 self._virtual_time = deadline
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
-            lock.release()
+            if _NATIVE:
+                self._lock_release()
+            else:
+                lock.release()
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             token = _NATIVE_TOKENS.take()
             state.n_selected += 1
@@ -173,7 +179,10 @@ class LeastConnections(_LoadOrdered):
             if not ok:
                 _next(state.failed)
         lock = self._lock
-        lock.acquire()
+        if _NATIVE:  # the bound method kept: no lookup by name (_LoadOrdered)
+            self._lock_acquire()
+        else:
+            lock.acquire()
         try:
             load = state.load - 1
             state.load = load
@@ -201,6 +210,9 @@ class LeastConnections(_LoadOrdered):
                 else:
                     self._refile_released(state)
         finally:
-            lock.release()
+            if _NATIVE:
+                self._lock_release()
+            else:
+                lock.release()
         if state.retired:
             self._forget_if_idle(state)

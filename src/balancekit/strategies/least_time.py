@@ -25,7 +25,7 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Run
+from .least import _IDLE, PROBE_STEP, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
@@ -311,7 +311,10 @@ class LeastResponseTime(_LoadOrdered):
             general: Lease = SUPER(LeastResponseTime, self).select(context, avoid)
             return general
         lock = self._lock
-        lock.acquire()
+        if _NATIVE:  # the bound method kept: no lookup by name (_LoadOrdered)
+            self._lock_acquire()
+        else:
+            lock.acquire()
         try:
             now = self._clock()
             self._picks += 1
@@ -331,18 +334,28 @@ class LeastResponseTime(_LoadOrdered):
                 while True:
                     if not heap:
                         raise self._nothing_available()
-                    entry: Any = heap[0]  # Any: see least._Entry (identity under mypyc)
+                    entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
                     state = entry[3]
                     if state.rank is entry:
                         load = state.load
                         latency = state.latency
-                        if latency is None or latency <= limit:
-                            score: Any = load * reference / state.weight if load else _IDLE_SCORE
-                        else:
-                            score = (load + 1) * latency / state.weight
                         deadline = state.deadline
-                        if entry[1] == deadline and entry[0] == score:
-                            break
+                        if _NATIVE:  # the same tests with native floats (_equal): no float boxed
+                            if latency is None or latency <= limit:
+                                value = load * reference / state.weight if load else 0.0
+                            else:
+                                value = (load + 1) * latency / state.weight
+                            if _equal(entry[1], deadline) and _equal(entry[0], value):
+                                break
+                        else:
+                            if latency is None or latency <= limit:
+                                score: Any = (
+                                    load * reference / state.weight if load else _IDLE_SCORE
+                                )
+                            else:
+                                score = (load + 1) * latency / state.weight
+                            if entry[1] == deadline and entry[0] == score:
+                                break
                         self._drop_top()  # stale: re-filed with its current key
                         self._file(state)
                     else:
@@ -354,7 +367,10 @@ class LeastResponseTime(_LoadOrdered):
                 self._virtual_time = deadline
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
-            lock.release()
+            if _NATIVE:
+                self._lock_release()
+            else:
+                lock.release()
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             token = _NATIVE_TOKENS.take()
             state.n_selected += 1
@@ -382,7 +398,16 @@ class LeastResponseTime(_LoadOrdered):
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         try:
-            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+            if type(lease) is not Lease:
+                state = None
+            elif _NATIVE:  # two native dict operations, not a call of dict.pop (as _core's)
+                outstanding = self._outstanding
+                token = lease._token
+                state = outstanding.get(token)
+                if state is not None:
+                    del outstanding[token]  # two releases that both read it: one del fails
+            else:
+                state = self._outstanding.pop(lease._token, None)
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
             state = None
         if state is None:  # the general path raises InvalidLease
@@ -397,7 +422,10 @@ class LeastResponseTime(_LoadOrdered):
             if not ok:
                 _next(state.failed)
         lock = self._lock
-        lock.acquire()
+        if _NATIVE:  # the bound method kept: no lookup by name (_LoadOrdered)
+            self._lock_acquire()
+        else:
+            lock.acquire()
         try:
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             try:
@@ -436,7 +464,7 @@ class LeastResponseTime(_LoadOrdered):
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
-            rank = state.rank  # _refile_released, with _score inlined
+            rank: _Entry | None = state.rank  # _refile_released, with _score inlined
             if rank is not None:
                 heap = self._heap
                 run: _Run | None = rank[4]
@@ -451,17 +479,23 @@ class LeastResponseTime(_LoadOrdered):
                     fresh: Any = (score, state.deadline, state.order, state, run)
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or fresh >= last:
+                    if last is rank or (_precedes(last, fresh, True) if _NATIVE else fresh >= last):
                         _popleft(entries)  # the run's next entry, or this one, leads it now
                         _append(entries, fresh)
                         state.rank = fresh  # two statements: see least._Entry
-                        _heapreplace(heap, entries[0])
+                        if _NATIVE:
+                            _replace(heap, entries[0])
+                        else:
+                            _heapreplace(heap, entries[0])
                     else:
                         self._refile_released(state)
                 else:
                     self._refile_released(state)
         finally:
-            lock.release()
+            if _NATIVE:
+                self._lock_release()
+            else:
+                lock.release()
         if state.retired:
             self._forget_if_idle(state)
 
