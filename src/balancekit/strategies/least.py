@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterable
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Final
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 
 from .._core import BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
@@ -126,8 +126,9 @@ def _equal(x: Any, value: float) -> bool:
     return bool(x == value)
 
 
-def _sift_down(heap: list[_Entry], start: int, pos: int) -> None:
-    """``heapq._siftdown``: move ``heap[pos]`` up towards ``start`` while it precedes its parent."""
+def _sift_down(heap: list[_Entry], start: i64, pos: i64) -> None:
+    """``heapq._siftdown``: move ``heap[pos]`` up towards ``start`` while it precedes its parent.
+    Indices are ``i64``: compiled, native arithmetic and list access (``int`` is tagged)."""
     item = heap[pos]
     while pos > start:
         parent_pos = (pos - 1) >> 1
@@ -139,10 +140,10 @@ def _sift_down(heap: list[_Entry], start: int, pos: int) -> None:
     heap[pos] = item
 
 
-def _sift_up(heap: list[_Entry], pos: int) -> None:
+def _sift_up(heap: list[_Entry], pos: i64) -> None:
     """``heapq._siftup``: the smaller child moved up to a leaf, then ``heap[pos]`` sifted down
     from there."""
-    end = len(heap)
+    end: i64 = len(heap)
     start = pos
     item = heap[pos]
     child = 2 * pos + 1

@@ -323,7 +323,9 @@ class LeastResponseTime(_LoadOrdered):
             ):
                 self._rereference(now)
             last_picked = self._last_picked
-            state = None
+            # Typed: compiled, an untyped state (None, then an entry's Any item) was read and
+            # written by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
+            state: EndpointState | None = None
             for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
                 break
             if state is not None and now - state.picked_at >= self._probe_interval:
@@ -335,7 +337,8 @@ class LeastResponseTime(_LoadOrdered):
                     if not heap:
                         raise self._nothing_available()
                     entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
-                    state = entry[3]
+                    top: EndpointState = entry[3]  # typed, then narrowed: native attributes
+                    state = top
                     if state.rank is entry:
                         load = state.load
                         latency = state.latency
