@@ -96,7 +96,7 @@ def _precedes(a: _Entry, b: _Entry, tie: bool) -> bool:
         fx: float = x
         fy: float = y
         if fx != fy:  # NaN too: the tuples decide by ``<`` alike (False)
-            return fx <= fy if tie else fx < fy
+            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
     x = a[1]
     y = b[1]
     if x is not y:
@@ -105,7 +105,7 @@ def _precedes(a: _Entry, b: _Entry, tie: bool) -> bool:
         fx = x
         fy = y
         if fx != fy:
-            return fx <= fy if tie else fx < fy
+            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
     x = a[2]
     y = b[2]
     if x is not y:
