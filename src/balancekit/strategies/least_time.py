@@ -519,11 +519,14 @@ class LeastResponseTime(_LoadOrdered):
         if state.retired:
             self._forget_if_idle(state)
 
-    def _release_compiled(self, lease: Lease | Any, ok: bool | Any, elapsed: Any) -> None:
+    def _release_compiled(self, lease: Lease | Any, ok: bool | Any, elapsed: float | None) -> None:
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
-        ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, and
-        the run and the heap compared and sifted natively (``least._precedes``, ``_replace``)."""
+        ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, the
+        run and the heap compared and sifted natively (``least._precedes``, ``_replace``), and
+        ``elapsed`` typed (:meth:`release` passes None or a finite float only): the estimate's
+        arithmetic in native floats (typed ``Any``, it was ``PyNumber_*`` calls and boxed
+        floats)."""
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
