@@ -83,6 +83,10 @@ class LeastConnections(_LoadOrdered):
     # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed or a
     # finite float one, which least connections does not learn from). Everything else takes
     # the general path; keep the two in step.
+    # Each has a twin for the compiled build (``_select_compiled``, ``_release_compiled``: the
+    # same steps with native key tests, sifts and dict operations; issue 15, lcfast), called
+    # after one test of the build, so pure Python pays no test per compiled-only step; keep
+    # the three in step (tests/perf_guard runs in both builds).
 
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""

@@ -304,6 +304,10 @@ class LeastResponseTime(_LoadOrdered):
     # so the keys, estimates and picks are unchanged. Issue 15 (py-spy: the calls were most of
     # the cost; docs/benchmarks.md). Everything else takes the general path; keep the two in
     # step (tests/perf_guard/test_fast_paths.py).
+    # Each has a twin for the compiled build (``_select_compiled``, ``_release_compiled``: the
+    # same steps with native key tests, sifts and dict operations; issue 15, lcfast), called
+    # after one test of the build, so pure Python pays no test per compiled-only step; keep
+    # the three in step (tests/perf_guard runs in both builds).
 
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
