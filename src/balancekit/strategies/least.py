@@ -30,15 +30,15 @@ on a heap of every endpoint its select+release cost ~1.8x as much at 10,000 endp
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from heapq import heappop, heappush, heapreplace
 from typing import Any, Final
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 
 from .._core import BalancerBase, Clock, Delta
 from .._endpoint import EndpointLike
-from .._state import EndpointState
+from .._state import NATIVE, EndpointState
 
 __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
 
@@ -47,6 +47,7 @@ __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
 _heappop: Final = heappop
 _heappush: Final = heappush
 _heapreplace: Final = heapreplace
+_NATIVE: Final = NATIVE  # whether this module runs compiled (mypyc): see _precedes
 
 #: An entry ``(score, deadline, order, state, run)``, found again by identity (``state.rank is
 #: entry``); ``run`` is the :class:`_Run` holding it, or None for an entry on the heap alone. A
@@ -66,6 +67,115 @@ _IDLE: Final[object] = 0.0
 #: How far a probe's sample moves the estimate at least: a starved endpoint that has recovered
 #: (or worsened) shows it within a few probes, log2(old / new) of them.
 PROBE_STEP: Final = 0.5
+
+
+# -- the heap of the compiled build -------------------------------------------------------------
+#
+# ``heapq`` compares entries as tuples: ``PyObject_RichCompare`` on each, then on their items
+# (``==`` until two differ, then ``<``), ~250 instructions per comparison (callgrind, issue 15:
+# ~1,250 of the compiled LeastConnections' ~7,700 per select+release went to one heapreplace
+# on 5 run heads). Compiled (mypyc), the functions below compare the keys as native floats and
+# sift with native list operations. They are heapq's algorithm (CPython's
+# Lib/heapq.py ``_siftdown``/``_siftup``, which Modules/_heapqmodule.c follows) with
+# ``_precedes`` for its ``<``, and ``_precedes`` answers as the tuples' comparison does, so
+# the heap's layout and every pick are the same in both builds. Hand-written because heapq
+# takes no key function and its C comparisons are the cost; pure Python keeps heapq (its C
+# code beats any Python sift: only the compiled build calls these, behind ``_NATIVE``).
+
+
+def _precedes(a: _Entry, b: _Entry, tie: bool) -> bool:
+    """``a < b`` (``a <= b`` with ``tie``) as the tuples compare: the first item that is not
+    ``==`` (nor the same object) decides by ``<`` (``<=``). Scores and deadlines that are both
+    floats, and orders that are both ints, compare natively; anything else (and keys equal in
+    all three, where the tuples go on to the state and the run) by the tuples themselves."""
+    x: Any = a[0]
+    y: Any = b[0]
+    if x is not y:
+        if type(x) is not float or type(y) is not float:
+            return bool(a <= b) if tie else bool(a < b)
+        fx: float = x
+        fy: float = y
+        if fx != fy:  # NaN too: the tuples decide by ``<`` alike (False)
+            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
+    x = a[1]
+    y = b[1]
+    if x is not y:
+        if type(x) is not float or type(y) is not float:
+            return bool(a <= b) if tie else bool(a < b)
+        fx = x
+        fy = y
+        if fx != fy:
+            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
+    x = a[2]
+    y = b[2]
+    if x is not y:
+        if type(x) is not int or type(y) is not int:
+            return bool(a <= b) if tie else bool(a < b)
+        ix: int = x
+        iy: int = y
+        if ix != iy:
+            return ix < iy
+    return bool(a <= b) if tie else bool(a < b)
+
+
+def _equal(x: Any, value: float) -> bool:
+    """``x == value``, natively when ``x`` is a float (compiled: ``value`` is not boxed)."""
+    if type(x) is float:
+        fx: float = x
+        return fx == value
+    return bool(x == value)
+
+
+def _sift_down(heap: list[_Entry], start: i64, pos: i64) -> None:
+    """``heapq._siftdown``: move ``heap[pos]`` up towards ``start`` while it precedes its parent.
+    Indices are ``i64``: compiled, native arithmetic and list access (``int`` is tagged)."""
+    item = heap[pos]
+    while pos > start:
+        parent_pos = (pos - 1) >> 1
+        parent = heap[parent_pos]
+        if not _precedes(item, parent, False):
+            break
+        heap[pos] = parent
+        pos = parent_pos
+    heap[pos] = item
+
+
+def _sift_up(heap: list[_Entry], pos: i64) -> None:
+    """``heapq._siftup``: the smaller child moved up to a leaf, then ``heap[pos]`` sifted down
+    from there."""
+    end: i64 = len(heap)
+    start = pos
+    item = heap[pos]
+    child = 2 * pos + 1
+    while child < end:
+        right = child + 1
+        if right < end and not _precedes(heap[child], heap[right], False):
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    heap[pos] = item
+    _sift_down(heap, start, pos)
+
+
+def _push(heap: list[_Entry], entry: _Entry) -> None:
+    """``heapq.heappush``."""
+    heap.append(entry)
+    _sift_down(heap, 0, len(heap) - 1)
+
+
+def _pop(heap: list[_Entry]) -> None:
+    """``heapq.heappop``, the popped entry dropped."""
+    last = heap.pop()
+    if heap:
+        heap[0] = last
+        _sift_up(heap, 0)
+
+
+def _replace(heap: list[_Entry], entry: _Entry) -> None:
+    """``heapq.heapreplace``, the replaced entry dropped."""
+    heap[0] = entry
+    _sift_up(heap, 0)
 
 
 class _Run:
@@ -122,6 +232,12 @@ class _LoadOrdered(BalancerBase):
         self._filed = 0  # entries in the heap and the runs, dead ones included
         self._live = 0
         self._virtual_time = 0.0
+        # The lock's bound methods, kept for the compiled fast paths: ``lock.acquire()`` is
+        # looked up by name on every call there (``PyObject_VectorcallMethod``), a kept bound
+        # method is called directly (~12 ns per acquire + release, measured). Pure Python calls
+        # ``lock.acquire()``: a kept bound method is slower there (~20 ns, measured).
+        self._lock_acquire: Callable[[], object] = self._lock.acquire
+        self._lock_release: Callable[[], object] = self._lock.release
 
     def _score(self, state: EndpointState) -> float:
         raise NotImplementedError
@@ -146,12 +262,18 @@ class _LoadOrdered(BalancerBase):
         entry: Any = (score if score else _IDLE, state.deadline, state.order, state, run)
         if not entries:
             entries.append(entry)
-            _heappush(self._heap, entry)
-        elif entry >= entries[-1]:
+            if _NATIVE:
+                _push(self._heap, entry)
+            else:
+                _heappush(self._heap, entry)
+        elif _precedes(entries[-1], entry, True) if _NATIVE else entry >= entries[-1]:
             entries.append(entry)
         else:
             entry = (entry[0], entry[1], entry[2], state, None)
-            _heappush(self._heap, entry)
+            if _NATIVE:
+                _push(self._heap, entry)
+            else:
+                _heappush(self._heap, entry)
         state.rank = entry
         self._filed += 1
 
@@ -159,15 +281,20 @@ class _LoadOrdered(BalancerBase):
         """Remove the heap's first entry; if it heads a run, the run's next one takes its place."""
         heap = self._heap
         run: _Run | None = heap[0][4]
-        if run is None:
-            _heappop(heap)
-        else:
+        if run is not None:
             entries = run.entries
             entries.popleft()
             if entries:
-                _heapreplace(heap, entries[0])
-            else:
-                _heappop(heap)
+                if _NATIVE:
+                    _replace(heap, entries[0])
+                else:
+                    _heapreplace(heap, entries[0])
+                self._filed -= 1
+                return
+        if _NATIVE:
+            _pop(heap)
+        else:
+            _heappop(heap)
         self._filed -= 1
 
     def _refile(self, state: EndpointState) -> None:

@@ -24,7 +24,7 @@ from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, _LoadOrdered, _Run
+from .least import _IDLE, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
 
 __all__ = ["LeastConnections"]
 
@@ -83,12 +83,18 @@ class LeastConnections(_LoadOrdered):
     # _refile_released inlined for the common case (no avoid, no health tracker, no elapsed or a
     # finite float one, which least connections does not learn from). Everything else takes
     # the general path; keep the two in step.
+    # Each has a twin for the compiled build (``_select_compiled``, ``_release_compiled``: the
+    # same steps with native key tests, sifts and dict operations; issue 15, lcfast), called
+    # after one test of the build, so pure Python pays no test per compiled-only step; keep
+    # the three in step (tests/perf_guard runs in both builds).
 
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             general: Lease = SUPER(LeastConnections, self).select(context, avoid)
             return general
+        if _NATIVE:  # one test of the build: each has a fast path of its own
+            return self._select_compiled(context, avoid)
         clock = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
         started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
@@ -116,22 +122,54 @@ class LeastConnections(_LoadOrdered):
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
             lock.release()
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            token = _NATIVE_TOKENS.take()
-            state.n_selected += 1
-        else:
-            token = _next(_TOKENS)
-            _next(state.selected)
+        token = _next(_TOKENS)
+        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        if _NATIVE:  # a native class: one C call
-            return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token
         lease._started = started
         return lease
+
+    def _select_compiled(self, context: Any, avoid: Collection[str]) -> Lease:
+        """:meth:`select`'s fast path in the compiled build (mypyc): the pure one's steps, with
+        the key tested in native floats (``_equal``: no float boxed), the lock's bound methods
+        kept (no lookup by name), counted and leased natively (balancekit._state, _lease)."""
+        clock = self._clock
+        started = clock()  # before the pick counts (as BalancerBase.select)
+        self._lock_acquire()
+        try:
+            heap = self._heap
+            while True:  # _top
+                if not heap:
+                    raise self._nothing_available()
+                entry: _Entry = heap[0]  # a tuple: its items are read natively
+                state: EndpointState = entry[3]
+                if state.rank is entry:
+                    deadline = state.deadline
+                    load = state.load
+                    if _equal(entry[1], deadline) and _equal(
+                        entry[0], load / state.weight if load else 0.0
+                    ):
+                        break
+                    self._drop_top()
+                    self._file(state)
+                else:
+                    self._drop_top()
+            state.load += 1  # _take
+            if deadline > self._virtual_time:
+                self._virtual_time = deadline
+            state.deadline = self._virtual_time + 1.0 / state.weight
+        finally:
+            self._lock_release()
+        token = _NATIVE_TOKENS.take()  # counted where this build makes it atomic
+        state.n_selected += 1
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return Lease(state.endpoint, token, started)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -142,6 +180,9 @@ class LeastConnections(_LoadOrdered):
         ):  # a finite float elapsed stays here: least connections does not learn from it
             SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        if _NATIVE:  # one test of the build: each has a fast path of its own
+            self._release_compiled(lease, ok, elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
@@ -149,14 +190,9 @@ class LeastConnections(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            state.n_released += 1
-            if not ok:
-                state.n_failed += 1
-        else:
-            _next(state.released)
-            if not ok:
-                _next(state.failed)
+        _next(state.released)
+        if not ok:
+            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
@@ -184,5 +220,56 @@ class LeastConnections(_LoadOrdered):
                     self._refile_released(state)
         finally:
             lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
+
+    def _release_compiled(self, lease: Lease | Any, ok: bool | Any, elapsed: Any) -> None:
+        """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
+        with the outstanding entry read and deleted natively (a subscript and a ``del``, as
+        ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, and
+        the run and the heap compared and sifted natively (``least._precedes``, ``_replace``)."""
+        try:
+            if type(lease) is Lease:
+                outstanding = self._outstanding
+                token = lease._token
+                state = outstanding.get(token)
+                if state is not None:
+                    del outstanding[token]  # two releases that both read it: one del fails
+            else:
+                state = None
+        except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
+        state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
+        if not ok:
+            state.n_failed += 1
+        self._lock_acquire()
+        try:
+            load = state.load - 1
+            state.load = load
+            rank: _Entry | None = state.rank  # _refile_released, for the entry picked last
+            if rank is not None:
+                heap = self._heap
+                run: _Run | None = rank[4]
+                if heap[0] is rank and run is not None:  # it leads its run
+                    entries = run.entries
+                    last: _Entry = entries[-1]
+                    score = load / state.weight if load else _IDLE_SCORE
+                    entry: Any = (score, state.deadline, state.order, state, run)
+                    # Filed in its run if it sorts last there (or is alone in it): whatever the
+                    # run's weight, its entries stay in key order.
+                    if last is rank or _precedes(last, entry, True):
+                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                        _append(entries, entry)
+                        state.rank = entry
+                        _replace(heap, entries[0])
+                    else:
+                        self._refile_released(state)
+                else:
+                    self._refile_released(state)
+        finally:
+            self._lock_release()
         if state.retired:
             self._forget_if_idle(state)

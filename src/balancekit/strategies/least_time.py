@@ -25,7 +25,7 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Run
+from .least import _IDLE, PROBE_STEP, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
@@ -304,12 +304,18 @@ class LeastResponseTime(_LoadOrdered):
     # so the keys, estimates and picks are unchanged. Issue 15 (py-spy: the calls were most of
     # the cost; docs/benchmarks.md). Everything else takes the general path; keep the two in
     # step (tests/perf_guard/test_fast_paths.py).
+    # Each has a twin for the compiled build (``_select_compiled``, ``_release_compiled``: the
+    # same steps with native key tests, sifts and dict operations; issue 15, lcfast), called
+    # after one test of the build, so pure Python pays no test per compiled-only step; keep
+    # the three in step (tests/perf_guard runs in both builds).
 
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None:
             general: Lease = SUPER(LeastResponseTime, self).select(context, avoid)
             return general
+        if _NATIVE:  # one test of the build: each has a fast path of its own
+            return self._select_compiled(context, avoid)
         lock = self._lock
         lock.acquire()
         try:
@@ -355,22 +361,76 @@ class LeastResponseTime(_LoadOrdered):
             state.deadline = self._virtual_time + 1.0 / state.weight
         finally:
             lock.release()
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            token = _NATIVE_TOKENS.take()
-            state.n_selected += 1
-        else:
-            token = _next(TOKENS)
-            _next(state.selected)
+        token = _next(TOKENS)
+        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        if _NATIVE:  # a native class: one C call
-            return Lease(state.endpoint, token, now)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token
         lease._started = now
         return lease
+
+    def _select_compiled(self, context: Any, avoid: Collection[str]) -> Lease:
+        """:meth:`select`'s fast path in the compiled build (mypyc): the pure one's steps, with
+        the picked state typed (untyped, its attributes were read and written by name:
+        ``PyObject_GetAttr``/``SetAttr``), the key tested in native floats (``_equal``: no float
+        boxed), the lock's bound methods kept (no lookup by name), counted and leased natively
+        (balancekit._state, _lease)."""
+        self._lock_acquire()
+        try:
+            now = self._clock()
+            self._picks += 1
+            if now >= self._refresh_at and (
+                now >= self._due_at or self._picks - self._picks_at > self._live
+            ):
+                self._rereference(now)
+            last_picked = self._last_picked
+            # Typed: compiled, an untyped state (None, then an entry's Any item) was read and
+            # written by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
+            state: EndpointState | None = None
+            for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
+                break
+            if state is not None and now - state.picked_at >= self._probe_interval:
+                self._probing.add(state)  # a probe: the endpoint picked longest ago
+                deadline = state.deadline
+            else:  # _top, with _score inlined
+                heap, reference, limit = self._heap, self._reference, self._limit
+                while True:
+                    if not heap:
+                        raise self._nothing_available()
+                    entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
+                    top: EndpointState = entry[3]  # typed, then narrowed: native attributes
+                    state = top
+                    if state.rank is entry:
+                        load = state.load
+                        latency = state.latency
+                        deadline = state.deadline
+                        if latency is None or latency <= limit:
+                            value = load * reference / state.weight if load else 0.0
+                        else:
+                            value = (load + 1) * latency / state.weight
+                        if _equal(entry[1], deadline) and _equal(entry[0], value):
+                            break
+                        self._drop_top()  # stale: re-filed with its current key
+                        self._file(state)
+                    else:
+                        self._drop_top()  # dead
+            state.picked_at = now
+            _move_to_end(last_picked, state)
+            state.load += 1  # _take
+            if deadline > self._virtual_time:
+                self._virtual_time = deadline
+            state.deadline = self._virtual_time + 1.0 / state.weight
+        finally:
+            self._lock_release()
+        token = _NATIVE_TOKENS.take()  # counted where this build makes it atomic
+        state.n_selected += 1
+        self._outstanding[token] = state
+        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return Lease(state.endpoint, token, now)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -381,6 +441,9 @@ class LeastResponseTime(_LoadOrdered):
         ):
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        if _NATIVE:  # one test of the build: each has a fast path of its own
+            self._release_compiled(lease, ok, elapsed)
+            return None
         try:
             state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
@@ -388,14 +451,9 @@ class LeastResponseTime(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            state.n_released += 1
-            if not ok:
-                state.n_failed += 1
-        else:
-            _next(state.released)
-            if not ok:
-                _next(state.failed)
+        _next(state.released)
+        if not ok:
+            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
@@ -462,6 +520,99 @@ class LeastResponseTime(_LoadOrdered):
                     self._refile_released(state)
         finally:
             lock.release()
+        if state.retired:
+            self._forget_if_idle(state)
+
+    def _release_compiled(self, lease: Lease | Any, ok: bool | Any, elapsed: float | None) -> None:
+        """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
+        with the outstanding entry read and deleted natively (a subscript and a ``del``, as
+        ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, the
+        run and the heap compared and sifted natively (``least._precedes``, ``_replace``), and
+        ``elapsed`` typed (:meth:`release` passes None or a finite float only): the estimate's
+        arithmetic in native floats (typed ``Any``, it was ``PyNumber_*`` calls and boxed
+        floats)."""
+        try:
+            if type(lease) is Lease:
+                outstanding = self._outstanding
+                token = lease._token
+                state = outstanding.get(token)
+                if state is not None:
+                    del outstanding[token]  # two releases that both read it: one del fails
+            else:
+                state = None
+        except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if state is None:  # the general path raises InvalidLease
+            SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
+            return None
+        state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
+        if not ok:
+            state.n_failed += 1
+        self._lock_acquire()
+        try:
+            state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            try:
+                now = self._clock()
+            except BaseException:  # and re-filed by its load (_on_release): nothing learned
+                self._refile_released(state)
+                if state.retired:
+                    self._forget_if_idle(state)
+                raise
+            if elapsed is None:  # a clock set back while the request ran: 0, never negative
+                elapsed = now - lease._started
+                elapsed = elapsed if elapsed > 0.0 else 0.0
+            latency = state.latency
+            if latency is None:
+                state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
+                if self._best is None:  # the first sample of all: the next pick refreshes
+                    self._refresh_at = self._due_at = now
+            else:
+                sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
+                since = now - state.latency_at
+                if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
+                    step = self._min_step
+                else:
+                    since = since if since > 0.0 else 0.0
+                    step = 1.0 - exp(-since / self._decay)
+                    step = step if step > self._min_step else self._min_step
+                if self._probing and state in self._probing:  # news from a starved one
+                    self._probing.discard(state)
+                    step = max(step, PROBE_STEP)
+                state.latency = latency = latency + step * (sample - latency)
+            state.latency_at = now
+            tie = self._tie
+            if tie > 1.0 and (
+                (state is self._best and latency > self._limit) or latency * tie < self._reference
+            ):  # the best has slowed, or one is faster beyond the tolerance: look again soon
+                self._refresh_at = min(
+                    self._refresh_at, self._refreshed_at + self._probe_interval / 16
+                )
+            rank: _Entry | None = state.rank  # _refile_released, with _score inlined
+            if rank is not None:
+                heap = self._heap
+                run: _Run | None = rank[4]
+                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
+                    load = state.load
+                    if latency <= self._limit:
+                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                    else:
+                        score = (load + 1) * latency / state.weight
+                    entries = run.entries
+                    last = entries[-1]
+                    fresh: Any = (score, state.deadline, state.order, state, run)
+                    # Filed in its run if it sorts last there (or is alone in it): whatever the
+                    # run's weight, its entries stay in key order.
+                    if last is rank or _precedes(last, fresh, True):
+                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                        _append(entries, fresh)
+                        state.rank = fresh  # two statements: see least._Entry
+                        _replace(heap, entries[0])
+                    else:
+                        self._refile_released(state)
+                else:
+                    self._refile_released(state)
+        finally:
+            self._lock_release()
         if state.retired:
             self._forget_if_idle(state)
 
