@@ -74,7 +74,10 @@ Plan = tuple[
 ]
 
 
-def maglev_permutation(address: str, size: int) -> tuple[int, int]:
+# ``| Any`` on the public functions' parameters: compiled, mypyc checks argument types on entry
+# and refused a float size or a set of permutations with TypeError; the documented answer is
+# InvalidOption, raised by the checks in the body (as pure Python does).
+def maglev_permutation(address: str | Any, size: int | Any) -> tuple[int, int]:
     """``(offset, skip)`` of an endpoint: its preference list is ``(offset + j * skip) % size``.
 
     From MurmurHash3_x64_128 (seed 0) of the address's UTF-8 bytes: the low 64 bits give
@@ -90,7 +93,9 @@ def _permutation(address: str, size: int) -> tuple[int, int]:
     return (digest & _MASK64) % size, (digest >> 64) % (size - 1) + 1
 
 
-def maglev_table(permutations: list[tuple[int, int]], weights: list[int], size: int) -> array[int]:
+def maglev_table(
+    permutations: list[tuple[int, int]] | Any, weights: list[int] | Any, size: int | Any
+) -> array[int]:
     """Fill a table of ``size`` slots with endpoint indices (Pseudocode 1, weighted), at once.
 
     O(M log M) probes of the table in the paper's order; the late turns, which make most of

@@ -25,6 +25,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from heapq import heapreplace
+from typing import Any
 
 from ..._errors import InvalidOption
 from ._keyed import utf8
@@ -57,7 +58,7 @@ def envoy_key_hash() -> Callable[[bytes], int]:
     return _xxh64()
 
 
-def envoy_permutation(address: str, size: int) -> tuple[int, int]:
+def envoy_permutation(address: str | Any, size: int | Any) -> tuple[int, int]:
     """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them
     (``size``: a prime from 2 to ``MAX_TABLE_SIZE``, else :class:`~balancekit.InvalidOption`)."""
     return permutation(address, check_size(size))
@@ -69,15 +70,18 @@ def permutation(address: str, size: int) -> tuple[int, int]:
     return xxh64(key, seed=0) % size, xxh64(key, seed=1) % (size - 1) + 1
 
 
-def envoy_maglev_table(
-    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int
+def envoy_maglev_table(  # ``| Any``: as maglev.maglev_table (mypyc's entry checks)
+    permutations: Sequence[tuple[int, int]] | Any, weights: Sequence[int] | Any, size: int | Any
 ) -> array[int]:
     """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, at once."""
     return run(envoy_steps(permutations, weights, size))
 
 
-def envoy_steps(
-    permutations: Sequence[tuple[int, int]], weights: Sequence[int], size: int, chunk: int = 1024
+def envoy_steps(  # ``| Any``: as maglev.maglev_table (mypyc's entry checks)
+    permutations: Sequence[tuple[int, int]] | Any,
+    weights: Sequence[int] | Any,
+    size: int | Any,
+    chunk: int = 1024,
 ) -> Fill:
     """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, yielding
     the work done (in probes) every ~``chunk`` probes; the table is the generator's value.
