@@ -202,3 +202,35 @@ def test_picks_alone_finish_a_ring_merge(name: str) -> None:
     assert not lb._ring.merging
     lb._check_invariants()
     assert lb.continuum() == RINGS[name](list(lb.endpoints)).continuum()
+
+
+@pytest.mark.parametrize("compat", [None, "envoy"])
+def test_a_completed_fill_whose_owners_are_all_held_out_never_leaves_picks_with_nothing(
+    compat: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the machine above with a random seed: the pick that completed a fill swapped in
+    # a table whose only owner had since gone down (its successor's fill still pending), while
+    # the previous table still held the one eligible endpoint: every later pick refused.
+    monkeypatch.setattr(maglev, "STEP", 23)
+    monkeypatch.setattr(maglev, "CHUNK", 7)
+    monkeypatch.setattr(maglev, "PICK_STEP", 5)
+    monkeypatch.setattr(maglev, "PICK_EVERY", 1)
+    b, c = ADDRESSES[1], ADDRESSES[2]
+    lb: Any = bk.Maglev([b, c], table_size=SIZE, compat=compat)
+    lb.mark_down(c)  # a table of {b} starts filling; {b, c} serves
+    lb.mark_up(c)  # {b, c} is planned next
+    lb.mark_down(b)  # {c} is planned next; the fill of {b} goes on, nothing in it may serve
+    assert [s.endpoint.address for s in lb._table[1]] == [b, c]
+    assert lb._building is not None
+    assert [s.endpoint.address for s in lb._building[1][0]] == [b]
+    assert lb._plan is not None
+    for key in PROBES * 20:  # picks complete the fill of {b}, then that of {c}
+        assert lb.lookup(key).address == c
+        lease = lb.select(key)
+        assert lease.endpoint.address == c
+        lb.release(lease)
+        lb._check_invariants()
+        if lb._building is None:
+            break
+    assert lb._building is None
+    assert slots(lb) == slots(bk.Maglev([c], table_size=SIZE, compat=compat))

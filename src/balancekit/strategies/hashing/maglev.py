@@ -356,10 +356,18 @@ class Maglev(KeyedBalancer):
                 return
             except StopIteration as done:
                 table: array[int] = done.value
-            self._table = (table, plan[0], self._building_held)
-            self._owner_set = plan[3]
+            held = self._building_held
             self._building = None
             self._building_held = frozenset()
+            _, owners, held_out = self._table
+            if self._plan is None or len(held) < len(plan[0]) or len(held_out) == len(owners):
+                self._table = (table, plan[0], held)
+                self._owner_set = plan[3]
+            # else the completed table is superseded (a fill is planned) and nothing in it may
+            # serve (its owners went down or were ejected during its fill) while the previous
+            # table still holds an eligible endpoint: swapped in, it would leave every pick
+            # with nothing (NoEndpointAvailable) until the next fill completes. The previous
+            # table keeps serving; the planned fill starts.
             if self._plan is not None:  # the membership changed during the fill: fill again
                 self._begin()
             if budget != _ALL:  # a pick or change that swaps a table in stops there
