@@ -234,3 +234,30 @@ def test_a_completed_fill_whose_owners_are_all_held_out_never_leaves_picks_with_
             break
     assert lb._building is None
     assert slots(lb) == slots(bk.Maglev([c], table_size=SIZE, compat=compat))
+
+
+@pytest.mark.parametrize("compat", [None, "envoy"])
+def test_avoiding_every_owner_of_the_serving_table_picks_an_endpoint_added_during_its_fill(
+    compat: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A retry that avoids every endpoint it tried, while the table of a pool grown by one is
+    # still filling: the new endpoint is eligible (can_select says so) but owns no slot of the
+    # serving table. Main raised NoEndpointAvailable.
+    monkeypatch.setattr(maglev, "STEP", 0)  # the change fills nothing: the new table pends
+    monkeypatch.setattr(maglev, "PICK_EVERY", 1 << 30)  # nor do the picks
+    a, b, c = ADDRESSES[:3]
+    lb: Any = bk.Maglev([a, b], table_size=SIZE, compat=compat)
+    lb.add(c)
+    assert lb._building is not None
+    assert [s.endpoint.address for s in lb._table[1]] == [a, b]
+    assert lb.can_select(avoid=[a, b])
+    for key in PROBES:
+        lease = lb.select(key, avoid=[a, b])
+        assert lease.endpoint.address == c
+        lb.release(lease)
+        assert lb.select(key, avoid=[a, c]).endpoint.address == b  # the table serves as before
+    lb.mark_down(c)
+    with pytest.raises(bk.NoEndpointAvailable):
+        lb.select(PROBES[0], avoid=[a, b])
+    lb.settle()
+    lb._check_invariants()

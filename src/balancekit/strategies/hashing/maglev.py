@@ -445,14 +445,29 @@ class Maglev(KeyedBalancer):
         def allowed(state: EndpointState) -> bool:
             return state not in held_out and state.endpoint.address not in avoid
 
-        if len(held_out) >= len(owners) or (avoid and not any(allowed(state) for state in owners)):
+        if len(held_out) < len(owners) and (not avoid or any(allowed(state) for state in owners)):
+            size = len(table)
+            for step in range(1, size):
+                state = owners[table[(slot + step) % size]]
+                if allowed(state):
+                    return state
+        return self._outside_table(slot, avoid)
+
+    def _outside_table(self, slot: int, avoid: Collection[str]) -> EndpointState:
+        """No owner of the serving table may take the key, yet an eligible endpoint outside it
+        may: one added while its new table fills, when ``avoid`` names every owner still
+        eligible (a retry that tried them all), or an owner with no slot (N > table_size).
+        Refusing would contradict ``can_select``; so the key goes to the eligible endpoints
+        not avoided, sorted by address, at ``slot`` modulo their count (deterministic, every
+        process alike). O(eligible log eligible), only on this path; it waits for the lock (a
+        change holds it for milliseconds), never for a fill. NoEndpointAvailable if every
+        eligible endpoint is avoided (or none is left)."""
+        with self._lock:  # changes edit the list in place (a sort empties it meanwhile)
+            left = [state for state in self._eligible_list if state.endpoint.address not in avoid]
+        if not left:
             raise self._nothing_available(avoid)
-        size = len(table)
-        for step in range(1, size):
-            state = owners[table[(slot + step) % size]]
-            if allowed(state):
-                return state
-        raise self._nothing_available(avoid)  # an owner with no slot (N > table_size)
+        left.sort(key=_address)
+        return left[slot % len(left)]
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
@@ -482,6 +497,10 @@ class Maglev(KeyedBalancer):
                 assert max(table) < len(owners)
             else:
                 assert len(table) == 0
+
+
+def _address(state: EndpointState) -> str:
+    return state.endpoint.address
 
 
 def _held(
