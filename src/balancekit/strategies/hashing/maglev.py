@@ -137,8 +137,12 @@ class Maglev(KeyedBalancer):
     ``PICK_EVERY``-th (4th) pick while the previous table serves, skipping at pick the
     endpoints that left (an endpoint added since gets keys once the fill completes;
     ``settle()`` completes it now). The next fill is planned (sorted, hashed) by the change
-    that asks for it, so the pick that completes a fill only swaps it in. Only when nothing
-    in the previous table may serve is it built at once. At N = 10,000 a fill spans ~160
+    that asks for it, so the pick that completes a fill only swaps it in (not if a newer fill
+    is planned and none of its owners may serve while the previous table's may: it is
+    dropped). Only when nothing in the previous table may serve is it built at once. A pick
+    whose ``avoid`` names every owner of the serving table still eligible goes to the
+    eligible endpoints not avoided (by address, the key's slot modulo their count) instead of
+    refusing. At N = 10,000 a fill spans ~160
     changes or ~40,000 picks; for large pools that change often, prefer :class:`IPHash`
     (incremental) or :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster,
     balance ~5%).
