@@ -3,7 +3,8 @@ Maglev fills its new table a bounded chunk per change (and per pick), and the re
 index a build from scratch gives.
 
 - Maglev, both layouts: while a new table fills, picks come from the previous table and never
-  return an endpoint that is removed, down or ejected; once the fill completes (more changes,
+  return an endpoint that is removed, down or ejected, nor refuse while one is eligible and
+  not avoided (one added since included); once the fill completes (more changes,
   picks, or ``settle()``) the table equals a fresh Maglev's slot for slot.
 - Rings: the work a change does on the merge is bounded by ``STEP + PER_POINT x points
   changed`` (counted, not timed), and a merge spans several changes.
@@ -107,6 +108,17 @@ def maglev_machine(compat: str | None) -> type[RuleBasedStateMachine]:
                     assert not eligible
                     continue
                 assert got in eligible  # never removed, down or ejected, table old or new
+
+        @invariant()
+        def avoid_leaves_any_eligible_endpoint_to_pick(self) -> None:
+            # e.g. a retry that tried every other endpoint, one added during the fill included
+            self.lb._catch_up_health()  # what select does first (an ejection may end)
+            eligible = sorted(state.endpoint.address for state in self.lb._eligible())
+            for i, key in enumerate(PROBES[:10] if eligible else ()):
+                keep = eligible[i % len(eligible)]
+                lease = self.lb.select(key, avoid=[a for a in eligible if a != keep])
+                assert lease.endpoint.address == keep
+                self.lb.release(lease)
 
     ChunkedMaglev.__name__ = f"ChunkedMaglev{compat}"
     return ChunkedMaglev
