@@ -3,7 +3,8 @@ Maglev fills its new table a bounded chunk per change (and per pick), and the re
 index a build from scratch gives.
 
 - Maglev, both layouts: while a new table fills, picks come from the previous table and never
-  return an endpoint that is removed, down or ejected; once the fill completes (more changes,
+  return an endpoint that is removed, down or ejected, nor refuse while one is eligible and
+  not avoided (one added since included); once the fill completes (more changes,
   picks, or ``settle()``) the table equals a fresh Maglev's slot for slot.
 - Rings: the work a change does on the merge is bounded by ``STEP + PER_POINT x points
   changed`` (counted, not timed), and a merge spans several changes.
@@ -108,6 +109,17 @@ def maglev_machine(compat: str | None) -> type[RuleBasedStateMachine]:
                     continue
                 assert got in eligible  # never removed, down or ejected, table old or new
 
+        @invariant()
+        def avoid_leaves_any_eligible_endpoint_to_pick(self) -> None:
+            # e.g. a retry that tried every other endpoint, one added during the fill included
+            self.lb._catch_up_health()  # what select does first (an ejection may end)
+            eligible = sorted(state.endpoint.address for state in self.lb._eligible())
+            for i, key in enumerate(PROBES[:10] if eligible else ()):
+                keep = eligible[i % len(eligible)]
+                lease = self.lb.select(key, avoid=[a for a in eligible if a != keep])
+                assert lease.endpoint.address == keep
+                self.lb.release(lease)
+
     ChunkedMaglev.__name__ = f"ChunkedMaglev{compat}"
     return ChunkedMaglev
 
@@ -202,3 +214,62 @@ def test_picks_alone_finish_a_ring_merge(name: str) -> None:
     assert not lb._ring.merging
     lb._check_invariants()
     assert lb.continuum() == RINGS[name](list(lb.endpoints)).continuum()
+
+
+@pytest.mark.parametrize("compat", [None, "envoy"])
+def test_a_completed_fill_whose_owners_are_all_held_out_never_leaves_picks_with_nothing(
+    compat: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the machine above with a random seed: the pick that completed a fill swapped in
+    # a table whose only owner had since gone down (its successor's fill still pending), while
+    # the previous table still held the one eligible endpoint: every later pick refused.
+    monkeypatch.setattr(maglev, "STEP", 23)
+    monkeypatch.setattr(maglev, "CHUNK", 7)
+    monkeypatch.setattr(maglev, "PICK_STEP", 5)
+    monkeypatch.setattr(maglev, "PICK_EVERY", 1)
+    b, c = ADDRESSES[1], ADDRESSES[2]
+    lb: Any = bk.Maglev([b, c], table_size=SIZE, compat=compat)
+    lb.mark_down(c)  # a table of {b} starts filling; {b, c} serves
+    lb.mark_up(c)  # {b, c} is planned next
+    lb.mark_down(b)  # {c} is planned next; the fill of {b} goes on, nothing in it may serve
+    assert [s.endpoint.address for s in lb._table[1]] == [b, c]
+    assert lb._building is not None
+    assert [s.endpoint.address for s in lb._building[1][0]] == [b]
+    assert lb._plan is not None
+    for key in PROBES * 20:  # picks complete the fill of {b}, then that of {c}
+        assert lb.lookup(key).address == c
+        lease = lb.select(key)
+        assert lease.endpoint.address == c
+        lb.release(lease)
+        lb._check_invariants()
+        if lb._building is None:
+            break
+    assert lb._building is None
+    assert slots(lb) == slots(bk.Maglev([c], table_size=SIZE, compat=compat))
+
+
+@pytest.mark.parametrize("compat", [None, "envoy"])
+def test_avoiding_every_owner_of_the_serving_table_picks_an_endpoint_added_during_its_fill(
+    compat: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A retry that avoids every endpoint it tried, while the table of a pool grown by one is
+    # still filling: the new endpoint is eligible (can_select says so) but owns no slot of the
+    # serving table. Main raised NoEndpointAvailable.
+    monkeypatch.setattr(maglev, "STEP", 0)  # the change fills nothing: the new table pends
+    monkeypatch.setattr(maglev, "PICK_EVERY", 1 << 30)  # nor do the picks
+    a, b, c = ADDRESSES[:3]
+    lb: Any = bk.Maglev([a, b], table_size=SIZE, compat=compat)
+    lb.add(c)
+    assert lb._building is not None
+    assert [s.endpoint.address for s in lb._table[1]] == [a, b]
+    assert lb.can_select(avoid=[a, b])
+    for key in PROBES:
+        lease = lb.select(key, avoid=[a, b])
+        assert lease.endpoint.address == c
+        lb.release(lease)
+        assert lb.select(key, avoid=[a, c]).endpoint.address == b  # the table serves as before
+    lb.mark_down(c)
+    with pytest.raises(bk.NoEndpointAvailable):
+        lb.select(PROBES[0], avoid=[a, b])
+    lb.settle()
+    lb._check_invariants()

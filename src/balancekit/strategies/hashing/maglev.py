@@ -142,8 +142,12 @@ class Maglev(KeyedBalancer):
     ``PICK_EVERY``-th (4th) pick while the previous table serves, skipping at pick the
     endpoints that left (an endpoint added since gets keys once the fill completes;
     ``settle()`` completes it now). The next fill is planned (sorted, hashed) by the change
-    that asks for it, so the pick that completes a fill only swaps it in. Only when nothing
-    in the previous table may serve is it built at once. At N = 10,000 a fill spans ~160
+    that asks for it, so the pick that completes a fill only swaps it in (not if a newer fill
+    is planned and none of its owners may serve while the previous table's may: it is
+    dropped). Only when nothing in the previous table may serve is it built at once. A pick
+    whose ``avoid`` names every owner of the serving table still eligible goes to the
+    eligible endpoints not avoided (by address, the key's slot modulo their count) instead of
+    refusing. At N = 10,000 a fill spans ~160
     changes or ~40,000 picks; for large pools that change often, prefer :class:`IPHash`
     (incremental) or :class:`JumpHash`, or a smaller table (20 x N fills ~5x faster,
     balance ~5%).
@@ -361,10 +365,18 @@ class Maglev(KeyedBalancer):
                 return
             except StopIteration as done:
                 table: array[int] = done.value
-            self._table = (table, plan[0], self._building_held)
-            self._owner_set = plan[3]
+            held = self._building_held
             self._building = None
             self._building_held = frozenset()
+            _, owners, held_out = self._table
+            if self._plan is None or len(held) < len(plan[0]) or len(held_out) == len(owners):
+                self._table = (table, plan[0], held)
+                self._owner_set = plan[3]
+            # else the completed table is superseded (a fill is planned) and nothing in it may
+            # serve (its owners went down or were ejected during its fill) while the previous
+            # table still holds an eligible endpoint: swapped in, it would leave every pick
+            # with nothing (NoEndpointAvailable) until the next fill completes. The previous
+            # table keeps serving; the planned fill starts.
             if self._plan is not None:  # the membership changed during the fill: fill again
                 self._begin()
             if budget != _ALL:  # a pick or change that swaps a table in stops there
@@ -442,14 +454,29 @@ class Maglev(KeyedBalancer):
         def allowed(state: EndpointState) -> bool:
             return state not in held_out and state.endpoint.address not in avoid
 
-        if len(held_out) >= len(owners) or (avoid and not any(allowed(state) for state in owners)):
+        if len(held_out) < len(owners) and (not avoid or any(allowed(state) for state in owners)):
+            size = len(table)
+            for step in range(1, size):
+                state = owners[table[(slot + step) % size]]
+                if allowed(state):
+                    return state
+        return self._outside_table(slot, avoid)
+
+    def _outside_table(self, slot: int, avoid: Collection[str]) -> EndpointState:
+        """No owner of the serving table may take the key, yet an eligible endpoint outside it
+        may: one added while its new table fills, when ``avoid`` names every owner still
+        eligible (a retry that tried them all), or an owner with no slot (N > table_size).
+        Refusing would contradict ``can_select``; so the key goes to the eligible endpoints
+        not avoided, sorted by address, at ``slot`` modulo their count (deterministic, every
+        process alike). O(eligible log eligible), only on this path; it waits for the lock (a
+        change holds it for milliseconds), never for a fill. NoEndpointAvailable if every
+        eligible endpoint is avoided (or none is left)."""
+        with self._lock:  # changes edit the list in place (a sort empties it meanwhile)
+            left = [state for state in self._eligible_list if state.endpoint.address not in avoid]
+        if not left:
             raise self._nothing_available(avoid)
-        size = len(table)
-        for step in range(1, size):
-            state = owners[table[(slot + step) % size]]
-            if allowed(state):
-                return state
-        raise self._nothing_available(avoid)  # an owner with no slot (N > table_size)
+        left.sort(key=_address)
+        return left[slot % len(left)]
 
     def _check_invariants(self) -> None:
         super()._check_invariants()
@@ -479,6 +506,10 @@ class Maglev(KeyedBalancer):
                 assert max(table) < len(owners)
             else:
                 assert len(table) == 0
+
+
+def _address(state: EndpointState) -> str:
+    return state.endpoint.address
 
 
 def _held(
