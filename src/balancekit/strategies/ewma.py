@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random as _random
 import time
-from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from math import exp, expm1, floor
 from typing import Any, Final, Literal
@@ -27,8 +26,7 @@ from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
-from .p2c import _TwoChoices
-from .random import AVOID_DRAWS
+from .p2c import _TRIES, _TwoChoices
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
@@ -41,7 +39,6 @@ _NEW_LEASE: Final = NEW_LEASE
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
-_bisect_right: Final = bisect_right
 
 #: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
 _TINY: Final = 1e-300
@@ -306,85 +303,56 @@ class PeakEWMA(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
-            general: Lease = SUPER(PeakEWMA, self).select(context, avoid)
-            return general
+            lease: Lease = SUPER(PeakEWMA, self).select(context, avoid)
+            return lease
         lock = self._lock
         lock.acquire()
         try:
-            table = self._table
             owners = self._owners  # a light line of two or more: see _TwoChoices
-            if owners is None and table.n < 2:
-                state = self._choose(())
-                now = self._clock()
-            else:  # _TwoChoices._choose with WeightLine.draw inlined
+            if owners is not None:  # _TwoChoices._choose's hot path: two subscripts
                 random = self._random
-                guide = None
-                if owners is None:
-                    guide = self._guide
-                    if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)  # sets _owners for a light line
-                    owners = self._owners
-                if owners is not None:  # the owner of every point (_guide.py)
-                    total = self._owners_total
-                    state = owners[floor(random() * total)]
-                    second = owners[floor(random() * total)]
-                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
-                    total = table.total
-                    members, running = table.blocks[0], table.sums[0]
-                    state = members[_bisect_right(running, floor(random() * total))]
-                    second = members[_bisect_right(running, floor(random() * total))]
-                elif guide is not None:  # the same owners, one short bisection (_guide.py)
-                    total = table.total
-                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
-                    point = floor(random() * total)
-                    block = point // step
-                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
-                    point = floor(random() * total)
-                    block = point // step
-                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                total = self._owners_total  # a float (see _TwoChoices)
+                state = owners[floor(random() * total)]
+                second = owners[floor(random() * total)]
+                if second is state:  # _second's rejection draws, inlined (the same draws)
+                    for _ in _TRIES:
+                        second = owners[floor(random() * total)]
+                        if second is not state:
+                            break
+                    else:  # _second's exact draw among the rest
+                        other = self._second(self._table, state, (), 0)
+                        if other is not None:
+                            second = other
+            else:  # no owner table (yet): _TwoChoices._pair
+                state, second_or_none = self._pair()
+                second = state if second_or_none is None else second_or_none
+            now = self._clock()
+            if second is not state:  # _better
+                a, b = state.latency, second.latency
+                near, calm = self._near, self._calm
+                if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
+                    a is not None
+                    and b is not None
+                    and _TINY < b <= a * near < _HUGE
+                    and a <= b * near
+                    and now - state.latency_at <= calm
+                    and now - second.latency_at <= calm
+                ):
+                    if second.load * state.weight < state.load * second.weight:
+                        state = second
                 else:
-                    total, blocks, sums, tops = table.total, table.blocks, table.sums, table.tops
-                    point = floor(random() * total)
-                    block = _bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    state = blocks[block][_bisect_right(sums[block], point)]
-                    point = floor(random() * total)
-                    block = _bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    second = blocks[block][_bisect_right(sums[block], point)]
-                if second is state:
-                    other = self._second(table, state, (), AVOID_DRAWS - 1)
-                    if other is not None:
-                        second = other
-                now = self._clock()
-                if second is not state:  # _better
-                    a, b = state.latency, second.latency
-                    near, calm = self._near, self._calm
-                    if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
-                        a is not None
-                        and b is not None
-                        and _TINY < b <= a * near < _HUGE
-                        and a <= b * near
-                        and now - state.latency_at <= calm
-                        and now - second.latency_at <= calm
-                    ):
+                    if a is not None and now > state.latency_at:
+                        a *= exp((state.latency_at - now) / self._decay)
+                    if b is not None and now > second.latency_at:
+                        b *= exp((second.latency_at - now) / self._decay)
+                    tie = self._tie
+                    if a is None or b is None or (a <= b * tie and b <= a * tie):
                         if second.load * state.weight < state.load * second.weight:
                             state = second
-                    else:
-                        if a is not None and now > state.latency_at:
-                            a *= exp((state.latency_at - now) / self._decay)
-                        if b is not None and now > second.latency_at:
-                            b *= exp((second.latency_at - now) / self._decay)
-                        tie = self._tie
-                        if a is None or b is None or (a <= b * tie and b <= a * tie):
-                            if second.load * state.weight < state.load * second.weight:
-                                state = second
-                        elif b * (1 + second.load / second.weight) < a * (
-                            1 + state.load / state.weight
-                        ):
-                            state = second
+                    elif b * (1 + second.load / second.weight) < a * (
+                        1 + state.load / state.weight
+                    ):
+                        state = second
             state.load += 1
         finally:
             lock.release()
