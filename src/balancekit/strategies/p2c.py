@@ -122,9 +122,9 @@ class _TwoChoices(_RandomBalancer):
             guide = self._next_guide(table)  # sets _owners for a light line
         owners = self._owners
         if owners is not None:  # the owner of every point (_guide.py)
-            total: float = self._owners_total
-            state = owners[floor(random() * total)]
-            second = owners[floor(random() * total)]
+            scale = self._owners_total
+            state = owners[floor(random() * scale)]
+            second = owners[floor(random() * scale)]
         elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
             total = table.total
             members, running = table.blocks[0], table.sums[0]
