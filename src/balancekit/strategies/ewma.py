@@ -320,9 +320,9 @@ class PeakEWMA(_TwoChoices):
                         if second is not state:
                             break
                     else:  # _second's exact draw among the rest
-                        other = self._second(self._table, state, (), 0)
-                        if other is not None:
-                            second = other
+                        second_or_none = self._second(self._table, state, (), 0)
+                        if second_or_none is not None:
+                            second = second_or_none
             else:  # no owner table (yet): _TwoChoices._pair
                 state, second_or_none = self._pair()
                 second = state if second_or_none is None else second_or_none
@@ -345,8 +345,7 @@ class PeakEWMA(_TwoChoices):
                         a *= exp((state.latency_at - now) / self._decay)
                     if b is not None and now > second.latency_at:
                         b *= exp((second.latency_at - now) / self._decay)
-                    tie = self._tie
-                    if a is None or b is None or (a <= b * tie and b <= a * tie):
+                    if a is None or b is None or (a <= b * self._tie and b <= a * self._tie):
                         if second.load * state.weight < state.load * second.weight:
                             state = second
                     elif b * (1 + second.load / second.weight) < a * (
@@ -418,12 +417,14 @@ class PeakEWMA(_TwoChoices):
             else:
                 since = now - state.latency_at
                 current = latency if since <= 0 else latency * exp(-since / self._decay)
-                sample = elapsed if ok or elapsed >= current else current  # max(elapsed, current)
-                if sample >= current:  # a peak: take it at once
-                    state.latency = sample
-                else:
-                    since = since if since > 0.0 else 0.0
-                    state.latency = current + (sample - current) * -expm1(-since / self._decay)
+                if ok or elapsed >= current:  # the sample: max(elapsed, current) on a failure
+                    if elapsed >= current:  # a peak: take it at once
+                        state.latency = elapsed
+                    else:
+                        since = since if since > 0.0 else 0.0
+                        state.latency = current + (elapsed - current) * -expm1(-since / self._decay)
+                else:  # a failure faster than the estimate: the sample is the estimate, a peak
+                    state.latency = current
             state.latency_at = now
         finally:
             lock.release()

@@ -332,9 +332,9 @@ class PowerOfTwoChoices(_TwoChoices):
                         if second is not state:
                             break
                     else:  # _second's exact draw among the rest
-                        other = self._second(self._table, state, (), 0)
-                        if other is not None:
-                            second = other
+                        second_or_none = self._second(self._table, state, (), 0)
+                        if second_or_none is not None:
+                            second = second_or_none
                 if second.load * state.weight < state.load * second.weight:  # _better
                     state = second
             else:  # no owner table (yet): _pair, then _better
