@@ -76,3 +76,16 @@ def test_fast_path_picks_as_the_general_path(name: str, weights: list[int], seed
     """Light lines (owner tables) and heavy ones (``_pair``), one endpoint included."""
     fast = _run(name, weights, seed, general=False, steps=200)
     assert fast == _run(name, weights, seed, general=True, steps=200)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("weights", [[100, 20, 60], [1000, 3], [50] * 80])
+def test_a_short_heavy_line_draws_from_an_owner_table(name: str, weights: list[int]) -> None:
+    """Weights averaging above 8 but adding up to at most OWNERS_ANY points: an owner table at
+    once (at most OWNERS_AT_ONCE points) or after the countdown, picking as the general path."""
+    lb = getattr(bk, name)([bk.Endpoint(f"h{i}:1", weight=w) for i, w in enumerate(weights)])
+    for _ in range(2 * len(weights) + 1):
+        lb.release(lb.select())
+    assert lb._owners is not None and len(lb._owners) == sum(weights)
+    fast = _run(name, weights, 3, general=False, steps=300)
+    assert fast == _run(name, weights, 3, general=True, steps=300)

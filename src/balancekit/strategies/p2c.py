@@ -268,9 +268,9 @@ class PowerOfTwoChoices(_TwoChoices):
     on a collision or an avoided endpoint), under the balancer's lock. Once the pool has served
     twice as many picks as it has endpoints since its last change (at its first pick for a
     total weight of at most 1,024), a draw is one subscript of an owner table when the weights
-    average at most 8, else, above 512 endpoints, one bisection over about two endpoints (a
-    guide table; either O(n) once: O(1) amortised; the same endpoint for the same random
-    number). ``rng=`` / ``seed=`` make the draws reproducible.
+    average at most 8 or add up to at most 4,096, else, above 512 endpoints, one bisection over
+    about two endpoints (a guide table; either O(n) once: O(1) amortised; the same endpoint
+    for the same random number). ``rng=`` / ``seed=`` make the draws reproducible.
 
     >>> lb = PowerOfTwoChoices(["a:1", "b:1"], seed=3)
     >>> busy = lb.select()
