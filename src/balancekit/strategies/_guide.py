@@ -68,12 +68,15 @@ class GuideTable:
     for a light line the owner of every point (``owners``; then ``sums`` and ``marks`` are
     empty)."""
 
-    __slots__ = ("line", "marks", "owners", "states", "step", "sums", "total")
+    __slots__ = ("line", "marks", "owners", "scale", "states", "step", "sums", "total")
 
     def __init__(self, line: WeightLine) -> None:
         self.line = line
         self.states: tuple[EndpointState, ...] = line.states
         self.total = total = line.total
+        # As a float for ``random() * scale``: float * float, the same product as float * int
+        # (which converts the int to this double first); BINARY_OP's float specialisation.
+        self.scale = float(total)
         n = line.n
         assert n > 0 and total >= n  # weights are >= 1
         self.owners: tuple[EndpointState, ...] | None = None

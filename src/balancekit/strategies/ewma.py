@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random as _random
 import time
+from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from math import exp, expm1, floor
 from typing import Any, Final, Literal
@@ -27,6 +28,7 @@ from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
 from .p2c import _TRIES, _TwoChoices
+from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
 
@@ -39,6 +41,7 @@ _NEW_LEASE: Final = NEW_LEASE
 # Final aliases: mypyc reads these from C statics; a builtin (next) or a name imported from
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
+_bisect_right: Final = bisect_right
 
 #: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
 _TINY: Final = 1e-300
@@ -323,9 +326,28 @@ class PeakEWMA(_TwoChoices):
                         second_or_none = self._second(self._table, state, (), 0)
                         if second_or_none is not None:
                             second = second_or_none
-            else:  # no owner table (yet): _TwoChoices._pair
-                state, second_or_none = self._pair()
-                second = state if second_or_none is None else second_or_none
+            else:
+                guide = self._guide
+                if guide is not None and guide.line is self._table:
+                    # a heavy line's guide (_guide.py): one short bisection per draw, as _pair's
+                    owners, random, total = guide.states, self._random, guide.scale
+                    point = floor(random() * total)
+                    block = point // guide.step
+                    state = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
+                    point = floor(random() * total)
+                    block = point // guide.step
+                    second = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
+                    if second is state:
+                        second_or_none = self._second(self._table, state, (), AVOID_DRAWS - 1)
+                        if second_or_none is not None:
+                            second = second_or_none
+                else:  # no table of its own (yet), or one endpoint: _TwoChoices._pair
+                    state, second_or_none = self._pair()
+                    second = state if second_or_none is None else second_or_none
             now = self._clock()
             if second is not state:  # _better
                 a, b = state.latency, second.latency

@@ -337,12 +337,33 @@ class PowerOfTwoChoices(_TwoChoices):
                             second = second_or_none
                 if second.load * state.weight < state.load * second.weight:  # _better
                     state = second
-            else:  # no owner table (yet): _pair, then _better
-                state, second_or_none = self._pair()
-                if second_or_none is not None and (
-                    second_or_none.load * state.weight < state.load * second_or_none.weight
-                ):
-                    state = second_or_none
+            else:
+                guide = self._guide
+                if guide is not None and guide.line is self._table:
+                    # a heavy line's guide (_guide.py): one short bisection per draw, as _pair's
+                    owners, random, total = guide.states, self._random, guide.scale
+                    point = floor(random() * total)
+                    block = point // guide.step
+                    state = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
+                    point = floor(random() * total)
+                    block = point // guide.step
+                    second = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
+                    if second is state:
+                        second_or_none = self._second(self._table, state, (), AVOID_DRAWS - 1)
+                        if second_or_none is not None:
+                            second = second_or_none
+                    if second.load * state.weight < state.load * second.weight:  # _better
+                        state = second
+                else:  # no table of its own (yet), or one endpoint: _pair, then _better
+                    state, second_or_none = self._pair()
+                    if second_or_none is not None and (
+                        second_or_none.load * state.weight < state.load * second_or_none.weight
+                    ):
+                        state = second_or_none
             state.load += 1
         finally:
             lock.release()
