@@ -89,3 +89,17 @@ def test_a_short_heavy_line_draws_from_an_owner_table(name: str, weights: list[i
     assert lb._owners is not None and len(lb._owners) == sum(weights)
     fast = _run(name, weights, 3, general=False, steps=300)
     assert fast == _run(name, weights, 3, general=True, steps=300)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("weights", [[5000, 1, 1], [3000, 2000, 7], [9] * 600])
+def test_a_heavy_line_draws_through_its_guide_in_select(name: str, weights: list[int]) -> None:
+    """Beyond OWNERS_ANY points and 8 per endpoint: the guide table, drawn in ``select`` once
+    built (after GUIDE_AFTER * n draws), collisions redrawn there, as the general path."""
+    lb = getattr(bk, name)([bk.Endpoint(f"h{i}:1", weight=w) for i, w in enumerate(weights)])
+    for _ in range(2 * len(weights) + 1):
+        lb.release(lb.select())
+    assert lb._owners is None and lb._guide is not None and lb._guide.line is lb._table
+    steps = 400 + 4 * len(weights)  # the guide built within the run
+    fast = _run(name, weights, 5, general=False, steps=steps)
+    assert fast == _run(name, weights, 5, general=True, steps=steps)
