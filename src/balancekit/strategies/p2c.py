@@ -108,11 +108,12 @@ class _TwoChoices(_RandomBalancer):
         return guide
 
     def _pair(self) -> tuple[EndpointState, EndpointState | None]:
-        """_candidates without ``avoid`` for the fast paths when the line has no owner table
-        (a heavy line, one not drawn often enough yet, or one endpoint; under the lock): the
-        same draws in the same order, through the guide table once built (_next_guide, which
-        may build the owner table: then it is used at once). Out of the fast paths' frames:
-        each local of a Python frame costs ~1 ns per call, initialised and cleared (issue 15)."""
+        """_candidates without ``avoid`` for the fast paths when the line has neither an owner
+        table nor a guide yet (not drawn often enough since it changed, or one endpoint; under
+        the lock): the same draws in the same order, counting down to the tables (_next_guide:
+        one built here is used at once). Out of the fast paths' frames, which draw from the
+        tables themselves: each local of a Python frame costs ~1 ns per call, initialised and
+        cleared (issue 15)."""
         table = self._table
         if table.n < 2:
             return self._draw(table, ()), None
