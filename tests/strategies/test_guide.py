@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import balancekit as bk
 from balancekit._state import EndpointState
-from balancekit.strategies._guide import GUIDE_AFTER, OWNERS_PER_ENDPOINT, GuideTable
+from balancekit.strategies._guide import GUIDE_AFTER, OWNERS_ANY, OWNERS_PER_ENDPOINT, GuideTable
 from balancekit.strategies._weight_line import LOAD, WeightLine
 
 NOBODY = frozenset({"nobody:0"})  # an avoid that avoids nothing: the general path
@@ -144,14 +144,20 @@ def test_guided_fast_path_picks_as_the_general_path() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(weights=st.lists(st.integers(1, 9), min_size=1, max_size=3 * LOAD))
+@given(
+    weights=st.one_of(
+        st.lists(st.integers(1, 9), min_size=1, max_size=3 * LOAD),
+        st.lists(st.integers(1, 2000), min_size=1, max_size=12),  # heavy, short or not
+    )
+)
 def test_owner_table_of_a_light_line_is_the_lines_owner_of_every_point(weights: list[int]) -> None:
-    """A light line (``W <= OWNERS_PER_ENDPOINT * n``) is drawn from the owner of every point:
-    each point's owner is the documented rule's, for every point of the line."""
+    """A light line (``W <= OWNERS_PER_ENDPOINT * n``) or a short one (``W <= OWNERS_ANY``) is
+    drawn from the owner of every point: each point's owner is the documented rule's, for
+    every point of the line."""
     line = WeightLine.build(_states(weights))
     guide = GuideTable(line)
     total = sum(weights)
-    if total > OWNERS_PER_ENDPOINT * len(weights):
+    if total > OWNERS_PER_ENDPOINT * len(weights) and total > OWNERS_ANY:
         assert guide.owners is None
         return
     assert guide.owners is not None and len(guide.owners) == total

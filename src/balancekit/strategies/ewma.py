@@ -27,7 +27,7 @@ from .._errors import InvalidOption
 from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
-from .p2c import _TwoChoices
+from .p2c import _TRIES, _TwoChoices
 from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
@@ -306,85 +306,74 @@ class PeakEWMA(_TwoChoices):
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._scan:
-            general: Lease = SUPER(PeakEWMA, self).select(context, avoid)
-            return general
+            lease: Lease = SUPER(PeakEWMA, self).select(context, avoid)
+            return lease
         lock = self._lock
         lock.acquire()
         try:
-            table = self._table
             owners = self._owners  # a light line of two or more: see _TwoChoices
-            if owners is None and table.n < 2:
-                state = self._choose(())
-                now = self._clock()
-            else:  # _TwoChoices._choose with WeightLine.draw inlined
+            if owners is not None:  # _TwoChoices._choose's hot path: two subscripts
                 random = self._random
-                guide = None
-                if owners is None:
-                    guide = self._guide
-                    if guide is None or guide.line is not table:
-                        guide = self._next_guide(table)  # sets _owners for a light line
-                    owners = self._owners
-                if owners is not None:  # the owner of every point (_guide.py)
-                    total = self._owners_total
-                    state = owners[floor(random() * total)]
-                    second = owners[floor(random() * total)]
-                elif len(table.blocks) == 1:  # up to 2 * LOAD endpoints: one bisection
-                    total = table.total
-                    members, running = table.blocks[0], table.sums[0]
-                    state = members[_bisect_right(running, floor(random() * total))]
-                    second = members[_bisect_right(running, floor(random() * total))]
-                elif guide is not None:  # the same owners, one short bisection (_guide.py)
-                    total = table.total
-                    flat, marks, step, pool = guide.sums, guide.marks, guide.step, guide.states
+                total = self._owners_total  # a float (see _TwoChoices)
+                state = owners[floor(random() * total)]
+                second = owners[floor(random() * total)]
+                if second is state:  # _second's rejection draws, inlined (the same draws)
+                    for _ in _TRIES:
+                        second = owners[floor(random() * total)]
+                        if second is not state:
+                            break
+                    else:  # _second's exact draw among the rest
+                        second_or_none = self._second(self._table, state, (), 0)
+                        if second_or_none is not None:
+                            second = second_or_none
+            else:
+                guide = self._guide
+                if guide is not None and guide.line is self._table:
+                    # a heavy line's guide (_guide.py): one short bisection per draw, as _pair's
+                    owners, random, total = guide.states, self._random, guide.scale
                     point = floor(random() * total)
-                    block = point // step
-                    state = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    block = point // guide.step
+                    state = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
                     point = floor(random() * total)
-                    block = point // step
-                    second = pool[_bisect_right(flat, point, marks[block], marks[block + 1])]
+                    block = point // guide.step
+                    second = owners[
+                        _bisect_right(guide.sums, point, guide.marks[block], guide.marks[block + 1])
+                    ]
+                    if second is state:
+                        second_or_none = self._second(self._table, state, (), AVOID_DRAWS - 1)
+                        if second_or_none is not None:
+                            second = second_or_none
+                else:  # no table of its own (yet), or one endpoint: _TwoChoices._pair
+                    state, second_or_none = self._pair()
+                    second = state if second_or_none is None else second_or_none
+            now = self._clock()
+            if second is not state:  # _better
+                a, b = state.latency, second.latency
+                near, calm = self._near, self._calm
+                if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
+                    a is not None
+                    and b is not None
+                    and _TINY < b <= a * near < _HUGE
+                    and a <= b * near
+                    and now - state.latency_at <= calm
+                    and now - second.latency_at <= calm
+                ):
+                    if second.load * state.weight < state.load * second.weight:
+                        state = second
                 else:
-                    total, blocks, sums, tops = table.total, table.blocks, table.sums, table.tops
-                    point = floor(random() * total)
-                    block = _bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    state = blocks[block][_bisect_right(sums[block], point)]
-                    point = floor(random() * total)
-                    block = _bisect_right(tops, point)
-                    if block:
-                        point -= tops[block - 1]
-                    second = blocks[block][_bisect_right(sums[block], point)]
-                if second is state:
-                    other = self._second(table, state, (), AVOID_DRAWS - 1)
-                    if other is not None:
-                        second = other
-                now = self._clock()
-                if second is not state:  # _better
-                    a, b = state.latency, second.latency
-                    near, calm = self._near, self._calm
-                    if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
-                        a is not None
-                        and b is not None
-                        and _TINY < b <= a * near < _HUGE
-                        and a <= b * near
-                        and now - state.latency_at <= calm
-                        and now - second.latency_at <= calm
-                    ):
+                    if a is not None and now > state.latency_at:
+                        a *= exp((state.latency_at - now) / self._decay)
+                    if b is not None and now > second.latency_at:
+                        b *= exp((second.latency_at - now) / self._decay)
+                    if a is None or b is None or (a <= b * self._tie and b <= a * self._tie):
                         if second.load * state.weight < state.load * second.weight:
                             state = second
-                    else:
-                        if a is not None and now > state.latency_at:
-                            a *= exp((state.latency_at - now) / self._decay)
-                        if b is not None and now > second.latency_at:
-                            b *= exp((second.latency_at - now) / self._decay)
-                        tie = self._tie
-                        if a is None or b is None or (a <= b * tie and b <= a * tie):
-                            if second.load * state.weight < state.load * second.weight:
-                                state = second
-                        elif b * (1 + second.load / second.weight) < a * (
-                            1 + state.load / state.weight
-                        ):
-                            state = second
+                    elif b * (1 + second.load / second.weight) < a * (
+                        1 + state.load / state.weight
+                    ):
+                        state = second
             state.load += 1
         finally:
             lock.release()
@@ -450,12 +439,14 @@ class PeakEWMA(_TwoChoices):
             else:
                 since = now - state.latency_at
                 current = latency if since <= 0 else latency * exp(-since / self._decay)
-                sample = elapsed if ok or elapsed >= current else current  # max(elapsed, current)
-                if sample >= current:  # a peak: take it at once
-                    state.latency = sample
-                else:
-                    since = since if since > 0.0 else 0.0
-                    state.latency = current + (sample - current) * -expm1(-since / self._decay)
+                if ok or elapsed >= current:  # the sample: max(elapsed, current) on a failure
+                    if elapsed >= current:  # a peak: take it at once
+                        state.latency = elapsed
+                    else:
+                        since = since if since > 0.0 else 0.0
+                        state.latency = current + (elapsed - current) * -expm1(-since / self._decay)
+                else:  # a failure faster than the estimate: the sample is the estimate, a peak
+                    state.latency = current
             state.latency_at = now
         finally:
             lock.release()
