@@ -166,7 +166,13 @@ class _ScheduleBalancer(BalancerBase):
     def _install(self, schedule: tuple[EndpointState, ...]) -> None:
         """Make ``schedule`` the fast path's (``()``: none), picked from the turn reached:
         position ``p`` of the count of picks takes ``schedule[p % len(schedule)]``. Under the
-        lock. Pure Python, the picks made on the schedule being replaced are folded first."""
+        lock. Pure Python, the picks made on the schedule being replaced are folded first.
+        Installing the schedule already installed does nothing: a fold happens only at a change
+        (picks that reached the general path before the cycle's schedule was installed each
+        install it again; folding there let a lock-free pick racing it take a position twice,
+        found by review5)."""
+        if schedule and schedule is self._schedule:
+            return
         if not _NATIVE:
             turn = self._turns_taken()  # (folds)
             if schedule:

@@ -28,7 +28,7 @@ from heapq import heappush, heapreplace
 from itertools import repeat
 from math import isqrt
 
-from ._maglev_size import check_fill
+from ._maglev_size import check_chunk, check_fill
 
 __all__ = [
     "Claims",
@@ -362,7 +362,7 @@ def maglev_steps(
     skip or weight out of range, before any work (:func:`._maglev_size.check_fill`).
     """
     check_fill(permutations, weights, size)
-    return paper_fill(permutations, weights, size, chunk)
+    return paper_fill(permutations, weights, size, check_chunk(chunk))
 
 
 def paper_fill(

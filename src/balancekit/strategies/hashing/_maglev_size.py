@@ -92,6 +92,22 @@ def check_size(size: object) -> int:
     return size
 
 
+def check_address(address: object) -> str:
+    """``address`` if it is a str (what an endpoint's preference list is hashed from), else
+    :class:`InvalidOption`."""
+    if not isinstance(address, str):
+        raise InvalidOption(f"a Maglev permutation is of an address (str), not {describe(address)}")
+    return address
+
+
+def check_chunk(chunk: object) -> int:
+    """``chunk`` (probes between two yields of a fill) if it is an int >= 1, else
+    :class:`InvalidOption`."""
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise InvalidOption(f"a fill's chunk is a number of probes >= 1, not {describe(chunk)}")
+    return chunk
+
+
 def check_fill(permutations: object, weights: object, size: object) -> None:
     """:class:`InvalidOption` unless ``size`` is a prime table size, ``permutations`` a sequence
     of ``(offset, skip)`` with ``0 <= offset < size`` and ``1 <= skip < size``, and ``weights``

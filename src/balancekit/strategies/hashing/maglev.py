@@ -21,7 +21,7 @@ from ..._state import EndpointState
 from . import _keyed, maglev_envoy
 from ._keyed import KeyedBalancer, KeyFunction, key_bytes, utf8
 from ._maglev_fill import Fill, maglev_steps, paper_fill, run
-from ._maglev_size import MAX_TABLE_SIZE, check_size, is_prime, next_prime
+from ._maglev_size import MAX_TABLE_SIZE, check_address, check_size, is_prime, next_prime
 from .maglev_envoy import envoy_key_hash
 
 #: Final aliases of what picks call: the compiled build reads a module's Final from a C static,
@@ -85,7 +85,7 @@ def maglev_permutation(address: str | Any, size: int | Any) -> tuple[int, int]:
     independent hashes ``h1``, ``h2`` taken from one 128-bit hash. ``size``: a prime from 2 to
     :data:`MAX_TABLE_SIZE`, else :class:`~balancekit.InvalidOption`.
     """
-    return _permutation(address, check_size(size))
+    return _permutation(check_address(address), check_size(size))
 
 
 def _permutation(address: str, size: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from typing import Any
 from ..._errors import InvalidOption
 from ._keyed import utf8
 from ._maglev_fill import PIECE, POP, Fill, fill_by_turns, run
-from ._maglev_size import check_fill, check_size
+from ._maglev_size import check_address, check_chunk, check_fill, check_size
 
 __all__ = [
     "envoy_iterations",
@@ -61,7 +61,7 @@ def envoy_key_hash() -> Callable[[bytes], int]:
 def envoy_permutation(address: str | Any, size: int | Any) -> tuple[int, int]:
     """``(offset, skip)`` of an endpoint in a table of ``size`` slots, as Envoy computes them
     (``size``: a prime from 2 to ``MAX_TABLE_SIZE``, else :class:`~balancekit.InvalidOption`)."""
-    return permutation(address, check_size(size))
+    return permutation(check_address(address), check_size(size))
 
 
 def permutation(address: str, size: int) -> tuple[int, int]:
@@ -81,7 +81,7 @@ def envoy_steps(  # ``| Any``: as maglev.maglev_table (mypyc's entry checks)
     permutations: Sequence[tuple[int, int]] | Any,
     weights: Sequence[int] | Any,
     size: int | Any,
-    chunk: int = 1024,
+    chunk: int | Any = 1024,
 ) -> Fill:
     """Fill ``size`` slots with endpoint indices the way Envoy's ``MaglevTable`` does, yielding
     the work done (in probes) every ~``chunk`` probes; the table is the generator's value.
@@ -95,7 +95,7 @@ def envoy_steps(  # ``| Any``: as maglev.maglev_table (mypyc's entry checks)
     of range, before any work (:func:`._maglev_size.check_fill`).
     """
     check_fill(permutations, weights, size)
-    return envoy_fill(permutations, weights, size, chunk)
+    return envoy_fill(permutations, weights, size, check_chunk(chunk))
 
 
 def envoy_fill(
