@@ -1,21 +1,26 @@
-"""Review (review5, integ5 afd2746): pure Python, WeightedRoundRobin's picks are counted
-through the fast path's positions (``_fast``) and folded into the count under the lock
-whenever a schedule is installed. At the end of a transient every pick that had already gone
-to the general path installs ``origin.rotated`` again (``_pick_online``), and that install
-folds: a fast-path pick that read ``_fast`` before the fold takes its next index from the
-replaced iterator, an index the folded count hands out again. No membership change races
-here, yet one position is taken twice, and from then on the picks are one step off NGINX's
-loop (main: one atomic count per pick, exact). The threads are ordered deterministically by
-a clock that blocks the thread it is called from.
+"""Picks racing the end of a transient take each position once (pure Python's fast-path
+positions; both builds).
+
+Found by review5 on integ5 afd2746: WeightedRoundRobin's pure-Python picks take their
+positions from the fast path's iterator (``_fast``) once a schedule is installed, and from
+the count before. At the end of a transient, picks that had already gone to the general path
+(no schedule yet) installed ``origin.rotated`` again, folding, and took their position from
+the count while the fast path took the same one from the iterator: one position twice, and
+from then on the picks one step off NGINX's loop (main: one atomic count, exact). Now a
+general-path position is taken under the lock (``_ScheduleBalancer._turn``), where every
+install and fold happens, and from the iterator once one is installed. The threads are
+ordered by a clock that blocks the thread calling it; each interleaving must give every
+position once, so the ordering is best effort and the assertion holds for any.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import balancekit as bk
-from balancekit.strategies.round_robin import count_value
+from balancekit.strategies import round_robin
 from tests.stateful.test_smooth_wrr_changes import NginxModel, Peer
 
 WEIGHTS = [9, 2, 3, 5, 2]
@@ -77,27 +82,73 @@ def test_picks_racing_the_end_of_a_transient_take_each_position_once() -> None:
     assert origin is not None and origin.transient and lb._schedule == ()
     for _ in origin.transient:  # the transient, picked one by one
         picked.append(lb.select().address)
-    # B goes to the general path (no schedule yet), takes its position and waits for the
-    # lock (held here) to install the schedule
+    # B goes to the general path (no schedule yet) and stops in the clock
+    b, b_go = _in_thread(clock, lb, picked)
     lb._lock.acquire()
-    before = count_value(lb._counter) + lb._turns  # the count of picks (both builds)
-    b = threading.Thread(target=lambda: picked.append(lb.select().address))
-    b.start()
-    deadline = time.monotonic() + 10
-    while (count_value(lb._counter) + lb._turns) == before and time.monotonic() < deadline:
-        time.sleep(0.001)  # ordering only: B has counted its pick
-    assert (count_value(lb._counter) + lb._turns) == before + 1
-    picked.append(lb.select().address)  # (the lock is reentrant) the next pick installs it
-    assert lb._schedule is origin.rotated
-    # C takes the lock-free path (the schedule is there) and stops in the clock
-    c, c_go = _in_thread(clock, lb, picked)
-    lb._lock.release()  # B installs the schedule again: a fold, which no change asked for
+    try:
+        b_go.set()  # B goes on to take its position: under the lock, held here
+        time.sleep(0.05)  # ordering only (any interleaving must pass)
+        picked.append(lb.select().address)  # (the lock is reentrant) this pick installs it
+        assert lb._schedule is origin.rotated
+        # C takes the lock-free path (the schedule is there) and stops in the clock
+        c, c_go = _in_thread(clock, lb, picked)
+    finally:
+        lb._lock.release()  # B takes its position now
     b.join(timeout=10)
-    c_go.set()  # C's pick goes on from the positions it read before the fold
+    c_go.set()
     c.join(timeout=10)
+    assert not b.is_alive() and not c.is_alive()
     for _ in range(40):
         picked.append(lb.select().address)
     expected = [model.get_peer() for _ in range(len(picked) - 11)]
     # every position taken once: the picks after the race go on as NGINX's loop
+    assert sorted(picked[11:]) == sorted(expected)
+    assert picked[-40:] == expected[-40:]
+
+
+def test_a_general_path_pick_during_the_install_takes_a_position_of_its_own(
+    monkeypatch: Any,
+) -> None:
+    """The install reads the count, then publishes the positions; a general-path pick that
+    took its position from the count in between took the fast path's first one too (the
+    straggler review5's probe found at a 1 us switch interval). Here B is let go inside the
+    install's read of the count and given 0.2 s to take its position there: under the lock
+    it cannot, so it takes one after the install, from the positions."""
+    clock = GatedClock()
+    lb = bk.WeightedRoundRobin(
+        [bk.Endpoint(n, weight=w) for n, w in zip(NAMES, WEIGHTS, strict=True)], clock=clock
+    )
+    model = NginxModel()
+    model.peers = [Peer(n, w) for n, w in zip(NAMES, WEIGHTS, strict=True)]
+    picked = [lb.select().address for _ in range(11)]
+    assert picked == [model.get_peer() for _ in range(11)]
+    lb.mark_down(NAMES[1])
+    model.peers[1].down = True
+    origin = lb._origin
+    assert origin is not None and origin.transient
+    for _ in origin.transient:
+        picked.append(lb.select().address)
+    b, b_go = _in_thread(clock, lb, picked)  # B: the general path, stopped in the clock
+    real = round_robin.count_value
+    armed = [True]
+
+    def count_value(counter: Any) -> int:
+        value = real(counter)
+        if armed and threading.current_thread() is threading.main_thread():
+            armed.clear()
+            b_go.set()  # B may take its position now, while the install reads the count
+            deadline = time.monotonic() + 0.2
+            while real(lb._counter) == value and time.monotonic() < deadline:
+                time.sleep(0.001)  # ordering only (any interleaving must pass)
+        return value
+
+    monkeypatch.setattr(round_robin, "count_value", count_value)
+    picked.append(lb.select().address)  # this pick installs the cycle's schedule
+    b.join(timeout=10)
+    assert not b.is_alive()
+    monkeypatch.setattr(round_robin, "count_value", real)
+    for _ in range(40):
+        picked.append(lb.select().address)
+    expected = [model.get_peer() for _ in range(len(picked) - 11)]
     assert sorted(picked[11:]) == sorted(expected)
     assert picked[-40:] == expected[-40:]

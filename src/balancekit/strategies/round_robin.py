@@ -102,6 +102,7 @@ class _ScheduleBalancer(BalancerBase):
         # ``_turns`` is a native int and this stays None.
         self._fast: tuple[tuple[EndpointState, ...], Iterator[int]] | None = None
         self._fast_at = 0  # the index the positions started at (or were folded at)
+        self._fast_turn = 0  # the count of picks then (position ``_fast_at`` of the schedule)
         self._ring: tuple[EndpointState, ...] = ()
         self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
         # While online: the cycle found in its picks since the last change (then the picks are
@@ -179,6 +180,7 @@ class _ScheduleBalancer(BalancerBase):
                 length = len(schedule)
                 at = turn % length
                 self._fast_at = at
+                self._fast_turn = turn
                 # the indices from ``at`` to the end, then round and round: O(1) to build
                 self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
             else:
@@ -199,8 +201,10 @@ class _ScheduleBalancer(BalancerBase):
         length = len(schedule)
         at: int = NEXT(positions)
         # the count goes on from there (a pick racing this may count on the old count object)
-        self._counter = itertools.count(count_value(self._counter) + (at - self._fast_at) % length)
+        turn = count_value(self._counter) + (at - self._fast_at) % length
+        self._counter = itertools.count(turn)
         self._fast_at = at
+        self._fast_turn = turn
         self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
 
     def _turn(self) -> int:
@@ -210,8 +214,17 @@ class _ScheduleBalancer(BalancerBase):
             position = self._turns
             self._turns = position + 1
             return position
-        counted: int = NEXT(self._counter)
-        return counted
+        # Pure Python, under the lock, as every install and fold of the fast path's positions
+        # is: a pick that read no schedule before one was installed (at the end of a
+        # transient, or when a cycle is found) must not take a position the fast path takes
+        # too (found by review5). Only the general paths come here (RLock: reentrant).
+        with self._lock:
+            fast = self._fast
+            if fast is not None:  # a schedule installed: the next of its positions, as the
+                at: int = NEXT(fast[1])  # position of the count it stands for
+                return self._fast_turn + (at - self._fast_at) % len(fast[0])
+            counted: int = NEXT(self._counter)
+            return counted
 
     def _turns_taken(self) -> int:
         """How many values the count of picks has given (its parts; pure Python, the picks
