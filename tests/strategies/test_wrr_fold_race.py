@@ -144,6 +144,7 @@ def test_a_general_path_pick_during_the_install_takes_a_position_of_its_own(
 
     monkeypatch.setattr(round_robin, "count_value", count_value)
     picked.append(lb.select().address)  # this pick installs the cycle's schedule
+    b_go.set()  # (compiled, the install calls _state's count_value itself, not the patch)
     b.join(timeout=10)
     assert not b.is_alive()
     monkeypatch.setattr(round_robin, "count_value", real)
