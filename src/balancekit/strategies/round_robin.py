@@ -97,7 +97,8 @@ class _ScheduleBalancer(BalancerBase):
         # take in it, an iterator in C cycling over its indices from where the count of picks
         # stood when it was installed (so picks follow ``schedule[turn % len(schedule)]`` as
         # before, issue 15). One ``next`` of it replaces the counter's ``next``, ``len`` and
-        # ``%`` (a new int per pick past 256): ~40 ns of RoundRobin's ~450 ns select + release.
+        # ``%`` (a new int per pick past 256): RoundRobin's select + release -6 % instructions
+        # at N = 10 and -9 % at 10,000, -2 % and -6 % in time (docs/benchmarks.md).
         # The picks made through it are folded into the count under the lock (_fold). Compiled,
         # ``_turns`` is a native int and this stays None.
         self._fast: tuple[tuple[EndpointState, ...], Iterator[int]] | None = None
