@@ -10,6 +10,10 @@ and ~8x cheaper than calling ``next()`` through the C API (issue 15); each hot p
 atomic. One flag serves every module because they are compiled together (one mypyc group,
 ``setup.py``'s ``COMPILED``), and every module that counts in an ``n_*`` part must be in that
 list (tests/test_native_count_sites.py): one left out would run ``+= 1`` as bytecode.
+A pure-Python hot path that already holds the balancer's lock may count in the ``n_*`` ints
+under it instead (issue 15: an attribute increment is cheaper than a C call, and the int sits in
+the state's slots where the ``count`` object is one more cache line away): exact, because in the
+pure build every ``+= 1`` on an ``n_*`` part runs under that one lock, and the parts still add.
 Readers add the parts (:func:`count_value` of the count plus the int): each part only grows, so
 the order in which ``stats()`` reads them keeps every derived value >= 0.
 """
