@@ -205,6 +205,24 @@ class Endpoint:
         if not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
+    # Pickle and copy rebuild an endpoint by calling the class with its fields, so what a pickle
+    # carries is validated and canonicalised as any other input is: a pickle edited to a
+    # negative weight or a bad address raises InvalidEndpoint, and never yields an Endpoint no
+    # constructor could build. (The dataclass default pickled the fields' values, and failed:
+    # a ``mappingproxy`` cannot be pickled, so the metadata goes as a plain dict.)
+    def __reduce__(self) -> tuple[type[Endpoint], tuple[str, int, dict[str, Any]]]:
+        return (type(self), (self.address, self.weight, dict(self.metadata)))
+
+    # Replaces the dataclass's ``__setstate__``, which stored any fields unchecked. A pickle
+    # made by ``__reduce__`` never calls it; only a hand-made one (an object built empty, then
+    # given a state) does, so it runs the constructor's checks on that state too.
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple | list) or not 1 <= len(state) <= 3:
+            raise InvalidEndpoint(
+                f"an Endpoint's pickled state is (address, weight, metadata), not {describe(state)}"
+            )
+        Endpoint.__init__(self, *state)  # frozen: __init__ sets the slots with object.__setattr__
+
     @property
     def host(self) -> str:
         """The host part of the address (an IP address or a hostname)."""

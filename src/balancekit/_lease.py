@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsIndex, final, overload
 
 from mypy_extensions import mypyc_attr
 
 from ._endpoint import Endpoint
+from ._errors import InvalidLease
+from ._options import describe
 
 __all__ = ["EndpointStats", "Lease"]
 
@@ -104,10 +106,11 @@ class Lease:
     def __getitem__(self, index: SupportsIndex | slice | Any) -> Any:
         return (self._endpoint, self._token, self._started)[index]
 
-    def __reduce__(self) -> tuple[type[Lease], tuple[Endpoint, Any, Any]]:
+    def __reduce__(self) -> tuple[Callable[[Any, Any, Any], Lease], tuple[Endpoint, Any, Any]]:
         # ``copy.copy`` (and pickle) rebuild it from its fields: compiled, the default reduction
-        # called ``Lease()`` with no arguments (TypeError); pure, it copied the slots.
-        return (Lease, self._triple())
+        # called ``Lease()`` with no arguments (TypeError); pure, it copied the slots. Through
+        # _unpickled_lease, so an edited pickle is refused alike in both builds.
+        return (_unpickled_lease, self._triple())
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Lease:
@@ -121,6 +124,23 @@ class Lease:
         return (
             f"Lease(endpoint={self._endpoint!r}, token={self._token!r}, started={self._started!r})"
         )
+
+
+def _unpickled_lease(endpoint: Any, token: Any, started: Any) -> Lease:
+    """A :class:`Lease` rebuilt from a pickle (or ``copy``): what ``select`` could have issued.
+
+    The endpoint was rebuilt through :class:`Endpoint`'s own checks (its ``__reduce__``); here
+    it must be an Endpoint and the token an int, else :class:`InvalidLease` in both builds (the
+    compiled constructor raised TypeError for a non-Endpoint, the pure one took anything). A
+    lease pickled and sent back to the process that issued it is released there as the
+    original (the token identifies it); in another process it is an unknown lease.
+    """
+    if not isinstance(endpoint, Endpoint) or type(token) is not int:
+        raise InvalidLease(
+            "a pickled Lease holds an Endpoint and an int token, not"
+            f" {describe(endpoint)} and {describe(token)}"
+        )
+    return Lease(endpoint, token, started)
 
 
 @dataclass(frozen=True, slots=True)
