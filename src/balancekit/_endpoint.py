@@ -176,7 +176,8 @@ class Endpoint:
     Endpoints are immutable and compare by address and weight; metadata (zone, version, ...) is
     carried along for the caller and never read by a strategy. The address is stored in its
     canonical form (:func:`split_address`), so ``"A.example.:080"`` and ``"a.example:80"`` are
-    one member, and a hash strategy hashes the same string for both.
+    one member, and a hash strategy hashes the same string for both. Endpoints pickle and copy;
+    unpickling runs the same checks (an edited pickle raises :class:`InvalidEndpoint`).
 
     >>> Endpoint("10.0.0.1:8080", weight=5)
     Endpoint(address='10.0.0.1:8080', weight=5)
