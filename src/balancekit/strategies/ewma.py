@@ -375,14 +375,10 @@ class PeakEWMA(_TwoChoices):
                     ):
                         state = second
             state.load += 1
+            state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
             lock.release()
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            token = _NATIVE_TOKENS.take()
-            state.n_selected += 1
-        else:
-            token = _next(TOKENS)
-            _next(state.selected)
+        token = _NATIVE_TOKENS.take() if _NATIVE else _next(TOKENS)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
@@ -410,17 +406,12 @@ class PeakEWMA(_TwoChoices):
         if state is None:  # the general path raises InvalidLease
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            state.n_released += 1
-            if not ok:
-                state.n_failed += 1
-        else:
-            _next(state.released)
-            if not ok:
-                _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
+            state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
+            if not ok:
+                state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             try:
                 now = self._clock()
