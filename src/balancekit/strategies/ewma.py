@@ -360,7 +360,9 @@ class PeakEWMA(_TwoChoices):
                     and now - state.latency_at <= calm
                     and now - second.latency_at <= calm
                 ):
-                    if second.load * state.weight < state.load * second.weight:
+                    if state.load and (  # idle, the first wins (p2c's _idle_first)
+                        second.load * state.weight < state.load * second.weight
+                    ):
                         state = second
                 else:
                     if a is not None and now > state.latency_at:
@@ -368,7 +370,9 @@ class PeakEWMA(_TwoChoices):
                     if b is not None and now > second.latency_at:
                         b *= exp((second.latency_at - now) / self._decay)
                     if a is None or b is None or (a <= b * self._tie and b <= a * self._tie):
-                        if second.load * state.weight < state.load * second.weight:
+                        if state.load and (  # idle, the first wins (as above)
+                            second.load * state.weight < state.load * second.weight
+                        ):
                             state = second
                     elif b * (1 + second.load / second.weight) < a * (
                         1 + state.load / state.weight
