@@ -378,12 +378,16 @@ class PowerOfTwoChoices(_TwoChoices):
             state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
             lock.release()
-        token = _NATIVE_TOKENS.take() if _NATIVE else _next(TOKENS)
+        if _NATIVE:  # one test of the build, as BalancerBase.select
+            token = _NATIVE_TOKENS.take()
+            self._outstanding[token] = state
+            if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+                return self._select_again(state, token, context, avoid)
+            return Lease(state.endpoint, token, started)  # a native class: one C call
+        token = _next(TOKENS)
         self._outstanding[token] = state
-        if state.retired:  # removed since the lock was let go: BalancerBase._select_again
+        if state.retired:  # (as above)
             return self._select_again(state, token, context, avoid)
-        if _NATIVE:  # a native class: one C call
-            return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token
