@@ -129,6 +129,16 @@ def _invalid_lease(lease: object) -> InvalidLease:
     )
 
 
+def not_its_state(state: EndpointState, endpoint: Any) -> bool:
+    """Whether a lease on ``endpoint``, whose token found ``state``, is on another endpoint: a
+    hand-made lease carrying another outstanding lease's token. Called only when the state's
+    Endpoint is not the lease's object: a reweight or ``update()`` gave the state a new one, or
+    the lease was pickled and sent back; both keep the address (states are keyed by it).
+    Callers read the lease's endpoint before they take the token's entry out (a blank
+    hand-made lease has none: AttributeError, the entry left in place)."""
+    return not isinstance(endpoint, Endpoint) or endpoint.address != state.endpoint.address
+
+
 _PLAIN_COLLECTIONS = frozenset({set, frozenset, list, tuple, dict})
 
 
@@ -462,6 +472,9 @@ class BalancerBase:
                 outstanding = self._outstanding
                 token = lease._token
                 state: EndpointState = outstanding[token]
+                endpoint = lease._endpoint
+                if state.endpoint is not endpoint and not_its_state(state, endpoint):
+                    raise KeyError(token)  # another lease's token: refused, nothing changed
                 del outstanding[token]  # two releases that both read it: one del fails (KeyError)
             except (TypeError, LookupError, AttributeError):  # not ours
                 raise _invalid_lease(lease) from None
@@ -470,10 +483,14 @@ class BalancerBase:
                 state.n_failed += 1
         else:  # pure Python: one call of dict.pop is cheaper than a subscript and a del (~15 ns)
             try:  # (states are never None: no default)
+                endpoint = lease._endpoint  # (before the pop: a blank lease has none)
                 state = DICT_POP(self._outstanding, lease._token)
             except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
                 # unhashable token, or one never initialised: ``object.__new__(Lease)``, no _token)
                 raise _invalid_lease(lease) from None
+            if state.endpoint is not endpoint and not_its_state(state, endpoint):
+                self._outstanding[lease._token] = state  # another lease's token: put back
+                raise _invalid_lease(lease)
             NEXT(state.released)
             if not ok:
                 NEXT(state.failed)
@@ -519,10 +536,14 @@ class BalancerBase:
         if type(lease) is not Lease:  # not a lease at all (None, a str, ...)
             raise _invalid_lease(lease)
         try:
+            endpoint = lease._endpoint  # (before the pop: a blank lease has none)
             state = self._outstanding.pop(lease._token)
         except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
             # unhashable token, or a pure-Python one never initialised: no _token)
             raise _invalid_lease(lease) from None
+        if state.endpoint is not endpoint and not_its_state(state, endpoint):
+            self._outstanding[lease._token] = state  # another lease's token: put back
+            raise _invalid_lease(lease)
         if NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1  # before ``cancelled``, as release counts before ``failed``
             state.n_cancelled += 1

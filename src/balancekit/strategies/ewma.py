@@ -21,6 +21,7 @@ from .._core import (
     Clock,
     Delta,
     clock_reading,
+    not_its_state,
 )
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
@@ -414,8 +415,17 @@ class PeakEWMA(_TwoChoices):
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         try:
-            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+            if type(lease) is Lease:
+                endpoint = lease._endpoint  # (before the pop: a blank lease has none)
+                state = self._outstanding.pop(lease._token, None)
+            else:
+                state = None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if (
+            state is not None and state.endpoint is not endpoint and not_its_state(state, endpoint)
+        ):  # another lease's token: put back, refused below
+            self._outstanding[lease._token] = state
             state = None
         if state is None:  # the general path raises InvalidLease
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta, not_its_state
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import EndpointStats, Lease
@@ -404,8 +404,17 @@ class PowerOfTwoChoices(_TwoChoices):
             SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         try:
-            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+            if type(lease) is Lease:
+                endpoint = lease._endpoint  # (before the pop: a blank lease has none)
+                state = self._outstanding.pop(lease._token, None)
+            else:
+                state = None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if (
+            state is not None and state.endpoint is not endpoint and not_its_state(state, endpoint)
+        ):  # another lease's token: put back, refused below
+            self._outstanding[lease._token] = state
             state = None
         if state is None:  # the general path raises InvalidLease
             SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
