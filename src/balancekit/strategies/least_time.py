@@ -69,6 +69,27 @@ def min_step_gap(decay: float, min_step: float) -> float:
     return gap if 1e-300 < gap < FLOAT_MAX else 0.0
 
 
+def faster_than(reference: float, tie: float) -> float:
+    """The least float ``x`` with ``x * tie >= reference`` (the product rounded), for ``tie > 1``;
+    ``-inf`` for ``tie <= 1``: then, for any ``latency >= 0``, ``latency < faster_than(reference,
+    tie)`` is exactly ``tie > 1.0 and latency * tie < reference``, one comparison where the
+    release tested ``tie``, multiplied and compared (issue 15: ~200 of ~19,200 instructions of
+    a pure-Python select+release).
+
+    Exact, not approximate: a product rounded to nearest never decreases as ``x`` grows
+    (``tie > 0``), so the ``x`` whose product is below ``reference`` are exactly those below
+    the least one whose product is not; ``reference / tie`` is within an ulp or two of it, and
+    the two loops step from there to it (tests/strategies/test_least_time_faster.py)."""
+    if not tie > 1.0:
+        return -math.inf
+    x = reference / tie
+    while x * tie >= reference and x != -math.inf:
+        x = math.nextafter(x, -math.inf)
+    while x * tie < reference:
+        x = math.nextafter(x, math.inf)
+    return x
+
+
 def _latency(state: EndpointState) -> float:
     assert state.latency is not None
     return state.latency
@@ -162,6 +183,11 @@ class LeastResponseTime(_LoadOrdered):
         self._reference = default_latency
         self._limit = default_latency * self._tie
         self._best: EndpointState | None = None  # whose estimate _reference is
+        # For the pure-Python release's test of a sample against the reference, one comparison
+        # each (faster_than): _watched is _best when there is a tolerance (else None), and a
+        # latency below _faster_than is faster than _reference beyond it. Set with them.
+        self._watched: EndpointState | None = None
+        self._faster_than = faster_than(default_latency, self._tie)
         # When to look at the reference again: _refresh_at, possibly early (see _on_release);
         # an early look also waits for as many picks as endpoints since the last (_picks,
         # _picks_at), so its O(n) costs O(1) per pick amortised; _due_at is the periodic one.
@@ -197,10 +223,12 @@ class LeastResponseTime(_LoadOrdered):
         live = self._live_states()
         measured = [state for state in live if state.latency is not None]
         self._best = min(measured, key=_latency) if measured else None
+        self._watched = self._best if self._tie > 1.0 else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
             return
         self._reference, self._limit = reference, reference * self._tie
+        self._faster_than = faster_than(reference, self._tie)
         self._refile_all(live)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
@@ -518,10 +546,9 @@ class LeastResponseTime(_LoadOrdered):
                     step = max(step, PROBE_STEP)
                 state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
-            tie = self._tie
-            if tie > 1.0 and (
-                (state is self._best and latency > self._limit) or latency * tie < self._reference
-            ):  # the best has slowed, or one is faster beyond the tolerance: look again soon
+            # tie > 1.0 and (... or latency * tie < self._reference), as _faster_than has it
+            if (state is self._watched and latency > self._limit) or latency < self._faster_than:
+                # the best has slowed, or one is faster beyond the tolerance: look again soon
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
@@ -651,6 +678,8 @@ class LeastResponseTime(_LoadOrdered):
         super()._check_invariants()
         with self._lock:
             assert len(self._last_picked) == self._live
+            assert self._watched is (self._best if self._tie > 1.0 else None)
+            assert self._faster_than == faster_than(self._reference, self._tie)
             if not _NATIVE:  # (the compiled select leaves them stale: _note_oldest)
                 first = next(iter(self._last_picked), None)
                 assert self._oldest is first
