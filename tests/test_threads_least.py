@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 import balancekit as bk
+from balancekit.strategies import least_conn, least_time
 
 STRATEGIES = ["LeastConnections", "LeastResponseTime"]
 
@@ -134,4 +135,33 @@ def test_counts_exact_under_threads_with_churn(name: str) -> None:
     assert not lb._retired  # every removed endpoint with leases out was forgotten when idle
     for state in lb._members.values():  # the strategy's own load agrees with the counts
         assert state.load == state.in_flight() == 0
+    lb._check_invariants()
+
+
+@pytest.mark.skipif(bk.compiled, reason="compiled, the module's _next is a C static")
+@pytest.mark.parametrize("module", [least_conn, least_time], ids=STRATEGIES)
+def test_remove_after_the_locked_count_keeps_the_lease(
+    module: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pure select picks and counts under the lock, then takes a token: a remove there (as
+    # another thread's) finds the lease counted, so the state is kept retired and the lease
+    # stays valid (BalancerBase._select_again); its release forgets the state, counted once.
+    name = STRATEGIES[[least_conn, least_time].index(module)]  # type: ignore[arg-type]
+    lb = getattr(bk, name)(["a:80", "b:80", "c:80"])
+    removed: list[str] = []
+
+    def remove_then_next(counter: Iterator[int]) -> int:
+        if not removed:
+            state = max(lb._members.values(), key=lambda s: s.in_flight())  # the one picked
+            removed.append(state.endpoint.address)
+            lb.remove(state.endpoint.address)
+        return next(counter)
+
+    monkeypatch.setattr(module, "_next", remove_then_next)
+    lease = lb.select()
+    assert removed == [lease.address] and lease.address not in lb
+    assert [s.in_flight() for s in lb._retired.values()] == [1]
+    lb.release(lease, ok=True, elapsed=0.001)
+    assert not lb._retired and lb._tally.gone_selected == 1
+    assert all(s.in_flight == 0 and s.selected == 0 for s in lb.stats().values())
     lb._check_invariants()
