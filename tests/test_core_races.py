@@ -92,8 +92,14 @@ class RemoveBeforeCounting:
         return repr(self.inner)
 
 
+# The inlined selects that count after letting their lock go. LeastConnections' (as
+# LeastResponseTime's) counts under it since issue 15 (balancekit._state), so no remove comes
+# between its pick and its count; one after both: tests/test_threads_least.py.
+COUNTS_OUTSIDE_THE_LOCK = sorted(name for name in FAST_PATHS if name != "LeastConnections")
+
+
 @PURE_ONLY
-@pytest.mark.parametrize("name", sorted(FAST_PATHS))
+@pytest.mark.parametrize("name", COUNTS_OUTSIDE_THE_LOCK)
 def test_a_fast_path_pick_removed_before_it_counts_is_made_again(name: str) -> None:
     lb = FAST_PATHS[name](["a:80", "b:80", "c:80"])
     fired: list[str] = []

@@ -120,10 +120,10 @@ class LeastConnections(_LoadOrdered):
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
             state.deadline = self._virtual_time + 1.0 / state.weight
+            state.n_selected += 1  # under the lock: an int, not next() (balancekit._state)
         finally:
             lock.release()
         token = _next(_TOKENS)
-        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
@@ -190,12 +190,12 @@ class LeastConnections(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
+            state.n_released += 1  # under the lock: ints, not next() (balancekit._state)
+            if not ok:
+                state.n_failed += 1
             load = state.load - 1
             state.load = load
             rank = state.rank  # _refile_released, for the entry picked last

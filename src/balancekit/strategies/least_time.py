@@ -69,6 +69,27 @@ def min_step_gap(decay: float, min_step: float) -> float:
     return gap if 1e-300 < gap < FLOAT_MAX else 0.0
 
 
+def faster_than(reference: float, tie: float) -> float:
+    """The least float ``x`` with ``x * tie >= reference`` (the product rounded), for ``tie > 1``;
+    ``-inf`` for ``tie <= 1``: then, for any ``latency >= 0``, ``latency < faster_than(reference,
+    tie)`` is exactly ``tie > 1.0 and latency * tie < reference``, one comparison where the
+    release tested ``tie``, multiplied and compared (issue 15: ~200 of ~19,200 instructions of
+    a pure-Python select+release).
+
+    Exact, not approximate: a product rounded to nearest never decreases as ``x`` grows
+    (``tie > 0``), so the ``x`` whose product is below ``reference`` are exactly those below
+    the least one whose product is not; ``reference / tie`` is within an ulp or two of it, and
+    the two loops step from there to it (tests/strategies/test_least_time_faster.py)."""
+    if not tie > 1.0:
+        return -math.inf
+    x = reference / tie
+    while x * tie >= reference and x != -math.inf:
+        x = math.nextafter(x, -math.inf)
+    while x * tie < reference:
+        x = math.nextafter(x, math.inf)
+    return x
+
+
 def _latency(state: EndpointState) -> float:
     assert state.latency is not None
     return state.latency
@@ -162,6 +183,11 @@ class LeastResponseTime(_LoadOrdered):
         self._reference = default_latency
         self._limit = default_latency * self._tie
         self._best: EndpointState | None = None  # whose estimate _reference is
+        # For the pure-Python release's test of a sample against the reference, one comparison
+        # each (faster_than): _watched is _best when there is a tolerance (else None), and a
+        # latency below _faster_than is faster than _reference beyond it. Set with them.
+        self._watched: EndpointState | None = None
+        self._faster_than = faster_than(default_latency, self._tie)
         # When to look at the reference again: _refresh_at, possibly early (see _on_release);
         # an early look also waits for as many picks as endpoints since the last (_picks,
         # _picks_at), so its O(n) costs O(1) per pick amortised; _due_at is the periodic one.
@@ -170,6 +196,10 @@ class LeastResponseTime(_LoadOrdered):
         # Eligible endpoints, least recently picked first; each one's state.picked_at says when.
         # The keys are the states (hashed by identity): no id() per pick, iterated directly.
         self._last_picked: OrderedDict[EndpointState, None] = OrderedDict()
+        # Its first endpoint and that one's picked_at (inf: none), kept by every change of
+        # _last_picked but the compiled select's, for the pure-Python select (see _note_oldest).
+        self._oldest: EndpointState | None = None
+        self._oldest_at = math.inf
         # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
         # which a removed endpoint's successor could reuse and inherit a stale mark with.
         self._probing: set[EndpointState] = set()
@@ -193,10 +223,12 @@ class LeastResponseTime(_LoadOrdered):
         live = self._live_states()
         measured = [state for state in live if state.latency is not None]
         self._best = min(measured, key=_latency) if measured else None
+        self._watched = self._best if self._tie > 1.0 else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
             return
         self._reference, self._limit = reference, reference * self._tie
+        self._faster_than = faster_than(reference, self._tie)
         self._refile_all(live)
 
     def _rebuild(self, eligible: list[EndpointState]) -> None:
@@ -209,6 +241,7 @@ class LeastResponseTime(_LoadOrdered):
         # Least recently picked first; equal times keep the order they joined in.
         ordered = sorted(eligible, key=lambda state: state.picked_at)
         self._last_picked = OrderedDict.fromkeys(ordered)
+        self._note_oldest()
 
     def _apply(self, delta: Delta) -> None:
         if delta.full:
@@ -223,6 +256,24 @@ class LeastResponseTime(_LoadOrdered):
             for state in delta.added:  # new or returning: counts as picked now (the last)
                 state.picked_at = now
                 last_picked[state] = None
+        self._note_oldest()
+
+    def _note_oldest(self) -> None:
+        """Note the endpoint picked longest ago (``_last_picked``'s first) and when, O(1).
+
+        The pure-Python select tests ``_oldest_at`` for a probe instead of iterating
+        ``_last_picked`` at every pick (issue 15: an ordered dict's iterator looks its first
+        key up in the dict and touches the second's node and state, ~100 ns a pick at 10,000
+        endpoints; ~40 ns at 10, measured). The first changes only when it is picked (moved
+        to the end: 16-25 % of sequential picks over weights 1-5) or membership changes, so
+        every change of ``_last_picked`` calls this but the compiled select's, which iterates
+        as before (it leaves these stale: nothing reads them in that build)."""
+        for state in self._last_picked:
+            self._oldest = state
+            self._oldest_at = state.picked_at
+            return
+        self._oldest = None
+        self._oldest_at = math.inf  # never due (now - inf is -inf, or NaN for an infinite now)
 
     # _pick and _on_release below are _LoadOrdered's with the probe, the pick's bookkeeping and
     # the learning inlined (three Python calls fewer) and one clock reading per pick (there
@@ -231,6 +282,8 @@ class LeastResponseTime(_LoadOrdered):
     def _claim(self, state: EndpointState) -> None:
         state.picked_at = self._clock()
         self._last_picked.move_to_end(state)
+        if state is self._oldest:
+            self._note_oldest()
         self._take(state)
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
@@ -253,6 +306,8 @@ class LeastResponseTime(_LoadOrdered):
                 state = self._first_not_avoided(avoid)
             state.picked_at = now  # a slot, not a (time, state) tuple stored: ~190 ns (measured)
             last_picked.move_to_end(state)
+            if state is self._oldest:
+                self._note_oldest()
             self._take(state)
             return state
         finally:
@@ -325,11 +380,9 @@ class LeastResponseTime(_LoadOrdered):
                 now >= self._due_at or self._picks - self._picks_at > self._live
             ):
                 self._rereference(now)
-            last_picked = self._last_picked
-            state = None
-            for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
-                break
-            if state is not None and now - state.picked_at >= self._probe_interval:
+            # The endpoint picked longest ago, as noted (_note_oldest): no iteration.
+            if now - self._oldest_at >= self._probe_interval:
+                state: Any = self._oldest  # (not None: _oldest_at is finite)
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
             else:  # _top, with _score inlined
@@ -354,15 +407,21 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
+            last_picked = self._last_picked
             _move_to_end(last_picked, state)
+            if state is self._oldest:  # _note_oldest, inlined (not empty: state is in it)
+                for first in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
+                    break
+                self._oldest = first
+                self._oldest_at = first.picked_at
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
             state.deadline = self._virtual_time + 1.0 / state.weight
+            state.n_selected += 1  # under the lock: an int, not next() (balancekit._state)
         finally:
             lock.release()
         token = _next(TOKENS)
-        _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
@@ -451,12 +510,12 @@ class LeastResponseTime(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        _next(state.released)
-        if not ok:
-            _next(state.failed)
         lock = self._lock
         lock.acquire()
         try:
+            state.n_released += 1  # under the lock: ints, not next() (balancekit._state)
+            if not ok:
+                state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             try:
                 now = self._clock()
@@ -487,10 +546,9 @@ class LeastResponseTime(_LoadOrdered):
                     step = max(step, PROBE_STEP)
                 state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
-            tie = self._tie
-            if tie > 1.0 and (
-                (state is self._best and latency > self._limit) or latency * tie < self._reference
-            ):  # the best has slowed, or one is faster beyond the tolerance: look again soon
+            # tie > 1.0 and (... or latency * tie < self._reference), as _faster_than has it
+            if (state is self._watched and latency > self._limit) or latency < self._faster_than:
+                # the best has slowed, or one is faster beyond the tolerance: look again soon
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
@@ -620,3 +678,9 @@ class LeastResponseTime(_LoadOrdered):
         super()._check_invariants()
         with self._lock:
             assert len(self._last_picked) == self._live
+            assert self._watched is (self._best if self._tie > 1.0 else None)
+            assert self._faster_than == faster_than(self._reference, self._tie)
+            if not _NATIVE:  # (the compiled select leaves them stale: _note_oldest)
+                first = next(iter(self._last_picked), None)
+                assert self._oldest is first
+                assert self._oldest_at is (math.inf if first is None else first.picked_at)
