@@ -1,14 +1,14 @@
 """Leases given back twice, rebuilt, or forged, against every strategy in both builds.
 
-``release`` and ``cancel`` find a lease's state by its token alone. So a Lease built by hand
-with the token of ANOTHER outstanding lease, on another endpoint, is accepted, and the other
-lease's endpoint is given back: its in-flight count drops while its request still runs, and the
-genuine lease is then refused. The fix lies in ``_core.py`` and the strategies' own releases
-(not this file's to make): after the token lookup, the state's endpoint must be the lease's
-(``state.endpoint is lease._endpoint``, else their addresses equal: a reweight or ``update()``
-replaces the state's Endpoint, and a pickled lease sent back carries a copy). Those two cases
-are pinned here so the fix keeps them. A forged lease on the SAME endpoint as the lease whose
-token it carries is indistinguishable by what a lease holds, and is not tested.
+``release`` and ``cancel`` find a lease's state by its token, then check that the state's
+endpoint is the lease's (``state.endpoint is lease._endpoint``, else their addresses equal:
+``_core.not_its_state``). Before that check, a Lease built by hand with the token of ANOTHER
+outstanding lease, on another endpoint, was accepted, and the other lease's endpoint given
+back: its in-flight count dropped while its request still ran, and the genuine lease was then
+refused. A reweight or ``update()`` replaces the state's Endpoint, and a pickled lease sent
+back carries a copy: those two cases are pinned here, as releases that must still work. A
+forged lease on the SAME endpoint as the lease whose token it carries is indistinguishable by
+what a lease holds, and is not tested.
 """
 
 from __future__ import annotations
@@ -61,12 +61,6 @@ def test_a_lease_given_back_twice_is_refused(case: Case, give_back: str) -> None
     assert in_flight(lb) == {second.address: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, pytest.fail.Exception),
-    reason="release/cancel look the state up by token only (_core.py and the strategies' own"
-    " releases: the endpoint check is not this helper's to add; see the module docstring)",
-)
 @pytest.mark.parametrize("give_back", ["release", "cancel"])
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_a_forged_lease_with_another_endpoints_token_is_refused(case: Case, give_back: str) -> None:
@@ -108,11 +102,6 @@ def test_a_pickled_lease_sent_back_is_released(case: Case) -> None:
     assert in_flight(lb) == {second.address: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, pytest.fail.Exception),
-    reason="release/cancel look the state up by token only (see the module docstring)",
-)
 @pytest.mark.parametrize("give_back", ["release", "cancel"])
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_a_blank_lease_with_another_leases_token_is_refused(case: Case, give_back: str) -> None:

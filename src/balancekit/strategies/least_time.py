@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta
+from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, Delta, not_its_state
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
@@ -504,8 +504,17 @@ class LeastResponseTime(_LoadOrdered):
             self._release_compiled(lease, ok, elapsed)
             return None
         try:
-            state = self._outstanding.pop(lease._token, None) if type(lease) is Lease else None
+            if type(lease) is Lease:
+                endpoint = lease._endpoint  # (before the pop: a blank lease has none)
+                state = self._outstanding.pop(lease._token, None)
+            else:
+                state = None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
+            state = None
+        if (
+            state is not None and state.endpoint is not endpoint and not_its_state(state, endpoint)
+        ):  # another lease's token: put back, refused below
+            self._outstanding[lease._token] = state
             state = None
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
@@ -595,7 +604,11 @@ class LeastResponseTime(_LoadOrdered):
                 token = lease._token
                 state = outstanding.get(token)
                 if state is not None:
-                    del outstanding[token]  # two releases that both read it: one del fails
+                    endpoint = lease._endpoint
+                    if state.endpoint is not endpoint and not_its_state(state, endpoint):
+                        state = None  # another lease's token: the general path refuses it
+                    else:
+                        del outstanding[token]  # two releases that both read it: one del fails
             else:
                 state = None
         except (TypeError, LookupError, AttributeError):  # not a lease: the general path says
