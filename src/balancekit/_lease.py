@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsIndex, final, overload
@@ -133,14 +135,29 @@ def _unpickled_lease(endpoint: Any, token: Any, started: Any) -> Lease:
     it must be an Endpoint and the token an int, else :class:`InvalidLease` in both builds (the
     compiled constructor raised TypeError for a non-Endpoint, the pure one took anything). A
     lease pickled and sent back to the process that issued it is released there as the
-    original (the token identifies it); in another process it is an unknown lease.
+    original (the token identifies it). Tokens are a sequence per process, so in another
+    process the same token may be outstanding on the same address: never give a lease back to
+    a balancer of another process. ``started`` must be a finite real number (a clock reading;
+    review6: an edited ``-inf`` taught a latency-aware strategy an infinite estimate).
     """
     if not isinstance(endpoint, Endpoint) or type(token) is not int:
         raise InvalidLease(
             "a pickled Lease holds an Endpoint and an int token, not"
             f" {describe(endpoint)} and {describe(token)}"
         )
+    if not _finite_reading(started):
+        raise InvalidLease(f"a pickled Lease started at a finite reading, not {describe(started)}")
     return Lease(endpoint, token, started)
+
+
+def _finite_reading(started: object) -> bool:
+    """Whether ``started`` is a clock's reading: a finite real number (a bool is not one)."""
+    if isinstance(started, bool) or not isinstance(started, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(started))  # (a huge int: OverflowError)
+    except (OverflowError, ValueError, TypeError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,9 @@ def faster_than(reference: float, tie: float) -> float:
     if not tie > 1.0:
         return -math.inf
     x = reference / tie
+    if x == math.inf:  # an infinite reference: start from the largest finite quotient, a few
+        x = FLOAT_MAX / tie  # ulps from where the products overflow (review6: stepping down
+        # from FLOAT_MAX one ulp at a time took ~2**51 steps, holding the lock)
     while x * tie >= reference and x != -math.inf:
         x = math.nextafter(x, -math.inf)
     while x * tie < reference:
