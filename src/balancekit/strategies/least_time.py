@@ -410,13 +410,9 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
-            last_picked = self._last_picked
-            _move_to_end(last_picked, state)
-            if state is self._oldest:  # _note_oldest, inlined (not empty: state is in it)
-                for first in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
-                    break
-                self._oldest = first
-                self._oldest_at = first.picked_at
+            _move_to_end(self._last_picked, state)
+            if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy of it
+                self._note_oldest()
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
