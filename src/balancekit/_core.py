@@ -465,36 +465,50 @@ class BalancerBase:
         # refused before it is read (None, a str, a tuple shaped like a lease).
         if type(lease) is not Lease:
             raise _invalid_lease(lease)
-        # One test of the build for the pop and the counts (each test is ~85 instructions
-        # pure Python): the two branches differ only in how they pop and count.
-        if NATIVE:  # compiled: counted where this build makes it atomic (balancekit._state)
-            try:  # two native dict operations, not a call of dict.pop (~190 instructions less)
-                outstanding = self._outstanding
-                token = lease._token
-                state: EndpointState = outstanding[token]
-                endpoint = lease._endpoint
-                if state.endpoint is not endpoint and not_its_state(state, endpoint):
-                    raise KeyError(token)  # another lease's token: refused, nothing changed
-                del outstanding[token]  # two releases that both read it: one del fails (KeyError)
-            except (TypeError, LookupError, AttributeError):  # not ours
-                raise _invalid_lease(lease) from None
-            state.n_released += 1
-            if not ok:
-                state.n_failed += 1
-        else:  # pure Python: one call of dict.pop is cheaper than a subscript and a del (~15 ns)
-            try:  # (states are never None: no default)
-                endpoint = lease._endpoint  # (before the pop: a blank lease has none)
-                state = DICT_POP(self._outstanding, lease._token)
-            except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
-                # unhashable token, or one never initialised: ``object.__new__(Lease)``, no _token)
-                raise _invalid_lease(lease) from None
+        # The compiled build's steps; the pure-Python build binds _release_pure in this
+        # method's place at import (see the end of the class), so neither tests the build here.
+        try:  # two native dict operations, not a call of dict.pop (~190 instructions less)
+            outstanding = self._outstanding
+            token = lease._token
+            state: EndpointState = outstanding[token]
+            endpoint = lease._endpoint
             if state.endpoint is not endpoint and not_its_state(state, endpoint):
-                self._outstanding[lease._token] = state  # another lease's token: put back
-                raise _invalid_lease(lease)
-            NEXT(state.released)
-            if not ok:
-                NEXT(state.failed)
+                raise KeyError(token)  # another lease's token: refused, nothing changed
+            del outstanding[token]  # two releases that both read it: one del fails (KeyError)
+        except (TypeError, LookupError, AttributeError):  # not ours
+            raise _invalid_lease(lease) from None
+        state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
+        if not ok:
+            state.n_failed += 1
         if self._hooks:  # one flag for the strategy's hook and a health tracker (issue 15)
+            self._after_release(state, lease, ok, elapsed)
+        elif state.retired:
+            self._forget_if_idle(state)
+
+    def _release_pure(
+        self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
+    ) -> None:
+        """:meth:`release` in the pure-Python build, bound in its place at import: the same
+        checks and outcome, counted in the :func:`itertools.count` parts (balancekit._state)
+        and popped with one call of ``dict.pop`` (cheaper than a subscript and a ``del`` in
+        pure Python, ~15 ns). Keep the two in step (tests/test_release_builds.py)."""
+        if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):
+            elapsed = checked_elapsed(elapsed)
+        if type(lease) is not Lease:
+            raise _invalid_lease(lease)
+        try:  # (states are never None: no default)
+            endpoint = lease._endpoint  # (before the pop: a blank lease has none)
+            state = DICT_POP(self._outstanding, lease._token)
+        except (TypeError, LookupError, AttributeError):  # not ours (or a hand-made lease's
+            # unhashable token, or one never initialised: ``object.__new__(Lease)``, no _token)
+            raise _invalid_lease(lease) from None
+        if state.endpoint is not endpoint and not_its_state(state, endpoint):
+            self._outstanding[lease._token] = state  # another lease's token: put back
+            raise _invalid_lease(lease)
+        NEXT(state.released)
+        if not ok:
+            NEXT(state.failed)
+        if self._hooks:
             self._after_release(state, lease, ok, elapsed)
         elif state.retired:
             self._forget_if_idle(state)
@@ -812,3 +826,11 @@ class BalancerBase:
         avoided = sorted(state.endpoint.address for state in up if state.endpoint.address in avoid)
         shown = ", ".join(avoided[:5]) + (f", ... ({len(avoided)})" if len(avoided) > 5 else "")
         return NoEndpointAvailable(f"every endpoint that is up ({len(up)}) is avoided: {shown}")
+
+
+# The pure-Python build tests the build once, here, instead of on every release (a test costs
+# ~85 of a round robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc),
+# the class is native and its ``release`` is the compiled steps: nothing is rebound.
+if not NATIVE:
+    setattr(BalancerBase, "release", BalancerBase._release_pure)  # noqa: B010 (mypy refuses
+    # an assignment to a method; mypyc compiles this for a class it never rebinds)

@@ -117,28 +117,33 @@ class _ScheduleBalancer(BalancerBase):
         # one Python call per select instead of two (three for smooth WRR), measured at N=10
         # ~60 ns less for RoundRobin and ~200 ns less for WeightedRoundRobin.
         # NEXT, clock typed Any: see _core.NEXT (compiled, no name lookup, no reboxing)
-        # One test of the build (pure Python, each is ~85 instructions): the branches differ in
-        # what they read the position from, how they count and build the lease, and must
-        # otherwise stay the same.
-        if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
-            schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
-            if avoid or not schedule or self._health is not None:
-                if self._smooth is not None and not avoid and self._health is None:
-                    return self._select_online(context)  # (one call less than through below)
-                return self._select_slowly(context, avoid)
-            clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
-            started = clock()  # before the pick counts (a clock that raises: nothing counted)
-            position = self._turns  # (int: compiled, a native index and remainder)
-            self._turns = position + 1
-            state = schedule[position % len(schedule)]
-            token = _NATIVE_TOKENS.take()
-            state.n_selected += 1
-            self._outstanding[token] = state
-            if state.retired:  # removed since we read the schedule: BalancerBase._select_again
-                return self._select_again(state, token, context, avoid)
-            return Lease(state.endpoint, token, started)  # a native class: one C call
+        # These are the compiled build's steps; the pure-Python build binds _select_pure in
+        # this method's place at import (below the class), so neither tests the build per pick.
+        schedule = self._schedule  # one read: a concurrent rebuild cannot tear it
+        if avoid or not schedule or self._health is not None:
+            if self._smooth is not None and not avoid and self._health is None:
+                return self._select_online(context)  # (one call less than through below)
+            return self._select_slowly(context, avoid)
+        clock: Any = self._clock  # LOAD_ATTR is specialised by 3.11, LOAD_METHOD of it is not
+        started = clock()  # before the pick counts (a clock that raises: nothing counted)
+        position = self._turns  # (int: compiled, a native index and remainder)
+        self._turns = position + 1
+        state = schedule[position % len(schedule)]
+        token = _NATIVE_TOKENS.take()
+        state.n_selected += 1  # counted where this build makes it atomic (balancekit._state)
+        self._outstanding[token] = state
+        if state.retired:  # removed since we read the schedule: BalancerBase._select_again
+            return self._select_again(state, token, context, avoid)
+        return Lease(state.endpoint, token, started)  # a native class: one C call
+
+    def _select_pure(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
+        """:meth:`select` in the pure-Python build, bound in its place at import: the same
+        steps, with the position taken from the schedule's positions (``_fast``: None while
+        there is no schedule *or* a health tracker is attached, so one test covers both),
+        counted in the :func:`itertools.count` parts (balancekit._state), and the lease built
+        without its ``__init__`` frame. Keep the two in step."""
         fast = self._fast  # one read: the schedule with its positions (a rebuild swaps both)
-        if avoid or fast is None or self._health is not None:
+        if avoid or fast is None:
             if self._smooth is not None and not avoid and self._health is None:
                 return self._select_online(context)  # (one call less than through below)
             return self._select_slowly(context, avoid)
@@ -177,7 +182,7 @@ class _ScheduleBalancer(BalancerBase):
             return
         if not _NATIVE:
             turn = self._turns_taken()  # (folds)
-            if schedule:
+            if schedule and self._health is None:  # (_select_pure's one test covers both)
                 length = len(schedule)
                 at = turn % length
                 self._fast_at = at
@@ -187,6 +192,16 @@ class _ScheduleBalancer(BalancerBase):
             else:
                 self._fast = None
         self._schedule = schedule
+
+    def _refresh(self) -> None:
+        """A health tracker attached (or the first build): pure Python, the picks leave the
+        schedule's positions (``_fast``, folded into the count first) for the general path,
+        which consults the tracker; ``_install`` keeps them off while one is attached."""
+        if not _NATIVE and self._health is not None:
+            with self._lock:
+                self._fold()
+                self._fast = None
+        super()._refresh()
 
     def _fold(self) -> None:
         """Pure Python, under the lock: count the picks made through ``_fast``'s positions
@@ -342,7 +357,7 @@ class _ScheduleBalancer(BalancerBase):
         if _NATIVE:
             assert fast is None
         else:  # the fast path's schedule is the schedule, its next index where the count is
-            assert (fast is None) == (not self._schedule)
+            assert (fast is None) == (not self._schedule or self._health is not None)
             if fast is not None:
                 assert fast[0] is self._schedule
                 with self._lock:
@@ -351,6 +366,13 @@ class _ScheduleBalancer(BalancerBase):
                     at = NEXT(positions)
                     assert at == turn % len(schedule)
                     self._fast = (schedule, _chain((at,), positions))  # as it was
+
+
+# The pure-Python build tests the build once, here, instead of on every pick (~85 of a round
+# robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc), the class is
+# native and its ``select`` is the compiled steps: nothing is rebound.
+if not _NATIVE:
+    setattr(_ScheduleBalancer, "select", _ScheduleBalancer._select_pure)  # noqa: B010 (as _core)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
