@@ -22,6 +22,9 @@
  *   FLOOR_SMALL_TOKEN    tokens cycle within CPython's cached small ints: no int allocation
  *   FLOOR_NO_DICT        no dict store and no dict removal (release cannot check anything)
  *   FLOOR_TWO_LOOKUPS    release as the mypyc floor: look the token up, then delete it
+ *   FLOOR_KNOWN_HASH     not a removal, a further trick: store and remove the token with the
+ *                        dict's private _KnownHash calls, the hash being the token's value
+ *                        (an int below 2**61 - 1 hashes to itself), so neither hashes it
  *   FLOOR_NO_PARSE       neither method looks at its arguments (takes args[0] as the lease)
  *   FLOOR_EMPTY          select returns a prebuilt lease, release returns None: the two calls
  *                        and their argument checks, nothing else
@@ -47,6 +50,7 @@ typedef struct {
     PyObject *endpoint;
     PyObject *token;
     PyObject *started;
+    long long value; /* the token's value: its hash (FLOOR_KNOWN_HASH) */
 } Lease;
 
 static PyTypeObject LeaseType;
@@ -124,12 +128,19 @@ typedef struct {
 
 static PyObject *str_key, *str_avoid, *str_ok, *str_elapsed;
 
-/* Is kwnames[i] the interned name `want`? Compiled call sites pass interned constants, so the
- * pointer test decides; the comparison is the fallback for a name built at run time. */
+/* Which of names[0..count) is `name`, or -1? Compiled call sites pass interned constants, so
+ * the pointer tests decide; comparing the text is the fallback for a name built at run time,
+ * tried only once no pointer matched (else every name but the first would pay a compare). */
 static inline int
-is_name(PyObject *name, PyObject *want)
+which_name(PyObject *name, PyObject *const *names, int count)
 {
-    return name == want || PyUnicode_Compare(name, want) == 0;
+    for (int i = 0; i < count; i++)
+        if (name == names[i])
+            return i;
+    for (int i = 0; i < count; i++)
+        if (PyUnicode_Compare(name, names[i]) == 0)
+            return i;
+    return -1;
 }
 
 static int
@@ -190,7 +201,8 @@ floor_select(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         Py_ssize_t count = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-            int at = is_name(name, str_key) ? 0 : is_name(name, str_avoid) ? 1 : -1;
+            PyObject *const names[] = {str_key, str_avoid};
+            int at = which_name(name, names, 2);
             if (at < 0 || at < nargs) {
                 PyErr_Format(PyExc_TypeError, "select() got an unexpected or repeated argument %R",
                              name);
@@ -226,7 +238,13 @@ floor_select(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         Py_DECREF(started);
         return NULL;
     }
-#ifndef FLOOR_NO_DICT
+#if defined(FLOOR_KNOWN_HASH)
+    if (_PyDict_SetItem_KnownHash(self->outstanding, token, endpoint, (Py_hash_t)self->last) < 0) {
+        Py_DECREF(started);
+        Py_DECREF(token);
+        return NULL;
+    }
+#elif !defined(FLOOR_NO_DICT)
     if (PyDict_SetItem(self->outstanding, token, endpoint) < 0) {
         Py_DECREF(started);
         Py_DECREF(token);
@@ -246,6 +264,7 @@ floor_select(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     lease->endpoint = Py_NewRef(endpoint);
     lease->token = token;
     lease->started = started;
+    lease->value = self->last;
     return (PyObject *)lease;
 #endif
 #endif /* FLOOR_EMPTY */
@@ -263,13 +282,15 @@ floor_release(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         Py_ssize_t count = PyTuple_GET_SIZE(kwnames);
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
-            if (is_name(name, str_ok)) {
+            PyObject *const names[] = {str_ok, str_elapsed};
+            int at = which_name(name, names, 2);
+            if (at == 0) {
                 if (!PyBool_Check(value)) {
                     PyErr_SetString(PyExc_TypeError, "ok must be a bool");
                     return NULL;
                 }
             }
-            else if (is_name(name, str_elapsed)) {
+            else if (at == 1) {
                 if (value != Py_None && !PyFloat_Check(value) && !PyLong_Check(value)) {
                     PyErr_SetString(PyExc_TypeError, "elapsed must be a float or None");
                     return NULL;
@@ -302,8 +323,14 @@ floor_release(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return NULL;
     }
 #endif
+#ifdef FLOOR_KNOWN_HASH
+    Py_hash_t hash = (Py_hash_t)((Lease *)args[0])->value;
+    if (_PyDict_DelItem_KnownHash(self->outstanding, token, hash) < 0) /* KeyError */
+        return NULL;
+#else
     if (PyDict_DelItem(self->outstanding, token) < 0) /* KeyError: not outstanding */
         return NULL;
+#endif
 #else
     (void)token;
 #endif

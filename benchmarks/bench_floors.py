@@ -36,6 +36,8 @@ Two measurements, both as ``bench_callgrind`` / ``bench_speed`` make them:
     python benchmarks/bench_floors.py                      # both, N = 10 and 10,000
     python benchmarks/bench_floors.py --no-time --sizes 10 # instructions only
 
+(``HP_KEEP=DIR`` keeps each ``callgrind.out`` there, for ``callgrind_annotate --inclusive=yes``.)
+
 Benchmarks never run as tests.
 """
 
@@ -46,6 +48,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +70,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "c_small_token": ("FLOOR_SMALL_TOKEN",),
     "c_no_dict": ("FLOOR_NO_DICT",),
     "c_two_lookups": ("FLOOR_TWO_LOOKUPS",),
+    "c_known_hash": ("FLOOR_KNOWN_HASH",),
     "c_no_parse": ("FLOOR_NO_PARSE",),
     "c_empty": ("FLOOR_EMPTY",),
     "c_bare": ("FLOOR_EMPTY", "FLOOR_NO_PARSE"),
@@ -74,7 +78,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 SUBJECTS = ("noop", "mypyc", "cython", "cython_nobinding", *VARIANTS)
 #: Variants that still keep the contract (the dict, the checks): self-checked in full.
 _FULL = {"mypyc", "cython", "cython_nobinding", "c", "c_no_clock", "c_c_clock"}
-_FULL |= {"c_no_freelist", "c_small_token", "c_two_lookups", "c_no_lease"}
+_FULL |= {"c_no_freelist", "c_small_token", "c_two_lookups", "c_no_lease", "c_known_hash"}
 _SOURCES = ("_floor_c.c", "_floor_cython.pyx")
 
 
@@ -260,6 +264,9 @@ def count(name: str, n: int) -> float:
         finally:
             if process.poll() is None:
                 process.kill()
+        keep = os.environ.get("HP_KEEP")  # as /work/build/cg.py: callgrind_annotate them
+        if keep:
+            shutil.copy(out, os.path.join(keep, f"{name}-{n}.out"))
         for line in Path(out).read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1]) / KEYS
