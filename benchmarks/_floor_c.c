@@ -16,7 +16,9 @@
  * Built by benchmarks/bench_floors.py, never shipped. It compiles this file once per variant,
  * each variant removing one part so its price is the difference (see VARIANTS there):
  *   FLOOR_NO_CLOCK       started = None: no clock call, no float
- *   FLOOR_C_CLOCK        clock_gettime + PyFloat_FromDouble instead of calling the Python clock
+ *   FLOOR_C_CLOCK        not a removal: when the injected clock is time.monotonic itself, read
+ *                        CLOCK_MONOTONIC here (clock_gettime, the same float time.monotonic
+ *                        makes) instead of calling it; any other clock is still called
  *   FLOOR_NO_FREELIST    every lease from PyObject_Malloc, back with PyObject_Free
  *   FLOOR_NO_LEASE       select returns the token itself, release takes it: no lease object
  *   FLOOR_SMALL_TOKEN    tokens cycle within CPython's cached small ints: no int allocation
@@ -28,6 +30,7 @@
  *   FLOOR_NO_PARSE       neither method looks at its arguments (takes args[0] as the lease)
  *   FLOOR_EMPTY          select returns a prebuilt lease, release returns None: the two calls
  *                        and their argument checks, nothing else
+ * (c_tuned in bench_floors is FLOOR_C_CLOCK + FLOOR_KNOWN_HASH: the contract kept, tuned.)
  * MODNAME names the module (PyInit_<MODNAME>), so each variant imports on its own.
  */
 #define PY_SSIZE_T_CLEAN
@@ -58,11 +61,13 @@ static PyTypeObject LeaseType;
 /* A free list, as CPython keeps for floats and tuples: a released lease's memory is reused by
  * the next select, so the steady state allocates no lease. Not tracked by the garbage collector
  * (the mypyc floor's lease is acyclic too): no GC header, no tracking on each allocation. */
+#ifndef FLOOR_NO_FREELIST
 #define FREELIST_MAX 16
 static Lease *freelist[FREELIST_MAX];
 static int numfree = 0;
+#endif
 
-static Lease *
+static inline Lease *
 lease_alloc(void)
 {
     Lease *lease;
@@ -126,7 +131,7 @@ typedef struct {
     PyObject *prebuilt; /* FLOOR_EMPTY's lease */
 } Floor;
 
-static PyObject *str_key, *str_avoid, *str_ok, *str_elapsed;
+static PyObject *str_key, *str_avoid, *str_ok, *str_elapsed, *monotonic;
 
 /* Which of names[0..count) is `name`, or -1? Compiled call sites pass interned constants, so
  * the pointer tests decide; comparing the text is the fallback for a name built at run time,
@@ -146,7 +151,7 @@ which_name(PyObject *name, PyObject *const *names, int count)
 static int
 floor_init(Floor *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *endpoints, *time;
+    PyObject *endpoints;
     if (!PyArg_ParseTuple(args, "O", &endpoints))
         return -1;
     Py_XSETREF(self->endpoints, PySequence_Tuple(endpoints));
@@ -160,13 +165,9 @@ floor_init(Floor *self, PyObject *args, PyObject *kwds)
     self->turn = 0;
     self->last = 0;
     Py_XSETREF(self->outstanding, PyDict_New());
-    time = PyImport_ImportModule("time");
-    if (self->outstanding == NULL || time == NULL)
+    if (self->outstanding == NULL)
         return -1;
-    Py_XSETREF(self->clock, PyObject_GetAttrString(time, "monotonic"));
-    Py_DECREF(time);
-    if (self->clock == NULL)
-        return -1;
+    Py_XSETREF(self->clock, Py_NewRef(monotonic));
 #ifdef FLOOR_EMPTY
     Lease *lease = lease_alloc();
     if (lease == NULL)
@@ -218,9 +219,16 @@ floor_select(Floor *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 #if defined(FLOOR_NO_CLOCK)
     started = Py_NewRef(Py_None);
 #elif defined(FLOOR_C_CLOCK)
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    started = PyFloat_FromDouble((double)now.tv_sec + now.tv_nsec * 1e-9);
+    if (self->clock == monotonic) { /* as time.monotonic: ns, then _PyTime_AsSecondsDouble */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+        started = PyFloat_FromDouble(ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL)
+                                                           : (double)ns / 1e9);
+    }
+    else {
+        started = PyObject_CallNoArgs(self->clock);
+    }
 #else
     started = PyObject_CallNoArgs(self->clock); /* vectorcall: time.monotonic() */
 #endif
@@ -379,6 +387,13 @@ CAT(PyInit_, MODNAME)(void)
     str_ok = PyUnicode_InternFromString("ok");
     str_elapsed = PyUnicode_InternFromString("elapsed");
     if (!str_key || !str_avoid || !str_ok || !str_elapsed)
+        return NULL;
+    PyObject *time = PyImport_ImportModule("time");
+    if (time == NULL)
+        return NULL;
+    monotonic = PyObject_GetAttrString(time, "monotonic"); /* the default clock */
+    Py_DECREF(time);
+    if (monotonic == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
