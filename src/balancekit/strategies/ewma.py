@@ -355,7 +355,8 @@ class PeakEWMA(_TwoChoices):
                 else:  # no table of its own (yet), or one endpoint: _TwoChoices._pair
                     state, second_or_none = self._pair()
                     second = state if second_or_none is None else second_or_none
-            now = self._clock()
+            clock = self._clock  # a local first: see p2c's _clock_local
+            now = clock()
             if second is not state:  # _better
                 a, b = state.latency, second.latency
                 near, calm = self._near, self._calm
@@ -437,8 +438,9 @@ class PeakEWMA(_TwoChoices):
             if not ok:
                 state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            clock = self._clock  # (as in select)
             try:
-                now = self._clock()
+                now = clock()
             except BaseException:  # nothing learned; a removed endpoint forgotten all the same
                 if state.retired:
                     self._forget_if_idle(state)

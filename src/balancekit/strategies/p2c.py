@@ -316,13 +316,18 @@ class PowerOfTwoChoices(_TwoChoices):
     # in-flight counts, >= 0; weights >= 1), so _better keeps it. Sequential traffic is all
     # such picks; at N = 10,000 the fields read are cache lines of their own (the slots are
     # laid out sorted by name: weight is the last), so a pick touches fewer lines (issue 15).
+    # _clock_local: ``self._clock()`` compiles to LOAD_METHOD, which CPython 3.11 cannot
+    # specialise for a callable held in the instance's dict (not a method of the class): every
+    # call took the generic lookup, _PyObject_GetMethod, ~210 instructions (callgrind).
+    # ``clock = self._clock`` is a specialised LOAD_ATTR and a local: ~180 fewer per call.
 
     def select(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
         """Choose an endpoint and return a lease on it (see :meth:`BalancerBase.select`)."""
         if avoid or self._health is not None or self._load is not None:
             lease: Lease = SUPER(PowerOfTwoChoices, self).select(context, avoid)
             return lease
-        started = self._clock()  # before the pick counts (as BalancerBase.select)
+        clock = self._clock  # a local first: see _clock_local
+        started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
         lock.acquire()
         try:
