@@ -29,6 +29,8 @@ from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
 from .p2c import _TRIES, _TwoChoices
+from .p2c import _acquire as _p2c_acquire
+from .p2c import _release as _p2c_release
 from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
@@ -43,6 +45,9 @@ _NEW_LEASE: Final = NEW_LEASE
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
+# The lock's methods as C statics (see p2c's _acquire: no lookup by name per call, compiled).
+_acquire: Final = _p2c_acquire
+_release: Final = _p2c_release
 
 #: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
 _TINY: Final = 1e-300
@@ -316,7 +321,7 @@ class PeakEWMA(_TwoChoices):
             lease: Lease = SUPER(PeakEWMA, self).select(context, avoid)
             return lease
         lock = self._lock
-        lock.acquire()
+        _acquire(lock)
         try:
             owners = self._owners  # a light line of two or more: see _TwoChoices
             if owners is not None:  # _TwoChoices._choose's hot path: two subscripts
@@ -389,7 +394,7 @@ class PeakEWMA(_TwoChoices):
             state.load += 1
             state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
-            lock.release()
+            _release(lock)
         if _NATIVE:  # one test of the build, as BalancerBase.select
             token = _NATIVE_TOKENS.take()
             self._outstanding[token] = state
@@ -432,7 +437,7 @@ class PeakEWMA(_TwoChoices):
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         lock = self._lock
-        lock.acquire()
+        _acquire(lock)
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
             if not ok:
@@ -466,7 +471,7 @@ class PeakEWMA(_TwoChoices):
                         state.latency = current
             state.latency_at = now
         finally:
-            lock.release()
+            _release(lock)
         if state.retired:
             self._forget_if_idle(state)
 
