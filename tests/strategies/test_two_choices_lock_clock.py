@@ -79,7 +79,7 @@ def test_a_clock_replaced_after_construction_is_read(name: str, n: int) -> None:
     now = [100.0]
     lb = STRATEGIES[name](_endpoints(n), seed=2, clock=lambda: 0.0)
     lb._clock = lambda: now[0]  # replaced: every select and release must read this one
-    for step in range(3 * n + 40):
+    for _ in range(3 * n + 40):
         now[0] += 0.25
         lease = lb.select()
         assert lease.started == now[0]
