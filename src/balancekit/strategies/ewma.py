@@ -29,6 +29,8 @@ from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
 from .p2c import _TRIES, _TwoChoices
+from .p2c import _acquire as _p2c_acquire
+from .p2c import _release as _p2c_release
 from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
@@ -43,6 +45,9 @@ _NEW_LEASE: Final = NEW_LEASE
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
+# The lock's methods as C statics (see p2c's _acquire: no lookup by name per call, compiled).
+_acquire: Final = _p2c_acquire
+_release: Final = _p2c_release
 
 #: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
 _TINY: Final = 1e-300
@@ -316,7 +321,7 @@ class PeakEWMA(_TwoChoices):
             lease: Lease = SUPER(PeakEWMA, self).select(context, avoid)
             return lease
         lock = self._lock
-        lock.acquire()
+        _acquire(lock)
         try:
             owners = self._owners  # a light line of two or more: see _TwoChoices
             if owners is not None:  # _TwoChoices._choose's hot path: two subscripts
@@ -355,17 +360,17 @@ class PeakEWMA(_TwoChoices):
                 else:  # no table of its own (yet), or one endpoint: _TwoChoices._pair
                     state, second_or_none = self._pair()
                     second = state if second_or_none is None else second_or_none
-            now = self._clock()
+            clock = self._clock  # a local first: see p2c's _clock_local
+            now = clock()
             if second is not state:  # _better
                 a, b = state.latency, second.latency
-                near, calm = self._near, self._calm
                 if (  # within the tolerance whatever the decay: no exp (see _tie_calm)
-                    a is not None
+                    a is not None  # (_near and _calm read where used: two locals fewer)
                     and b is not None
-                    and _TINY < b <= a * near < _HUGE
-                    and a <= b * near
-                    and now - state.latency_at <= calm
-                    and now - second.latency_at <= calm
+                    and _TINY < b <= a * self._near < _HUGE
+                    and a <= b * self._near
+                    and now - state.latency_at <= self._calm
+                    and now - second.latency_at <= self._calm
                 ):
                     if state.load and (  # idle, the first wins (p2c's _idle_first)
                         second.load * state.weight < state.load * second.weight
@@ -388,7 +393,7 @@ class PeakEWMA(_TwoChoices):
             state.load += 1
             state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
-            lock.release()
+            _release(lock)
         if _NATIVE:  # one test of the build, as BalancerBase.select
             token = _NATIVE_TOKENS.take()
             self._outstanding[token] = state
@@ -431,14 +436,15 @@ class PeakEWMA(_TwoChoices):
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         lock = self._lock
-        lock.acquire()
+        _acquire(lock)
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
             if not ok:
                 state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
+            clock = self._clock  # (as in select)
             try:
-                now = self._clock()
+                now = clock()
             except BaseException:  # nothing learned; a removed endpoint forgotten all the same
                 if state.retired:
                     self._forget_if_idle(state)
@@ -464,7 +470,7 @@ class PeakEWMA(_TwoChoices):
                         state.latency = current
             state.latency_at = now
         finally:
-            lock.release()
+            _release(lock)
         if state.retired:
             self._forget_if_idle(state)
 
