@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable
 from heapq import heapreplace
 from math import exp
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -25,7 +25,7 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, PROBE_STEP, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
+from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Node, _replace, _Run, _sorts_after
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
@@ -433,9 +433,10 @@ class LeastResponseTime(_LoadOrdered):
     def _select_compiled(self, context: Any, avoid: Collection[str]) -> Lease:
         """:meth:`select`'s fast path in the compiled build (mypyc): the pure one's steps, with
         the picked state typed (untyped, its attributes were read and written by name:
-        ``PyObject_GetAttr``/``SetAttr``), the key tested in native floats (``_equal``: no float
-        boxed), the lock's bound methods kept (no lookup by name), counted and leased natively
-        (balancekit._state, _lease)."""
+        ``PyObject_GetAttr``/``SetAttr``), the key tested in native floats (a
+        :class:`~balancekit.strategies.least._Node`'s fields: nothing boxed), the lock's bound
+        methods kept (no lookup by name), counted and leased natively (balancekit._state,
+        _lease)."""
         self._lock_acquire()
         try:
             now = self._clock()
@@ -454,14 +455,16 @@ class LeastResponseTime(_LoadOrdered):
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
             else:  # _top, with _score inlined
-                heap, reference, limit = self._heap, self._reference, self._limit
+                heap: list[_Node] = self._heap  # typed: its items are nodes, read natively
+                reference, limit = self._reference, self._limit
                 while True:
                     if not heap:
                         raise self._nothing_available()
-                    entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
-                    top: EndpointState = entry[3]  # typed, then narrowed: native attributes
+                    entry = heap[0]
+                    top: EndpointState = entry.state  # typed, then narrowed: native attributes
                     state = top
-                    if state.rank is entry:
+                    filed: object = state.rank  # object: ``is`` with an Any narrows entry to Any
+                    if filed is entry:  # (and mypyc read its fields boxed, compared generically)
                         load = state.load
                         latency = state.latency
                         deadline = state.deadline
@@ -469,7 +472,7 @@ class LeastResponseTime(_LoadOrdered):
                             value = load * reference / state.weight if load else 0.0
                         else:
                             value = (load + 1) * latency / state.weight
-                        if _equal(entry[1], deadline) and _equal(entry[0], value):
+                        if entry.deadline == deadline and entry.score == value:
                             break
                         self._drop_top()  # stale: re-filed with its current key
                         self._file(state)
@@ -593,10 +596,11 @@ class LeastResponseTime(_LoadOrdered):
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
         ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, the
-        run and the heap compared and sifted natively (``least._precedes``, ``_replace``), and
-        ``elapsed`` typed (:meth:`release` passes None or a finite float only): the estimate's
-        arithmetic in native floats (typed ``Any``, it was ``PyNumber_*`` calls and boxed
-        floats)."""
+        run and the heap compared and sifted natively (``least._sorts_after``, ``_replace``;
+        the endpoint's node updated in place when it is re-filed at the end of its run, as in
+        LeastConnections: no entry allocated), and ``elapsed`` typed (:meth:`release` passes
+        None or a finite float only): the estimate's arithmetic in native floats (typed
+        ``Any``, it was ``PyNumber_*`` calls and boxed floats)."""
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
@@ -657,26 +661,27 @@ class LeastResponseTime(_LoadOrdered):
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
-            rank: _Entry | None = state.rank  # _refile_released, with _score inlined
+            rank = cast("_Node | None", state.rank)  # _refile_released, with _score inlined
             if rank is not None:
-                heap = self._heap
-                run: _Run | None = rank[4]
-                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
+                nodes: list[_Node] = self._heap
+                run = rank.run
+                if nodes[0] is rank and run is not None:  # picked last, typically: it leads its run
                     load = state.load
                     if latency <= self._limit:
-                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                        score = load * self._reference / state.weight if load else 0.0
                     else:
                         score = (load + 1) * latency / state.weight
-                    entries = run.entries
+                    entries: deque[_Node] = run.entries
                     last = entries[-1]
-                    fresh: Any = (score, state.deadline, state.order, state, run)
+                    deadline = state.deadline
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or _precedes(last, fresh, True):
+                    if last is rank or _sorts_after(last, score, deadline, rank.order):
                         _popleft(entries)  # the run's next entry, or this one, leads it now
-                        _append(entries, fresh)
-                        state.rank = fresh  # two statements: see least._Entry
-                        _replace(heap, entries[0])
+                        rank.score = score  # off the run and the heap: updated in place
+                        rank.deadline = deadline
+                        _append(entries, rank)
+                        _replace(nodes, entries[0])
                     else:
                         self._refile_released(state)
                 else:
