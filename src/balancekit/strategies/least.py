@@ -103,7 +103,7 @@ class _Node:
     floats would differ.
     """
 
-    __slots__ = ("deadline", "order", "run", "score", "state")
+    __slots__ = ("deadline", "next", "order", "run", "score", "state")
 
     def __init__(
         self, score: float, deadline: float, order: int, state: EndpointState, run: _Run | None
@@ -113,6 +113,10 @@ class _Node:
         self.order = order
         self.state = state
         self.run = run
+        # The entry after this one in its run (None: the last, or on the heap alone): the run's
+        # deque as a chain, so the compiled paths find the next head without indexing the deque
+        # (``PyObject_GetItem`` on a boxed index, ~80 instructions; see _Run.last).
+        self.next: _Node | None = None
 
     def __getitem__(self, index: int) -> Any:
         """The tuple entry's item ``index`` (0-4), for the code both builds share."""
@@ -214,13 +218,19 @@ class _Run:
     Entries compare as tuples; two reach ``run`` only when they are the same endpoint's with
     equal keys (a dead one and its successor in another run): they then count as equal,
     whichever run, where comparing deques would recurse through their entries.
+
+    Compiled, the nodes in ``entries`` are also chained (``_Node.next``) and ``last`` is the
+    last one appended: while ``entries`` is not empty, ``entries[-1]``. The compiled paths read
+    these instead of indexing the deque (each index a ``PyObject_GetItem`` on a boxed int). Pure
+    Python leaves ``last`` None and indexes the deque (a C subscript there).
     """
 
-    __slots__ = ("entries", "weight")
+    __slots__ = ("entries", "last", "weight")
 
     def __init__(self, weight: float) -> None:
         self.weight = weight
         self.entries: deque[_Entry] = deque()
+        self.last: _Node | None = None
 
     def __lt__(self, other: object) -> bool:
         return False
@@ -289,13 +299,17 @@ class _LoadOrdered(BalancerBase):
             self._runs[weight] = run
         entries = run.entries
         score = self._score(state)
-        if _NATIVE:  # a node (see _Node)
+        if _NATIVE:  # a node (see _Node), chained in its run (see _Run)
             node = _Node(score, state.deadline, state.order, state, run)
+            last = run.last
             if not entries:
                 entries.append(node)
+                run.last = node
                 _push(self._heap, node)
-            elif _precedes(entries[-1], node, True):
+            elif last is not None and _precedes(last, node, True):  # (not None: not empty)
                 entries.append(node)
+                last.next = node
+                run.last = node
             else:
                 node.run = None
                 _push(self._heap, node)
@@ -317,24 +331,27 @@ class _LoadOrdered(BalancerBase):
         """Remove the heap's first entry; if it heads a run, the run's next one takes its place."""
         heap = self._heap
         if _NATIVE:
-            nodes: list[_Node] = heap  # typed: the node's field read natively
-            run = nodes[0].run
-        else:
-            run = heap[0][4]
+            nodes: list[_Node] = heap  # typed: the node's fields read natively
+            top = nodes[0]
+            run = top.run
+            following = top.next  # the run's next head (None: the run is empty after)
+            if run is not None:
+                run.entries.popleft()
+            if following is not None:
+                _replace(nodes, following)
+            else:
+                _pop(nodes)
+            self._filed -= 1
+            return
+        run = heap[0][4]
         if run is not None:
             entries = run.entries
             entries.popleft()
             if entries:
-                if _NATIVE:
-                    _replace(heap, entries[0])
-                else:
-                    _heapreplace(heap, entries[0])
+                _heapreplace(heap, entries[0])
                 self._filed -= 1
                 return
-        if _NATIVE:
-            _pop(heap)
-        else:
-            _heappop(heap)
+        _heappop(heap)
         self._filed -= 1
 
     def _refile(self, state: EndpointState) -> None:
@@ -502,6 +519,11 @@ class _LoadOrdered(BalancerBase):
                 assert run.weight == weight
                 filed = list(run.entries)
                 assert all(entry[4] is run for entry in filed)
+                if _NATIVE and filed:  # the chain is the deque (see _Run)
+                    chained: list[_Node] = [filed[0]]
+                    while (following := chained[-1].next) is not None:
+                        chained.append(following)
+                    assert _same(chained, filed) and run.last is filed[-1]
                 assert all(_key_of(filed[i - 1]) <= _key_of(filed[i]) for i in range(1, len(filed)))
                 entries += filed
             assert self._filed == len(entries)
@@ -513,6 +535,11 @@ class _LoadOrdered(BalancerBase):
                 assert state.rank is not None and state.rank[3] is state
                 assert _key_of(state.rank) <= self._key(state)
                 assert state.load == state.in_flight() >= 0
+
+
+def _same(a: list[Any], b: list[Any]) -> bool:
+    """The same objects in the same order."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _key_of(entry: _Entry) -> tuple[float, float, int]:

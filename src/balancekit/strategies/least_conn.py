@@ -139,7 +139,9 @@ class LeastConnections(_LoadOrdered):
         nothing boxed), the lock's bound methods kept (no lookup by name), counted and leased
         natively (balancekit._state, _lease)."""
         clock = self._clock
-        started = clock()  # before the pick counts (as BalancerBase.select)
+        # Before the pick counts (as BalancerBase.select). Any: the reading kept as the clock
+        # gave it, for the lease (typed float, mypyc unboxed it and boxed it again).
+        started: Any = clock()
         self._lock_acquire()
         try:
             heap: list[_Node] = self._heap  # typed: its items are nodes, read natively
@@ -273,17 +275,26 @@ class LeastConnections(_LoadOrdered):
                 run = rank.run
                 if nodes[0] is rank and run is not None:  # it leads its run
                     entries: deque[_Node] = run.entries
-                    last = entries[-1]
+                    last = run.last  # entries[-1] (see least._Run): not indexed
                     score = load / state.weight if load else 0.0
                     deadline = state.deadline
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or _sorts_after(last, score, deadline, rank.order):
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                    if last is not None and (  # (not None: the run holds rank)
+                        last is rank or _sorts_after(last, score, deadline, rank.order)
+                    ):
+                        following = rank.next  # the run's next head (None: rank was alone)
+                        _popleft(entries)
                         rank.score = score  # off the run and the heap: updated in place
                         rank.deadline = deadline
                         _append(entries, rank)
-                        _replace(nodes, entries[0])
+                        if following is None:  # alone in its run: it leads it again
+                            following = rank
+                        else:  # chained last (see least._Run)
+                            last.next = rank
+                            rank.next = None
+                            run.last = rank
+                        _replace(nodes, following)
                     else:
                         self._refile_released(state)
                 else:

@@ -439,7 +439,10 @@ class LeastResponseTime(_LoadOrdered):
         _lease)."""
         self._lock_acquire()
         try:
-            now = self._clock()
+            # The reading as the clock gave it, for the lease (typed float only, mypyc boxed
+            # it again there), and as a native float for the arithmetic.
+            clocked: Any = self._clock()
+            now: float = clocked
             self._picks += 1
             if now >= self._refresh_at and (
                 now >= self._due_at or self._picks - self._picks_at > self._live
@@ -491,7 +494,7 @@ class LeastResponseTime(_LoadOrdered):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, now)  # a native class: one C call
+        return Lease(state.endpoint, token, clocked)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -672,16 +675,25 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         score = (load + 1) * latency / state.weight
                     entries: deque[_Node] = run.entries
-                    last = entries[-1]
+                    last = run.last  # entries[-1] (see least._Run): not indexed
                     deadline = state.deadline
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or _sorts_after(last, score, deadline, rank.order):
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
+                    if last is not None and (  # (not None: the run holds rank)
+                        last is rank or _sorts_after(last, score, deadline, rank.order)
+                    ):
+                        following = rank.next  # the run's next head (None: rank was alone)
+                        _popleft(entries)
                         rank.score = score  # off the run and the heap: updated in place
                         rank.deadline = deadline
                         _append(entries, rank)
-                        _replace(nodes, entries[0])
+                        if following is None:  # alone in its run: it leads it again
+                            following = rank
+                        else:  # chained last (see least._Run)
+                            last.next = rank
+                            rank.next = None
+                            run.last = rank
+                        _replace(nodes, following)
                     else:
                         self._refile_released(state)
                 else:
