@@ -200,7 +200,7 @@ class LeastResponseTime(_LoadOrdered):
         # The keys are the states (hashed by identity): no id() per pick, iterated directly.
         self._last_picked: OrderedDict[EndpointState, None] = OrderedDict()
         # Its first endpoint and that one's picked_at (inf: none), kept by every change of
-        # _last_picked but the compiled select's, for the pure-Python select (see _note_oldest).
+        # _last_picked, for the selects (see _note_oldest).
         self._oldest: EndpointState | None = None
         self._oldest_at = math.inf
         # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
@@ -264,13 +264,13 @@ class LeastResponseTime(_LoadOrdered):
     def _note_oldest(self) -> None:
         """Note the endpoint picked longest ago (``_last_picked``'s first) and when, O(1).
 
-        The pure-Python select tests ``_oldest_at`` for a probe instead of iterating
-        ``_last_picked`` at every pick (issue 15: an ordered dict's iterator looks its first
-        key up in the dict and touches the second's node and state, ~100 ns a pick at 10,000
-        endpoints; ~40 ns at 10, measured). The first changes only when it is picked (moved
-        to the end: 16-25 % of sequential picks over weights 1-5) or membership changes, so
-        every change of ``_last_picked`` calls this but the compiled select's, which iterates
-        as before (it leaves these stale: nothing reads them in that build)."""
+        The selects test ``_oldest_at`` for a probe instead of iterating ``_last_picked`` at
+        every pick (issue 15: an ordered dict's iterator looks its first key up in the dict and
+        touches the second's node and state, ~100 ns a pick at 10,000 endpoints; ~40 ns at 10,
+        measured; compiled, since session 7, ~190 of ~6,300 instructions per select+release at
+        N=10). The first changes only when it is picked (moved to the end: 16-25 % of
+        sequential picks over weights 1-5) or membership changes, so every change of
+        ``_last_picked`` calls this."""
         for state in self._last_picked:
             self._oldest = state
             self._oldest_at = state.picked_at
@@ -448,13 +448,13 @@ class LeastResponseTime(_LoadOrdered):
                 now >= self._due_at or self._picks - self._picks_at > self._live
             ):
                 self._rereference(now)
-            last_picked = self._last_picked
-            # Typed: compiled, an untyped state (None, then an entry's Any item) was read and
-            # written by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
-            state: EndpointState | None = None
-            for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
-                break
-            if state is not None and now - state.picked_at >= self._probe_interval:
+            # The endpoint picked longest ago, as noted (_note_oldest): no iteration. Typed:
+            # compiled, an untyped state (None, then an entry's Any item) was read and written
+            # by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
+            oldest = self._oldest
+            state: EndpointState
+            if oldest is not None and now - self._oldest_at >= self._probe_interval:
+                state = oldest
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
             else:  # _top, with _score inlined
@@ -482,7 +482,9 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
-            _move_to_end(last_picked, state)
+            _move_to_end(self._last_picked, state)
+            if state is oldest:  # 16-25 % of sequential picks (see _note_oldest)
+                self._note_oldest()
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -709,7 +711,9 @@ class LeastResponseTime(_LoadOrdered):
             assert len(self._last_picked) == self._live
             assert self._watched is (self._best if self._tie > 1.0 else None)
             assert self._faster_than == faster_than(self._reference, self._tie)
-            if not _NATIVE:  # (the compiled select leaves them stale: _note_oldest)
-                first = next(iter(self._last_picked), None)
-                assert self._oldest is first
-                assert self._oldest_at is (math.inf if first is None else first.picked_at)
+            first = next(iter(self._last_picked), None)
+            assert self._oldest is first
+            # Not ``is``: compiled, the floats are native (each read boxes a new object). NaN
+            # (a clock that returns it) equals itself here.
+            noted, expected = self._oldest_at, (math.inf if first is None else first.picked_at)
+            assert noted == expected or (noted != noted and expected != expected)
