@@ -138,10 +138,11 @@ class LeastConnections(_LoadOrdered):
         the key tested in native floats (a :class:`~balancekit.strategies.least._Node`'s fields:
         nothing boxed), the lock's bound methods kept (no lookup by name), counted and leased
         natively (balancekit._state, _lease)."""
-        clock = self._clock
-        # Before the pick counts (as BalancerBase.select). Any: the reading kept as the clock
-        # gave it, for the lease (typed float, mypyc unboxed it and boxed it again).
-        started: Any = clock()
+        # Before the pick counts (as BalancerBase.select). Called as Any: the reading kept as
+        # the clock gave it, for the lease (a Clock returns float: mypyc unboxed the reading and
+        # boxed it again, an int one as a float).
+        clock: Any = self._clock
+        started = clock()
         self._lock_acquire()
         try:
             heap: list[_Node] = self._heap  # typed: its items are nodes, read natively

@@ -439,9 +439,11 @@ class LeastResponseTime(_LoadOrdered):
         _lease)."""
         self._lock_acquire()
         try:
-            # The reading as the clock gave it, for the lease (typed float only, mypyc boxed
-            # it again there), and as a native float for the arithmetic.
-            clocked: Any = self._clock()
+            # The reading as the clock gave it, for the lease, and as a native float for the
+            # arithmetic. Called as Any: a Clock returns float, so mypyc unboxed the reading and
+            # boxed it again for the lease (an int one as a float).
+            clock: Any = self._clock
+            clocked = clock()
             now: float = clocked
             self._picks += 1
             if now >= self._refresh_at and (
@@ -624,8 +626,9 @@ class LeastResponseTime(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        failed = not ok  # its truth taken once (``ok`` is any object), a native bool after
         state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
-        if not ok:
+        if failed:
             state.n_failed += 1
         self._lock_acquire()
         try:
@@ -637,16 +640,25 @@ class LeastResponseTime(_LoadOrdered):
                 if state.retired:
                     self._forget_if_idle(state)
                 raise
+            # Native floats: ``elapsed`` and ``state.latency`` are optional, so boxed; each use of
+            # them unboxed them again (``PyFloat_AsDouble``, ~5 a release).
+            waited: float
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease._started
-                elapsed = elapsed if elapsed > 0.0 else 0.0
-            latency = state.latency
-            if latency is None:
-                state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
+                gap: float = now - lease._started
+                waited = gap if gap > 0.0 else 0.0
+            else:
+                waited = elapsed
+            latency: float
+            known = state.latency
+            if known is None:
+                latency = waited if not failed else max(waited, self._default_latency)
+                state.latency = latency
                 if self._best is None:  # the first sample of all: the next pick refreshes
                     self._refresh_at = self._due_at = now
             else:
-                sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
+                latency = known
+                # max(waited, latency) when failed
+                sample = waited if not failed or waited >= latency else latency
                 since = now - state.latency_at
                 if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
                     step = self._min_step
@@ -657,7 +669,8 @@ class LeastResponseTime(_LoadOrdered):
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
-                state.latency = latency = latency + step * (sample - latency)
+                latency = latency + step * (sample - latency)
+                state.latency = latency
             state.latency_at = now
             tie = self._tie
             if tie > 1.0 and (
