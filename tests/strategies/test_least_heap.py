@@ -123,7 +123,7 @@ def test_pop_to_empty_and_replace_alone() -> None:
 
 def test_a_node_reads_as_its_tuple() -> None:
     """The code both builds share reads entries by index (``entry[3]``): a node answers as the
-    tuple it stands for, and refuses other indices as a tuple of five would."""
+    tuple it stands for (indices 0-4, all the shared code reads), and refuses others."""
     entry = (0.5, 1.25, 3, STATES[3], RUNS[2])
     made = node(entry)
     assert tuple(made[i] for i in range(5)) == entry

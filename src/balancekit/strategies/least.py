@@ -371,6 +371,14 @@ class _LoadOrdered(BalancerBase):
 
     def _live_states(self) -> list[EndpointState]:
         """The endpoints whose live entry is filed, in no order."""
+        if _NATIVE:  # the nodes' fields read natively (by index, each a call of __getitem__:
+            # at 10,000 endpoints, ~45 % of LeastResponseTime's reference refresh, callgrind)
+            nodes: list[_Node] = self._heap
+            found = [node.state for node in nodes if node.run is None and node.state.rank is node]
+            for run in self._runs.values():
+                chained: deque[_Node] = run.entries
+                found += [node.state for node in chained if node.state.rank is node]
+            return found
         live = [e[3] for e in self._heap if e[4] is None and e[3].rank is e]
         for run in self._runs.values():
             live += [e[3] for e in run.entries if e[3].rank is e]
