@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from heapq import heappop, heappush, heapreplace
-from typing import Any, Final
+from typing import Any, Final, final
 
 from mypy_extensions import i64, mypyc_attr
 
@@ -49,14 +49,15 @@ _heappush: Final = heappush
 _heapreplace: Final = heapreplace
 _NATIVE: Final = NATIVE  # whether this module runs compiled (mypyc): see _precedes
 
-#: An entry ``(score, deadline, order, state, run)``, found again by identity (``state.rank is
-#: entry``); ``run`` is the :class:`_Run` holding it, or None for an entry on the heap alone. A
-#: fixed-length tuple type would be unboxed by the compiled build (mypyc) and boxed into a new
-#: object at each store, so the index and ``state.rank`` would hold different copies: entries
-#: are typed ``tuple[Any, ...]``, a local that is re-assigned a fresh entry ``Any`` (not narrowed
-#: to the literal's fixed-length type), and ``state.rank = entry = (...)`` is written as two
-#: statements (a chained assignment boxes once per target).
-_Entry = tuple[Any, ...]
+#: An entry: pure Python, a tuple ``(score, deadline, order, state, run)``; compiled, a
+#: :class:`_Node` with those fields (see there). Either is found again by identity (``state.rank
+#: is entry``); ``run`` is the :class:`_Run` holding it, or None for an entry on the heap alone.
+#: Code both builds run reads the items by index (``entry[3]``), which a node answers as the
+#: tuple. A fixed-length tuple type would be unboxed by the compiled build (mypyc) and boxed
+#: into a new object at each store, so the index and ``state.rank`` would hold different copies:
+#: entries are typed ``Any``, and ``state.rank = entry = (...)`` is written as two statements (a
+#: chained assignment boxes once per target).
+_Entry = Any
 
 #: The score of an idle endpoint, one object: entries of idle endpoints (all of them, between
 #: sequential requests) then compare their scores by identity (``PyObject_RichCompareBool``'s
@@ -72,61 +73,94 @@ PROBE_STEP: Final = 0.5
 # -- the heap of the compiled build -------------------------------------------------------------
 #
 # ``heapq`` compares entries as tuples: ``PyObject_RichCompare`` on each, then on their items
-# (``==`` until two differ, then ``<``), ~250 instructions per comparison (callgrind, issue 15:
-# ~1,250 of the compiled LeastConnections' ~7,700 per select+release went to one heapreplace
-# on 5 run heads). Compiled (mypyc), the functions below compare the keys as native floats and
-# sift with native list operations. They are heapq's algorithm (CPython's
-# Lib/heapq.py ``_siftdown``/``_siftup``, which Modules/_heapqmodule.c follows) with
-# ``_precedes`` for its ``<``, and ``_precedes`` answers as the tuples' comparison does, so
-# the heap's layout and every pick are the same in both builds. Hand-written because heapq
-# takes no key function and its C comparisons are the cost; pure Python keeps heapq (its C
-# code beats any Python sift: only the compiled build calls these, behind ``_NATIVE``).
+# (``==`` until two differ, then ``<``), ~250 instructions per comparison (callgrind, issue 15).
+# Compiled (mypyc), the entries are :class:`_Node` objects with native float and int fields,
+# compared by ``_precedes`` (a few native comparisons: no float boxed or unboxed, no type test)
+# and sifted by the functions below with native list operations. They are heapq's algorithm
+# (CPython's Lib/heapq.py ``_siftdown``/``_siftup``, which Modules/_heapqmodule.c follows)
+# with ``_precedes`` for its ``<``, and ``_precedes`` answers as the tuples' comparison does,
+# so the heap's layout and every pick are the same in both builds. Hand-written because heapq
+# takes no key function and its C comparisons are the cost; pure Python keeps tuples and heapq
+# (its C code beats any Python sift or ``__lt__``: only the compiled build makes nodes).
 
 
-def _precedes(a: _Entry, b: _Entry, tie: bool) -> bool:
-    """``a < b`` (``a <= b`` with ``tie``) as the tuples compare: the first item that is not
-    ``==`` (nor the same object) decides by ``<`` (``<=``). Scores and deadlines that are both
-    floats, and orders that are both ints, compare natively; anything else (and keys equal in
-    all three, where the tuples go on to the state and the run) by the tuples themselves."""
-    x: Any = a[0]
-    y: Any = b[0]
-    if x is not y:
-        if type(x) is not float or type(y) is not float:
-            return bool(a <= b) if tie else bool(a < b)
-        fx: float = x
-        fy: float = y
-        if fx != fy:  # NaN too: the tuples decide by ``<`` alike (False)
-            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
-    x = a[1]
-    y = b[1]
-    if x is not y:
-        if type(x) is not float or type(y) is not float:
-            return bool(a <= b) if tie else bool(a < b)
-        fx = x
-        fy = y
-        if fx != fy:
-            return fx < fy  # (``<=`` alike: they differ, or one is NaN)
-    x = a[2]
-    y = b[2]
-    if x is not y:
-        if type(x) is not int or type(y) is not int:
-            return bool(a <= b) if tie else bool(a < b)
-        ix: int = x
-        iy: int = y
-        if ix != iy:
-            return ix < iy
-    return bool(a <= b) if tie else bool(a < b)
+@final
+class _Node:
+    """The compiled build's entry: the tuple ``(score, deadline, order, state, run)`` as a native
+    object (mypyc), its key in native fields.
+
+    Issue 15 (session 7): with tuples, each comparison unboxed the floats again
+    (``PyFloat_AsDouble``, type tests: ~620 of the compiled LeastConnections' ~5,900
+    instructions per select+release at N=10), and each release allocated a tuple and freed
+    one. A node's fields are read natively, and the release that re-files the endpoint picked
+    last (the common case) updates its node in place, after taking it off the run and the heap:
+    nothing else holds it then, so no identity test sees the change. Code that both builds run
+    reads the items by index (``entry[3]``), as the tuple's.
+
+    Keys are never NaN (scores and deadlines are finite or infinite sums, products and
+    quotients of finite non-negative floats, never ``0 * inf`` nor ``inf - inf``), the one case
+    where the tuples' ``==`` (which takes the same NaN object as equal to itself) and native
+    floats would differ.
+    """
+
+    __slots__ = ("deadline", "next", "order", "run", "score", "state")
+
+    def __init__(
+        self, score: float, deadline: float, order: int, state: EndpointState, run: _Run | None
+    ) -> None:
+        self.score = score
+        self.deadline = deadline
+        self.order = order
+        self.state = state
+        self.run = run
+        # The entry after this one in its run (None: the last, or on the heap alone): the run's
+        # deque as a chain, so the compiled paths find the next head without indexing the deque
+        # (``PyObject_GetItem`` on a boxed index, ~80 instructions; see _Run.last).
+        self.next: _Node | None = None
+
+    def __getitem__(self, index: int) -> Any:
+        """The tuple entry's item ``index`` (0-4), for the code both builds share."""
+        if index == 0:
+            return self.score
+        if index == 1:
+            return self.deadline
+        if index == 2:
+            return self.order
+        if index == 3:
+            return self.state
+        if index == 4:
+            return self.run
+        raise IndexError(index)
+
+    def __repr__(self) -> str:
+        return f"_Node{(self.score, self.deadline, self.order, self.state, self.run)!r}"
 
 
-def _equal(x: Any, value: float) -> bool:
-    """``x == value``, natively when ``x`` is a float (compiled: ``value`` is not boxed)."""
-    if type(x) is float:
-        fx: float = x
-        return fx == value
-    return bool(x == value)
+def _precedes(a: _Node, b: _Node, tie: bool) -> bool:
+    """``a < b`` (``a <= b`` with ``tie``) as the tuples ``(score, deadline, order, state, run)``
+    compare: the first of the key's items that differs decides. Keys equal in all three are the
+    same endpoint's (orders are unique), whose tuples then compare equal (the same state; runs
+    compare equal, see :class:`_Run`): ``tie``."""
+    if a.score != b.score:
+        return a.score < b.score
+    if a.deadline != b.deadline:
+        return a.deadline < b.deadline
+    if a.order != b.order:
+        return a.order < b.order
+    return tie
 
 
-def _sift_down(heap: list[_Entry], start: i64, pos: i64) -> None:
+def _sorts_after(last: _Node, score: float, deadline: float, order: int) -> bool:
+    """``_precedes(last, entry, True)`` for an ``entry`` with this key, without making it (the
+    release tests this before it updates a node in place)."""
+    if last.score != score:
+        return last.score < score
+    if last.deadline != deadline:
+        return last.deadline < deadline
+    return last.order <= order
+
+
+def _sift_down(heap: list[_Node], start: i64, pos: i64) -> None:
     """``heapq._siftdown``: move ``heap[pos]`` up towards ``start`` while it precedes its parent.
     Indices are ``i64``: compiled, native arithmetic and list access (``int`` is tagged)."""
     item = heap[pos]
@@ -140,7 +174,7 @@ def _sift_down(heap: list[_Entry], start: i64, pos: i64) -> None:
     heap[pos] = item
 
 
-def _sift_up(heap: list[_Entry], pos: i64) -> None:
+def _sift_up(heap: list[_Node], pos: i64) -> None:
     """``heapq._siftup``: the smaller child moved up to a leaf, then ``heap[pos]`` sifted down
     from there."""
     end: i64 = len(heap)
@@ -158,13 +192,13 @@ def _sift_up(heap: list[_Entry], pos: i64) -> None:
     _sift_down(heap, start, pos)
 
 
-def _push(heap: list[_Entry], entry: _Entry) -> None:
+def _push(heap: list[_Node], entry: _Node) -> None:
     """``heapq.heappush``."""
     heap.append(entry)
     _sift_down(heap, 0, len(heap) - 1)
 
 
-def _pop(heap: list[_Entry]) -> None:
+def _pop(heap: list[_Node]) -> None:
     """``heapq.heappop``, the popped entry dropped."""
     last = heap.pop()
     if heap:
@@ -172,7 +206,7 @@ def _pop(heap: list[_Entry]) -> None:
         _sift_up(heap, 0)
 
 
-def _replace(heap: list[_Entry], entry: _Entry) -> None:
+def _replace(heap: list[_Node], entry: _Node) -> None:
     """``heapq.heapreplace``, the replaced entry dropped."""
     heap[0] = entry
     _sift_up(heap, 0)
@@ -184,13 +218,19 @@ class _Run:
     Entries compare as tuples; two reach ``run`` only when they are the same endpoint's with
     equal keys (a dead one and its successor in another run): they then count as equal,
     whichever run, where comparing deques would recurse through their entries.
+
+    Compiled, the nodes in ``entries`` are also chained (``_Node.next``) and ``last`` is the
+    last one appended: while ``entries`` is not empty, ``entries[-1]``. The compiled paths read
+    these instead of indexing the deque (each index a ``PyObject_GetItem`` on a boxed int). Pure
+    Python leaves ``last`` None and indexes the deque (a C subscript there).
     """
 
-    __slots__ = ("entries", "weight")
+    __slots__ = ("entries", "last", "weight")
 
     def __init__(self, weight: float) -> None:
         self.weight = weight
         self.entries: deque[_Entry] = deque()
+        self.last: _Node | None = None
 
     def __lt__(self, other: object) -> bool:
         return False
@@ -259,42 +299,59 @@ class _LoadOrdered(BalancerBase):
             self._runs[weight] = run
         entries = run.entries
         score = self._score(state)
-        entry: Any = (score if score else _IDLE, state.deadline, state.order, state, run)
-        if not entries:
-            entries.append(entry)
-            if _NATIVE:
-                _push(self._heap, entry)
+        if _NATIVE:  # a node (see _Node), chained in its run (see _Run)
+            node = _Node(score, state.deadline, state.order, state, run)
+            last = run.last
+            if not entries:
+                entries.append(node)
+                run.last = node
+                _push(self._heap, node)
+            elif last is not None and _precedes(last, node, True):  # (not None: not empty)
+                entries.append(node)
+                last.next = node
+                run.last = node
             else:
-                _heappush(self._heap, entry)
-        elif _precedes(entries[-1], entry, True) if _NATIVE else entry >= entries[-1]:
-            entries.append(entry)
+                node.run = None
+                _push(self._heap, node)
+            state.rank = node
         else:
-            entry = (entry[0], entry[1], entry[2], state, None)
-            if _NATIVE:
-                _push(self._heap, entry)
-            else:
+            entry: Any = (score if score else _IDLE, state.deadline, state.order, state, run)
+            if not entries:
+                entries.append(entry)
                 _heappush(self._heap, entry)
-        state.rank = entry
+            elif entry >= entries[-1]:
+                entries.append(entry)
+            else:
+                entry = (entry[0], entry[1], entry[2], state, None)
+                _heappush(self._heap, entry)
+            state.rank = entry
         self._filed += 1
 
     def _drop_top(self) -> None:
         """Remove the heap's first entry; if it heads a run, the run's next one takes its place."""
         heap = self._heap
-        run: _Run | None = heap[0][4]
+        if _NATIVE:
+            nodes: list[_Node] = heap  # typed: the node's fields read natively
+            top = nodes[0]
+            run = top.run
+            following = top.next  # the run's next head (None: the run is empty after)
+            if run is not None:
+                run.entries.popleft()
+            if following is not None:
+                _replace(nodes, following)
+            else:
+                _pop(nodes)
+            self._filed -= 1
+            return
+        run = heap[0][4]
         if run is not None:
             entries = run.entries
             entries.popleft()
             if entries:
-                if _NATIVE:
-                    _replace(heap, entries[0])
-                else:
-                    _heapreplace(heap, entries[0])
+                _heapreplace(heap, entries[0])
                 self._filed -= 1
                 return
-        if _NATIVE:
-            _pop(heap)
-        else:
-            _heappop(heap)
+        _heappop(heap)
         self._filed -= 1
 
     def _refile(self, state: EndpointState) -> None:
@@ -314,6 +371,14 @@ class _LoadOrdered(BalancerBase):
 
     def _live_states(self) -> list[EndpointState]:
         """The endpoints whose live entry is filed, in no order."""
+        if _NATIVE:  # the nodes' fields read natively (by index, each a call of __getitem__:
+            # at 10,000 endpoints, ~45 % of LeastResponseTime's reference refresh, callgrind)
+            nodes: list[_Node] = self._heap
+            found = [node.state for node in nodes if node.run is None and node.state.rank is node]
+            for run in self._runs.values():
+                chained: deque[_Node] = run.entries
+                found += [node.state for node in chained if node.state.rank is node]
+            return found
         live = [e[3] for e in self._heap if e[4] is None and e[3].rank is e]
         for run in self._runs.values():
             live += [e[3] for e in run.entries if e[3].rank is e]
@@ -449,8 +514,10 @@ class _LoadOrdered(BalancerBase):
         super()._check_invariants()
         with self._lock:
             heap = self._heap
+            if heap:  # one shape throughout: tuples in pure Python, nodes compiled
+                assert all(type(entry) is (_Node if _NATIVE else tuple) for entry in heap)
             for i in range(1, len(heap)):
-                assert heap[(i - 1) // 2] <= heap[i]
+                assert _key_of(heap[(i - 1) // 2]) <= _key_of(heap[i])
             heads = {id(run.entries[0]) for run in self._runs.values() if run.entries}
             alone = [entry for entry in heap if entry[4] is None]
             assert {id(entry) for entry in heap if entry[4] is not None} == heads
@@ -460,7 +527,12 @@ class _LoadOrdered(BalancerBase):
                 assert run.weight == weight
                 filed = list(run.entries)
                 assert all(entry[4] is run for entry in filed)
-                assert all(filed[i - 1][:3] <= filed[i][:3] for i in range(1, len(filed)))
+                if _NATIVE and filed:  # the chain is the deque (see _Run)
+                    chained: list[_Node] = [filed[0]]
+                    while (following := chained[-1].next) is not None:
+                        chained.append(following)
+                    assert _same(chained, filed) and run.last is filed[-1]
+                assert all(_key_of(filed[i - 1]) <= _key_of(filed[i]) for i in range(1, len(filed)))
                 entries += filed
             assert self._filed == len(entries)
             live = [entry for entry in entries if entry[3].rank is entry]
@@ -469,8 +541,18 @@ class _LoadOrdered(BalancerBase):
             assert {id(entry[3]) for entry in live} == {id(state) for state in eligible}
             for state in eligible:
                 assert state.rank is not None and state.rank[3] is state
-                assert state.rank[:3] <= self._key(state)
+                assert _key_of(state.rank) <= self._key(state)
                 assert state.load == state.in_flight() >= 0
+
+
+def _same(a: list[Any], b: list[Any]) -> bool:
+    """The same objects in the same order."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _key_of(entry: _Entry) -> tuple[float, float, int]:
+    """An entry's key ``(score, deadline, order)``, of either shape (for the invariants)."""
+    return (entry[0], entry[1], entry[2])
 
 
 # LeastConnections (least_conn.py) and LeastResponseTime (least_time.py), the strategies on this

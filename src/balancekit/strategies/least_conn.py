@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Collection, Iterable
 from heapq import heapreplace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -24,7 +24,7 @@ from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, n
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
+from .least import _IDLE, _LoadOrdered, _Node, _replace, _Run, _sorts_after
 
 __all__ = ["LeastConnections"]
 
@@ -135,23 +135,28 @@ class LeastConnections(_LoadOrdered):
 
     def _select_compiled(self, context: Any, avoid: Collection[str]) -> Lease:
         """:meth:`select`'s fast path in the compiled build (mypyc): the pure one's steps, with
-        the key tested in native floats (``_equal``: no float boxed), the lock's bound methods
-        kept (no lookup by name), counted and leased natively (balancekit._state, _lease)."""
-        clock = self._clock
-        started = clock()  # before the pick counts (as BalancerBase.select)
+        the key tested in native floats (a :class:`~balancekit.strategies.least._Node`'s fields:
+        nothing boxed), the lock's bound methods kept (no lookup by name), counted and leased
+        natively (balancekit._state, _lease)."""
+        # Before the pick counts (as BalancerBase.select). Called as Any: the reading kept as
+        # the clock gave it, for the lease (a Clock returns float: mypyc unboxed the reading and
+        # boxed it again, an int one as a float).
+        clock: Any = self._clock
+        started = clock()
         self._lock_acquire()
         try:
-            heap = self._heap
+            heap: list[_Node] = self._heap  # typed: its items are nodes, read natively
             while True:  # _top
                 if not heap:
                     raise self._nothing_available()
-                entry: _Entry = heap[0]  # a tuple: its items are read natively
-                state: EndpointState = entry[3]
-                if state.rank is entry:
+                entry = heap[0]
+                state = entry.state
+                filed: object = state.rank  # object: ``is`` with an Any narrows entry to Any
+                if filed is entry:  # (and mypyc read its fields boxed, compared generically)
                     deadline = state.deadline
                     load = state.load
-                    if _equal(entry[1], deadline) and _equal(
-                        entry[0], load / state.weight if load else 0.0
+                    if entry.deadline == deadline and entry.score == (
+                        load / state.weight if load else 0.0
                     ):
                         break
                     self._drop_top()
@@ -236,7 +241,10 @@ class LeastConnections(_LoadOrdered):
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
         ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, and
-        the run and the heap compared and sifted natively (``least._precedes``, ``_replace``)."""
+        the run and the heap compared and sifted natively (``least._sorts_after``,
+        ``_replace``). The endpoint's node is updated in place when it is re-filed at the end
+        of its run (taken off the run and the heap first: see ``least._Node``): no entry is
+        allocated or freed."""
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
@@ -262,22 +270,32 @@ class LeastConnections(_LoadOrdered):
         try:
             load = state.load - 1
             state.load = load
-            rank: _Entry | None = state.rank  # _refile_released, for the entry picked last
+            rank = cast("_Node | None", state.rank)  # _refile_released, for the entry picked last
             if rank is not None:
-                heap = self._heap
-                run: _Run | None = rank[4]
-                if heap[0] is rank and run is not None:  # it leads its run
-                    entries = run.entries
-                    last: _Entry = entries[-1]
-                    score = load / state.weight if load else _IDLE_SCORE
-                    entry: Any = (score, state.deadline, state.order, state, run)
+                nodes: list[_Node] = self._heap
+                run = rank.run
+                if nodes[0] is rank and run is not None:  # it leads its run
+                    entries: deque[_Node] = run.entries
+                    last = run.last  # entries[-1] (see least._Run): not indexed
+                    score = load / state.weight if load else 0.0
+                    deadline = state.deadline
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or _precedes(last, entry, True):
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
-                        _append(entries, entry)
-                        state.rank = entry
-                        _replace(heap, entries[0])
+                    if last is not None and (  # (not None: the run holds rank)
+                        last is rank or _sorts_after(last, score, deadline, rank.order)
+                    ):
+                        following = rank.next  # the run's next head (None: rank was alone)
+                        _popleft(entries)
+                        rank.score = score  # off the run and the heap: updated in place
+                        rank.deadline = deadline
+                        _append(entries, rank)
+                        if following is None:  # alone in its run: it leads it again
+                            following = rank
+                        else:  # chained last (see least._Run)
+                            last.next = rank
+                            rank.next = None
+                            run.last = rank
+                        _replace(nodes, following)
                     else:
                         self._refile_released(state)
                 else:

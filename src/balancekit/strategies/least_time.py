@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable
 from heapq import heapreplace
 from math import exp
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -25,7 +25,7 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, PROBE_STEP, _Entry, _equal, _LoadOrdered, _precedes, _replace, _Run
+from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Node, _replace, _Run, _sorts_after
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
@@ -200,7 +200,7 @@ class LeastResponseTime(_LoadOrdered):
         # The keys are the states (hashed by identity): no id() per pick, iterated directly.
         self._last_picked: OrderedDict[EndpointState, None] = OrderedDict()
         # Its first endpoint and that one's picked_at (inf: none), kept by every change of
-        # _last_picked but the compiled select's, for the pure-Python select (see _note_oldest).
+        # _last_picked, for the selects (see _note_oldest).
         self._oldest: EndpointState | None = None
         self._oldest_at = math.inf
         # Endpoints whose next sample answers a probe: the states themselves, not their id()s,
@@ -264,13 +264,13 @@ class LeastResponseTime(_LoadOrdered):
     def _note_oldest(self) -> None:
         """Note the endpoint picked longest ago (``_last_picked``'s first) and when, O(1).
 
-        The pure-Python select tests ``_oldest_at`` for a probe instead of iterating
-        ``_last_picked`` at every pick (issue 15: an ordered dict's iterator looks its first
-        key up in the dict and touches the second's node and state, ~100 ns a pick at 10,000
-        endpoints; ~40 ns at 10, measured). The first changes only when it is picked (moved
-        to the end: 16-25 % of sequential picks over weights 1-5) or membership changes, so
-        every change of ``_last_picked`` calls this but the compiled select's, which iterates
-        as before (it leaves these stale: nothing reads them in that build)."""
+        The selects test ``_oldest_at`` for a probe instead of iterating ``_last_picked`` at
+        every pick (issue 15: an ordered dict's iterator looks its first key up in the dict and
+        touches the second's node and state, ~100 ns a pick at 10,000 endpoints; ~40 ns at 10,
+        measured; compiled, since session 7, ~190 of ~6,300 instructions per select+release at
+        N=10). The first changes only when it is picked (moved to the end: 16-25 % of
+        sequential picks over weights 1-5) or membership changes, so every change of
+        ``_last_picked`` calls this."""
         for state in self._last_picked:
             self._oldest = state
             self._oldest_at = state.picked_at
@@ -433,35 +433,43 @@ class LeastResponseTime(_LoadOrdered):
     def _select_compiled(self, context: Any, avoid: Collection[str]) -> Lease:
         """:meth:`select`'s fast path in the compiled build (mypyc): the pure one's steps, with
         the picked state typed (untyped, its attributes were read and written by name:
-        ``PyObject_GetAttr``/``SetAttr``), the key tested in native floats (``_equal``: no float
-        boxed), the lock's bound methods kept (no lookup by name), counted and leased natively
-        (balancekit._state, _lease)."""
+        ``PyObject_GetAttr``/``SetAttr``), the key tested in native floats (a
+        :class:`~balancekit.strategies.least._Node`'s fields: nothing boxed), the lock's bound
+        methods kept (no lookup by name), counted and leased natively (balancekit._state,
+        _lease)."""
         self._lock_acquire()
         try:
-            now = self._clock()
+            # The reading as the clock gave it, for the lease, and as a native float for the
+            # arithmetic. Called as Any: a Clock returns float, so mypyc unboxed the reading and
+            # boxed it again for the lease (an int one as a float).
+            clock: Any = self._clock
+            clocked = clock()
+            now: float = clocked
             self._picks += 1
             if now >= self._refresh_at and (
                 now >= self._due_at or self._picks - self._picks_at > self._live
             ):
                 self._rereference(now)
-            last_picked = self._last_picked
-            # Typed: compiled, an untyped state (None, then an entry's Any item) was read and
-            # written by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
-            state: EndpointState | None = None
-            for state in last_picked:  # noqa: B007 (the first: no iter()/next() calls)
-                break
-            if state is not None and now - state.picked_at >= self._probe_interval:
+            # The endpoint picked longest ago, as noted (_note_oldest): no iteration. Typed:
+            # compiled, an untyped state (None, then an entry's Any item) was read and written
+            # by name (``PyObject_GetAttr``/``SetAttr``, ~1,500 instructions a pick).
+            oldest = self._oldest
+            state: EndpointState
+            if oldest is not None and now - self._oldest_at >= self._probe_interval:
+                state = oldest
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
             else:  # _top, with _score inlined
-                heap, reference, limit = self._heap, self._reference, self._limit
+                heap: list[_Node] = self._heap  # typed: its items are nodes, read natively
+                reference, limit = self._reference, self._limit
                 while True:
                     if not heap:
                         raise self._nothing_available()
-                    entry: _Entry = heap[0]  # a tuple: compiled, its items are read natively
-                    top: EndpointState = entry[3]  # typed, then narrowed: native attributes
+                    entry = heap[0]
+                    top: EndpointState = entry.state  # typed, then narrowed: native attributes
                     state = top
-                    if state.rank is entry:
+                    filed: object = state.rank  # object: ``is`` with an Any narrows entry to Any
+                    if filed is entry:  # (and mypyc read its fields boxed, compared generically)
                         load = state.load
                         latency = state.latency
                         deadline = state.deadline
@@ -469,14 +477,16 @@ class LeastResponseTime(_LoadOrdered):
                             value = load * reference / state.weight if load else 0.0
                         else:
                             value = (load + 1) * latency / state.weight
-                        if _equal(entry[1], deadline) and _equal(entry[0], value):
+                        if entry.deadline == deadline and entry.score == value:
                             break
                         self._drop_top()  # stale: re-filed with its current key
                         self._file(state)
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
-            _move_to_end(last_picked, state)
+            _move_to_end(self._last_picked, state)
+            if state is oldest:  # 16-25 % of sequential picks (see _note_oldest)
+                self._note_oldest()
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -488,7 +498,7 @@ class LeastResponseTime(_LoadOrdered):
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
             return self._select_again(state, token, context, avoid)
-        return Lease(state.endpoint, token, now)  # a native class: one C call
+        return Lease(state.endpoint, token, clocked)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
@@ -593,10 +603,11 @@ class LeastResponseTime(_LoadOrdered):
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
         ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, the
-        run and the heap compared and sifted natively (``least._precedes``, ``_replace``), and
-        ``elapsed`` typed (:meth:`release` passes None or a finite float only): the estimate's
-        arithmetic in native floats (typed ``Any``, it was ``PyNumber_*`` calls and boxed
-        floats)."""
+        run and the heap compared and sifted natively (``least._sorts_after``, ``_replace``;
+        the endpoint's node updated in place when it is re-filed at the end of its run, as in
+        LeastConnections: no entry allocated), and ``elapsed`` typed (:meth:`release` passes
+        None or a finite float only): the estimate's arithmetic in native floats (typed
+        ``Any``, it was ``PyNumber_*`` calls and boxed floats)."""
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
@@ -615,8 +626,9 @@ class LeastResponseTime(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        failed = not ok  # its truth taken once (``ok`` is any object), a native bool after
         state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
-        if not ok:
+        if failed:
             state.n_failed += 1
         self._lock_acquire()
         try:
@@ -628,16 +640,25 @@ class LeastResponseTime(_LoadOrdered):
                 if state.retired:
                     self._forget_if_idle(state)
                 raise
+            # Native floats: ``elapsed`` and ``state.latency`` are optional, so boxed; each use of
+            # them unboxed them again (``PyFloat_AsDouble``, ~5 a release).
+            waited: float
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease._started
-                elapsed = elapsed if elapsed > 0.0 else 0.0
-            latency = state.latency
-            if latency is None:
-                state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
+                gap: float = now - lease._started
+                waited = gap if gap > 0.0 else 0.0
+            else:
+                waited = elapsed
+            latency: float
+            known = state.latency
+            if known is None:
+                latency = waited if not failed else max(waited, self._default_latency)
+                state.latency = latency
                 if self._best is None:  # the first sample of all: the next pick refreshes
                     self._refresh_at = self._due_at = now
             else:
-                sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
+                latency = known
+                # max(waited, latency) when failed
+                sample = waited if not failed or waited >= latency else latency
                 since = now - state.latency_at
                 if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
                     step = self._min_step
@@ -648,7 +669,8 @@ class LeastResponseTime(_LoadOrdered):
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
-                state.latency = latency = latency + step * (sample - latency)
+                latency = latency + step * (sample - latency)
+                state.latency = latency
             state.latency_at = now
             tie = self._tie
             if tie > 1.0 and (
@@ -657,26 +679,36 @@ class LeastResponseTime(_LoadOrdered):
                 self._refresh_at = min(
                     self._refresh_at, self._refreshed_at + self._probe_interval / 16
                 )
-            rank: _Entry | None = state.rank  # _refile_released, with _score inlined
+            rank = cast("_Node | None", state.rank)  # _refile_released, with _score inlined
             if rank is not None:
-                heap = self._heap
-                run: _Run | None = rank[4]
-                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
+                nodes: list[_Node] = self._heap
+                run = rank.run
+                if nodes[0] is rank and run is not None:  # picked last, typically: it leads its run
                     load = state.load
                     if latency <= self._limit:
-                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                        score = load * self._reference / state.weight if load else 0.0
                     else:
                         score = (load + 1) * latency / state.weight
-                    entries = run.entries
-                    last = entries[-1]
-                    fresh: Any = (score, state.deadline, state.order, state, run)
+                    entries: deque[_Node] = run.entries
+                    last = run.last  # entries[-1] (see least._Run): not indexed
+                    deadline = state.deadline
                     # Filed in its run if it sorts last there (or is alone in it): whatever the
                     # run's weight, its entries stay in key order.
-                    if last is rank or _precedes(last, fresh, True):
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
-                        _append(entries, fresh)
-                        state.rank = fresh  # two statements: see least._Entry
-                        _replace(heap, entries[0])
+                    if last is not None and (  # (not None: the run holds rank)
+                        last is rank or _sorts_after(last, score, deadline, rank.order)
+                    ):
+                        following = rank.next  # the run's next head (None: rank was alone)
+                        _popleft(entries)
+                        rank.score = score  # off the run and the heap: updated in place
+                        rank.deadline = deadline
+                        _append(entries, rank)
+                        if following is None:  # alone in its run: it leads it again
+                            following = rank
+                        else:  # chained last (see least._Run)
+                            last.next = rank
+                            rank.next = None
+                            run.last = rank
+                        _replace(nodes, following)
                     else:
                         self._refile_released(state)
                 else:
@@ -692,7 +724,9 @@ class LeastResponseTime(_LoadOrdered):
             assert len(self._last_picked) == self._live
             assert self._watched is (self._best if self._tie > 1.0 else None)
             assert self._faster_than == faster_than(self._reference, self._tie)
-            if not _NATIVE:  # (the compiled select leaves them stale: _note_oldest)
-                first = next(iter(self._last_picked), None)
-                assert self._oldest is first
-                assert self._oldest_at is (math.inf if first is None else first.picked_at)
+            first = next(iter(self._last_picked), None)
+            assert self._oldest is first
+            # Not ``is``: compiled, the floats are native (each read boxes a new object). NaN
+            # (a clock that returns it) equals itself here.
+            noted, expected = self._oldest_at, (math.inf if first is None else first.picked_at)
+            assert noted == expected or (noted != noted and expected != expected)
