@@ -29,8 +29,6 @@ from .._lease import Lease
 from .._options import describe, number, seconds
 from .._state import NATIVE, EndpointState
 from .p2c import _TRIES, _TwoChoices
-from .p2c import _acquire as _p2c_acquire
-from .p2c import _release as _p2c_release
 from .random import AVOID_DRAWS
 
 __all__ = ["DEFAULT_DECAY", "DEFAULT_LATENCY", "DEFAULT_TOLERANCE", "PeakEWMA"]
@@ -45,9 +43,6 @@ _NEW_LEASE: Final = NEW_LEASE
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
-# The lock's methods as C statics (see p2c's _acquire: no lookup by name per call, compiled).
-_acquire: Final = _p2c_acquire
-_release: Final = _p2c_release
 
 #: Estimates compared without their decay lie in (_TINY, _HUGE): products stay normal floats.
 _TINY: Final = 1e-300
@@ -321,7 +316,7 @@ class PeakEWMA(_TwoChoices):
             lease: Lease = SUPER(PeakEWMA, self).select(context, avoid)
             return lease
         lock = self._lock
-        _acquire(lock)
+        lock.acquire()
         try:
             owners = self._owners  # a light line of two or more: see _TwoChoices
             if owners is not None:  # _TwoChoices._choose's hot path: two subscripts
@@ -393,7 +388,7 @@ class PeakEWMA(_TwoChoices):
             state.load += 1
             state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
-            _release(lock)
+            lock.release()
         if _NATIVE:  # one test of the build, as BalancerBase.select
             token = _NATIVE_TOKENS.take()
             self._outstanding[token] = state
@@ -436,7 +431,7 @@ class PeakEWMA(_TwoChoices):
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         lock = self._lock
-        _acquire(lock)
+        lock.acquire()
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
             if not ok:
@@ -470,7 +465,7 @@ class PeakEWMA(_TwoChoices):
                         state.latency = current
             state.latency_at = now
         finally:
-            _release(lock)
+            lock.release()
         if state.retired:
             self._forget_if_idle(state)
 

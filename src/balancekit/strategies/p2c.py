@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import random as _random
 import sys
-import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable
@@ -48,15 +47,6 @@ _NEW_LEASE: Final = NEW_LEASE
 # another module is looked up by name on every call otherwise (issue 15, perf).
 _next: Final = next
 _bisect_right: Final = bisect_right
-# The balancer's lock type's own methods (BalancerBase makes ``_lock`` with threading.RLock),
-# called as ``_acquire(lock)``: compiled (mypyc), ``lock.acquire()`` looks the method up by name
-# on every call (PyObject_VectorcallMethod: _PyObject_GetMethod and _PyType_Lookup, ~140
-# instructions per call, four calls per select + release; callgrind), a Final is a C static.
-# Pure Python runs the same opcodes as ``lock.acquire()`` (a global for LOAD_METHOD) and the
-# same C call.
-_RLock: Final = type(threading.RLock())
-_acquire: Final = _RLock.acquire
-_release: Final = _RLock.release
 #: The fast paths' rejection draws after a collision (as ``_second(..., AVOID_DRAWS - 1)``).
 _TRIES: Final = range(AVOID_DRAWS - 1)
 
@@ -215,25 +205,25 @@ class _TwoChoices(_RandomBalancer):
 
     def _pick(self, context: Any, avoid: Collection[str]) -> EndpointState:
         lock = self._lock
-        _acquire(lock)  # explicit: cheaper than `with` on the hot path
+        lock.acquire()  # explicit: cheaper than `with` on the hot path
         try:
             state = self._choose(avoid)
             state.load += 1
             return state
         finally:
-            _release(lock)
+            lock.release()
 
     def _claim(self, state: EndpointState) -> None:
         state.load += 1
 
     def _on_release(self, state: EndpointState, ok: bool, elapsed: float) -> None:
         lock = self._lock
-        _acquire(lock)
+        lock.acquire()
         try:
             state.load -= 1
             self._learn(state, ok, elapsed)
         finally:
-            _release(lock)
+            lock.release()
 
     def _on_cancel(self, state: EndpointState) -> None:
         """A cancelled pick: its load back; nothing learned (no latency sample)."""
@@ -339,7 +329,7 @@ class PowerOfTwoChoices(_TwoChoices):
         clock = self._clock  # a local first: see _clock_local
         started = clock()  # before the pick counts (as BalancerBase.select)
         lock = self._lock
-        _acquire(lock)
+        lock.acquire()
         try:
             owners = self._owners  # a light line of two or more: see _TwoChoices
             if owners is not None:  # _choose's hot path: two subscripts of the owner table
@@ -392,7 +382,7 @@ class PowerOfTwoChoices(_TwoChoices):
             state.load += 1
             state.n_selected += 1  # under the lock: atomic in both builds (balancekit._state)
         finally:
-            _release(lock)
+            lock.release()
         if _NATIVE:  # one test of the build, as BalancerBase.select
             token = _NATIVE_TOKENS.take()
             self._outstanding[token] = state
@@ -435,14 +425,14 @@ class PowerOfTwoChoices(_TwoChoices):
             SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         lock = self._lock
-        _acquire(lock)
+        lock.acquire()
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
             if not ok:
                 state.n_failed += 1
             state.load -= 1
         finally:
-            _release(lock)
+            lock.release()
         if state.retired:
             self._forget_if_idle(state)
 
