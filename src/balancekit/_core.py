@@ -465,6 +465,7 @@ class BalancerBase:
         # refused before it is read (None, a str, a tuple shaped like a lease).
         if type(lease) is not Lease:
             raise _invalid_lease(lease)
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         # The compiled build's steps; the pure-Python build binds _release_pure in this
         # method's place at import (see the end of the class), so neither tests the build here.
         try:  # two native dict operations, not a call of dict.pop (~190 instructions less)
@@ -478,10 +479,10 @@ class BalancerBase:
         except (TypeError, LookupError, AttributeError):  # not ours
             raise _invalid_lease(lease) from None
         state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
-        if not ok:
+        if failed:
             state.n_failed += 1
         if self._hooks:  # one flag for the strategy's hook and a health tracker (issue 15)
-            self._after_release(state, lease, ok, elapsed)
+            self._after_release(state, lease, not failed, elapsed)
         elif state.retired:
             self._forget_if_idle(state)
 
@@ -496,6 +497,7 @@ class BalancerBase:
             elapsed = checked_elapsed(elapsed)
         if type(lease) is not Lease:
             raise _invalid_lease(lease)
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:  # (states are never None: no default)
             endpoint = lease._endpoint  # (before the pop: a blank lease has none)
             state = DICT_POP(self._outstanding, lease._token)
@@ -506,10 +508,10 @@ class BalancerBase:
             self._outstanding[lease._token] = state  # another lease's token: put back
             raise _invalid_lease(lease)
         NEXT(state.released)
-        if not ok:
+        if failed:
             NEXT(state.failed)
         if self._hooks:
-            self._after_release(state, lease, ok, elapsed)
+            self._after_release(state, lease, not failed, elapsed)
         elif state.retired:
             self._forget_if_idle(state)
 
@@ -831,6 +833,16 @@ class BalancerBase:
 # The pure-Python build tests the build once, here, instead of on every release (a test costs
 # ~85 of a round robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc),
 # the class is native and its ``release`` is the compiled steps: nothing is rebound.
+def bind_pure(cls: type, name: str, pure: Callable[..., Any]) -> None:
+    """Pure Python: make ``pure`` the method ``name`` of ``cls``, under that method's name and
+    docstring (``help()``, ``inspect.getdoc``, tracebacks and IDEs show the public method, as in
+    the compiled build; review7). Called once at import, never compiled in (see below)."""
+    public = getattr(cls, name)
+    pure.__name__ = public.__name__
+    pure.__qualname__ = public.__qualname__
+    pure.__doc__ = public.__doc__
+    setattr(cls, name, pure)
+
+
 if not NATIVE:
-    setattr(BalancerBase, "release", BalancerBase._release_pure)  # noqa: B010 (mypy refuses
-    # an assignment to a method; mypyc compiles this for a class it never rebinds)
+    bind_pure(BalancerBase, "release", BalancerBase._release_pure)

@@ -414,6 +414,7 @@ class PeakEWMA(_TwoChoices):
         ):
             SUPER(PeakEWMA, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 endpoint = lease._endpoint  # (before the pop: a blank lease has none)
@@ -434,7 +435,7 @@ class PeakEWMA(_TwoChoices):
         lock.acquire()
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
-            if not ok:
+            if failed:
                 state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             clock = self._clock  # (as in select)
@@ -449,7 +450,7 @@ class PeakEWMA(_TwoChoices):
                 elapsed = elapsed if elapsed > 0.0 else 0.0
             latency = state.latency  # _learn
             if latency is None:  # the first sample replaces the prior
-                state.latency = elapsed if ok else max(elapsed, self._estimate(state, now))
+                state.latency = max(elapsed, self._estimate(state, now)) if failed else elapsed
             elif elapsed >= latency:  # a peak, whatever the decay: no exp (see below)
                 state.latency = elapsed
             else:  # below the estimate's last value: see _decay_once
@@ -459,7 +460,7 @@ class PeakEWMA(_TwoChoices):
                     current = latency * exp(since)
                     if elapsed >= current:  # a peak: take it at once
                         state.latency = elapsed
-                    elif ok:  # blended in with weight 1 - exp(-since / decay)
+                    elif not failed:  # blended in with weight 1 - exp(-since / decay)
                         state.latency = current + (elapsed - current) * -expm1(since)
                     else:  # a failure faster than the estimate: the sample is the estimate
                         state.latency = current

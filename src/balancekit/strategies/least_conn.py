@@ -188,6 +188,7 @@ class LeastConnections(_LoadOrdered):
         if _NATIVE:  # one test of the build: each has a fast path of its own
             self._release_compiled(lease, ok, elapsed)
             return None
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 endpoint = lease._endpoint  # (before the pop: a blank lease has none)
@@ -208,7 +209,7 @@ class LeastConnections(_LoadOrdered):
         lock.acquire()
         try:
             state.n_released += 1  # under the lock: ints, not next() (balancekit._state)
-            if not ok:
+            if failed:
                 state.n_failed += 1
             load = state.load - 1
             state.load = load
@@ -245,6 +246,7 @@ class LeastConnections(_LoadOrdered):
         ``_replace``). The endpoint's node is updated in place when it is re-filed at the end
         of its run (taken off the run and the heap first: see ``least._Node``): no entry is
         allocated or freed."""
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
@@ -264,7 +266,7 @@ class LeastConnections(_LoadOrdered):
             SUPER(LeastConnections, self).release(lease, ok=ok, elapsed=elapsed)
             return None
         state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
-        if not ok:
+        if failed:
             state.n_failed += 1
         self._lock_acquire()
         try:

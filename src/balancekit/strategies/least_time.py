@@ -512,6 +512,7 @@ class LeastResponseTime(_LoadOrdered):
         if _NATIVE:  # one test of the build: each has a fast path of its own
             self._release_compiled(lease, ok, elapsed)
             return None
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 endpoint = lease._endpoint  # (before the pop: a blank lease has none)
@@ -532,7 +533,7 @@ class LeastResponseTime(_LoadOrdered):
         lock.acquire()
         try:
             state.n_released += 1  # under the lock: ints, not next() (balancekit._state)
-            if not ok:
+            if failed:
                 state.n_failed += 1
             state.load -= 1  # first: a clock that raises leaves the in-flight count exact
             try:
@@ -547,11 +548,11 @@ class LeastResponseTime(_LoadOrdered):
                 elapsed = elapsed if elapsed > 0.0 else 0.0
             latency = state.latency
             if latency is None:
-                state.latency = latency = elapsed if ok else max(elapsed, self._default_latency)
+                state.latency = latency = max(elapsed, self._default_latency) if failed else elapsed
                 if self._best is None:  # the first sample of all: the next pick refreshes
                     self._refresh_at = self._due_at = now
             else:
-                sample = elapsed if ok or elapsed >= latency else latency  # max(elapsed, latency)
+                sample = latency if failed and elapsed < latency else elapsed  # failed: the max
                 since = now - state.latency_at
                 if since < self._short_gap:  # 1 - exp(-since / decay) <= min_step: no exp
                     step = self._min_step
@@ -608,6 +609,7 @@ class LeastResponseTime(_LoadOrdered):
         LeastConnections: no entry allocated), and ``elapsed`` typed (:meth:`release` passes
         None or a finite float only): the estimate's arithmetic in native floats (typed
         ``Any``, it was ``PyNumber_*`` calls and boxed floats)."""
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 outstanding = self._outstanding
@@ -626,7 +628,6 @@ class LeastResponseTime(_LoadOrdered):
         if state is None:  # the general path raises InvalidLease
             SUPER(LeastResponseTime, self).release(lease, ok=ok, elapsed=elapsed)
             return None
-        failed = not ok  # its truth taken once (``ok`` is any object), a native bool after
         state.n_released += 1  # counted where this build makes it atomic (balancekit._state)
         if failed:
             state.n_failed += 1

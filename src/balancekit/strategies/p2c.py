@@ -408,6 +408,7 @@ class PowerOfTwoChoices(_TwoChoices):
         ):  # a finite float elapsed stays here: the in-flight count does not use it
             SUPER(PowerOfTwoChoices, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 endpoint = lease._endpoint  # (before the pop: a blank lease has none)
@@ -428,7 +429,7 @@ class PowerOfTwoChoices(_TwoChoices):
         lock.acquire()
         try:
             state.n_released += 1  # under the lock: atomic in both builds (balancekit._state)
-            if not ok:
+            if failed:
                 state.n_failed += 1
             state.load -= 1
         finally:

@@ -16,7 +16,17 @@ from typing import Any, Final, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
-from .._core import NATIVE_TOKENS, NEW_LEASE, NEXT, SUPER, TOKENS, BalancerBase, Clock, Delta
+from .._core import (
+    NATIVE_TOKENS,
+    NEW_LEASE,
+    NEXT,
+    SUPER,
+    TOKENS,
+    BalancerBase,
+    Clock,
+    Delta,
+    bind_pure,
+)
 from .._endpoint import EndpointLike
 from .._errors import InvalidOption
 from .._lease import Lease
@@ -372,7 +382,7 @@ class _ScheduleBalancer(BalancerBase):
 # robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc), the class is
 # native and its ``select`` is the compiled steps: nothing is rebound.
 if not _NATIVE:
-    setattr(_ScheduleBalancer, "select", _ScheduleBalancer._select_pure)  # noqa: B010 (as _core)
+    bind_pure(_ScheduleBalancer, "select", _ScheduleBalancer._select_pure)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -688,8 +698,12 @@ class WeightedRoundRobin(_ScheduleBalancer):
                     raise self._nothing_available()
                 state = edf.__next__()  # (compiled: a direct call, see _step_online)
             self._turn()  # only for avoid's rotation
-        elif self._smooth is not None:  # NGINX's loop, stepped online (a large pool)
+        elif (smooth := self._smooth) is not None:  # NGINX's loop, stepped online (large pools)
             with self._lock:
+                # Read again under the lock, from an attribute no test narrowed: after
+                # ``self._smooth is not None`` mypy narrowed the attribute, and compiled (mypyc)
+                # the read refused with TypeError the None a concurrent rebuild may set
+                # meanwhile (review7; tests/strategies/test_wrr_online_flip.py).
                 smooth = self._smooth
                 if smooth is None:  # the mode changed meanwhile
                     return self._pick(None, avoid)

@@ -231,6 +231,7 @@ class BoundedLoadHash(IPHash):
         ):  # a finite float elapsed stays here: this strategy does not learn from it
             SUPER(BoundedLoadHash, self).release(lease, ok=ok, elapsed=elapsed)
             return None
+        failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:
             if type(lease) is Lease:
                 endpoint = lease._endpoint  # (before the pop: a blank lease has none)
@@ -249,11 +250,11 @@ class BoundedLoadHash(IPHash):
             return None
         if _NATIVE:  # counted where this build makes it atomic (balancekit._state)
             state.n_released += 1
-            if not ok:
+            if failed:
                 state.n_failed += 1
         else:
             _next(state.released)
-            if not ok:
+            if failed:
                 _next(state.failed)
         lock = self._lock  # _after_release, inlined
         lock.acquire()
