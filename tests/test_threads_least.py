@@ -13,7 +13,6 @@ count.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -27,17 +26,6 @@ STRATEGIES = ["LeastConnections", "LeastResponseTime"]
 
 def _endpoints(n: int) -> list[bk.Endpoint]:
     return [bk.Endpoint(f"10.4.{i // 256}.{i % 256}:80", weight=1 + i % 3) for i in range(n)]
-
-
-@pytest.fixture
-def switch_often() -> Iterator[None]:
-    """Switch threads as often as CPython allows, so the workers interleave inside calls."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 @pytest.mark.usefixtures("switch_often")

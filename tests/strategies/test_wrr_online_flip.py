@@ -12,9 +12,7 @@ code before the fix 5 of its 6 rounds failed (main's compiled build, d8e4911).
 from __future__ import annotations
 
 import random
-import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,17 +20,7 @@ import balancekit as bk
 from balancekit.strategies.round_robin import SMALL_POOL
 
 
-@pytest.fixture
-def fast_switches() -> Iterator[None]:
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-
-
-@pytest.mark.usefixtures("fast_switches")
+@pytest.mark.usefixtures("switch_often")
 @pytest.mark.parametrize("round_", range(6))
 def test_online_picks_never_fail_while_ejections_leave_online_mode(round_: int) -> None:
     size = SMALL_POOL + 6  # past SMALL_POOL, with a cycle too long to precompute: online

@@ -150,6 +150,10 @@ def _precedes(a: _Node, b: _Node, tie: bool) -> bool:
     return tie
 
 
+_popleft: Final = deque.popleft
+_append: Final = deque.append
+
+
 def _sorts_after(last: _Node, score: float, deadline: float, order: int) -> bool:
     """``_precedes(last, entry, True)`` for an ``entry`` with this key, without making it (the
     release tests this before it updates a node in place)."""
@@ -210,6 +214,36 @@ def _replace(heap: list[_Node], entry: _Node) -> None:
     """``heapq.heapreplace``, the replaced entry dropped."""
     heap[0] = entry
     _sift_up(heap, 0)
+
+
+def _refile_at_end(
+    nodes: list[_Node], run: _Run, rank: _Node, score: float, deadline: float
+) -> bool:
+    """Compiled release: re-file ``rank`` (the heap's top, leading ``run``) with the key
+    ``(score, deadline)`` at the end of its run, in place, if it sorts last there or is alone
+    in it (whatever the run's weight, its entries stay in key order); then the run's next head
+    leads it on the heap. False, changing nothing, when it would not sort last: the caller
+    re-files it the general way (``_LoadOrdered._refile_released``). Shared by
+    LeastConnections' and LeastResponseTime's compiled releases."""
+    last = run.last  # entries[-1] (see _Run): not indexed
+    if last is None or not (  # (not None: the run holds rank)
+        last is rank or _sorts_after(last, score, deadline, rank.order)
+    ):
+        return False
+    entries = run.entries
+    following = rank.next  # the run's next head (None: rank was alone)
+    _popleft(entries)
+    rank.score = score  # off the run and the heap: updated in place
+    rank.deadline = deadline
+    _append(entries, rank)
+    if following is None:  # alone in its run: it leads it again
+        following = rank
+    else:  # chained last (see _Run)
+        last.next = rank
+        rank.next = None
+        run.last = rank
+    _replace(nodes, following)
+    return True
 
 
 class _Run:

@@ -24,7 +24,7 @@ from .._core import FLOAT_MAX, NATIVE_TOKENS, NEW_LEASE, SUPER, TOKENS, Clock, n
 from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, _LoadOrdered, _Node, _replace, _Run, _sorts_after
+from .least import _IDLE, _LoadOrdered, _Node, _refile_at_end, _Run
 
 __all__ = ["LeastConnections"]
 
@@ -277,28 +277,8 @@ class LeastConnections(_LoadOrdered):
                 nodes: list[_Node] = self._heap
                 run = rank.run
                 if nodes[0] is rank and run is not None:  # it leads its run
-                    entries: deque[_Node] = run.entries
-                    last = run.last  # entries[-1] (see least._Run): not indexed
                     score = load / state.weight if load else 0.0
-                    deadline = state.deadline
-                    # Filed in its run if it sorts last there (or is alone in it): whatever the
-                    # run's weight, its entries stay in key order.
-                    if last is not None and (  # (not None: the run holds rank)
-                        last is rank or _sorts_after(last, score, deadline, rank.order)
-                    ):
-                        following = rank.next  # the run's next head (None: rank was alone)
-                        _popleft(entries)
-                        rank.score = score  # off the run and the heap: updated in place
-                        rank.deadline = deadline
-                        _append(entries, rank)
-                        if following is None:  # alone in its run: it leads it again
-                            following = rank
-                        else:  # chained last (see least._Run)
-                            last.next = rank
-                            rank.next = None
-                            run.last = rank
-                        _replace(nodes, following)
-                    else:
+                    if not _refile_at_end(nodes, run, rank, score, state.deadline):
                         self._refile_released(state)
                 else:
                     self._refile_released(state)

@@ -25,7 +25,7 @@ from .._endpoint import EndpointLike
 from .._lease import Lease
 from .._options import number, seconds
 from .._state import NATIVE, EndpointState
-from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Node, _replace, _Run, _sorts_after
+from .least import _IDLE, PROBE_STEP, _LoadOrdered, _Node, _refile_at_end, _Run
 
 __all__ = ["DEFAULT_TOLERANCE", "LeastResponseTime"]
 
@@ -690,27 +690,7 @@ class LeastResponseTime(_LoadOrdered):
                         score = load * self._reference / state.weight if load else 0.0
                     else:
                         score = (load + 1) * latency / state.weight
-                    entries: deque[_Node] = run.entries
-                    last = run.last  # entries[-1] (see least._Run): not indexed
-                    deadline = state.deadline
-                    # Filed in its run if it sorts last there (or is alone in it): whatever the
-                    # run's weight, its entries stay in key order.
-                    if last is not None and (  # (not None: the run holds rank)
-                        last is rank or _sorts_after(last, score, deadline, rank.order)
-                    ):
-                        following = rank.next  # the run's next head (None: rank was alone)
-                        _popleft(entries)
-                        rank.score = score  # off the run and the heap: updated in place
-                        rank.deadline = deadline
-                        _append(entries, rank)
-                        if following is None:  # alone in its run: it leads it again
-                            following = rank
-                        else:  # chained last (see least._Run)
-                            last.next = rank
-                            rank.next = None
-                            run.last = rank
-                        _replace(nodes, following)
-                    else:
+                    if not _refile_at_end(nodes, run, rank, score, state.deadline):
                         self._refile_released(state)
                 else:
                     self._refile_released(state)
