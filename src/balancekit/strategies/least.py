@@ -374,6 +374,8 @@ class _LoadOrdered(BalancerBase):
             if following is not None:
                 _replace(nodes, following)
             else:
+                if run is not None:  # emptied: keep no popped node (nor its endpoint) alive
+                    run.last = None  # (review7b: a removed endpoint's state stayed reachable)
                 _pop(nodes)
             self._filed -= 1
             return
@@ -566,6 +568,8 @@ class _LoadOrdered(BalancerBase):
                     while (following := chained[-1].next) is not None:
                         chained.append(following)
                     assert _same(chained, filed) and run.last is filed[-1]
+                elif _NATIVE:  # an emptied run holds no node (review7b)
+                    assert run.last is None
                 assert all(_key_of(filed[i - 1]) <= _key_of(filed[i]) for i in range(1, len(filed)))
                 entries += filed
             assert self._filed == len(entries)
