@@ -282,7 +282,7 @@ def count(name: str, n: int) -> float:
         finally:
             if process.poll() is None:
                 process.kill()
-        keep = os.environ.get("HP_KEEP")  # as /work/build/cg.py: callgrind_annotate them
+        keep = os.environ.get("HP_KEEP")  # each callgrind.out kept there, for callgrind_annotate
         if keep:
             shutil.copy(out, os.path.join(keep, f"{name}-{n}.out"))
         for line in Path(out).read_text().splitlines():
