@@ -830,13 +830,10 @@ class BalancerBase:
         return NoEndpointAvailable(f"every endpoint that is up ({len(up)}) is avoided: {shown}")
 
 
-# The pure-Python build tests the build once, here, instead of on every release (a test costs
-# ~85 of a round robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc),
-# the class is native and its ``release`` is the compiled steps: nothing is rebound.
 def bind_pure(cls: type, name: str, pure: Callable[..., Any]) -> None:
     """Pure Python: make ``pure`` the method ``name`` of ``cls``, under that method's name and
     docstring (``help()``, ``inspect.getdoc``, tracebacks and IDEs show the public method, as in
-    the compiled build; review7). Called once at import, never compiled in (see below)."""
+    the compiled build; review7). Called once at import, and only in the pure-Python build."""
     public = getattr(cls, name)
     pure.__name__ = public.__name__
     pure.__qualname__ = public.__qualname__
@@ -844,5 +841,8 @@ def bind_pure(cls: type, name: str, pure: Callable[..., Any]) -> None:
     setattr(cls, name, pure)
 
 
+# The pure-Python build tests the build once, here, instead of on every release (a test costs
+# ~85 of a round robin's ~6,500 instructions per select + release; issue 15). Compiled (mypyc),
+# the class is native and its ``release`` is the compiled steps: nothing is rebound.
 if not NATIVE:
     bind_pure(BalancerBase, "release", BalancerBase._release_pure)
