@@ -47,6 +47,8 @@ __all__ = ["PROBE_STEP", "LeastConnections", "LeastResponseTime"]
 _heappop: Final = heappop
 _heappush: Final = heappush
 _heapreplace: Final = heapreplace
+_popleft: Final = deque.popleft
+_append: Final = deque.append
 _NATIVE: Final = NATIVE  # whether this module runs compiled (mypyc): see _precedes
 
 #: An entry: pure Python, a tuple ``(score, deadline, order, state, run)``; compiled, a
@@ -148,10 +150,6 @@ def _precedes(a: _Node, b: _Node, tie: bool) -> bool:
     if a.order != b.order:
         return a.order < b.order
     return tie
-
-
-_popleft: Final = deque.popleft
-_append: Final = deque.append
 
 
 def _sorts_after(last: _Node, score: float, deadline: float, order: int) -> bool:

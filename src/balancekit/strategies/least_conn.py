@@ -242,9 +242,8 @@ class LeastConnections(_LoadOrdered):
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
         ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, and
-        the run and the heap compared and sifted natively (``least._sorts_after``,
-        ``_replace``). The endpoint's node is updated in place when it is re-filed at the end
-        of its run (taken off the run and the heap first: see ``least._Node``): no entry is
+        the endpoint's node re-filed at the end of its run in place, compared and sifted
+        natively (``least._refile_at_end``, shared with LeastResponseTime): no entry is
         allocated or freed."""
         failed = not ok  # first: an ok whose truth raises changes nothing (review7)
         try:

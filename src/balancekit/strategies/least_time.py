@@ -604,8 +604,7 @@ class LeastResponseTime(_LoadOrdered):
         """:meth:`release`'s fast path in the compiled build (mypyc): the pure one's steps,
         with the outstanding entry read and deleted natively (a subscript and a ``del``, as
         ``BalancerBase.release``: no call of ``dict.pop``), the lock's bound methods kept, the
-        run and the heap compared and sifted natively (``least._sorts_after``, ``_replace``;
-        the endpoint's node updated in place when it is re-filed at the end of its run, as in
+        endpoint's node re-filed at the end of its run in place (``least._refile_at_end``, as
         LeastConnections: no entry allocated), and ``elapsed`` typed (:meth:`release` passes
         None or a finite float only): the estimate's arithmetic in native floats (typed
         ``Any``, it was ``PyNumber_*`` calls and boxed floats)."""
