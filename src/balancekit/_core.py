@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Final, final
 
 from mypy_extensions import mypyc_attr
 
+from ._clock import Clock, check_clock, holding, within_float
 from ._delta import Delta, sync
 from ._endpoint import Endpoint, EndpointLike, as_endpoint, as_endpoints, canonical_address
 from ._errors import (
@@ -46,8 +47,6 @@ from ._tally import Tally
 
 __all__ = ["Balancer", "BalancerBase", "Clock", "Delta", "HealthHook"]
 
-#: A clock: a function returning seconds as a float, monotonic (default :func:`time.monotonic`).
-Clock = Callable[[], float]
 
 # One token sequence for the whole process, so a lease from another balancer is never mistaken
 # for one of ours: odd numbers from TOKENS (the pure-Python build's, atomic as a C call), even
@@ -164,13 +163,6 @@ def check_endpoints(endpoints: object) -> Iterable[EndpointLike]:
     if not isinstance(endpoints, Iterable):
         raise InvalidOption(f"endpoints must be a list of endpoints, not {describe(endpoints)}")
     return endpoints
-
-
-def check_clock(clock: object) -> Clock:
-    """Validate a ``clock=`` option."""
-    if not callable(clock):
-        raise InvalidOption(f"clock must be a function returning seconds, not {describe(clock)}")
-    return clock
 
 
 #: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN.
@@ -528,7 +520,7 @@ class BalancerBase:
                     except BaseException:  # a clock that raises: the load back, nothing
                         self._on_cancel(state)  # learned (as the strategies' fast paths)
                         raise
-                    elapsed = elapsed if elapsed > 0.0 else 0.0
+                    elapsed = within_float(elapsed)
                 self._on_release(state, ok, elapsed)
             if self._health is not None:
                 self._health.observe(state, ok)
@@ -605,7 +597,7 @@ class BalancerBase:
     def add(self, endpoint: EndpointLike) -> None:
         """Add an endpoint (a string means weight 1). Raises :class:`DuplicateEndpoint`."""
         endpoint = as_endpoint(endpoint)
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             if endpoint.address in self._members:
                 raise DuplicateEndpoint(f"{describe(endpoint.address)} is already a member")
             self._sync((self._admit(endpoint),))
@@ -613,7 +605,7 @@ class BalancerBase:
 
     def remove(self, address: EndpointLike) -> None:
         """Remove an endpoint; its outstanding leases may still be released."""
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             self._retire(state)
             self._sync((state,))
@@ -621,7 +613,7 @@ class BalancerBase:
 
     def set_weight(self, address: EndpointLike | Any, weight: int | Any) -> None:
         """Change an endpoint's weight, keeping its live state."""
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.set_endpoint(state.endpoint.with_weight(weight))
             self._sync((state,), reweighted=(state,))
@@ -636,7 +628,7 @@ class BalancerBase:
         if not isinstance(endpoints, str | Endpoint):  # (as_endpoints refuses one endpoint)
             endpoints = map(self._known, endpoints)
         wanted = as_endpoints(endpoints)
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             keep = {endpoint.address for endpoint in wanted}
             touched = [state for a, state in self._members.items() if a not in keep]
             leaving = len(touched)
@@ -660,14 +652,14 @@ class BalancerBase:
 
     def mark_down(self, address: EndpointLike) -> None:
         """Take an endpoint out of rotation (it stays a member; its leases may be released)."""
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.up = False
             self._sync((state,))
 
     def mark_up(self, address: EndpointLike) -> None:
         """Put an endpoint marked down back into rotation."""
-        with self._lock:
+        with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.up = True
             self._sync((state,))

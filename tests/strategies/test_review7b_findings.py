@@ -1,9 +1,9 @@
 """review7b (issue 15 session 7): findings on the compiled LeastConnections/LeastResponseTime
 node rewrite. Each holds in pure Python. The first failed in integ7's compiled build before its
 fix (a run emptied by ``_drop_top`` kept ``run.last`` on the popped node, so a removed
-endpoint's state stayed reachable). The second fails in every compiled build, main's too (the
-release unboxes the clock's reading, so an int clock past 2**53 loses the exact elapsed time
-pure Python keeps): a known difference, not fixed, marked xfail there.
+endpoint's state stayed reachable). The second finding (an int clock past 2**53 learned exactly
+in pure Python and in floats compiled) ended when every clock's readings became floats in both
+builds: tests/hostile/test_clock_readings.py.
 """
 
 from __future__ import annotations
@@ -39,16 +39,3 @@ def test_removed_endpoint_is_not_retained_by_an_emptied_run(name: str) -> None:
         lb.release(lb.select())
     lb._check_invariants()
     assert _states_of(removed) == []
-
-
-@pytest.mark.xfail(
-    bk.compiled, strict=True, reason="compiled LeastResponseTime learns in floats (as main's)"
-)
-def test_int_clock_beyond_2_53_keeps_exact_latency() -> None:
-    now = [10**18 + 1]
-    lb = bk.LeastResponseTime(["a:1", "b:1"], clock=lambda: now[0])
-    for _ in range(4):
-        lease = lb.select()
-        now[0] += 1001
-        lb.release(lease)
-    assert {stats.latency for stats in lb.stats().values()} == {1001}

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from .._clock import holding
 from .._errors import InvalidOption
 from .._options import describe
 from .._state import EndpointState
@@ -154,7 +155,7 @@ class HealthTracker:
         if not self._detects or state.retired:
             return
         lb = self._lb
-        with lb._lock:
+        with lb._lock, holding(lb._clock):  # (balancekit._clock)
             if state.ejected or lb._members.get(state.endpoint.address) is not state:
                 return  # late outcomes of an ejected or removed endpoint are not news
             record = _record(state)
@@ -182,7 +183,7 @@ class HealthTracker:
     def advance(self) -> None:
         """End the ejections that are due and step the ramps, then apply the change once."""
         lb = self._lb
-        with lb._lock:
+        with lb._lock, holding(lb._clock):  # (balancekit._clock)
             now = lb._clock()
             if now < self.due:
                 return  # another thread got here first
@@ -290,7 +291,7 @@ class HealthTracker:
         A verdict that brings an ejected endpoint back up (down, then up) ends its ejection now,
         with ``check_ends_ejection`` (Envoy ``successful_active_health_check_uneject_host``)."""
         lb = self._lb
-        with lb._lock:
+        with lb._lock, holding(lb._clock):  # (balancekit._clock)
             state = lb._members.get(address)
             if state is None:
                 return  # removed since the check started
@@ -322,7 +323,7 @@ class HealthTracker:
         O(1), plus one index rebuild when it ejects.
         """
         lb = self._lb
-        with lb._lock:
+        with lb._lock, holding(lb._clock):  # (balancekit._clock)
             state = lb._members.get(address)
             if state is None or state.ejected:
                 return False
@@ -462,7 +463,7 @@ def with_health(
         )
     if on_event is not None and not callable(on_event):
         raise InvalidOption(f"on_event must be a function of one event, not {describe(on_event)}")
-    with balancer._lock:
+    with balancer._lock, holding(balancer._clock):  # (balancekit._clock)
         if balancer._health is not None:
             raise InvalidOption(f"{type(balancer).__name__} already has a health tracker")
         tracker = HealthTracker(balancer, passive, slow_start, on_event)

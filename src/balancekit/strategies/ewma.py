@@ -446,8 +446,10 @@ class PeakEWMA(_TwoChoices):
                     self._forget_if_idle(state)
                 raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease._started
-                elapsed = elapsed if elapsed > 0.0 else 0.0
+                elapsed = now - lease._started  # within_float(elapsed), inlined:
+                elapsed = (
+                    elapsed if 0.0 < elapsed <= FLOAT_MAX else FLOAT_MAX if elapsed > 0.0 else 0.0
+                )
             latency = state.latency  # _learn
             if latency is None:  # the first sample replaces the prior
                 state.latency = max(elapsed, self._estimate(state, now)) if failed else elapsed

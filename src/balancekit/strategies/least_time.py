@@ -341,7 +341,10 @@ class LeastResponseTime(_LoadOrdered):
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
-                state.latency += step * (sample - state.latency)
+                latency = state.latency + step * (sample - state.latency)
+                # a blend may round one ulp past its sample: past the largest float, inf (then
+                # NaN at the next blend); the fast paths below do the same
+                state.latency = latency if latency <= FLOAT_MAX else FLOAT_MAX
             state.latency_at = now
             latency, tie = state.latency, self._tie
             if tie > 1.0 and (
@@ -544,8 +547,10 @@ class LeastResponseTime(_LoadOrdered):
                     self._forget_if_idle(state)
                 raise
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                elapsed = now - lease._started
-                elapsed = elapsed if elapsed > 0.0 else 0.0
+                elapsed = now - lease._started  # within_float(elapsed), inlined:
+                elapsed = (
+                    elapsed if 0.0 < elapsed <= FLOAT_MAX else FLOAT_MAX if elapsed > 0.0 else 0.0
+                )
             latency = state.latency
             if latency is None:
                 state.latency = latency = max(elapsed, self._default_latency) if failed else elapsed
@@ -563,7 +568,8 @@ class LeastResponseTime(_LoadOrdered):
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
-                state.latency = latency = latency + step * (sample - latency)
+                latency = latency + step * (sample - latency)
+                state.latency = latency = latency if latency <= FLOAT_MAX else FLOAT_MAX
             state.latency_at = now
             # tie > 1.0 and (... or latency * tie < self._reference), as _faster_than has it
             if (state is self._watched and latency > self._limit) or latency < self._faster_than:
@@ -644,8 +650,8 @@ class LeastResponseTime(_LoadOrdered):
             # them unboxed them again (``PyFloat_AsDouble``, ~5 a release).
             waited: float
             if elapsed is None:  # a clock set back while the request ran: 0, never negative
-                gap: float = now - lease._started
-                waited = gap if gap > 0.0 else 0.0
+                gap: float = now - lease._started  # within_float(gap), inlined:
+                waited = gap if 0.0 < gap <= FLOAT_MAX else FLOAT_MAX if gap > 0.0 else 0.0
             else:
                 waited = elapsed
             latency: float
@@ -670,6 +676,7 @@ class LeastResponseTime(_LoadOrdered):
                     self._probing.discard(state)
                     step = max(step, PROBE_STEP)
                 latency = latency + step * (sample - latency)
+                latency = latency if latency <= FLOAT_MAX else FLOAT_MAX
                 state.latency = latency
             state.latency_at = now
             tie = self._tie
