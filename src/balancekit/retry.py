@@ -66,6 +66,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from ._attempts import Attempts, Outcome, RetryFlow
+from ._clock import check_clock
 from ._core import Balancer, check_avoid
 from ._endpoint import Endpoint
 from ._errors import InvalidOption, NoEndpointAvailable
@@ -238,7 +239,7 @@ class Retry:
         self._rng = random.Random() if rng is None else rng
         self._sleep = sleep
         self._async_sleep = async_sleep
-        self._clock = clock
+        self._clock = check_clock(clock)  # readings checked: balancekit._clock
         #: Attempts by type, budget denials, backoff time: read by ``balancekit.metrics``.
         self.stats = RetryStats()
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ._bounded import bounded
+from ._clock import check_clock
 from ._errors import BalancekitError, InvalidOption, NoEndpointAvailable
 from ._options import describe, seconds
 
@@ -158,13 +159,9 @@ class StickySessions:
         keys = tuple(checked)
         max_age = None if max_age is None else seconds("max_age", max_age)
         leeway = seconds("leeway", leeway, zero=True)
-        if not callable(clock):
-            raise InvalidOption(
-                f"clock must be a function returning seconds, got {describe(clock)}"
-            )
         self._keys = keys
         self._max_age = max_age
-        self._clock = clock
+        self._clock = check_clock(clock)  # readings checked: balancekit._clock
         self._leeway = leeway
 
     @staticmethod

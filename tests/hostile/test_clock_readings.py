@@ -309,3 +309,33 @@ def test_extreme_finite_readings_keep_every_estimate_finite(
             type(stats.latency) is float and 0.0 <= stats.latency <= FLOAT_MAX
         )
         assert stats.in_flight == 0
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "soon"], ids=repr)
+def test_the_other_clock_users_refuse_a_reading_that_is_no_number(bad: object) -> None:
+    """Sticky sessions, ban lists, anomaly detectors and Retry check their ``clock=`` alike:
+    a NaN reading raised ``ValueError`` from ``math.floor`` (sticky tokens, anomaly buckets),
+    an infinite one ``OverflowError``, and in a ban list a NaN end time never came."""
+    from balancekit.guard import AnomalyDetector, BanList
+    from balancekit.retry import Retry
+    from balancekit.sticky import StickySessions
+
+    clock = Readings()
+    sticky = StickySessions(b"0123456789abcdef0123456789abcdef", clock=clock)
+    bans = BanList(strikes=1, clock=clock)
+    anomaly = AnomalyDetector(clock=clock)
+    retry, pool = Retry(clock=clock, timeout=5.0), bk.RoundRobin(["a:1"])
+    for component in (sticky, bans, anomaly, retry):
+        assert type(component._clock) is CheckedClock
+    request = bk.Request(client_addr="198.51.100.7")
+    for call in (
+        lambda: sticky.issue("a:1"),
+        lambda: bans.strike(request, "test"),
+        lambda: anomaly.check(request),
+        lambda: retry.call(pool, lambda endpoint: endpoint),
+    ):
+        clock.arm(bad)
+        with pytest.raises(bk.InvalidOption, match="clock= returned"):
+            call()
+        clock.disarm()
+        call()  # a working clock again: works

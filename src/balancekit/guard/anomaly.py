@@ -39,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._clock import check_clock
 from .._errors import InvalidOption
 from .._options import describe, integer, number
 from ..keys import KeyFunc, client_ip
@@ -101,10 +102,6 @@ class AnomalyDetector:
         extractor = key if key is not None else client_ip()
         if not callable(extractor):
             raise InvalidOption(f"key must be a key extractor, got {describe(key)}")
-        if not callable(clock):
-            raise InvalidOption(
-                f"clock must be a function returning seconds, got {describe(clock)}"
-            )
         integer("min_count", min_count, 1, 2**53)
         integer("max_keys", max_keys, 1, 2**53)
         if bans is not None and not isinstance(bans, BanList):
@@ -119,7 +116,7 @@ class AnomalyDetector:
         self._factor = _number("factor", factor, 1.0)
         self._min = min_count
         self._keep = 0.5 ** (self._bucket / half)  # 1 - alpha
-        self._clock = clock
+        self._clock = check_clock(clock)  # readings checked: balancekit._clock
         self._max_keys = max_keys
         self._bans = bans
         self._status = check_status(status)

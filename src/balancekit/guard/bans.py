@@ -27,6 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._clock import check_clock
 from .._errors import InvalidOption
 from .._options import describe, integer, number
 from ..keys import KeyFunc, client_ip
@@ -101,11 +102,7 @@ class BanList:
         self._within = number("within", within, what="a positive finite number")
         self._ban_for = number("ban_for", ban_for, what="a positive finite number")
         self._max_keys = integer("max_keys", max_keys, 1, MAX_COUNT)
-        if not callable(clock):
-            raise InvalidOption(
-                f"clock must be a function returning seconds, got {describe(clock)}"
-            )
-        self._clock = clock
+        self._clock = check_clock(clock)  # readings checked: balancekit._clock
         self._status = check_status(status)
         if self._store is not None:  # refused now, not on the first strike
             milliseconds("within", self._within)

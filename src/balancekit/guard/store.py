@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from .._clock import check_clock
 from .._errors import InvalidOption
 from .._options import describe, integer, seconds
 from ._verdict import ALLOW, Verdict
@@ -176,17 +177,13 @@ class RedisStore:
             raise InvalidOption(
                 f"on_error must be 'fail_open' or 'fail_closed', not {describe(on_error)}"
             )
-        if not callable(clock):
-            raise InvalidOption(
-                f"clock must be a function returning seconds, not {describe(clock)}"
-            )
         self.timeout = seconds("timeout", timeout, high=60.0)
         self.retry_interval = seconds("retry_interval", retry_interval, zero=True, high=3600.0)
         max_connections = integer("max_connections", max_connections, 1, 100_000)
         self.url = url
         self.on_error: FailurePolicy = on_error
         self._prefix = prefix.encode("utf-8")
-        self._clock = clock
+        self._clock = check_clock(clock)  # readings checked: balancekit._clock
         redis = _redis()
         from redis.backoff import NoBackoff
         from redis.retry import Retry
