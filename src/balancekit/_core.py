@@ -343,13 +343,13 @@ class BalancerBase:
             state.n_selected += 1
             self._outstanding[token] = state
             if state.retired:  # removed while we picked it: see _select_again
-                return self._select_again(state, token, context, avoid)
+                return self._select_again(state, token, started, context, avoid)
             return Lease(state.endpoint, token, started)  # a native class: one C call
         token = NEXT(TOKENS)
         NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed while we picked it: see _select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         lease = NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
         lease._endpoint = state.endpoint
         lease._token = token
@@ -357,7 +357,12 @@ class BalancerBase:
         return lease
 
     def _select_again(
-        self, state: EndpointState, token: int, context: Any, avoid: Collection[str]
+        self,
+        state: EndpointState,
+        token: int,
+        started: float | Any,
+        context: Any,
+        avoid: Collection[str],
     ) -> Lease:
         """Finish a select whose pick was removed (``remove``/``update``) while it was made.
 
@@ -367,11 +372,13 @@ class BalancerBase:
         removal saw this lease (the state is kept in ``_retired``: the select happened before the
         removal, the lease is valid and counted) or the state was dropped: then the pick never
         counted anywhere, and it is made again under the lock, where membership cannot change.
+        ``started``: the select's clock reading, taken before the pick. Read here, after the
+        pick was counted, a clock that raised left an in-flight request no lease could release.
         """
         with self._lock:
             address = state.endpoint.address
             if self._members.get(address) is state or self._retired.get(address) is state:
-                return Lease(state.endpoint, token, self._clock())
+                return Lease(state.endpoint, token, started)
             del self._outstanding[token]  # the dropped state is garbage: nothing refers to it
             state = self._pick(context, avoid)
             if NATIVE:  # counted where this build makes it atomic (balancekit._state)
@@ -381,7 +388,7 @@ class BalancerBase:
                 token = NEXT(TOKENS)
                 NEXT(state.selected)
             self._outstanding[token] = state
-            return Lease(state.endpoint, token, self._clock())
+            return Lease(state.endpoint, token, started)
 
     def _catch_up_health(self) -> None:
         """Let an attached health tracker do what is due (an ejection ends, a ramp steps)."""

@@ -126,7 +126,7 @@ class LeastConnections(_LoadOrdered):
         token = _next(_TOKENS)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token
@@ -173,7 +173,7 @@ class LeastConnections(_LoadOrdered):
         state.n_selected += 1
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         return Lease(state.endpoint, token, started)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)

@@ -426,7 +426,7 @@ class LeastResponseTime(_LoadOrdered):
         token = _next(TOKENS)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, now, context, avoid)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token
@@ -500,7 +500,7 @@ class LeastResponseTime(_LoadOrdered):
         state.n_selected += 1
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, clocked, context, avoid)
         return Lease(state.endpoint, token, clocked)  # a native class: one C call
 
     def release(  # ``| Any``: see BalancerBase.release (mypyc's entry checks)

@@ -387,12 +387,12 @@ class PowerOfTwoChoices(_TwoChoices):
             token = _NATIVE_TOKENS.take()
             self._outstanding[token] = state
             if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-                return self._select_again(state, token, context, avoid)
+                return self._select_again(state, token, started, context, avoid)
             return Lease(state.endpoint, token, started)  # a native class: one C call
         token = _next(TOKENS)
         self._outstanding[token] = state
         if state.retired:  # (as above)
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
         lease._endpoint = state.endpoint
         lease._token = token

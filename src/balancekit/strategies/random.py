@@ -314,7 +314,7 @@ class WeightedRandom(_RandomBalancer):
             next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the table: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         if _NATIVE:  # a native class: one C call
             return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
@@ -382,7 +382,7 @@ class Random(_RandomBalancer):
             next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the tuple: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         if _NATIVE:  # a native class: one C call
             return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)

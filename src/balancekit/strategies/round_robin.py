@@ -143,7 +143,7 @@ class _ScheduleBalancer(BalancerBase):
         state.n_selected += 1  # counted where this build makes it atomic (balancekit._state)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         return Lease(state.endpoint, token, started)  # a native class: one C call
 
     def _select_pure(self, context: Any = None, avoid: Collection[str] = ()) -> Lease:
@@ -165,7 +165,7 @@ class _ScheduleBalancer(BalancerBase):
         NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since we read the schedule: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)
         lease._endpoint = state.endpoint
         lease._token = token
@@ -278,7 +278,7 @@ class _ScheduleBalancer(BalancerBase):
             NEXT(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since: BalancerBase._select_again
-            return self._select_again(state, token, context, ())
+            return self._select_again(state, token, started, context, ())
         if _NATIVE:  # a native class: one C call
             return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: ~40 ns less than calling the class (_core)

@@ -213,7 +213,7 @@ class BoundedLoadHash(IPHash):
             _next(state.selected)
         self._outstanding[token] = state
         if state.retired:  # removed since the lock was let go: BalancerBase._select_again
-            return self._select_again(state, token, context, avoid)
+            return self._select_again(state, token, started, context, avoid)
         if _NATIVE:  # a native class: one C call
             return Lease(state.endpoint, token, started)
         lease = _NEW_LEASE(Lease)  # pure Python: no __init__ frame (_core.NEW_LEASE)
