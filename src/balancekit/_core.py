@@ -604,14 +604,17 @@ class BalancerBase:
     def add(self, endpoint: EndpointLike) -> None:
         """Add an endpoint (a string means weight 1). Raises :class:`DuplicateEndpoint`."""
         endpoint = as_endpoint(endpoint)
+        self._refuse_reentry("add")
         with self._lock, holding(self._clock):  # (balancekit._clock)
             if endpoint.address in self._members:
                 raise DuplicateEndpoint(f"{describe(endpoint.address)} is already a member")
+            self._check_room(len(self._members) + 1)
             self._sync((self._admit(endpoint),))
             self._tally.membership(1, 0)
 
     def remove(self, address: EndpointLike) -> None:
         """Remove an endpoint; its outstanding leases may still be released."""
+        self._refuse_reentry("remove")
         with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             self._retire(state)
@@ -620,6 +623,7 @@ class BalancerBase:
 
     def set_weight(self, address: EndpointLike | Any, weight: int | Any) -> None:
         """Change an endpoint's weight, keeping its live state."""
+        self._refuse_reentry("set_weight")
         with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.set_endpoint(state.endpoint.with_weight(weight))
@@ -635,7 +639,9 @@ class BalancerBase:
         if not isinstance(endpoints, str | Endpoint):  # (as_endpoints refuses one endpoint)
             endpoints = map(self._known, endpoints)
         wanted = as_endpoints(endpoints)
+        self._refuse_reentry("update")
         with self._lock, holding(self._clock):  # (balancekit._clock)
+            self._check_room(len(wanted))
             keep = {endpoint.address for endpoint in wanted}
             touched = [state for a, state in self._members.items() if a not in keep]
             leaving = len(touched)
@@ -659,6 +665,7 @@ class BalancerBase:
 
     def mark_down(self, address: EndpointLike) -> None:
         """Take an endpoint out of rotation (it stays a member; its leases may be released)."""
+        self._refuse_reentry("mark_down")
         with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.up = False
@@ -666,10 +673,32 @@ class BalancerBase:
 
     def mark_up(self, address: EndpointLike) -> None:
         """Put an endpoint marked down back into rotation."""
+        self._refuse_reentry("mark_up")
         with self._lock, holding(self._clock):  # (balancekit._clock)
             state = self._member(address)
             state.up = True
             self._sync((state,))
+
+    def _check_room(self, count: int) -> None:
+        """Refuse (under the lock, before anything changes) a membership of ``count`` members
+        the strategy cannot hold; any size by default (Maglev's table has a size)."""
+
+    def _refuse_reentry(self, method: str) -> None:
+        """Refuse a membership change made from inside one of the balancer's own calls, while
+        this thread holds its lock: by a ``clock=``, an ``avoid`` collection's ``in`` or a
+        health ``on_event`` callback. The lock is reentrant, so the change would run in the
+        middle of a pick, release or change whose structures are half-updated: an avoid that
+        removed the endpoint it was asked about left LeastResponseTime's and LeastConnections'
+        heaps holding it (``_check_invariants`` failed, then ``KeyError`` on every pick). From
+        another thread, or from a lock-free pick (round robin's clock), a change is an ordinary
+        concurrent one and goes ahead."""
+        if getattr(self._lock, "_is_owned", _not_owned)():
+            raise InvalidOption(
+                f"{type(self).__name__}.{method}() was called from inside one of the balancer's"
+                " own calls (a clock=, an avoid collection or an on_event callback): membership"
+                " cannot change in the middle of a pick, release or change; change it after"
+                " that call returns"
+            )
 
     def stats(self) -> dict[str, EndpointStats]:
         """A snapshot of every member's live state, keyed by address."""
@@ -827,6 +856,11 @@ class BalancerBase:
         avoided = sorted(state.endpoint.address for state in up if state.endpoint.address in avoid)
         shown = ", ".join(avoided[:5]) + (f", ... ({len(avoided)})" if len(avoided) > 5 else "")
         return NoEndpointAvailable(f"every endpoint that is up ({len(up)}) is avoided: {shown}")
+
+
+def _not_owned() -> bool:
+    """For a lock without ``_is_owned`` (another lock type): reentry cannot be told."""
+    return False
 
 
 def bind_pure(cls: type, name: str, pure: Callable[..., Any]) -> None:

@@ -215,19 +215,6 @@ class Maglev(KeyedBalancer):
         self._ticks = 0  # picks that found a fill under way
         self._start()
 
-    def add(self, endpoint: EndpointLike) -> None:
-        """Add an endpoint; refused if the table has no slot left for it (``N > table_size``)."""
-        with self._lock:  # check and add in one step: concurrent adds cannot overfill the table
-            self._check_room(len(self._members) + 1)
-            super().add(endpoint)
-
-    def update(self, endpoints: Iterable[EndpointLike]) -> None:
-        """Replace the membership; refused if the table is smaller than the new pool."""
-        endpoints = as_endpoints(endpoints)
-        with self._lock:
-            self._check_room(len(endpoints))
-            super().update(endpoints)
-
     def _check_room(self, count: int) -> None:
         if count > self._size:  # some endpoint would own no slot and never get a key
             raise InvalidOption(
