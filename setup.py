@@ -28,6 +28,7 @@ COMPILED = [
     f"src/balancekit/{name}.py"
     for name in (
         "_bounded",
+        "_clock",
         "_core",
         "_delta",
         "_lease",

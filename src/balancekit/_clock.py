@@ -16,8 +16,9 @@ a :class:`CheckedClock`, which does two things:
   anything moves, so a clock that raises stops the change before it begins. Read in the middle
   (a new endpoint's start, a ramp's step, an ejection's end), a raising clock left a member
   added to one structure and missing from the other (found by tests/hostile/test_clock_readings.py).
-  A lock-free select of another thread during the change reads the held value too: a reading
-  at most the change's duration old.
+  The hold is the changing thread's own: other threads read the clock itself. Held for all, a
+  change that ran a slow ``on_event`` callback stopped every other thread's clock, and a
+  request ending then was learned seconds short (review8).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any, Final, final
 
 from ._errors import InvalidOption
@@ -62,19 +64,20 @@ class CheckedClock:
     An int, :class:`~fractions.Fraction` or :class:`~decimal.Decimal` reading is converted, so
     both builds compute alike (an int past 2**53 rounds to the nearest float: a nanosecond or so
     at today's ``monotonic_ns``). NaN, the infinities, a number beyond the largest float, a bool
-    and anything that is not a number are refused. ``held``: the reading every call returns
-    while a membership change is under way (:func:`holding`), else None.
+    and anything that is not a number are refused. ``held``: the reading every call of the
+    thread ``holder`` returns while it makes a membership change (:func:`holding`), else None.
     """
 
-    __slots__ = ("clock", "held")
+    __slots__ = ("clock", "held", "holder")
 
     def __init__(self, clock: Callable[[], Any]) -> None:
         self.clock = clock
         self.held: float | None = None
+        self.holder = 0
 
     def __call__(self) -> float:
         held = self.held
-        if held is not None:
+        if held is not None and self.holder == get_ident():
             return held
         now = self.clock()
         if type(now) is not float:
@@ -85,6 +88,10 @@ class CheckedClock:
 
     def __repr__(self) -> str:
         return f"CheckedClock({self.clock!r})"
+
+    def __reduce__(self) -> tuple[type[CheckedClock], tuple[Callable[[], Any]]]:
+        """A copy or a pickle is the clock, unheld (compiled, a native class has no default)."""
+        return CheckedClock, (self.clock,)
 
 
 def as_seconds(reading: object) -> float:
@@ -117,7 +124,9 @@ class ClockHold:
     def __enter__(self) -> None:
         clock = self._clock
         if clock is not None:
-            clock.held = clock()  # raises before the change begins, changing nothing
+            reading = clock()  # raises before the change begins, changing nothing
+            clock.holder = get_ident()  # first: no other thread ever takes the held reading
+            clock.held = reading
 
     def __exit__(self, *exc_info: object) -> None:
         clock = self._clock

@@ -828,6 +828,9 @@ class BalancerBase:
             started = time.perf_counter()  # rebuild time for metrics (not the injected clock)
             self._apply(delta)
             self._tally.rebuilt(time.perf_counter() - started)
+        health = self._health
+        if health is not None:  # the change is whole: its events can be seen
+            health.deliver()
 
     def _refresh(self) -> None:
         """Re-examine every member (the first build, a tracker attached); O(n)."""

@@ -67,7 +67,8 @@ class HealthHook(Protocol):
     lock, ``before_sync`` sees the touched endpoints first, ``healthy`` classifies one,
     ``panic_now`` decides panic from the maintained counts, and ``after_sync`` steps slow-start
     ramps and sets weights, returning the endpoints whose weight it may have changed (or None
-    for only the touched ones).
+    for only the touched ones). ``deliver`` hands the change's events to their callback once
+    the change is whole.
     """
 
     due: float
@@ -86,6 +87,7 @@ class HealthHook(Protocol):
         touched: list[EndpointState],
         full: bool,
     ) -> Iterable[EndpointState] | None: ...
+    def deliver(self) -> None: ...
 
 
 @contextmanager

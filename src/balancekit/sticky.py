@@ -44,6 +44,7 @@ __all__ = ["InvalidToken", "StickyChoice", "StickySessions", "TokenInfo"]
 
 _VERSION = 1
 _HEADER = struct.Struct(">BQ")
+_LAST_SECOND = 2**64 - 1  # the header's issue time: an unsigned 64-bit count of seconds
 _TAG_SIZE = 16
 _CONTEXT = b"balancekit.sticky.v1\x00"
 _MIN_KEY = 16
@@ -179,6 +180,11 @@ class StickySessions:
                 f"address must be encodable as UTF-8 (no lone surrogates), got {describe(address)}"
             ) from None
         issued = max(0, math.floor(self._clock()))
+        if issued > _LAST_SECOND:  # a finite reading past 2**64 s: struct.error (review8)
+            raise InvalidOption(
+                f"clock= returned {describe(issued)} seconds: a sticky token holds an issue"
+                f" time of at most {_LAST_SECOND}"
+            )
         message = _HEADER.pack(_VERSION, issued) + encoded
         raw = message + self._tag(self._keys[0], message)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

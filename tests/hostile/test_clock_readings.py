@@ -339,3 +339,13 @@ def test_the_other_clock_users_refuse_a_reading_that_is_no_number(bad: object) -
             call()
         clock.disarm()
         call()  # a working clock again: works
+
+
+@pytest.mark.parametrize("reading", [2.0**64, 1e300])
+def test_a_sticky_token_refuses_an_issue_time_past_64_bits(reading: float) -> None:
+    """A finite reading the token's header cannot hold raised ``struct.error`` (review8)."""
+    from balancekit.sticky import StickySessions
+
+    sticky = StickySessions(b"0123456789abcdef0123456789abcdef", clock=lambda: reading)
+    with pytest.raises(bk.InvalidOption, match="at most 18446744073709551615"):
+        sticky.issue("a:1")

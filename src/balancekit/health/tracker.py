@@ -110,6 +110,7 @@ class HealthTracker:
         #: Events emitted so far by kind (``balancekit.health._journal.event_key``), and the
         #: ejections the max ejection share refused by detection method: read by metrics.
         self.event_counts: dict[str, int] = {}
+        self._pending: deque[HealthEvent] = deque()  # emitted, not yet delivered (deliver)
         self.refused_by_reason: dict[str, int] = {}
         self._ejected: dict[int, EndpointState] = {}
         # (until, serial, state) of every ejection, earliest end first; an entry whose serial
@@ -291,6 +292,7 @@ class HealthTracker:
         A verdict that brings an ejected endpoint back up (down, then up) ends its ejection now,
         with ``check_ends_ejection`` (Envoy ``successful_active_health_check_uneject_host``)."""
         lb = self._lb
+        lb._refuse_reentry("health_of(balancer).set_check")
         with lb._lock, holding(lb._clock):  # (balancekit._clock)
             state = lb._members.get(address)
             if state is None:
@@ -323,6 +325,7 @@ class HealthTracker:
         O(1), plus one index rebuild when it ejects.
         """
         lb = self._lb
+        lb._refuse_reentry("health_of(balancer).connect_failed")
         with lb._lock, holding(lb._clock):  # (balancekit._clock)
             state = lb._members.get(address)
             if state is None or state.ejected:
@@ -361,14 +364,25 @@ class HealthTracker:
     # -- internals ------------------------------------------------------------------------------
 
     def _emit(self, event: HealthEvent) -> None:
-        """Deliver ``event``; a callback that raises is logged, never allowed to leave the
-        balancer half-updated (events are emitted in the middle of state changes)."""
-        note(self.event_counts, event)  # count it and log its one line
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:
-                _log.exception("balancekit health on_event callback failed on %r", event)
+        """Queue ``event`` for :meth:`deliver`: events arise in the middle of a change, and
+        delivered there, a callback that raised a ``BaseException`` (``KeyboardInterrupt``, a
+        cancelling timeout) left an endpoint marked ejected and still picked (review8)."""
+        self._pending.append(event)
+
+    def deliver(self) -> None:
+        """Deliver the queued events, in order, once the change that made them is whole (the
+        end of ``BalancerBase._sync``, still under the lock): each is counted, logged in one
+        line and passed to ``on_event``. A callback's ``Exception`` is logged; any other
+        exception propagates, and the events after it wait for the next change."""
+        pending = self._pending
+        while pending:
+            event = pending.popleft()
+            note(self.event_counts, event)  # count it and log its one line
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    _log.exception("balancekit health on_event callback failed on %r", event)
 
     def _eject(
         self,
