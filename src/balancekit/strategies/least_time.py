@@ -224,8 +224,17 @@ class LeastResponseTime(_LoadOrdered):
         self._refresh_at = self._due_at = now + self._probe_interval
         self._picks_at = self._picks
         live = self._live_states()
-        measured = [state for state in live if state.latency is not None]
-        self._best = min(measured, key=_latency) if measured else None
+        # min(measured, key=latency) as a loop: the first of the least (``<`` as min compares,
+        # NaN included), without a Python call per endpoint (issue 15, session 8: at 10,000
+        # endpoints the key calls were most of this O(n) look).
+        best: EndpointState | None = None
+        least: Any = None
+        for state in live:
+            latency = state.latency
+            if latency is not None and (best is None or latency < least):
+                best = state
+                least = latency
+        self._best = best
         self._watched = self._best if self._tie > 1.0 else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
@@ -383,11 +392,20 @@ class LeastResponseTime(_LoadOrdered):
                 now >= self._due_at or self._picks - self._picks_at > self._live
             ):
                 self._rereference(now)
+            last_picked = self._last_picked
             # The endpoint picked longest ago, as noted (_note_oldest): no iteration.
             if now - self._oldest_at >= self._probe_interval:
                 state: Any = self._oldest  # (not None: _oldest_at is finite)
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
+                state.picked_at = now
+                _move_to_end(last_picked, state)
+                # _note_oldest inlined: a probe always moves the oldest (issue 15, session 8:
+                # at 10,000 endpoints, a pick every second or so each, most picks are probes)
+                for oldest in last_picked:  # (not empty: state is in it)
+                    self._oldest = oldest
+                    self._oldest_at = oldest.picked_at
+                    break
             else:  # _top, with _score inlined
                 heap, reference, limit = self._heap, self._reference, self._limit
                 while True:
@@ -405,14 +423,31 @@ class LeastResponseTime(_LoadOrdered):
                         deadline = state.deadline
                         if entry[1] == deadline and entry[0] == score:
                             break
-                        self._drop_top()  # stale: re-filed with its current key
+                        # Stale (a probe moved its deadline on, or its estimate rose): re-filed
+                        # with its current key. Inlined for an entry that heads a run of two or
+                        # more and sorts last in it: _drop_top's heapreplace of the run's next
+                        # head, then _file's append (issue 15, session 8: after probes, the
+                        # probed endpoints' entries surface stale one after another).
+                        run: Any = entry[4]
+                        if run is not None:
+                            entries = run.entries
+                            if len(entries) > 1:
+                                key = score if score else _IDLE_SCORE
+                                fresh: Any = (key, deadline, state.order, state, run)
+                                if fresh >= entries[-1]:
+                                    _popleft(entries)
+                                    _append(entries, fresh)
+                                    state.rank = fresh  # two statements: see least._Entry
+                                    _heapreplace(heap, entries[0])
+                                    continue
+                        self._drop_top()
                         self._file(state)
                     else:
                         self._drop_top()  # dead
-            state.picked_at = now
-            _move_to_end(self._last_picked, state)
-            if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy of it
-                self._note_oldest()
+                state.picked_at = now
+                _move_to_end(last_picked, state)
+                if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy
+                    self._note_oldest()
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -560,9 +595,10 @@ class LeastResponseTime(_LoadOrdered):
                     since = since if since > 0.0 else 0.0
                     step = 1.0 - exp(-since / self._decay)
                     step = step if step > self._min_step else self._min_step
-                if self._probing and state in self._probing:  # news from a starved one
-                    self._probing.discard(state)
-                    step = max(step, PROBE_STEP)
+                probing = self._probing
+                if probing and state in probing:  # news from a starved one
+                    probing.discard(state)
+                    step = PROBE_STEP if step < PROBE_STEP else step  # max(step, PROBE_STEP)
                 state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
             # tie > 1.0 and (... or latency * tie < self._reference), as _faster_than has it
@@ -573,28 +609,27 @@ class LeastResponseTime(_LoadOrdered):
                 )
             rank = state.rank  # _refile_released, with _score inlined
             if rank is not None:
+                load = state.load
+                if latency <= self._limit:
+                    score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                else:
+                    score = (load + 1) * latency / state.weight
                 heap = self._heap
-                run: _Run | None = rank[4]
-                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
-                    load = state.load
-                    if latency <= self._limit:
-                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
-                    else:
-                        score = (load + 1) * latency / state.weight
-                    entries = run.entries
-                    last = entries[-1]
+                if heap[0] is rank:  # picked last, typically
+                    run: _Run | None = rank[4]
                     fresh: Any = (score, state.deadline, state.order, state, run)
-                    # Filed in its run if it sorts last there (or is alone in it): whatever the
-                    # run's weight, its entries stay in key order.
-                    if last is rank or fresh >= last:
+                    # Filed in its run if it leads it and sorts last there (or is alone in it):
+                    # whatever the run's weight, its entries stay in key order.
+                    if run is not None and ((last := run.entries[-1]) is rank or fresh >= last):
+                        entries = run.entries
                         _popleft(entries)  # the run's next entry, or this one, leads it now
                         _append(entries, fresh)
                         state.rank = fresh  # two statements: see least._Entry
                         _heapreplace(heap, entries[0])
                     else:
                         self._refile_released(state)
-                else:
-                    self._refile_released(state)
+                elif score < rank[0]:  # _refile_released's other case: its key fell below the
+                    self._refile(state)  # filed one (a probe's release, typically, does not)
         finally:
             lock.release()
         if state.retired:
