@@ -392,13 +392,13 @@ class LeastResponseTime(_LoadOrdered):
                 now >= self._due_at or self._picks - self._picks_at > self._live
             ):
                 self._rereference(now)
-            last_picked = self._last_picked
             # The endpoint picked longest ago, as noted (_note_oldest): no iteration.
             if now - self._oldest_at >= self._probe_interval:
                 state: Any = self._oldest  # (not None: _oldest_at is finite)
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
                 state.picked_at = now
+                last_picked = self._last_picked
                 _move_to_end(last_picked, state)
                 # _note_oldest inlined: a probe always moves the oldest (issue 15, session 8:
                 # at 10,000 endpoints, a pick every second or so each, most picks are probes)
@@ -445,7 +445,7 @@ class LeastResponseTime(_LoadOrdered):
                     else:
                         self._drop_top()  # dead
                 state.picked_at = now
-                _move_to_end(last_picked, state)
+                _move_to_end(self._last_picked, state)
                 if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy
                     self._note_oldest()
             state.load += 1  # _take
@@ -595,9 +595,8 @@ class LeastResponseTime(_LoadOrdered):
                     since = since if since > 0.0 else 0.0
                     step = 1.0 - exp(-since / self._decay)
                     step = step if step > self._min_step else self._min_step
-                probing = self._probing
-                if probing and state in probing:  # news from a starved one
-                    probing.discard(state)
+                if self._probing and state in self._probing:  # news from a starved one
+                    self._probing.discard(state)
                     step = PROBE_STEP if step < PROBE_STEP else step  # max(step, PROBE_STEP)
                 state.latency = latency = latency + step * (sample - latency)
             state.latency_at = now
@@ -617,15 +616,19 @@ class LeastResponseTime(_LoadOrdered):
                 heap = self._heap
                 if heap[0] is rank:  # picked last, typically
                     run: _Run | None = rank[4]
-                    fresh: Any = (score, state.deadline, state.order, state, run)
-                    # Filed in its run if it leads it and sorts last there (or is alone in it):
-                    # whatever the run's weight, its entries stay in key order.
-                    if run is not None and ((last := run.entries[-1]) is rank or fresh >= last):
+                    if run is not None:  # it leads its run
                         entries = run.entries
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
-                        _append(entries, fresh)
-                        state.rank = fresh  # two statements: see least._Entry
-                        _heapreplace(heap, entries[0])
+                        last = entries[-1]
+                        fresh: Any = (score, state.deadline, state.order, state, run)
+                        # Filed in its run if it sorts last there (or is alone in it): whatever
+                        # the run's weight, its entries stay in key order.
+                        if last is rank or fresh >= last:
+                            _popleft(entries)  # the run's next entry, or this one, leads it now
+                            _append(entries, fresh)
+                            state.rank = fresh  # two statements: see least._Entry
+                            _heapreplace(heap, entries[0])
+                        else:
+                            self._refile_released(state)
                     else:
                         self._refile_released(state)
                 elif score < rank[0]:  # _refile_released's other case: its key fell below the
