@@ -397,15 +397,6 @@ class LeastResponseTime(_LoadOrdered):
                 state: Any = self._oldest  # (not None: _oldest_at is finite)
                 self._probing.add(state)  # a probe: the endpoint picked longest ago
                 deadline = state.deadline
-                state.picked_at = now
-                last_picked = self._last_picked
-                _move_to_end(last_picked, state)
-                # _note_oldest inlined: a probe always moves the oldest (issue 15, session 8:
-                # at 10,000 endpoints, a pick every second or so each, most picks are probes)
-                for oldest in last_picked:  # (not empty: state is in it)
-                    self._oldest = oldest
-                    self._oldest_at = oldest.picked_at
-                    break
             else:  # _top, with _score inlined
                 heap, reference, limit = self._heap, self._reference, self._limit
                 while True:
@@ -444,10 +435,14 @@ class LeastResponseTime(_LoadOrdered):
                         self._file(state)
                     else:
                         self._drop_top()  # dead
-                state.picked_at = now
-                _move_to_end(self._last_picked, state)
-                if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy
-                    self._note_oldest()
+            state.picked_at = now
+            last_picked = self._last_picked
+            _move_to_end(last_picked, state)
+            if state is self._oldest:  # every probe, 16-25 % of sequential picks
+                for oldest in last_picked:  # _note_oldest, inlined (not empty: state is in it)
+                    self._oldest = oldest  # (issue 15, session 8: at 10,000 endpoints, a pick
+                    self._oldest_at = oldest.picked_at  # every second or so each, most picks
+                    break  # are probes; callgrind: the call was ~500 instructions)
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
