@@ -224,8 +224,17 @@ class LeastResponseTime(_LoadOrdered):
         self._refresh_at = self._due_at = now + self._probe_interval
         self._picks_at = self._picks
         live = self._live_states()
-        measured = [state for state in live if state.latency is not None]
-        self._best = min(measured, key=_latency) if measured else None
+        # min(measured, key=latency) as a loop: the first of the least (``<`` as min compares,
+        # NaN included), without a Python call per endpoint (issue 15, session 8: at 10,000
+        # endpoints the key calls were most of this O(n) look).
+        best: EndpointState | None = None
+        least: Any = None
+        for state in live:
+            latency = state.latency
+            if latency is not None and (best is None or latency < least):
+                best = state
+                least = latency
+        self._best = best
         self._watched = self._best if self._tie > 1.0 else None
         reference = self._default_latency if self._best is None else _latency(self._best)
         if reference == self._reference:
@@ -408,14 +417,35 @@ class LeastResponseTime(_LoadOrdered):
                         deadline = state.deadline
                         if entry[1] == deadline and entry[0] == score:
                             break
-                        self._drop_top()  # stale: re-filed with its current key
+                        # Stale (a probe moved its deadline on, or its estimate rose): re-filed
+                        # with its current key. Inlined for an entry that heads a run of two or
+                        # more and sorts last in it: _drop_top's heapreplace of the run's next
+                        # head, then _file's append (issue 15, session 8: after probes, the
+                        # probed endpoints' entries surface stale one after another).
+                        run: Any = entry[4]
+                        if run is not None:
+                            entries = run.entries
+                            if len(entries) > 1:
+                                key = score if score else _IDLE_SCORE
+                                fresh: Any = (key, deadline, state.order, state, run)
+                                if fresh >= entries[-1]:
+                                    _popleft(entries)
+                                    _append(entries, fresh)
+                                    state.rank = fresh  # two statements: see least._Entry
+                                    _heapreplace(heap, entries[0])
+                                    continue
+                        self._drop_top()
                         self._file(state)
                     else:
                         self._drop_top()  # dead
             state.picked_at = now
-            _move_to_end(self._last_picked, state)
-            if state is self._oldest:  # 16-25 % of sequential picks: a call, not a copy of it
-                self._note_oldest()
+            last_picked = self._last_picked
+            _move_to_end(last_picked, state)
+            if state is self._oldest:  # every probe, 16-25 % of sequential picks
+                for oldest in last_picked:  # _note_oldest, inlined (not empty: state is in it)
+                    self._oldest = oldest  # (issue 15, session 8: at 10,000 endpoints, a pick
+                    self._oldest_at = oldest.picked_at  # every second or so each, most picks
+                    break  # are probes; callgrind: the call was ~500 instructions)
             state.load += 1  # _take
             if deadline > self._virtual_time:
                 self._virtual_time = deadline
@@ -567,7 +597,7 @@ class LeastResponseTime(_LoadOrdered):
                     step = step if step > self._min_step else self._min_step
                 if self._probing and state in self._probing:  # news from a starved one
                     self._probing.discard(state)
-                    step = max(step, PROBE_STEP)
+                    step = PROBE_STEP if step < PROBE_STEP else step  # max(step, PROBE_STEP)
                 latency = latency + step * (sample - latency)
                 state.latency = latency = latency if latency <= FLOAT_MAX else FLOAT_MAX
             state.latency_at = now
@@ -579,28 +609,31 @@ class LeastResponseTime(_LoadOrdered):
                 )
             rank = state.rank  # _refile_released, with _score inlined
             if rank is not None:
+                load = state.load
+                if latency <= self._limit:
+                    score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
+                else:
+                    score = (load + 1) * latency / state.weight
                 heap = self._heap
-                run: _Run | None = rank[4]
-                if heap[0] is rank and run is not None:  # picked last, typically: it leads its run
-                    load = state.load
-                    if latency <= self._limit:
-                        score: Any = load * self._reference / state.weight if load else _IDLE_SCORE
-                    else:
-                        score = (load + 1) * latency / state.weight
-                    entries = run.entries
-                    last = entries[-1]
-                    fresh: Any = (score, state.deadline, state.order, state, run)
-                    # Filed in its run if it sorts last there (or is alone in it): whatever the
-                    # run's weight, its entries stay in key order.
-                    if last is rank or fresh >= last:
-                        _popleft(entries)  # the run's next entry, or this one, leads it now
-                        _append(entries, fresh)
-                        state.rank = fresh  # two statements: see least._Entry
-                        _heapreplace(heap, entries[0])
+                if heap[0] is rank:  # picked last, typically
+                    run: _Run | None = rank[4]
+                    if run is not None:  # it leads its run
+                        entries = run.entries
+                        last = entries[-1]
+                        fresh: Any = (score, state.deadline, state.order, state, run)
+                        # Filed in its run if it sorts last there (or is alone in it): whatever
+                        # the run's weight, its entries stay in key order.
+                        if last is rank or fresh >= last:
+                            _popleft(entries)  # the run's next entry, or this one, leads it now
+                            _append(entries, fresh)
+                            state.rank = fresh  # two statements: see least._Entry
+                            _heapreplace(heap, entries[0])
+                        else:
+                            self._refile_released(state)
                     else:
                         self._refile_released(state)
-                else:
-                    self._refile_released(state)
+                elif score < rank[0]:  # _refile_released's other case: its key fell below the
+                    self._refile(state)  # filed one (a probe's release, typically, does not)
         finally:
             lock.release()
         if state.retired:
