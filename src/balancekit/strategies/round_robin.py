@@ -209,8 +209,10 @@ class _ScheduleBalancer(BalancerBase):
                 length = len(schedule)
                 at = turn % length
                 self._fast_mark = (at, turn)
-                # the indices from ``at`` to the end, then round and round: O(1) to build
-                self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
+                # the indices from ``at`` round to ``at - 1``, then that lap again and again:
+                # O(1) to build, and past the first lap a pick's ``next`` is the cycle's alone
+                # (the chain was outermost before: one C call more per pick, ~20 instructions)
+                self._fast = (schedule, _cycle(_chain(range(at, length), range(at))))
             else:
                 self._fast = None
         self._schedule = schedule
@@ -242,7 +244,7 @@ class _ScheduleBalancer(BalancerBase):
         turn = count_value(self._counter) + (at - self._fast_mark[0]) % length
         self._counter = itertools.count(turn)
         self._fast_mark = (at, turn)
-        self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
+        self._fast = (schedule, _cycle(_chain(range(at, length), range(at))))
 
     def _turn(self) -> int:
         """The counter's next value (the picks' position), counted in the part this build makes
