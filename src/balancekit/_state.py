@@ -84,10 +84,12 @@ NATIVE: Final = runs_compiled(_here)
 
 class _EveryPick:
     """The four fields every select + release of every strategy touches, at offsets 16-48 of an
-    :class:`EndpointState`, beside its reference count (written by every pick that holds it):
-    most often one cache line for a pick's state, where they were spread over offsets 24-128
-    (two or three lines) in :class:`_HotFields` (issue 15: at N = 10,000 a pick's state is
-    rarely in cache). Slots, as _HotFields' (see there on the layout)."""
+    :class:`EndpointState`, beside its reference count and type (written and read by every pick
+    that holds it): one cache line for a pick's state in pure Python (the state starts on a
+    64-byte boundary: see ``EndpointState.__slots__``), where they were spread over offsets
+    24-128 (two or three lines) in :class:`_HotFields` (issue 15: at N = 10,000 a pick's state
+    is rarely in cache; callgrind's cache simulation, pure RoundRobin: last-level misses per
+    select + release 6.25 -> 4.75 with both). Slots, as _HotFields' (see there on the layout)."""
 
     __slots__ = ("endpoint", "released", "retired", "selected")
 
@@ -141,6 +143,15 @@ class EndpointState(_HotFields):
         "reweights",
         "seq",
         "up",
+        # Never set: they make a state 248 bytes with its GC header, so pymalloc serves it from
+        # 256-byte blocks, which start 48 bytes past a 64-byte boundary (POOL_OVERHEAD, 48, in
+        # CPython 3.11's Objects/obmalloc.c), and the state itself, past its 16-byte header, on
+        # one: _EveryPick's fields share the line of the reference count. With 240-byte blocks
+        # a state started at any multiple of 16 and its first 48 bytes crossed a line half the
+        # time (last-level misses per pure RoundRobin pick at N = 10,000, callgrind: 5.25 ->
+        # 4.75). 16 bytes per endpoint. tests/test_state_layout.py.
+        "_align0",
+        "_align1",
     )
 
     def __init__(self, endpoint: Endpoint, order: int) -> None:
