@@ -133,6 +133,15 @@ class EndpointState(_HotFields):
 
     # The rest, read off the hot paths (the hot fields are _HotFields' slots, laid out first).
     __slots__ = (
+        # Never set: they make a state 248 bytes with its GC header, so pymalloc serves it from
+        # 256-byte blocks, which start 48 bytes past a 64-byte boundary (POOL_OVERHEAD, 48, in
+        # CPython 3.11's Objects/obmalloc.c), and the state itself, past its 16-byte header, on
+        # one: _EveryPick's fields share the line of the reference count. With 240-byte blocks
+        # a state started at any multiple of 16 and its first 48 bytes crossed a line half the
+        # time (last-level misses per pure RoundRobin pick at N = 10,000, callgrind: 5.25 ->
+        # 4.75). 16 bytes per endpoint. tests/test_state_layout.py.
+        "_align0",
+        "_align1",
         "applied",
         "cancelled",
         "cls",
@@ -143,15 +152,6 @@ class EndpointState(_HotFields):
         "reweights",
         "seq",
         "up",
-        # Never set: they make a state 248 bytes with its GC header, so pymalloc serves it from
-        # 256-byte blocks, which start 48 bytes past a 64-byte boundary (POOL_OVERHEAD, 48, in
-        # CPython 3.11's Objects/obmalloc.c), and the state itself, past its 16-byte header, on
-        # one: _EveryPick's fields share the line of the reference count. With 240-byte blocks
-        # a state started at any multiple of 16 and its first 48 bytes crossed a line half the
-        # time (last-level misses per pure RoundRobin pick at N = 10,000, callgrind: 5.25 ->
-        # 4.75). 16 bytes per endpoint. tests/test_state_layout.py.
-        "_align0",
-        "_align1",
     )
 
     def __init__(self, endpoint: Endpoint, order: int) -> None:
