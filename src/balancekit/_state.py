@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Iterator
 from types import FunctionType
 from typing import Any, Final
 
@@ -33,25 +34,30 @@ __all__ = ["NATIVE", "STATS_TRIES", "EndpointState", "count_value", "runs_compil
 STATS_TRIES: Final = 8
 
 
-#: Where a :func:`tally` starts counting down from: 2**63 - 1 on 64-bit builds, more picks than
-#: a process can make (~290 years at a billion a second).
+#: Where a :func:`tally` starts counting down from: 2**63 - 1 on 64-bit builds, more events than
+#: a process can count (~290 years at a billion a second).
 TALLY_START: Final = sys.maxsize
+#: Whether a tally can be a repeat: a 32-bit build's 2**31 - 1 could run out (in hours at a
+#: million picks a second), and a repeat that ran out would stop counting with StopIteration.
+_REPEAT_TALLIES: Final = TALLY_START >= 2**63 - 1
 
 
-def tally() -> itertools.repeat[None]:
+def tally() -> Iterator[Any]:
     """A counter of events that ``next()`` counts in one C call, atomic under the GIL, without
     making an int: :func:`itertools.repeat` of None, ``TALLY_START`` times, each ``next()``
     one fewer left (``repeat_next`` decrements its count and returns the same object).
 
     An :func:`itertools.count` made a new int per ``next()`` past 256, freed at once by the
-    caller: the pure-Python round robin's select + release (two counts) took ~200 instructions
-    more than with tallies (issue 15; docs/benchmarks.md, session 8). Read by
-    :func:`count_value`.
+    caller: the pure-Python round robin's select + release (two counts) took ~300 instructions
+    more than with tallies at N = 10 (issue 15, session 8). Read by :func:`count_value`.
+    A 32-bit build gets an :func:`itertools.count` (see ``_REPEAT_TALLIES``).
     """
-    return itertools.repeat(None, TALLY_START)
+    if _REPEAT_TALLIES:
+        return itertools.repeat(None, TALLY_START)
+    return itertools.count()
 
 
-def count_value(counter: itertools.count[int] | itertools.repeat[None] | Any) -> int:
+def count_value(counter: Iterator[Any]) -> int:
     """How many a counter has counted: an :func:`itertools.count` the next value it would
     return, a :func:`tally` ``TALLY_START`` minus the repeats it has left.
 
