@@ -489,7 +489,7 @@ class BalancerBase:
         self, lease: Lease | Any, *, ok: bool | Any = True, elapsed: float | Any | None = None
     ) -> None:
         """:meth:`release` in the pure-Python build, bound in its place at import: the same
-        checks and outcome, counted in the :func:`itertools.count` parts (balancekit._state)
+        checks and outcome, counted in the tally parts (balancekit._state)
         and popped with one call of ``dict.pop`` (cheaper than a subscript and a ``del`` in
         pure Python, ~15 ns). Keep the two in step (tests/test_release_builds.py)."""
         if elapsed is not None and (type(elapsed) is not float or not 0.0 <= elapsed <= FLOAT_MAX):

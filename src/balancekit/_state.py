@@ -1,7 +1,7 @@
 """Per-endpoint live state, kept once per address and carried across membership changes.
 
-Each counter is two parts that add up: an :func:`itertools.count` (``selected``) and a plain
-int (``n_selected``). ``next()`` on a count is a single C call, atomic under CPython's GIL, so
+Each counter is two parts that add up: a tally (``selected``, see :func:`tally`) and a plain
+int (``n_selected``). ``next()`` on a tally is a single C call, atomic under CPython's GIL, so
 the pure-Python build counts there, from many threads, without a lock on the hot path. Compiled
 (mypyc), ``state.n_selected += 1`` on a native int attribute is a few machine instructions that
 never give up the GIL (no Python code runs between the read and the write), so it is as atomic,
@@ -12,33 +12,64 @@ atomic. One flag serves every module because they are compiled together (one myp
 list (tests/test_native_count_sites.py): one left out would run ``+= 1`` as bytecode.
 A pure-Python hot path that already holds the balancer's lock may count in the ``n_*`` ints
 under it instead (issue 15: an attribute increment is cheaper than a C call, and the int sits in
-the state's slots where the ``count`` object is one more cache line away): exact, because in the
+the state's slots where the tally object is one more cache line away): exact, because in the
 pure build every ``+= 1`` on an ``n_*`` part runs under that one lock, and the parts still add.
-Readers add the parts (:func:`count_value` of the count plus the int): each part only grows, so
+Readers add the parts (:func:`count_value` of the tally plus the int): each part only grows, so
 the order in which ``stats()`` reads them keeps every derived value >= 0.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
+from collections.abc import Iterator
 from types import FunctionType
 from typing import Any, Final
 
 from ._endpoint import Endpoint
 
-__all__ = ["NATIVE", "STATS_TRIES", "EndpointState", "count_value", "runs_compiled"]
+__all__ = ["NATIVE", "STATS_TRIES", "EndpointState", "count_value", "runs_compiled", "tally"]
 
 #: How many times :meth:`EndpointState.counts` re-reads the counters for one instant's values.
 STATS_TRIES: Final = 8
 
 
-def count_value(counter: itertools.count[int]) -> int:
-    """The next value an :func:`itertools.count` would return, i.e. how many it has counted.
+#: Where a :func:`tally` starts counting down from: 2**63 - 1 on 64-bit builds, more events than
+#: a process can count (~290 years at a billion a second).
+TALLY_START: Final = sys.maxsize
+#: Whether a tally can be a repeat: a 32-bit build's 2**31 - 1 could run out (in hours at a
+#: million picks a second), and a repeat that ran out would stop counting with StopIteration.
+_REPEAT_TALLIES: Final = TALLY_START >= 2**63 - 1
 
-    ``itertools.count`` exposes its value only through ``repr`` (``count(5)``); reading it is
-    rare (stats, retirement), so parsing is fine there and keeps the hot path a single C call.
+
+def tally() -> Iterator[Any]:
+    """A counter of events that ``next()`` counts in one C call, atomic under the GIL, without
+    making an int: :func:`itertools.repeat` of None, ``TALLY_START`` times, each ``next()``
+    one fewer left (``repeat_next`` decrements its count and returns the same object).
+
+    An :func:`itertools.count` made a new int per ``next()`` past 256, freed at once by the
+    caller: the pure-Python round robin's select + release (two counts) took ~300 instructions
+    more than with tallies at N = 10 (issue 15, session 8). Read by :func:`count_value`.
+    A 32-bit build gets an :func:`itertools.count` (see ``_REPEAT_TALLIES``).
     """
-    return int(repr(counter)[6:-1])
+    if _REPEAT_TALLIES:
+        return itertools.repeat(None, TALLY_START)
+    return itertools.count()
+
+
+def count_value(counter: Iterator[Any]) -> int:
+    """How many a counter has counted: an :func:`itertools.count` the next value it would
+    return, a :func:`tally` ``TALLY_START`` minus the repeats it has left.
+
+    Both expose their value only through ``repr`` (``count(5)``, ``repeat(None, 9)``); reading
+    it is rare (stats, retirement), so parsing is fine there and keeps the hot path a single C
+    call. (Through ``repr``, not ``operator.length_hint``: one reading of either kind, and a
+    stand-in that forwards ``repr`` is read as what it stands for; tests/test_core_races.py.)
+    """
+    text = repr(counter)
+    if text[0] == "r":  # repeat(None, left)
+        return TALLY_START - int(text[13:-1])
+    return int(text[6:-1])
 
 
 def runs_compiled(function: object) -> bool:
@@ -53,11 +84,23 @@ def _here() -> None:
 
 
 #: Whether this module runs compiled (mypyc): then the compiled hot paths count in the ``n_*``
-#: ints; in the pure-Python build they count in the :func:`itertools.count` parts.
+#: ints; in the pure-Python build they count in the tally parts (:func:`tally`).
 NATIVE: Final = runs_compiled(_here)
 
 
-class _HotFields:
+class _EveryPick:
+    """The four fields every select + release of every strategy touches, at offsets 16-48 of an
+    :class:`EndpointState`, beside its reference count and type (written and read by every pick
+    that holds it): one cache line for a pick's state in pure Python (the state starts on a
+    64-byte boundary: see ``EndpointState.__slots__``), where they were spread over offsets
+    24-128 (two or three lines) in :class:`_HotFields` (issue 15: at N = 10,000 a pick's state
+    is rarely in cache; callgrind's cache simulation, pure RoundRobin: last-level misses per
+    select + release 6.25 -> 4.75 with both). Slots, as _HotFields' (see there on the layout)."""
+
+    __slots__ = ("endpoint", "released", "retired", "selected")
+
+
+class _HotFields(_EveryPick):
     """The fields the hot paths read and write on every pick, laid out first (issue 15).
 
     CPython sorts a class's ``__slots__`` by name when it lays them out, so the order written in
@@ -73,7 +116,6 @@ class _HotFields:
 
     __slots__ = (
         "deadline",
-        "endpoint",
         "latency",
         "latency_at",
         "load",
@@ -83,9 +125,6 @@ class _HotFields:
         "order",
         "picked_at",
         "rank",
-        "released",
-        "retired",
-        "selected",
         "weight",
     )
 
@@ -100,6 +139,15 @@ class EndpointState(_HotFields):
 
     # The rest, read off the hot paths (the hot fields are _HotFields' slots, laid out first).
     __slots__ = (
+        # Never set: they make a state 248 bytes with its GC header, so pymalloc serves it from
+        # 256-byte blocks, which start 48 bytes past a 64-byte boundary (POOL_OVERHEAD, 48, in
+        # CPython 3.11's Objects/obmalloc.c), and the state itself, past its 16-byte header, on
+        # one: _EveryPick's fields share the line of the reference count. With 240-byte blocks
+        # a state started at any multiple of 16 and its first 48 bytes crossed a line half the
+        # time (last-level misses per pure RoundRobin pick at N = 10,000, callgrind: 5.25 ->
+        # 4.75). 16 bytes per endpoint. tests/test_state_layout.py.
+        "_align0",
+        "_align1",
         "applied",
         "cancelled",
         "cls",
@@ -117,8 +165,8 @@ class EndpointState(_HotFields):
         # What every select and release reads, first: compiled (mypyc), attributes are laid out
         # in the order they are first assigned, so these share a cache line (issue 15: at
         # N = 10,000 a pick's endpoint is rarely in cache).
-        self.selected = itertools.count()
-        self.released = itertools.count()
+        self.selected = tally()
+        self.released = tally()
         self.n_selected = 0  # the compiled build's parts of the counters (module docstring)
         self.n_released = 0
         self.retired = False  # removed while leases were still out
@@ -134,8 +182,8 @@ class EndpointState(_HotFields):
         self.cls = -1
         self.applied: int | None = None
         self.up = True
-        self.failed = itertools.count()
-        self.cancelled = itertools.count()  # releases with no outcome (``Balancer.cancel``)
+        self.failed = tally()
+        self.cancelled = tally()  # releases with no outcome (``Balancer.cancel``)
         self.n_failed = 0
         self.n_cancelled = 0
         self.load = 0  # in-flight count kept under the strategy's lock (load-aware strategies)

@@ -54,6 +54,10 @@ _NEW_LEASE: Final = NEW_LEASE
 _chain: Final = itertools.chain
 _cycle: Final = itertools.cycle
 
+#: The most instance attributes whose keys CPython 3.11 shares among a class's instances (see
+#: ``_ScheduleBalancer.__init__``).
+MAX_SHARED_ATTRIBUTES: Final = 29
+
 #: Most picks WeightedRoundRobin precomputes (a transient after a change plus one cycle); past
 #: it, picks are generated online under the lock in O(k + log n).
 SCHEDULE_LIMIT = 1 << 16
@@ -98,6 +102,14 @@ class _ScheduleBalancer(BalancerBase):
     """Picks ``schedule[next(counter) % len(schedule)]``; a rebuild keeps the counter running."""
 
     def __init__(self, endpoints: Iterable[EndpointLike], *, clock: Clock) -> None:
+        # Pure Python, keep a balancer's instance attributes (these, BalancerBase's and the
+        # strategy's) at most MAX_SHARED_ATTRIBUTES: CPython 3.11 shares a class's attribute
+        # keys among its instances only up to 29 names (SHARED_KEYS_MAX_SIZE, 30, in
+        # Objects/dictobject.c; a 30th makes each instance's dict a dict of its own), and only
+        # with shared keys is ``self._fast`` a LOAD_ATTR_INSTANCE_VALUE; else every attribute
+        # read of the hot paths is the slower LOAD_ATTR_WITH_HINT. WeightedRoundRobin had 32
+        # (issue 15): rarely read attributes are grouped (_fast_mark, _Book) or derived
+        # (_online). tests/strategies/test_schedule_attributes.py.
         super().__init__(endpoints, clock=clock)
         self._counter = itertools.count()
         self._turns = 0  # the compiled build's part of the counter (balancekit._state)
@@ -112,8 +124,9 @@ class _ScheduleBalancer(BalancerBase):
         # The picks made through it are folded into the count under the lock (_fold). Compiled,
         # ``_turns`` is a native int and this stays None.
         self._fast: tuple[tuple[EndpointState, ...], Iterator[int]] | None = None
-        self._fast_at = 0  # the index the positions started at (or were folded at)
-        self._fast_turn = 0  # the count of picks then (position ``_fast_at`` of the schedule)
+        # The index the positions started at (or were folded at), and the count of picks then
+        # (that index of the schedule). One attribute for the two (below).
+        self._fast_mark = (0, 0)
         self._ring: tuple[EndpointState, ...] = ()
         self._smooth: SmoothOnline | None = None  # NGINX's loop, stepped online (large pools)
         # While online: the cycle found in its picks since the last change (then the picks are
@@ -195,10 +208,11 @@ class _ScheduleBalancer(BalancerBase):
             if schedule and self._health is None:  # (_select_pure's one test covers both)
                 length = len(schedule)
                 at = turn % length
-                self._fast_at = at
-                self._fast_turn = turn
-                # the indices from ``at`` to the end, then round and round: O(1) to build
-                self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
+                self._fast_mark = (at, turn)
+                # the indices from ``at`` round to ``at - 1``, then that lap again and again:
+                # O(1) to build, and past the first lap a pick's ``next`` is the cycle's alone
+                # (the chain was outermost before: one C call more per pick, ~20 instructions)
+                self._fast = (schedule, _cycle(_chain(range(at, length), range(at))))
             else:
                 self._fast = None
         self._schedule = schedule
@@ -227,11 +241,10 @@ class _ScheduleBalancer(BalancerBase):
         length = len(schedule)
         at: int = NEXT(positions)
         # the count goes on from there (a pick racing this may count on the old count object)
-        turn = count_value(self._counter) + (at - self._fast_at) % length
+        turn = count_value(self._counter) + (at - self._fast_mark[0]) % length
         self._counter = itertools.count(turn)
-        self._fast_at = at
-        self._fast_turn = turn
-        self._fast = (schedule, _chain(range(at, length), _cycle(range(length))))
+        self._fast_mark = (at, turn)
+        self._fast = (schedule, _cycle(_chain(range(at, length), range(at))))
 
     def _turn(self) -> int:
         """The counter's next value (the picks' position), counted in the part this build makes
@@ -248,7 +261,8 @@ class _ScheduleBalancer(BalancerBase):
             fast = self._fast
             if fast is not None:  # a schedule installed: the next of its positions, as the
                 at: int = NEXT(fast[1])  # position of the count it stands for
-                return self._fast_turn + (at - self._fast_at) % len(fast[0])
+                start, turn = self._fast_mark
+                return turn + (at - start) % len(fast[0])
             counted: int = NEXT(self._counter)
             return counted
 
@@ -439,6 +453,19 @@ class _Origin(NamedTuple):
     stepper: SmoothWeighted | None  # instead of transient/cycle: stepped online, under the lock
 
 
+class _Book:
+    """What WeightedRoundRobin's NGINX order keeps between changes, read and written at changes
+    only: one instance attribute for the two, so a balancer has few enough for CPython to share
+    its attribute keys (see ``_ScheduleBalancer.__init__``)."""
+
+    __slots__ = ("carried", "weight_counts")
+
+    def __init__(self) -> None:
+        # not eligible: (weight, current, reweights), see _resumed
+        self.carried: dict[str, tuple[int, int, int]] = {}
+        self.weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class WeightedRoundRobin(_ScheduleBalancer):
     """Smooth weighted round robin, exactly as NGINX does it: weights {5,1,1} give a a b a c a a.
@@ -498,11 +525,9 @@ class WeightedRoundRobin(_ScheduleBalancer):
             raise InvalidOption(f'order must be "nginx" or "envoy", not {describe(order)}')
         super().__init__(endpoints, clock=clock)
         self._envoy_order = order == "envoy"
-        self._online: tuple[tuple[EndpointState, ...], Iterator[int], int] | None = None
         self._origin: _Origin | None = None
-        # not eligible: (weight, current, reweights), see _resumed
-        self._carried: dict[str, tuple[int, int, int]] = {}
-        self._weight_counts: dict[int, int] = {}  # weight -> eligible endpoints
+        # what NGINX's loop carries across changes: read and written at changes only
+        self._book = _Book()
         self._edf: EdfByWeight | None = None  # order="envoy": Envoy's EDF, by weight class
         self._start()
 
@@ -522,12 +547,13 @@ class WeightedRoundRobin(_ScheduleBalancer):
             edf.restart()
             self._set_ring(eligible)
             return
+        book = self._book
         if not delta.full and not delta.size:  # a down or unhealthy member changed class only
             for state in delta.left:
-                self._carried.pop(state.endpoint.address, None)
+                book.carried.pop(state.endpoint.address, None)
             return
         self._settle()  # a cycle's lookup ends: the SmoothOnline catches up first (issue 15)
-        counts = self._weight_counts
+        counts = book.weight_counts
         if delta.full:
             counts.clear()
             for state in eligible:
@@ -542,7 +568,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
                 counts[state.weight] = counts.get(state.weight, 0) + 1
         smooth = self._smooth
         if smooth is not None and delta.full:  # carry every current weight, then start over
-            self._carried.update(smooth.currents())
+            book.carried.update(smooth.currents())
             self._smooth = smooth = None
         n = len(eligible)
         if n:
@@ -550,18 +576,18 @@ class WeightedRoundRobin(_ScheduleBalancer):
             small = n <= SMALL_POOL or cycle * (len(counts) + 1) <= PRECOMPUTE_BUDGET
         if not n or small:  # (a small pool past the limit steps main's SmoothWeighted)
             if smooth is not None:  # leaving online mode: its current weights carry over
-                self._carried.update(smooth.currents())
+                book.carried.update(smooth.currents())
                 self._smooth = None
             self._rebuild(list(eligible))
             return
-        carried, members = self._carried, self._members
+        carried, members = book.carried, self._members
         if smooth is None:  # entering online mode, from the precomputed origin
             before = self._current_weights()
             smooth = SmoothOnline()
             for state in eligible:
                 kept = before.get(state.endpoint.address)
                 smooth.add(state, _resumed(kept, state))
-            self._carried = {
+            book.carried = {
                 address: kept
                 for address, kept in before.items()
                 if address in members and members[address].applied is None
@@ -580,11 +606,21 @@ class WeightedRoundRobin(_ScheduleBalancer):
             for state in delta.added:
                 kept = carried.pop(state.endpoint.address, None)
                 smooth.add(state, _resumed(kept, state))
-        self._origin, self._online = None, None
+        self._origin = None
         self._install(())
         self._ring = tuple(eligible)
         self._smooth = smooth
         self._watch()
+
+    @property
+    def _online(self) -> tuple[tuple[EndpointState, ...], Iterator[int], int] | None:
+        """A cycle too long to precompute, stepped by :class:`SmoothWeighted` since the last
+        rebuild: (the eligible endpoints, the stepper, the cycle's length); else None. Derived
+        from ``_origin``, not kept: see ``_ScheduleBalancer.__init__``."""
+        origin = self._origin
+        if origin is None or origin.stepper is None:
+            return None
+        return (origin.states, origin.stepper, sum(origin.weights) // math.gcd(*origin.weights))
 
     def _settle(self) -> None:
         """Before a change (under the lock): bring a SmoothOnline that waits at the start of a
@@ -601,7 +637,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
     def _watch(self) -> None:
         """After a change in online mode (under the lock): look for the next cycle, O(k)."""
         self._finder = None
-        counts = self._weight_counts
+        counts = self._book.weight_counts
         if self._smooth is None or not counts:
             return
         divisor = math.gcd(*counts)
@@ -617,13 +653,13 @@ class WeightedRoundRobin(_ScheduleBalancer):
             return
         before = self._current_weights()
         in_rotation = {id(state) for state in eligible}
-        self._carried = {
+        self._book.carried = {
             address: carried
             for address, carried in before.items()
             if address in self._members and id(self._members[address]) not in in_rotation
         }
         if not eligible:
-            self._origin, self._online = None, None
+            self._origin = None
             self._install(())
             return
         weights = tuple(state.weight for state in eligible)
@@ -633,11 +669,9 @@ class WeightedRoundRobin(_ScheduleBalancer):
         found = smooth_schedule(weights, currents, SCHEDULE_LIMIT)
         if found is None:
             stepper = SmoothWeighted(weights, currents)
-            cycle_length = sum(weights) // math.gcd(*weights)
             origin = _Origin(states, weights, tuple(currents), base, (), (), (), stepper)
             self._origin = origin
             self._install(())
-            self._online = (states, stepper, cycle_length)
             return
         transient, cycle = found
         length = len(cycle)
@@ -653,14 +687,14 @@ class WeightedRoundRobin(_ScheduleBalancer):
             rotated,
             None,
         )
-        self._origin, self._online = origin, None
+        self._origin = origin
         self._install(() if transient else rotated)  # a transient is picked by _pick_online
 
     def _current_weights(self) -> dict[str, tuple[int, int, int]]:
         """NGINX's ``current_weight`` of every endpoint that has one now, by address, with the
         weight it was reached under and the endpoint's ``reweights`` (see :func:`_resumed`);
         O(T + L) from the picks since the last rebuild."""
-        result = dict(self._carried)
+        result = dict(self._book.carried)
         origin = self._origin
         if origin is None:
             return result
@@ -738,7 +772,7 @@ class WeightedRoundRobin(_ScheduleBalancer):
             counts: dict[int, int] = {}
             for state in self._eligible():
                 counts[state.weight] = counts.get(state.weight, 0) + 1
-            assert counts == self._weight_counts
+            assert counts == self._book.weight_counts
         if self._edf is not None:
             self._edf.check(self._eligible())
         if self._envoy_order or origin is None or origin.stepper is not None:
