@@ -37,7 +37,9 @@ __all__ = ["CheckedClock", "Clock", "check_clock", "holding", "within_float"]
 #: A clock: a function returning seconds as a float, monotonic (default :func:`time.monotonic`).
 Clock = Callable[[], float]
 
-#: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN.
+#: The largest finite float: ``x <= FLOAT_MAX`` is False for inf and NaN. The same constant as
+#: ``_core.FLOAT_MAX``, defined here too: compiled (mypyc), an imported ``Final`` is looked up by
+#: name on every read, a module's own is a C static.
 FLOAT_MAX: Final = sys.float_info.max
 
 #: The standard library's clocks: their readings are finite floats, taken unchecked.
